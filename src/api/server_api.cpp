@@ -1,0 +1,219 @@
+#include "api/server_api.hpp"
+
+#include <openssl/crypto.h>
+
+#include <algorithm>
+#include <memory>
+#include <optional>
+#include <unordered_set>
+
+#include "auth/token_source.hpp"
+#include "net/url.hpp"
+#include "protocol/envelope.hpp"
+#include "protocol/json_writer.hpp"
+
+namespace zena::api {
+namespace {
+
+using protocol::json_object;
+
+// Event type names: letters, digits and . _ : - (room for "deal.risk", "custom:thing").
+bool valid_type(std::string_view type) {
+    if (type.empty() || type.size() > k_max_type_bytes) return false;
+    return std::all_of(type.begin(), type.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+               c == ':' || c == '-';
+    });
+}
+
+// A user id as the API accepts it: what a JWT's user claim can hold.
+bool valid_user(std::string_view user) { return !user.empty() && user.size() <= 256; }
+
+struct publish_request {
+    std::vector<std::string> users;  // empty for broadcast-all
+    protocol::shared_frame frame;
+};
+
+// Parses {"type", "payload", and (when `with_users`) "userId" | "userIds"}. On failure returns
+// the error response; on success fills `out`.
+std::optional<http_response> parse_publish(std::string_view body, bool with_users, std::size_t max_users,
+                                           publish_request& out) {
+    simdjson::dom::element root;
+    if (protocol::thread_json_parser().parse(body.data(), body.size()).get(root) != simdjson::SUCCESS) {
+        return error_response(400, "body is not valid JSON");
+    }
+    simdjson::dom::object object;
+    if (root.get_object().get(object) != simdjson::SUCCESS) return error_response(400, "body must be a JSON object");
+
+    std::string_view type;
+    if (object["type"].get_string().get(type) != simdjson::SUCCESS) {
+        return error_response(400, "type is required and must be a string", "type");
+    }
+    if (!valid_type(type)) {
+        return error_response(400, "type must be 1-128 characters of letters, digits and . _ : -", "type");
+    }
+    simdjson::dom::element payload;
+    if (object["payload"].get(payload) != simdjson::SUCCESS || !payload.is_object()) {
+        return error_response(400, "payload is required and must be a JSON object", "payload");
+    }
+
+    if (with_users) {
+        simdjson::dom::element user_id;
+        simdjson::dom::element user_ids;
+        const bool has_one = object["userId"].get(user_id) == simdjson::SUCCESS;
+        const bool has_many = object["userIds"].get(user_ids) == simdjson::SUCCESS;
+        if (has_one == has_many) return error_response(400, "give exactly one of userId and userIds", "userId");
+        if (has_one) {
+            std::string_view user;
+            if (user_id.get_string().get(user) != simdjson::SUCCESS || !valid_user(user)) {
+                return error_response(400, "userId must be a non-empty string of at most 256 bytes", "userId");
+            }
+            out.users.emplace_back(user);
+        } else {
+            simdjson::dom::array list;
+            if (user_ids.get_array().get(list) != simdjson::SUCCESS) {
+                return error_response(400, "userIds must be an array of strings", "userIds");
+            }
+            if (list.size() > max_users) {
+                return error_response(400, "userIds names more than " + std::to_string(max_users) + " users",
+                                      "userIds");
+            }
+            std::unordered_set<std::string_view> seen;
+            std::size_t index = 0;
+            for (simdjson::dom::element item : list) {
+                std::string_view user;
+                if (item.get_string().get(user) != simdjson::SUCCESS || !valid_user(user)) {
+                    return error_response(400, "userIds must hold non-empty strings of at most 256 bytes",
+                                          "userIds[" + std::to_string(index) + "]");
+                }
+                // A user listed twice gets the event once.
+                if (seen.insert(user).second) out.users.emplace_back(user);
+                ++index;
+            }
+        }
+    }
+    out.frame = protocol::make_event_frame(type, protocol::minify_json(payload));
+    return std::nullopt;
+}
+
+http_response ok(std::string body) { return http_response{200, std::move(body), {}}; }
+
+}  // namespace
+
+http_response error_response(int status, std::string_view message, std::string_view field) {
+    json_object body;
+    body.add("error", message);
+    if (!field.empty()) body.add("field", field);
+    return http_response{status, body.str(), {}};
+}
+
+server_api::server_api(hub::hub_set& hubs, observability::metrics& metrics, std::string api_key, api_limits limits)
+    : hubs_(hubs), metrics_(metrics), api_key_(std::move(api_key)), limits_(limits) {}
+
+bool server_api::authorized(std::string_view authorization) const {
+    const auto presented = auth::bearer_credential(authorization);
+    return presented.size() == api_key_.size() && !api_key_.empty() &&
+           CRYPTO_memcmp(presented.data(), api_key_.data(), api_key_.size()) == 0;
+}
+
+void server_api::handle(const http_request& request, std::function<void(http_response)> reply) {
+    // Count refusals on the way out, whichever route answered.
+    auto respond = [this, reply = std::move(reply)](http_response response) {
+        if (response.status >= 400 && response.status < 500) observability::metrics::add(metrics_.api_rejections);
+        reply(std::move(response));
+    };
+    if (!authorized(request.authorization)) {
+        auto response = error_response(401, "missing or invalid API key (Authorization: Bearer <key>)");
+        response.headers.emplace_back("WWW-Authenticate", "Bearer");
+        return respond(std::move(response));
+    }
+    const auto path = net::target_path(request.target);
+    const auto method_not_allowed = [&](std::string_view allow) {
+        auto response = error_response(405, "method not allowed");
+        response.headers.emplace_back("Allow", std::string{allow});
+        respond(std::move(response));
+    };
+
+    if (path == "/api/broadcast") {
+        if (request.method != "POST") return method_not_allowed("POST");
+        return broadcast(request.body, std::move(respond));
+    }
+    if (path == "/api/broadcast-all") {
+        if (request.method != "POST") return method_not_allowed("POST");
+        return broadcast_all(request.body, std::move(respond));
+    }
+    if (path == "/api/stats") {
+        if (request.method != "GET") return method_not_allowed("GET");
+        return respond(stats());
+    }
+    // /api/users/{userId}/connections
+    constexpr std::string_view k_users = "/api/users/";
+    constexpr std::string_view k_connections = "/connections";
+    if (path.starts_with(k_users) && path.ends_with(k_connections) &&
+        path.size() > k_users.size() + k_connections.size()) {
+        const auto encoded = path.substr(k_users.size(), path.size() - k_users.size() - k_connections.size());
+        auto user = net::percent_decode(encoded, false);
+        if (!user || !valid_user(*user) || user->find('/') != std::string::npos) {
+            return respond(error_response(400, "userId in the path is not valid", "userId"));
+        }
+        if (request.method == "GET") {
+            const auto count = hubs_.registry().connections_of(*user);
+            return respond(ok(json_object().add("userId", *user).add("connections", std::uint64_t{count}).str()));
+        }
+        if (request.method == "DELETE") return disconnect_user(std::move(*user), std::move(respond));
+        return method_not_allowed("GET, DELETE");
+    }
+    respond(error_response(404, "no such API route"));
+}
+
+void server_api::broadcast(std::string_view body, std::function<void(http_response)> reply) {
+    publish_request parsed;
+    if (auto error = parse_publish(body, true, limits_.max_users_per_publish, parsed)) return reply(std::move(*error));
+    observability::metrics::add(metrics_.events_published);
+    auto users = std::make_shared<const std::vector<std::string>>(std::move(parsed.users));
+    hubs_.on_every_hub(
+        [users, frame = std::move(parsed.frame)](hub::hub& h) {
+            std::size_t delivered = 0;
+            for (const auto& user : *users) delivered += h.send_to_user(user, frame);
+            return delivered;
+        },
+        [this, reply = std::move(reply)](std::size_t delivered) {
+            observability::metrics::add(metrics_.messages_delivered, delivered);
+            reply(ok(json_object().add("delivered", std::uint64_t{delivered}).str()));
+        });
+}
+
+void server_api::broadcast_all(std::string_view body, std::function<void(http_response)> reply) {
+    publish_request parsed;
+    if (auto error = parse_publish(body, false, 0, parsed)) return reply(std::move(*error));
+    observability::metrics::add(metrics_.events_published);
+    hubs_.on_every_hub([frame = std::move(parsed.frame)](hub::hub& h) { return h.send_to_all(frame); },
+                       [this, reply = std::move(reply)](std::size_t delivered) {
+                           observability::metrics::add(metrics_.messages_delivered, delivered);
+                           reply(ok(json_object().add("delivered", std::uint64_t{delivered}).str()));
+                       });
+}
+
+void server_api::disconnect_user(std::string user, std::function<void(http_response)> reply) {
+    auto shared_user = std::make_shared<const std::string>(std::move(user));
+    hubs_.on_every_hub(
+        [shared_user](hub::hub& h) {
+            return h.close_user(*shared_user, protocol::close_code::disconnected, "disconnected by server");
+        },
+        [shared_user, reply = std::move(reply)](std::size_t closed) {
+            reply(ok(json_object().add("userId", *shared_user).add("closed", std::uint64_t{closed}).str()));
+        });
+}
+
+http_response server_api::stats() const {
+    const auto& registry = hubs_.registry();
+    return ok(json_object()
+                  .add("connections", std::uint64_t{registry.connections()})
+                  .add("users", std::uint64_t{registry.users()})
+                  .add("threads", std::uint64_t{hubs_.size()})
+                  .add("messagesDelivered", metrics_.messages_delivered.load(std::memory_order_relaxed))
+                  .add("eventsPublished", metrics_.events_published.load(std::memory_order_relaxed))
+                  .str());
+}
+
+}  // namespace zena::api

@@ -1,0 +1,70 @@
+#pragma once
+// The HTTP server API the backend calls: publish to users or to everyone, connection counts,
+// and disconnecting a user. Transport-free: the HTTP session hands it a parsed request and
+// sends back whatever it answers, so every route is unit-tested without sockets.
+//
+// Threading: `handle` may be called on any event-loop thread, concurrently. `reply` is called
+// exactly once, on the calling thread or on another event-loop thread (after a publish has
+// crossed every thread); the caller must hop back to its own executor.
+//
+// Every publish is checked whole before anything is delivered: a bad request gets a 4xx JSON
+// error that names the field, and nothing is half-delivered.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "hub/hub_set.hpp"
+#include "observability/metrics.hpp"
+
+namespace zena::api {
+
+struct http_request {
+    std::string_view method;  // "GET", "POST", ...
+    std::string_view target;  // path and query, as received
+    std::string_view authorization;
+    std::string_view body;
+};
+
+struct http_response {
+    int status = 200;
+    std::string body;
+    std::vector<std::pair<std::string, std::string>> headers;  // besides Content-Type (always JSON)
+};
+
+struct api_limits {
+    std::size_t max_users_per_publish = 10000;
+};
+
+// Longest event type name accepted.
+inline constexpr std::size_t k_max_type_bytes = 128;
+
+class server_api {
+public:
+    server_api(hub::hub_set& hubs, observability::metrics& metrics, std::string api_key, api_limits limits);
+
+    // True for the paths this API owns (/api/...).
+    static bool owns(std::string_view path) { return path == "/api" || path.starts_with("/api/"); }
+
+    void handle(const http_request& request, std::function<void(http_response)> reply);
+
+private:
+    void broadcast(std::string_view body, std::function<void(http_response)> reply);
+    void broadcast_all(std::string_view body, std::function<void(http_response)> reply);
+    void disconnect_user(std::string user, std::function<void(http_response)> reply);
+    http_response stats() const;
+    bool authorized(std::string_view authorization) const;
+
+    hub::hub_set& hubs_;
+    observability::metrics& metrics_;
+    std::string api_key_;
+    api_limits limits_;
+};
+
+// {"error": message, "field": field}; field omitted when empty.
+http_response error_response(int status, std::string_view message, std::string_view field = {});
+
+}  // namespace zena::api

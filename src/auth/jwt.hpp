@@ -1,0 +1,80 @@
+#pragma once
+// JSON Web Tokens (RFC 7519) signed with HMAC (HS256/384/512). The algorithm is pinned by
+// configuration: a token whose header names any other algorithm, `none` included, is refused
+// before its signature is looked at. The verifier is immutable after construction and safe to
+// share between threads.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace zena::auth {
+
+enum class jwt_algorithm : std::uint8_t { hs256, hs384, hs512 };
+
+std::string_view to_string(jwt_algorithm alg);
+std::optional<jwt_algorithm> parse_jwt_algorithm(std::string_view name);
+
+struct jwt_settings {
+    jwt_algorithm algorithm = jwt_algorithm::hs256;
+    std::string secret;
+    std::chrono::seconds leeway{30};  // tolerated clock skew for exp and nbf
+    std::string issuer;               // checked when not empty
+    std::string audience;             // checked when not empty
+    std::string user_claim = "sub";   // the claim that names the user
+};
+
+enum class jwt_error : std::uint8_t {
+    none,
+    missing,        // no token at all
+    malformed,      // not three base64url parts of JSON, or too large
+    bad_algorithm,  // header names an algorithm other than the pinned one
+    bad_signature,  // signature does not match
+    expired,        // exp is in the past (beyond leeway)
+    not_yet_valid,  // nbf is in the future (beyond leeway)
+    bad_issuer,     // iss differs from the configured issuer
+    bad_audience,   // aud does not contain the configured audience
+    missing_user,   // the user claim is absent, empty or not a string
+};
+
+// A short reason, safe to send to the client in the close frame (no token content).
+std::string_view to_string(jwt_error error);
+
+struct jwt_identity {
+    std::string user_id;
+    std::optional<std::int64_t> expires_at;  // exp, seconds since the epoch
+};
+
+struct jwt_result {
+    jwt_error error = jwt_error::none;
+    jwt_identity identity;
+    explicit operator bool() const { return error == jwt_error::none; }
+};
+
+// Tokens longer than this are refused as malformed before any decoding.
+inline constexpr std::size_t k_max_token_bytes = 8192;
+
+class jwt_verifier {
+public:
+    using clock_fn = std::function<std::int64_t()>;  // seconds since the epoch
+
+    explicit jwt_verifier(jwt_settings settings, clock_fn now = {});
+
+    jwt_result verify(std::string_view token) const;
+    const jwt_settings& settings() const { return settings_; }
+
+private:
+    jwt_settings settings_;
+    clock_fn now_;
+};
+
+// Signs a token for `user_id` valid for `ttl` from now (dev tokens, tests, the `token` command).
+std::string mint_jwt(const jwt_settings& settings, std::string_view user_id, std::chrono::seconds ttl,
+                     std::int64_t now_seconds);
+
+std::int64_t unix_now();
+
+}  // namespace zena::auth

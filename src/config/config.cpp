@@ -1,0 +1,369 @@
+#include "config/config.hpp"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstdlib>
+#include <sstream>
+#include <variant>
+
+#include <toml++/toml.h>
+
+#include "auth/jwt.hpp"
+
+namespace zena::config {
+namespace {
+
+using field = std::variant<std::string settings::*, std::int64_t settings::*, double settings::*>;
+
+struct option {
+    std::string_view key;   // TOML key: "section.name"
+    std::string_view env;   // environment variable
+    std::string_view flag;  // command-line flag, without the leading "--"
+    field target;
+    std::string_view unit;
+    std::int64_t min = 0;  // integers only
+    std::int64_t max = 0;
+    bool secret = false;  // never printed
+    std::string_view help;
+};
+
+constexpr std::int64_t k_day_ms = 24LL * 3600 * 1000;
+
+// The one table of options. Its order is the order of --help and of docs/configuration.md.
+const std::array k_options{
+    option{"server.host", "ZENA_HOST", "host", &settings::host, "", 0, 0, false,
+           "Address to listen on (IPv4 or IPv6 literal)."},
+    option{"server.port", "ZENA_PORT", "port", &settings::port, "", 0, 65535, false,
+           "TCP port for WebSocket upgrades (/ws) and the HTTP API; 0 picks a free port (logged at start)."},
+    option{"server.threads", "ZENA_THREADS", "threads", &settings::threads, "", 0, 256, false,
+           "Event-loop threads, each owning its connections; 0 means one per core."},
+    option{"server.mode", "ZENA_MODE", "mode", &settings::mode, "", 0, 0, false,
+           "auto, dev or production. auto is dev when neither jwt_secret nor api_key is set. Dev mode "
+           "generates a secret and an API key, keeps them in dev_state_file and prints them; production "
+           "refuses to start without both."},
+    option{"auth.jwt_secret", "ZENA_JWT_SECRET", "jwt-secret", &settings::jwt_secret, "", 0, 0, true,
+           "HMAC secret that signs client tokens; at least as long as the hash (32 bytes for HS256)."},
+    option{"auth.jwt_algorithm", "ZENA_JWT_ALGORITHM", "jwt-algorithm", &settings::jwt_algorithm, "", 0, 0, false,
+           "The one accepted algorithm: HS256, HS384 or HS512. Tokens naming any other, none included, "
+           "are refused."},
+    option{"auth.jwt_leeway_s", "ZENA_JWT_LEEWAY_S", "jwt-leeway-s", &settings::jwt_leeway_s, "s", 0, 300, false,
+           "Clock skew tolerated when checking exp and nbf."},
+    option{"auth.jwt_issuer", "ZENA_JWT_ISSUER", "jwt-issuer", &settings::jwt_issuer, "", 0, 0, false,
+           "When set, the iss claim must equal it."},
+    option{"auth.jwt_audience", "ZENA_JWT_AUDIENCE", "jwt-audience", &settings::jwt_audience, "", 0, 0, false,
+           "When set, the aud claim must contain it."},
+    option{"auth.jwt_user_claim", "ZENA_JWT_USER_CLAIM", "jwt-user-claim", &settings::jwt_user_claim, "", 0, 0, false,
+           "The claim that holds the user id."},
+    option{"auth.api_key", "ZENA_API_KEY", "api-key", &settings::api_key, "", 0, 0, true,
+           "Key the backend presents as `Authorization: Bearer <key>` on /api/*; at least 16 bytes."},
+    option{"auth.dev_state_file", "ZENA_DEV_STATE_FILE", "dev-state-file", &settings::dev_state_file, "", 0, 0, false,
+           "Dev mode only: where the generated secret and API key are kept between runs."},
+    option{"websocket.heartbeat_interval_ms", "ZENA_HEARTBEAT_INTERVAL_MS", "heartbeat-interval-ms",
+           &settings::heartbeat_interval_ms, "ms", 100, k_day_ms, false,
+           "A ping is sent this often; a connection that has not answered the previous ping by the next "
+           "one is terminated."},
+    option{"websocket.handshake_timeout_ms", "ZENA_HANDSHAKE_TIMEOUT_MS", "handshake-timeout-ms",
+           &settings::handshake_timeout_ms, "ms", 100, 600000, false,
+           "Time allowed for the WebSocket handshake and for a close handshake to finish."},
+    option{"websocket.max_message_bytes", "ZENA_MAX_MESSAGE_BYTES", "max-message-bytes", &settings::max_message_bytes,
+           "bytes", 128, 16 * 1024 * 1024, false,
+           "Largest message a client may send; a larger one closes the connection with 1009."},
+    option{"websocket.send_queue_max_bytes", "ZENA_SEND_QUEUE_MAX_BYTES", "send-queue-max-bytes",
+           &settings::send_queue_max_bytes, "bytes", 1024, 1024LL * 1024 * 1024, false,
+           "Bytes that may wait to be written to one connection; past it the connection is closed with "
+           "4000 (slow_consumer) instead of growing memory."},
+    option{"http.max_body_bytes", "ZENA_HTTP_MAX_BODY_BYTES", "http-max-body-bytes", &settings::http_max_body_bytes,
+           "bytes", 1024, 64 * 1024 * 1024, false, "Largest HTTP request body; larger requests get 413."},
+    option{"http.max_header_bytes", "ZENA_HTTP_MAX_HEADER_BYTES", "http-max-header-bytes",
+           &settings::http_max_header_bytes, "bytes", 1024, 1024 * 1024, false,
+           "Largest HTTP request head (request line and headers); larger requests get 431."},
+    option{"http.request_timeout_ms", "ZENA_HTTP_REQUEST_TIMEOUT_MS", "http-request-timeout-ms",
+           &settings::http_request_timeout_ms, "ms", 100, 3600000, false,
+           "Time allowed to receive one HTTP request, and idle time on a keep-alive connection."},
+    option{"http.max_users_per_publish", "ZENA_MAX_USERS_PER_PUBLISH", "max-users-per-publish",
+           &settings::max_users_per_publish, "", 1, 1000000, false, "Most userIds one /api/broadcast call may name."},
+    option{"shutdown.drain_ms", "ZENA_SHUTDOWN_DRAIN_MS", "shutdown-drain-ms", &settings::shutdown_drain_ms, "ms", 0,
+           600000, false, "On SIGTERM/SIGINT, time allowed for close handshakes (1001) before the process exits."},
+    option{"log.level", "ZENA_LOG_LEVEL", "log-level", &settings::log_level, "", 0, 0, false,
+           "trace, debug, info, warn, error or off."},
+    option{"log.invalid_message_per_second", "ZENA_LOG_INVALID_MESSAGE_PER_SECOND", "log-invalid-message-per-second",
+           &settings::invalid_message_log_per_second, "lines/s", 0, 0, false,
+           "Per thread, how many invalid client messages are logged a second; the rest are counted."},
+};
+
+std::string default_text(const option& opt) {
+    const settings defaults{};
+    return std::visit(
+        [&](auto member) -> std::string {
+            const auto& value = defaults.*member;
+            if constexpr (std::is_same_v<std::decay_t<decltype(value)>, std::string>) {
+                return value;
+            } else {
+                std::ostringstream out;
+                out << value;
+                return out.str();
+            }
+        },
+        opt.target);
+}
+
+// Sets one option from text; returns an error message naming `source` or empty.
+std::string assign(settings& s, const option& opt, std::string_view text, std::string_view source) {
+    const auto where = [&] { return std::string{source} + " (" + std::string{opt.key} + ")"; };
+    return std::visit(
+        [&](auto member) -> std::string {
+            auto& value = s.*member;
+            using type = std::decay_t<decltype(value)>;
+            if constexpr (std::is_same_v<type, std::string>) {
+                value = std::string{text};
+                return {};
+            } else if constexpr (std::is_same_v<type, std::int64_t>) {
+                std::int64_t n = 0;
+                const auto* end = text.data() + text.size();
+                const auto [ptr, ec] = std::from_chars(text.data(), end, n);
+                if (ec != std::errc{} || ptr != end || text.empty()) {
+                    return where() + ": expected a whole number, got '" + std::string{text} + "'";
+                }
+                if (n < opt.min || n > opt.max) {
+                    return where() + ": " + std::to_string(n) + " is out of range [" + std::to_string(opt.min) + ", " +
+                           std::to_string(opt.max) + "]";
+                }
+                value = n;
+                return {};
+            } else {
+                char* end = nullptr;
+                const std::string copy{text};
+                const double d = std::strtod(copy.c_str(), &end);
+                if (copy.empty() || end != copy.c_str() + copy.size() || !(d >= 0)) {
+                    return where() + ": expected a non-negative number, got '" + copy + "'";
+                }
+                value = d;
+                return {};
+            }
+        },
+        opt.target);
+}
+
+const option* find_by_key(std::string_view key) {
+    for (const auto& opt : k_options) {
+        if (opt.key == key) return &opt;
+    }
+    return nullptr;
+}
+
+const option* find_by_flag(std::string_view flag) {
+    for (const auto& opt : k_options) {
+        if (opt.flag == flag) return &opt;
+    }
+    return nullptr;
+}
+
+std::string load_toml(settings& s, const std::string& path) {
+    toml::table root;
+    try {
+        root = toml::parse_file(path);
+    } catch (const toml::parse_error& e) {
+        std::ostringstream out;
+        out << "config file " << path << ": " << e.description() << " at line " << e.source().begin.line;
+        return out.str();
+    }
+    for (const auto& [section_name, section_node] : root) {
+        const auto* section = section_node.as_table();
+        if (!section) return "config file " + path + ": '" + std::string{section_name.str()} + "' must be a [section]";
+        for (const auto& [name, node] : *section) {
+            const std::string key = std::string{section_name.str()} + "." + std::string{name.str()};
+            const option* opt = find_by_key(key);
+            if (!opt) return "config file " + path + ": unknown option '" + key + "'";
+            std::string text;
+            if (const auto* str = node.as_string()) {
+                text = str->get();
+            } else if (const auto* integer = node.as_integer()) {
+                text = std::to_string(integer->get());
+            } else if (const auto* fp = node.as_floating_point()) {
+                std::ostringstream out;
+                out << fp->get();
+                text = out.str();
+            } else {
+                return "config file " + path + ": '" + key + "' must be a string or a number";
+            }
+            if (auto err = assign(s, *opt, text, "config file " + path); !err.empty()) return err;
+        }
+    }
+    return {};
+}
+
+std::size_t min_secret_bytes(std::string_view algorithm) {
+    if (algorithm == "HS384") return 48;
+    if (algorithm == "HS512") return 64;
+    return 32;
+}
+
+}  // namespace
+
+std::optional<std::string> process_env(std::string_view name) {
+    const char* value = std::getenv(std::string{name}.c_str());
+    if (!value) return std::nullopt;
+    return std::string{value};
+}
+
+load_result load(const std::vector<std::string>& args, const env_lookup& env) {
+    load_result result;
+    settings& s = result.values;
+
+    // The config file is named first, by flag or environment, so the rest can override it.
+    std::optional<std::string> config_path = env("ZENA_CONFIG");
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        if (args[i] == "--help" || args[i] == "-h") {
+            result.help = true;
+            return result;
+        }
+        if (args[i] == "--config") {
+            if (i + 1 >= args.size()) {
+                result.error = "--config needs a file path";
+                return result;
+            }
+            config_path = args[i + 1];
+        } else if (args[i].starts_with("--config=")) {
+            config_path = args[i].substr(9);
+        }
+    }
+    if (config_path && !config_path->empty()) {
+        if (auto err = load_toml(s, *config_path); !err.empty()) {
+            result.error = err;
+            return result;
+        }
+    }
+
+    for (const auto& opt : k_options) {
+        if (const auto value = env(opt.env)) {
+            if (auto err = assign(s, opt, *value, "environment variable " + std::string{opt.env}); !err.empty()) {
+                result.error = err;
+                return result;
+            }
+        }
+    }
+
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        std::string_view arg = args[i];
+        if (!arg.starts_with("--")) {
+            result.error = "unexpected argument '" + std::string{arg} + "' (see --help)";
+            return result;
+        }
+        arg.remove_prefix(2);
+        std::string_view name = arg;
+        std::optional<std::string> value;
+        if (const auto eq = arg.find('='); eq != std::string_view::npos) {
+            name = arg.substr(0, eq);
+            value = std::string{arg.substr(eq + 1)};
+        }
+        if (name == "config") {
+            if (!value) ++i;
+            continue;
+        }
+        const option* opt = find_by_flag(name);
+        if (!opt) {
+            result.error = "unknown option --" + std::string{name} + " (see --help)";
+            return result;
+        }
+        if (!value) {
+            if (i + 1 >= args.size()) {
+                result.error = "--" + std::string{name} + " needs a value";
+                return result;
+            }
+            value = args[++i];
+        }
+        if (auto err = assign(s, *opt, *value, "--" + std::string{name}); !err.empty()) {
+            result.error = err;
+            return result;
+        }
+    }
+
+    if (s.mode != "auto" && s.mode != "dev" && s.mode != "production") {
+        result.error = "server.mode must be auto, dev or production, got '" + s.mode + "'";
+        return result;
+    }
+    result.dev_mode = s.mode == "dev" || (s.mode == "auto" && s.jwt_secret.empty() && s.api_key.empty());
+    result.error = validate(s, result.dev_mode);
+    return result;
+}
+
+std::string validate(const settings& s, bool dev_mode) {
+    if (!auth::parse_jwt_algorithm(s.jwt_algorithm)) {
+        return "auth.jwt_algorithm must be HS256, HS384 or HS512, got '" + s.jwt_algorithm + "'";
+    }
+    if (s.jwt_user_claim.empty()) return "auth.jwt_user_claim must not be empty";
+    if (!dev_mode) {
+        if (s.jwt_secret.empty()) {
+            return "auth.jwt_secret (ZENA_JWT_SECRET) is required outside dev mode; set it, or run with "
+                   "--mode dev on a development machine";
+        }
+        if (s.api_key.empty()) {
+            return "auth.api_key (ZENA_API_KEY) is required outside dev mode; set it, or run with --mode dev "
+                   "on a development machine";
+        }
+    }
+    if (!s.jwt_secret.empty() && s.jwt_secret.size() < min_secret_bytes(s.jwt_algorithm)) {
+        return "auth.jwt_secret is " + std::to_string(s.jwt_secret.size()) + " bytes; " + s.jwt_algorithm +
+               " needs at least " + std::to_string(min_secret_bytes(s.jwt_algorithm)) + " (RFC 7518 section 3.2)";
+    }
+    if (!s.api_key.empty() && s.api_key.size() < 16) return "auth.api_key must be at least 16 bytes";
+    if (s.host.empty()) return "server.host must not be empty";
+    static constexpr std::array k_levels{"trace", "debug", "info", "warn", "error", "critical", "off"};
+    if (std::find(k_levels.begin(), k_levels.end(), s.log_level) == k_levels.end()) {
+        return "log.level must be one of trace, debug, info, warn, error, critical, off; got '" + s.log_level + "'";
+    }
+    if (s.send_queue_max_bytes < s.max_message_bytes) {
+        return "websocket.send_queue_max_bytes must be at least websocket.max_message_bytes";
+    }
+    return {};
+}
+
+std::string help_text() {
+    std::ostringstream out;
+    out << "zena-realtime: real-time WebSocket gateway (ws://HOST:PORT/ws?token=<JWT>)\n\n"
+           "Usage:\n"
+           "  zena-realtime [options]                 run the server\n"
+           "  zena-realtime token --user ID [--ttl S] [options]\n"
+           "                                          print a token for ID signed with the configured\n"
+           "                                          (or dev) secret, valid S seconds (default 3600)\n"
+           "  zena-realtime codes                     print the close-code table as JSON\n"
+           "  zena-realtime config-docs               print docs/configuration.md\n\n"
+           "Options (flag, then environment variable; flags override the environment, which overrides\n"
+           "the config file, which overrides the defaults):\n"
+           "  --config PATH  (ZENA_CONFIG)\n      TOML file with [server], [auth], [websocket], [http], "
+           "[shutdown], [log] sections.\n";
+    for (const auto& opt : k_options) {
+        out << "  --" << opt.flag << "  (" << opt.env << ")\n      " << opt.help;
+        if (!opt.unit.empty()) out << " Unit: " << opt.unit << '.';
+        if (!opt.secret) {
+            const auto def = default_text(opt);
+            out << " Default: " << (def.empty() ? "(empty)" : def) << '.';
+        }
+        out << '\n';
+    }
+    out << "  --help\n      This text.\n";
+    return out.str();
+}
+
+std::string markdown_reference() {
+    std::ostringstream out;
+    out << "# Configuration reference\n\n"
+           "Generated by `zena-realtime config-docs` from the option table in `src/config/config.cpp`; a test "
+           "checks that this file matches it.\n\n"
+           "Each option can be set in the TOML file given by `--config` (or `ZENA_CONFIG`), by its environment "
+           "variable, or by its flag. Flags win over the environment, which wins over the file, which wins over "
+           "the default. Every value is checked at start; a bad one stops the server with a message that names "
+           "it. See `config/zena-realtime.toml` for a commented sample.\n\n"
+           "| TOML key | Environment | Flag | Default | Unit | Meaning |\n"
+           "|---|---|---|---|---|---|\n";
+    for (const auto& opt : k_options) {
+        const auto def = opt.secret ? std::string{"(none)"} : default_text(opt);
+        out << "| `" << opt.key << "` | `" << opt.env << "` | `--" << opt.flag << "` | "
+            << (def.empty() ? std::string{"(empty)"} : "`" + def + "`") << " | " << opt.unit << " | " << opt.help
+            << " |\n";
+    }
+    return out.str();
+}
+
+}  // namespace zena::config

@@ -1,0 +1,41 @@
+#pragma once
+// Configuration: defaults, then a TOML file (--config / ZENA_CONFIG), then environment
+// variables, then flags; the later wins. Everything is checked here, at start: a bad value is
+// a clear message naming the option, never a surprise later. --help and docs/configuration.md
+// are both generated from the same option table.
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/settings.hpp"
+
+namespace zena::config {
+
+using env_lookup = std::function<std::optional<std::string>(std::string_view name)>;
+
+// The process environment.
+std::optional<std::string> process_env(std::string_view name);
+
+struct load_result {
+    settings values;
+    std::string error;      // empty on success
+    bool help = false;      // --help was asked for
+    bool dev_mode = false;  // resolved from `mode` and whether a secret and an API key are set
+};
+
+// `args` are the command-line arguments after the program name (and subcommand).
+load_result load(const std::vector<std::string>& args, const env_lookup& env);
+
+// Checks values against each other and their ranges; empty when fine.
+std::string validate(const settings& s, bool dev_mode);
+
+// The --help text.
+std::string help_text();
+
+// docs/configuration.md, generated from the option table.
+std::string markdown_reference();
+
+}  // namespace zena::config

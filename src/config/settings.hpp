@@ -1,0 +1,48 @@
+#pragma once
+// Every setting of the server, with its default. The option table in config.cpp names each one
+// for the TOML file, the environment and the command line, and documents it; this struct is
+// what the rest of the program reads. Settings are immutable once the server starts.
+
+#include <cstdint>
+#include <string>
+
+namespace zena::config {
+
+struct settings {
+    // [server]
+    std::string host = "0.0.0.0";
+    std::int64_t port = 3000;
+    std::int64_t threads = 0;   // 0: one per core
+    std::string mode = "auto";  // auto | dev | production
+
+    // [auth]
+    std::string jwt_secret;
+    std::string jwt_algorithm = "HS256";
+    std::int64_t jwt_leeway_s = 30;
+    std::string jwt_issuer;
+    std::string jwt_audience;
+    std::string jwt_user_claim = "sub";
+    std::string api_key;
+    std::string dev_state_file = ".zena-dev.toml";
+
+    // [websocket]
+    std::int64_t heartbeat_interval_ms = 30000;
+    std::int64_t handshake_timeout_ms = 10000;
+    std::int64_t max_message_bytes = 64 * 1024;
+    std::int64_t send_queue_max_bytes = 1024 * 1024;
+
+    // [http]
+    std::int64_t http_max_body_bytes = 1024 * 1024;
+    std::int64_t http_max_header_bytes = 8 * 1024;
+    std::int64_t http_request_timeout_ms = 30000;
+    std::int64_t max_users_per_publish = 10000;
+
+    // [shutdown]
+    std::int64_t shutdown_drain_ms = 5000;
+
+    // [log]
+    std::string log_level = "info";
+    double invalid_message_log_per_second = 5;
+};
+
+}  // namespace zena::config

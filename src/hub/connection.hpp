@@ -1,0 +1,47 @@
+#pragma once
+// A client connection as the hub sees it, whatever the transport underneath.
+//
+// Threading: a connection belongs to one event-loop thread, and the hub calls it only on that
+// thread. Its methods queue work and return at once; they never call back into the hub
+// synchronously (removal happens later, from the connection's own completion handlers), so the
+// hub may call them while iterating its tables.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "protocol/close_codes.hpp"
+#include "protocol/envelope.hpp"
+
+namespace zena::hub {
+
+using connection_id = std::uint64_t;
+
+class connection {
+public:
+    connection(connection_id id, std::string user_id) : id_(id), user_id_(std::move(user_id)) {}
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
+    virtual ~connection() = default;
+
+    connection_id id() const { return id_; }
+    const std::string& user_id() const { return user_id_; }
+
+    // Queues `frame` for sending. False when it was not queued: the connection is closing, or the
+    // frame would pass its send-queue budget, in which case the connection closes itself with
+    // close_code::slow_consumer. Never blocks.
+    virtual bool send(const protocol::shared_frame& frame) = 0;
+
+    // Starts the close handshake with `code`; later sends are refused.
+    virtual void close(protocol::close_code code, std::string_view reason) = 0;
+
+    // One heartbeat tick: if the previous ping was not answered, terminates the connection and
+    // returns false; otherwise sends a new ping and returns true.
+    virtual bool heartbeat() = 0;
+
+private:
+    connection_id id_;
+    std::string user_id_;
+};
+
+}  // namespace zena::hub

@@ -1,0 +1,77 @@
+#include "hub/hub.hpp"
+
+#include <algorithm>
+#include <cassert>
+
+namespace zena::hub {
+
+void hub::add(std::shared_ptr<connection> conn) {
+    assert(conn && !index_.contains(conn->id()));
+    registry_.add(conn->user_id());
+    by_user_[conn->user_id()].push_back(conn.get());
+    index_.emplace(conn->id(), all_.size());
+    all_.push_back(std::move(conn));
+}
+
+void hub::remove(connection_id id) {
+    const auto it = index_.find(id);
+    if (it == index_.end()) return;
+    const std::size_t pos = it->second;
+    connection* conn = all_[pos].get();
+
+    auto user_it = by_user_.find(conn->user_id());
+    assert(user_it != by_user_.end());
+    auto& list = user_it->second;
+    list.erase(std::find(list.begin(), list.end(), conn));
+    if (list.empty()) by_user_.erase(user_it);
+    registry_.remove(conn->user_id());
+
+    // Swap-remove keeps the array dense.
+    index_.erase(it);
+    if (pos + 1 != all_.size()) {
+        all_[pos] = std::move(all_.back());
+        index_[all_[pos]->id()] = pos;
+    }
+    all_.pop_back();
+}
+
+std::size_t hub::send_to_user(std::string_view user, const protocol::shared_frame& frame) {
+    const auto it = by_user_.find(user);
+    if (it == by_user_.end()) return 0;
+    std::size_t delivered = 0;
+    for (connection* conn : it->second) delivered += conn->send(frame) ? 1 : 0;
+    return delivered;
+}
+
+std::size_t hub::send_to_all(const protocol::shared_frame& frame) {
+    std::size_t delivered = 0;
+    for (const auto& conn : all_) delivered += conn->send(frame) ? 1 : 0;
+    return delivered;
+}
+
+std::size_t hub::close_user(std::string_view user, protocol::close_code code, std::string_view reason) {
+    const auto it = by_user_.find(user);
+    if (it == by_user_.end()) return 0;
+    const auto targets = it->second;
+    for (connection* conn : targets) conn->close(code, reason);
+    return targets.size();
+}
+
+std::size_t hub::close_all(protocol::close_code code, std::string_view reason) {
+    const auto targets = snapshot();
+    for (const auto& conn : targets) conn->close(code, reason);
+    return targets.size();
+}
+
+std::size_t hub::heartbeat() {
+    std::size_t terminated = 0;
+    for (const auto& conn : snapshot()) terminated += conn->heartbeat() ? 0 : 1;
+    return terminated;
+}
+
+std::size_t hub::user_connections(std::string_view user) const {
+    const auto it = by_user_.find(user);
+    return it == by_user_.end() ? 0 : it->second.size();
+}
+
+}  // namespace zena::hub

@@ -1,0 +1,58 @@
+#pragma once
+// One event-loop thread's share of the connections: who is here, by user, and delivery to them.
+//
+// Threading: owned by one thread; every method is called on that thread only (other threads
+// reach it through hub_set, which posts). No locks. Delivery hands each target connection the
+// same shared frame; a connection over its send budget closes itself (see connection::send).
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "hub/connection.hpp"
+#include "hub/user_registry.hpp"
+
+namespace zena::hub {
+
+class hub {
+public:
+    explicit hub(user_registry& registry) : registry_(registry) {}
+    hub(const hub&) = delete;
+    hub& operator=(const hub&) = delete;
+
+    // Adds a connection (and counts it in the registry). Ids are unique per process.
+    void add(std::shared_ptr<connection> conn);
+    // Removes a connection; a no-op for an id that is not here (removal is idempotent).
+    void remove(connection_id id);
+
+    // Queues `frame` to every connection of `user`; returns how many took it.
+    std::size_t send_to_user(std::string_view user, const protocol::shared_frame& frame);
+    // Queues `frame` to every connection on this thread; returns how many took it.
+    std::size_t send_to_all(const protocol::shared_frame& frame);
+
+    // Starts closing every connection of `user`; returns how many.
+    std::size_t close_user(std::string_view user, protocol::close_code code, std::string_view reason);
+    // Starts closing every connection; returns how many.
+    std::size_t close_all(protocol::close_code code, std::string_view reason);
+
+    // Heartbeat tick for every connection; returns how many were terminated.
+    std::size_t heartbeat();
+
+    std::size_t size() const { return all_.size(); }
+    std::size_t user_connections(std::string_view user) const;
+
+private:
+    // Snapshot of the connections, for the operations that may end connections while iterating.
+    std::vector<std::shared_ptr<connection>> snapshot() const { return all_; }
+
+    user_registry& registry_;
+    // Dense array for fast fan-out, with each connection's position for O(1) removal.
+    std::vector<std::shared_ptr<connection>> all_;
+    std::unordered_map<connection_id, std::size_t> index_;
+    std::unordered_map<std::string, std::vector<connection*>, string_hash, std::equal_to<>> by_user_;
+};
+
+}  // namespace zena::hub

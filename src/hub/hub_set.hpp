@@ -1,0 +1,41 @@
+#pragma once
+// The hubs of every event-loop thread, and the one way work crosses between them.
+//
+// Threading: constructed before the threads start; `local(i)` is used only on thread i.
+// `on_every_hub` may be called from any thread: it posts one task per thread (never one per
+// connection), each task runs on its hub's thread, and `done` runs once, on the thread that
+// finished last. Tasks posted from one thread run on each target thread in the order they were
+// posted, which is what keeps one publisher's events in order.
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "hub/hub.hpp"
+#include "hub/user_registry.hpp"
+
+namespace zena::hub {
+
+class hub_set {
+public:
+    using task = std::function<void()>;
+    using post_fn = std::function<void(task)>;  // runs a task on one thread's event loop
+
+    hub_set(std::vector<post_fn> posts, user_registry& registry);
+
+    std::size_t size() const { return hubs_.size(); }
+    hub& local(std::size_t thread) { return *hubs_[thread]; }
+    user_registry& registry() { return registry_; }
+
+    // Runs `fn` on every hub, each on its own thread; `done` gets the sum of what they returned.
+    // `fn` is shared by all threads, so it must only read what it captured.
+    void on_every_hub(std::function<std::size_t(hub&)> fn, std::function<void(std::size_t)> done);
+
+private:
+    std::vector<post_fn> posts_;
+    std::vector<std::unique_ptr<hub>> hubs_;
+    user_registry& registry_;
+};
+
+}  // namespace zena::hub

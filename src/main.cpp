@@ -1,0 +1,94 @@
+// zena-realtime: parse the command line, then run the server or one of the small commands.
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "app/app.hpp"
+#include "auth/jwt.hpp"
+#include "config/config.hpp"
+#include "config/dev_credentials.hpp"
+#include "observability/log.hpp"
+#include "protocol/close_codes.hpp"
+
+namespace {
+
+using namespace zena;
+
+int fail(const std::string& message) {
+    std::fprintf(stderr, "zena-realtime: %s\n", message.c_str());
+    return 2;
+}
+
+// `zena-realtime token --user ID [--ttl SECONDS] [server options]`
+int token_command(std::vector<std::string> args) {
+    std::string user;
+    long long ttl = 3600;
+    std::vector<std::string> rest;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        if ((args[i] == "--user" || args[i] == "--ttl") && i + 1 < args.size()) {
+            if (args[i] == "--user") {
+                user = args[++i];
+            } else {
+                try {
+                    ttl = std::stoll(args[++i]);
+                } catch (const std::exception&) {
+                    return fail("--ttl needs a number of seconds");
+                }
+            }
+        } else {
+            rest.push_back(args[i]);
+        }
+    }
+    if (user.empty()) return fail("token needs --user ID");
+    if (ttl <= 0) return fail("--ttl must be positive");
+    auto loaded = config::load(rest, config::process_env);
+    if (!loaded.error.empty()) return fail(loaded.error);
+    if (loaded.dev_mode) {
+        if (auto error = config::apply_dev_credentials(loaded.values); !error.empty()) return fail(error);
+    }
+    const auto& s = loaded.values;
+    auth::jwt_settings jwt;
+    jwt.algorithm = *auth::parse_jwt_algorithm(s.jwt_algorithm);
+    jwt.secret = s.jwt_secret;
+    jwt.issuer = s.jwt_issuer;
+    jwt.audience = s.jwt_audience;
+    jwt.user_claim = s.jwt_user_claim;
+    std::printf("%s\n", auth::mint_jwt(jwt, user, std::chrono::seconds(ttl), auth::unix_now()).c_str());
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    if (!args.empty()) {
+        if (args[0] == "token") return token_command({args.begin() + 1, args.end()});
+        if (args[0] == "codes") {
+            std::printf("%s\n", protocol::close_codes_json().c_str());
+            return 0;
+        }
+        if (args[0] == "config-docs") {
+            std::printf("%s", config::markdown_reference().c_str());
+            return 0;
+        }
+        if (args[0] == "--version") {
+            std::printf("zena-realtime 0.1.0\n");
+            return 0;
+        }
+    }
+    auto loaded = config::load(args, config::process_env);
+    if (loaded.help) {
+        std::printf("%s", config::help_text().c_str());
+        return 0;
+    }
+    if (!loaded.error.empty()) return fail(loaded.error);
+    observability::init_logging(loaded.values.log_level);
+    if (loaded.dev_mode) {
+        bool created = false;
+        if (auto error = config::apply_dev_credentials(loaded.values, &created); !error.empty()) return fail(error);
+        spdlog::warn("dev mode: credentials {} {}", created ? "generated in" : "read from",
+                     loaded.values.dev_state_file);
+    }
+    return app::run(loaded.values, loaded.dev_mode);
+}

@@ -1,0 +1,146 @@
+#include "net/http_session.hpp"
+
+#include "auth/token_source.hpp"
+#include "net/url.hpp"
+#include "ws/ws_session.hpp"
+
+namespace zena::net {
+
+namespace websocket = beast::websocket;
+
+http_session::http_session(boost::asio::ip::tcp::socket&& socket, worker& worker, services& services)
+    : stream_(std::move(socket)), worker_(worker), services_(services) {}
+
+void http_session::run() {
+    boost::asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
+}
+
+void http_session::do_read() {
+    const auto& settings = services_.settings;
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(settings.http_max_header_bytes));
+    parser_->body_limit(static_cast<std::uint64_t>(settings.http_max_body_bytes));
+    stream_.expires_after(std::chrono::milliseconds(settings.http_request_timeout_ms));
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, std::size_t n) { self->on_read(ec, n); });
+}
+
+void http_session::on_read(beast::error_code ec, std::size_t) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == boost::asio::error::eof) {
+        beast::error_code ignored;
+        stream_.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_both, ignored);
+        return;
+    }
+    if (ec) {
+        keep_alive_ = false;
+        version_ = 11;
+        if (ec == http::error::body_limit) {
+            return respond(http::status::payload_too_large,
+                           R"({"error":"request body is larger than http.max_body_bytes"})");
+        }
+        if (ec == http::error::header_limit) {
+            return respond(http::status::request_header_fields_too_large,
+                           R"({"error":"request head is larger than http.max_header_bytes"})");
+        }
+        if (ec.category() == beast::error_code(http::error::bad_target).category()) {
+            return respond(http::status::bad_request, R"({"error":"malformed HTTP request"})");
+        }
+        return;  // connection reset or similar: nothing to answer
+    }
+    observability::metrics::add(services_.metrics.http_requests);
+    auto& request = parser_->get();
+    keep_alive_ = request.keep_alive();
+    version_ = request.version();
+    route(request);
+}
+
+void http_session::route(http::request<http::string_body>& request) {
+    const auto target = std::string_view(request.target().data(), request.target().size());
+    const auto path = target_path(target);
+    spdlog::debug("http request method={} target={}", std::string_view(request.method_string()), redact_target(target));
+
+    if (path == "/ws") {
+        if (websocket::is_upgrade(request)) return upgrade(std::move(request));
+        auto res = std::make_shared<response>(http::status::upgrade_required, version_);
+        res->set(http::field::upgrade, "websocket");
+        res->set(http::field::connection, "Upgrade");
+        res->set(http::field::sec_websocket_version, "13");
+        res->set(http::field::content_type, "application/json");
+        res->body() = R"({"error":"this endpoint speaks WebSocket only; send an upgrade request"})";
+        return write(std::move(res));
+    }
+    if (api::server_api::owns(path)) {
+        const auto method = std::string_view(request.method_string());
+        const auto authorization = request[http::field::authorization];
+        services_.api.handle(
+            api::http_request{method, target, std::string_view(authorization.data(), authorization.size()),
+                              request.body()},
+            [self = shared_from_this()](api::http_response reply) {
+                boost::asio::post(self->stream_.get_executor(), [self, reply = std::move(reply)]() mutable {
+                    auto res = std::make_shared<response>(static_cast<http::status>(reply.status), self->version_);
+                    res->set(http::field::content_type, "application/json");
+                    for (const auto& [name, value] : reply.headers) res->set(name, value);
+                    res->body() = std::move(reply.body);
+                    self->write(std::move(res));
+                });
+            });
+        return;
+    }
+    if (path == "/healthz") return respond(http::status::ok, R"({"status":"ok"})");
+    if (path == "/readyz") {
+        if (services_.draining.load(std::memory_order_relaxed)) {
+            return respond(http::status::service_unavailable, R"({"status":"draining"})");
+        }
+        return respond(http::status::ok, R"({"status":"ready"})");
+    }
+    if (path == "/metrics") {
+        return respond(http::status::ok,
+                       services_.metrics.render(services_.registry.connections(), services_.registry.users()),
+                       "text/plain; version=0.0.4");
+    }
+    respond(http::status::not_found, R"({"error":"not found"})");
+}
+
+void http_session::upgrade(http::request<http::string_body>&& request) {
+    if (services_.draining.load(std::memory_order_relaxed)) {
+        keep_alive_ = false;
+        return respond(http::status::service_unavailable, R"({"error":"server is shutting down"})");
+    }
+    const auto authorization = request[http::field::authorization];
+    const auto token = auth::find_token(std::string_view(request.target().data(), request.target().size()),
+                                        std::string_view(authorization.data(), authorization.size()));
+    auto result = token.empty() ? auth::jwt_result{auth::jwt_error::missing, {}} : services_.verifier.verify(token);
+    stream_.expires_never();
+    std::make_shared<ws::ws_session>(std::move(stream_), worker_, services_, std::move(result))
+        ->run(std::move(request));
+}
+
+void http_session::respond(http::status status, std::string body, std::string_view content_type) {
+    auto res = std::make_shared<response>(status, version_);
+    res->set(http::field::content_type, content_type);
+    res->body() = std::move(body);
+    write(std::move(res));
+}
+
+void http_session::write(std::shared_ptr<response> res) {
+    res->set(http::field::server, "zena-realtime");
+    // A response that set Connection itself (426's "Upgrade") keeps it.
+    if (res->find(http::field::connection) == res->end()) res->keep_alive(keep_alive_);
+    res->prepare_payload();
+    const bool keep_alive = keep_alive_;
+    http::async_write(stream_, *res, [self = shared_from_this(), res, keep_alive](beast::error_code ec, std::size_t) {
+        self->on_write(keep_alive, ec);
+    });
+}
+
+void http_session::on_write(bool keep_alive, beast::error_code ec) {
+    if (ec) return;
+    if (!keep_alive) {
+        beast::error_code ignored;
+        stream_.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_send, ignored);
+        return;
+    }
+    do_read();
+}
+
+}  // namespace zena::net

@@ -1,0 +1,44 @@
+#pragma once
+// One HTTP connection: reads requests (bounded head, body and time), routes them, and hands a
+// WebSocket upgrade on /ws to a ws_session. Routes: /ws, /api/* (server_api), /healthz,
+// /readyz, /metrics; anything else 404.
+//
+// Threading: lives on its worker's thread. An API reply may be produced on another thread; it
+// is posted back here before it is written.
+
+#include <memory>
+#include <optional>
+
+#include "net/services.hpp"
+
+namespace zena::net {
+
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+
+class http_session : public std::enable_shared_from_this<http_session> {
+public:
+    http_session(boost::asio::ip::tcp::socket&& socket, worker& worker, services& services);
+    void run();
+
+private:
+    using response = http::response<http::string_body>;
+
+    void do_read();
+    void on_read(beast::error_code ec, std::size_t bytes);
+    void route(http::request<http::string_body>& request);
+    void upgrade(http::request<http::string_body>&& request);
+    void respond(http::status status, std::string body, std::string_view content_type = "application/json");
+    void write(std::shared_ptr<response> res);
+    void on_write(bool keep_alive, beast::error_code ec);
+
+    beast::tcp_stream stream_;
+    beast::flat_buffer buffer_;
+    std::optional<http::request_parser<http::string_body>> parser_;
+    worker& worker_;
+    services& services_;
+    bool keep_alive_ = false;
+    unsigned version_ = 11;
+};
+
+}  // namespace zena::net

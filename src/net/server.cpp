@@ -1,0 +1,153 @@
+#include "net/server.hpp"
+
+#include "net/http_session.hpp"
+
+namespace zena::net {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+std::size_t thread_count(const config::settings& settings) {
+    if (settings.threads > 0) return static_cast<std::size_t>(settings.threads);
+    return std::max(1U, std::thread::hardware_concurrency());
+}
+
+}  // namespace
+
+server::server(const config::settings& settings, const auth::jwt_verifier& verifier, observability::metrics& metrics,
+               client_event_handler on_client_event)
+    : settings_(settings),
+      hubs_(std::make_unique<hub::hub_set>(
+          [&] {
+              std::vector<hub::hub_set::post_fn> posts;
+              for (std::size_t i = 0; i < thread_count(settings); ++i) {
+                  posts.emplace_back([this, i](hub::hub_set::task t) { asio::post(workers_[i]->io, std::move(t)); });
+              }
+              return posts;
+          }(),
+          registry_)),
+      api_(
+          std::make_unique<api::server_api>(*hubs_, metrics, settings.api_key,
+                                            api::api_limits{static_cast<std::size_t>(settings.max_users_per_publish)})),
+      services_{settings, verifier, *api_, metrics, registry_, std::move(on_client_event)} {
+    for (std::size_t i = 0; i < hubs_->size(); ++i) {
+        workers_.push_back(std::make_unique<worker>(i, hubs_->local(i), settings.invalid_message_log_per_second));
+    }
+    auto& io0 = workers_[0]->io;
+    acceptor_.emplace(io0);
+    signals_.emplace(io0, SIGINT, SIGTERM);
+    drain_timer_.emplace(io0);
+    accept_retry_timer_.emplace(io0);
+}
+
+server::~server() {
+    for (auto& w : workers_) w->io.stop();
+    for (auto& t : threads_) {
+        if (t.joinable()) t.join();
+    }
+}
+
+std::string server::listen() {
+    boost::system::error_code ec;
+    const auto address = asio::ip::make_address(settings_.host, ec);
+    if (ec) return "server.host '" + settings_.host + "' is not an IP address";
+    const tcp::endpoint endpoint{address, static_cast<std::uint16_t>(settings_.port)};
+    acceptor_->open(endpoint.protocol(), ec);
+    if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_->bind(endpoint, ec);
+    if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return "cannot listen on " + settings_.host + ":" + std::to_string(settings_.port) + ": " + ec.message();
+    port_ = acceptor_->local_endpoint().port();
+    return {};
+}
+
+void server::run() {
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+    for (auto& w : workers_) {
+        guards.push_back(asio::make_work_guard(w->io));
+        asio::post(w->io, [this, wp = w.get()] { arm_heartbeat(*wp); });
+    }
+    signals_->async_wait([this](const boost::system::error_code& ec, int signal) {
+        if (ec) return;
+        spdlog::info("signal received signal={} draining_ms={}", signal, settings_.shutdown_drain_ms);
+        begin_drain();
+    });
+    asio::post(workers_[0]->io, [this] { do_accept(); });
+    spdlog::info("listening host={} port={} threads={} path=/ws", settings_.host, port_, workers_.size());
+
+    for (std::size_t i = 1; i < workers_.size(); ++i) {
+        threads_.emplace_back([w = workers_[i].get()] { w->io.run(); });
+    }
+    workers_[0]->io.run();
+    guards.clear();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    spdlog::info("stopped");
+}
+
+void server::shutdown() {
+    asio::post(workers_[0]->io, [this] { begin_drain(); });
+}
+
+void server::do_accept() {
+    auto& target = *workers_[next_worker_];
+    next_worker_ = (next_worker_ + 1) % workers_.size();
+    acceptor_->async_accept(target.io, [this, &target](const boost::system::error_code& ec, tcp::socket socket) {
+        if (ec == asio::error::operation_aborted || !acceptor_->is_open()) return;
+        if (ec) {
+            // Out of descriptors, most likely: back off briefly instead of spinning.
+            spdlog::warn("accept failed error=\"{}\"", ec.message());
+            accept_retry_timer_->expires_after(std::chrono::milliseconds(50));
+            accept_retry_timer_->async_wait([this](const boost::system::error_code& wait_ec) {
+                if (!wait_ec) do_accept();
+            });
+            return;
+        }
+        boost::system::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+        std::make_shared<http_session>(std::move(socket), target, services_)->run();
+        do_accept();
+    });
+}
+
+void server::arm_heartbeat(worker& w) {
+    w.heartbeat_timer.expires_after(std::chrono::milliseconds(settings_.heartbeat_interval_ms));
+    w.heartbeat_timer.async_wait([this, &w](const boost::system::error_code& ec) {
+        if (ec) return;
+        const auto terminated = w.hub.heartbeat();
+        if (terminated > 0) observability::metrics::add(services_.metrics.heartbeat_timeouts, terminated);
+        arm_heartbeat(w);
+    });
+}
+
+void server::begin_drain() {
+    if (drain_started_) return;
+    drain_started_ = true;
+    services_.draining.store(true, std::memory_order_relaxed);
+    boost::system::error_code ignored;
+    acceptor_->close(ignored);
+    signals_->cancel(ignored);
+    accept_retry_timer_->cancel();
+    spdlog::info("draining connections={}", registry_.connections());
+    hubs_->on_every_hub([](hub::hub& h) { return h.close_all(protocol::close_code::going_away, "server shutdown"); },
+                        {});
+    check_drained(std::chrono::steady_clock::now() + std::chrono::milliseconds(settings_.shutdown_drain_ms));
+}
+
+void server::check_drained(std::chrono::steady_clock::time_point deadline) {
+    if (registry_.connections() == 0 || std::chrono::steady_clock::now() >= deadline) {
+        if (registry_.connections() > 0) {
+            spdlog::warn("drain deadline passed connections_left={}", registry_.connections());
+        }
+        for (auto& w : workers_) w->io.stop();
+        return;
+    }
+    drain_timer_->expires_after(std::chrono::milliseconds(20));
+    drain_timer_->async_wait([this, deadline](const boost::system::error_code& ec) {
+        if (!ec) check_drained(deadline);
+    });
+}
+
+}  // namespace zena::net

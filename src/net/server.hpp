@@ -1,0 +1,62 @@
+#pragma once
+// The listener and its event-loop threads: one io_context and one hub per thread, one acceptor
+// handing new sockets to the threads round-robin, one heartbeat timer per thread (not one per
+// connection), and the drain on SIGTERM/SIGINT.
+//
+// Threading: construct and call listen()/run() from the main thread. run() blocks until the
+// server has drained and every thread has stopped. Signals are handled on thread 0.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "hub/hub_set.hpp"
+#include "net/services.hpp"
+
+namespace zena::net {
+
+class server {
+public:
+    server(const config::settings& settings, const auth::jwt_verifier& verifier, observability::metrics& metrics,
+           client_event_handler on_client_event);
+    ~server();
+    server(const server&) = delete;
+    server& operator=(const server&) = delete;
+
+    // Binds the listening socket; an error message, or empty on success.
+    std::string listen();
+    std::uint16_t port() const { return port_; }
+
+    // Serves until SIGTERM/SIGINT (or shutdown()), drains, and returns.
+    void run();
+    // Starts the drain: stop accepting, close every connection with 1001, wait for the close
+    // handshakes up to shutdown.drain_ms, stop. Safe from any thread.
+    void shutdown();
+
+private:
+    void do_accept();
+    void arm_heartbeat(worker& w);
+    void begin_drain();
+    void check_drained(std::chrono::steady_clock::time_point deadline);
+
+    const config::settings& settings_;
+    hub::user_registry registry_;
+    std::vector<std::unique_ptr<worker>> workers_;
+    std::unique_ptr<hub::hub_set> hubs_;
+    std::unique_ptr<api::server_api> api_;
+    services services_;
+    // On worker 0, created once the workers exist.
+    std::optional<boost::asio::ip::tcp::acceptor> acceptor_;
+    std::optional<boost::asio::signal_set> signals_;
+    std::optional<boost::asio::steady_timer> drain_timer_;
+    std::optional<boost::asio::steady_timer> accept_retry_timer_;
+    std::vector<std::thread> threads_;
+    std::size_t next_worker_ = 0;
+    std::uint16_t port_ = 0;
+    bool drain_started_ = false;
+};
+
+}  // namespace zena::net

@@ -1,0 +1,22 @@
+#pragma once
+// Request-target helpers (RFC 3986), free of Asio and Beast so they are unit-tested directly.
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace zena::net {
+
+// The path of a request target, without the query.
+std::string_view target_path(std::string_view target);
+
+// The target as it may be logged: the query, which can carry a token, replaced by "?<redacted>".
+std::string redact_target(std::string_view target);
+
+// Percent-decodes `text` (and '+' as a space when `plus_is_space`); nullopt on a malformed escape.
+std::optional<std::string> percent_decode(std::string_view text, bool plus_is_space);
+
+// The decoded value of the first query parameter `name`, or nullopt when absent or malformed.
+std::optional<std::string> query_param(std::string_view target, std::string_view name);
+
+}  // namespace zena::net

@@ -1,0 +1,37 @@
+#pragma once
+// Logging: spdlog's default logger, lines in logfmt style (`msg key=value ...`), so they stay
+// readable for people and parseable by log shippers. Secrets never go through here: request
+// targets are redacted by the caller (net::redact_target) and tokens are never formatted.
+
+#include <cstdint>
+#include <string_view>
+
+#include <spdlog/spdlog.h>
+
+namespace zena::observability {
+
+// Sets the level ("trace", "debug", "info", "warn", "error", "off"); false if unknown.
+bool init_logging(std::string_view level);
+
+// A token bucket that keeps a flood (of bad client messages, say) from flooding the log: up to
+// `per_second` lines a second, with a burst of the same size; what is held back is counted and
+// reported by the next line that passes. One per thread; not thread-safe.
+class log_limiter {
+public:
+    explicit log_limiter(double per_second) : rate_(per_second), tokens_(per_second) {}
+
+    // True when a line may be written now (`now_ms`: any monotonic clock in milliseconds).
+    bool allow(std::int64_t now_ms);
+    // Lines held back since the last allowed one; resets the count.
+    std::uint64_t take_suppressed();
+
+private:
+    double rate_;
+    double tokens_;
+    std::int64_t last_ms_ = -1;
+    std::uint64_t suppressed_ = 0;
+};
+
+std::int64_t monotonic_ms();
+
+}  // namespace zena::observability

@@ -1,0 +1,179 @@
+#include "ws/ws_session.hpp"
+
+#include "protocol/json_writer.hpp"
+
+namespace zena::ws {
+
+namespace websocket = beast::websocket;
+using protocol::close_code;
+
+ws_session::ws_session(beast::tcp_stream&& stream, net::worker& worker, net::services& services, auth::jwt_result auth)
+    : hub::connection(services.next_connection_id.fetch_add(1, std::memory_order_relaxed),
+                      std::move(auth.identity.user_id)),
+      ws_(std::move(stream)),
+      worker_(worker),
+      services_(services),
+      auth_error_(auth.error) {}
+
+void ws_session::run(http::request<http::string_body> request) {
+    const auto& settings = services_.settings;
+    // Beast's own timer covers the opening and closing handshakes; liveness after that is the
+    // worker's heartbeat sweep, so no idle timer runs per connection.
+    beast::get_lowest_layer(ws_).expires_never();
+    websocket::stream_base::timeout timeouts{};
+    timeouts.handshake_timeout = std::chrono::milliseconds(settings.handshake_timeout_ms);
+    timeouts.idle_timeout = websocket::stream_base::none();
+    timeouts.keep_alive_pings = false;
+    ws_.set_option(timeouts);
+    ws_.set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& res) { res.set(http::field::server, "zena-realtime"); }));
+    ws_.read_message_max(static_cast<std::size_t>(settings.max_message_bytes));
+    ws_.auto_fragment(false);
+    ws_.control_callback([this](websocket::frame_type kind, beast::string_view) {
+        if (kind == websocket::frame_type::pong) awaiting_pong_ = false;
+    });
+    ws_.async_accept(request, [self = shared_from_this()](beast::error_code ec) { self->on_accept(ec); });
+}
+
+void ws_session::on_accept(beast::error_code ec) {
+    if (ec) return;  // handshake failed or timed out: nothing was registered
+    if (auth_error_ != auth::jwt_error::none) {
+        observability::metrics::add(services_.metrics.auth_failures);
+        const auto reason = auth::to_string(auth_error_);
+        spdlog::info("connection refused reason=\"{}\" code=1008", reason);
+        closing_ = true;
+        ws_.async_close(
+            websocket::close_reason(static_cast<websocket::close_code>(close_code::policy_violation), reason),
+            [self = shared_from_this()](beast::error_code) {});
+        return;
+    }
+    worker_.hub.add(shared_from_this());
+    registered_ = true;
+    observability::metrics::add(services_.metrics.connections_opened);
+    spdlog::debug("connection opened conn={} user={} thread={}", id(), user_id(), worker_.index);
+
+    const auto payload = protocol::json_object()
+                             .add("connectionId", std::to_string(id()))
+                             .add("userId", user_id())
+                             .add("heartbeatIntervalMs", services_.settings.heartbeat_interval_ms)
+                             .add("serverTime", auth::unix_now() * 1000)
+                             .str();
+    send(protocol::make_event_frame("connected", payload));
+    do_read();
+}
+
+void ws_session::do_read() {
+    ws_.async_read(read_buffer_,
+                   [self = shared_from_this()](beast::error_code ec, std::size_t bytes) { self->on_read(ec, bytes); });
+}
+
+void ws_session::on_read(beast::error_code ec, std::size_t) {
+    if (ec) return finish();
+    if (ws_.got_text()) {
+        const auto data = read_buffer_.cdata();
+        handle_text(std::string_view(static_cast<const char*>(data.data()), data.size()));
+    } else if (worker_.invalid_message_log.allow(observability::monotonic_ms())) {
+        observability::metrics::add(services_.metrics.client_messages_invalid);
+        spdlog::warn("client message ignored conn={} user={} error=binary_not_supported", id(), user_id());
+    }
+    read_buffer_.consume(read_buffer_.size());
+    do_read();
+}
+
+void ws_session::handle_text(std::string_view text) {
+    const auto message = protocol::parse_client_message(text);
+    if (message.error != protocol::client_error::none) {
+        observability::metrics::add(services_.metrics.client_messages_invalid);
+        auto& limiter = worker_.invalid_message_log;
+        if (limiter.allow(observability::monotonic_ms())) {
+            spdlog::warn("client message ignored conn={} user={} error={} field={} type=\"{}\" suppressed={}", id(),
+                         user_id(), protocol::to_string(message.error), message.field, message.type,
+                         limiter.take_suppressed());
+        }
+        return;
+    }
+    observability::metrics::add(services_.metrics.client_messages_valid);
+    if (services_.on_client_event) services_.on_client_event({id(), user_id()}, message);
+}
+
+bool ws_session::send(const protocol::shared_frame& frame) {
+    if (closing_) return false;
+    const auto limit = static_cast<std::size_t>(services_.settings.send_queue_max_bytes);
+    if (queued_bytes_ + frame->size() > limit) {
+        observability::metrics::add(services_.metrics.slow_consumer_closes);
+        spdlog::info("connection closed conn={} user={} reason=slow_consumer queued_bytes={}", id(), user_id(),
+                     queued_bytes_);
+        close(close_code::slow_consumer, "send queue full");
+        return false;
+    }
+    queue_.push_back(frame);
+    queued_bytes_ += frame->size();
+    if (!writing_) do_write();
+    return true;
+}
+
+void ws_session::do_write() {
+    writing_ = true;
+    ws_.text(true);
+    ws_.async_write(boost::asio::buffer(*queue_.front()),
+                    [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec); });
+}
+
+void ws_session::on_write(beast::error_code ec) {
+    writing_ = false;
+    if (queue_.empty()) return;  // dropped by close()
+    queued_bytes_ -= queue_.front()->size();
+    queue_.pop_front();
+    if (ec) {
+        // The read loop sees the same failure and ends the session.
+        queue_.clear();
+        queued_bytes_ = 0;
+        return;
+    }
+    if (!queue_.empty()) do_write();
+}
+
+void ws_session::close(protocol::close_code code, std::string_view reason) {
+    if (closing_) return;
+    closing_ = true;
+    // Frames not yet being written are dropped: the close frame goes next.
+    while (queue_.size() > (writing_ ? 1U : 0U)) {
+        queued_bytes_ -= queue_.back()->size();
+        queue_.pop_back();
+    }
+    ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(code), reason),
+                    [self = shared_from_this()](beast::error_code) {});
+}
+
+bool ws_session::heartbeat() {
+    if (closing_) return true;  // the close handshake has its own deadline
+    if (awaiting_pong_) {
+        spdlog::info("connection terminated conn={} user={} reason=heartbeat_timeout", id(), user_id());
+        terminate();
+        return false;
+    }
+    awaiting_pong_ = true;
+    if (!pinging_) {
+        pinging_ = true;
+        ws_.async_ping({}, [self = shared_from_this()](beast::error_code) { self->pinging_ = false; });
+    }
+    return true;
+}
+
+void ws_session::terminate() {
+    closing_ = true;
+    beast::error_code ignored;
+    beast::get_lowest_layer(ws_).socket().shutdown(boost::asio::ip::tcp::socket::shutdown_both, ignored);
+    beast::get_lowest_layer(ws_).socket().close(ignored);
+}
+
+void ws_session::finish() {
+    closing_ = true;
+    if (!registered_) return;
+    registered_ = false;
+    observability::metrics::add(services_.metrics.connections_closed);
+    spdlog::debug("connection closed conn={} user={}", id(), user_id());
+    worker_.hub.remove(id());
+}
+
+}  // namespace zena::ws

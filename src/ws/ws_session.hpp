@@ -1,0 +1,62 @@
+#pragma once
+// One WebSocket connection over Beast: the upgrade, the read loop, a bounded send queue,
+// heartbeat pings and the close handshake. The hub sees it only as a hub::connection, so the
+// framing underneath can be replaced without touching the hub.
+//
+// Threading: lives on its worker's thread; every method runs there. Owned by its pending
+// asynchronous operations and, once authenticated, by its worker's hub, which drops it when the
+// read loop ends.
+//
+// When full: a frame that would take the queued bytes past settings.send_queue_max_bytes is
+// refused and the connection is closed with 4000 (slow_consumer). A publisher never waits.
+
+#include <deque>
+#include <memory>
+#include <string>
+
+#include "auth/jwt.hpp"
+#include "hub/connection.hpp"
+#include "net/services.hpp"
+
+namespace zena::ws {
+
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+
+class ws_session final : public hub::connection, public std::enable_shared_from_this<ws_session> {
+public:
+    // `auth` is the outcome of the token check done on the upgrade request: a failure still
+    // completes the upgrade and then closes with 1008 and the reason, as the seed requires.
+    ws_session(beast::tcp_stream&& stream, net::worker& worker, net::services& services, auth::jwt_result auth);
+
+    void run(http::request<http::string_body> request);
+
+    bool send(const protocol::shared_frame& frame) override;
+    void close(protocol::close_code code, std::string_view reason) override;
+    bool heartbeat() override;
+
+private:
+    void on_accept(beast::error_code ec);
+    void do_read();
+    void on_read(beast::error_code ec, std::size_t bytes);
+    void handle_text(std::string_view text);
+    void do_write();
+    void on_write(beast::error_code ec);
+    void terminate();
+    void finish();
+
+    beast::websocket::stream<beast::tcp_stream> ws_;
+    beast::flat_buffer read_buffer_;
+    net::worker& worker_;
+    net::services& services_;
+    auth::jwt_error auth_error_;
+    std::deque<protocol::shared_frame> queue_;
+    std::size_t queued_bytes_ = 0;
+    bool registered_ = false;     // in the hub
+    bool writing_ = false;        // an async_write is in flight (for queue_.front())
+    bool closing_ = false;        // close started or connection terminated: no more sends
+    bool awaiting_pong_ = false;  // a ping was sent and no pong has come back yet
+    bool pinging_ = false;        // an async_ping is in flight
+};
+
+}  // namespace zena::ws

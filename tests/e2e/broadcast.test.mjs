@@ -1,0 +1,154 @@
+// The seed's server-side usage: broadcastToUser / broadcastToUsers over the HTTP API. Each
+// event reaches every connection of its owner and no one else's.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { api, connectUser, sleep, startServer } from './harness.mjs';
+
+describe('broadcast', () => {
+  let server;
+  before(async () => { server = await startServer(); });
+  after(async () => { await server.stop(); });
+
+  test('Broadcast.ToUser_ReachesAllItsConnectionsAndNoOneElse', async () => {
+    const [a1, a2, b1] = await Promise.all([
+      connectUser(server, 'alice'), connectUser(server, 'alice'), connectUser(server, 'bob'),
+    ]);
+    const payload = { threadId: 'thread-123', accountId: 'account-456' };
+    const res = await api(server, 'POST', '/api/broadcast', { userId: 'alice', type: 'thread.new', payload });
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.body, { delivered: 2 });
+    for (const client of [a1, a2]) {
+      assert.deepEqual(await client.next(), { type: 'thread.new', payload });
+    }
+    // bob gets his own event next: nothing for alice arrived before it.
+    await api(server, 'POST', '/api/broadcast', { userId: 'bob', type: 'sync.request.ack', payload: { n: 1 } });
+    assert.deepEqual(await b1.next(), { type: 'sync.request.ack', payload: { n: 1 } });
+    await Promise.all([a1.close(), a2.close(), b1.close()]);
+  });
+
+  test('Broadcast.ToUsers_ReachesEachListedUserOnce', async () => {
+    const [a, b, c] = await Promise.all(['alice', 'bob', 'carol'].map((u) => connectUser(server, u)));
+    const payload = { dealId: 'deal-123', riskLevel: 'high', riskFlags: ['late'], riskReason: 'no reply in 7 days' };
+    const res = await api(server, 'POST', '/api/broadcast', {
+      userIds: ['alice', 'bob', 'alice', 'nobody'], type: 'deal.risk', payload,
+    });
+    assert.deepEqual(res.body, { delivered: 2 });
+    assert.deepEqual(await a.next(), { type: 'deal.risk', payload });
+    assert.deepEqual(await b.next(), { type: 'deal.risk', payload });
+    await api(server, 'POST', '/api/broadcast', { userId: 'carol', type: 'marker', payload: {} });
+    assert.equal((await c.next()).type, 'marker', 'carol got nothing before her own event');
+    await sleep(50);
+    assert.deepEqual(a.messages, [], 'alice got the event once');
+    await Promise.all([a.close(), b.close(), c.close()]);
+  });
+
+  test('Broadcast.All_ReachesEveryConnection', async () => {
+    const clients = await Promise.all(['u1', 'u2', 'u3', 'u3'].map((u) => connectUser(server, u)));
+    const res = await api(server, 'POST', '/api/broadcast-all', { type: 'system.notice', payload: { text: 'hi' } });
+    assert.deepEqual(res.body, { delivered: 4 });
+    for (const client of clients) assert.deepEqual(await client.next(), { type: 'system.notice', payload: { text: 'hi' } });
+    await Promise.all(clients.map((c) => c.close()));
+  });
+
+  test('Broadcast.Order_IsKeptForOnePublisher', async () => {
+    const client = await connectUser(server, 'ordered');
+    for (let i = 0; i < 200; i += 1) {
+      const res = await api(server, 'POST', '/api/broadcast', {
+        userId: 'ordered', type: 'ask.response', payload: { chunk: String(i), isComplete: i === 199 },
+      });
+      assert.equal(res.body.delivered, 1);
+    }
+    for (let i = 0; i < 200; i += 1) assert.equal((await client.next()).payload.chunk, String(i));
+    await client.close();
+  });
+
+  test('Broadcast.Payload_PassesThroughExactly', async () => {
+    const client = await connectUser(server, 'exact');
+    const payload = {
+      taskId: 't-1', label: 'Call \"the\" vendor \\ ünïcödé ✓ 🏠', dueDate: '2026-12-01T10:00:00.000Z',
+      dealId: 'd', source: 'email', nested: { list: [1, 2.5, -3e10, true, null], empty: {} },
+    };
+    await api(server, 'POST', '/api/broadcast', { userId: 'exact', type: 'task.created', payload });
+    assert.deepEqual(await client.next(), { type: 'task.created', payload });
+    await client.close();
+  });
+});
+
+describe('server API input', () => {
+  let server;
+  before(async () => { server = await startServer({ env: { ZENA_HTTP_MAX_BODY_BYTES: '4096' } }); });
+  after(async () => { await server.stop(); });
+
+  const post = (body, opts) => api(server, 'POST', '/api/broadcast', body, opts);
+
+  test('Api.MissingKey_Is401', async () => {
+    const res = await post({ userId: 'a', type: 't', payload: {} }, { key: null });
+    assert.equal(res.status, 401);
+    assert.equal(res.headers.get('www-authenticate'), 'Bearer');
+    assert.match(res.body.error, /API key/);
+  });
+
+  test('Api.WrongKey_Is401', async () => {
+    assert.equal((await post({ userId: 'a', type: 't', payload: {} }, { key: 'wrong-key-0123456789' })).status, 401);
+    assert.equal((await api(server, 'GET', '/api/stats', undefined, { key: 'x' })).status, 401);
+  });
+
+  const cases = [
+    ['InvalidJson', { raw: '{"userId": "a", ' }, undefined],
+    ['NotAnObject', { raw: '[1,2]' }, undefined],
+    ['MissingType', { body: { userId: 'a', payload: {} } }, 'type'],
+    ['TypeNotString', { body: { userId: 'a', type: 5, payload: {} } }, 'type'],
+    ['TypeWithSpaces', { body: { userId: 'a', type: 'a b', payload: {} } }, 'type'],
+    ['MissingPayload', { body: { userId: 'a', type: 't' } }, 'payload'],
+    ['PayloadNotObject', { body: { userId: 'a', type: 't', payload: 'x' } }, 'payload'],
+    ['NoTarget', { body: { type: 't', payload: {} } }, 'userId'],
+    ['BothTargets', { body: { userId: 'a', userIds: ['b'], type: 't', payload: {} } }, 'userId'],
+    ['EmptyUserId', { body: { userId: '', type: 't', payload: {} } }, 'userId'],
+    ['UserIdsNotArray', { body: { userIds: 'a', type: 't', payload: {} } }, 'userIds'],
+    ['UserIdsBadItem', { body: { userIds: ['a', 7], type: 't', payload: {} } }, 'userIds[1]'],
+    ['InvalidUtf8', { raw: Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]) }, undefined],
+  ];
+  for (const [name, input, field] of cases) {
+    test(`Api.${name}_Is400NamingTheField`, async () => {
+      const res = await api(server, 'POST', '/api/broadcast', input.body, { raw: input.raw });
+      assert.equal(res.status, 400, JSON.stringify(res.body));
+      assert.equal(typeof res.body.error, 'string');
+      assert.equal(res.body.field, field);
+    });
+  }
+
+  test('Api.RefusedPublish_DeliversNothing', async () => {
+    const client = await connectUser(server, 'a');
+    const bad = await post({ userIds: ['a', 42], type: 'thread.new', payload: { threadId: 'x' } });
+    assert.equal(bad.status, 400);
+    await post({ userId: 'a', type: 'marker', payload: {} });
+    assert.equal((await client.next()).type, 'marker', 'the refused publish delivered nothing');
+    await client.close();
+  });
+
+  test('Api.BodyTooLarge_Is413', async () => {
+    const res = await post({ userId: 'a', type: 't', payload: { big: 'x'.repeat(5000) } });
+    assert.equal(res.status, 413);
+  });
+
+  test('Api.UnknownRoute_Is404', async () => {
+    assert.equal((await api(server, 'GET', '/api/nothing')).status, 404);
+  });
+
+  test('Api.WrongMethod_Is405', async () => {
+    const res = await api(server, 'GET', '/api/broadcast');
+    assert.equal(res.status, 405);
+    assert.equal(res.headers.get('allow'), 'POST');
+  });
+
+  test('Api.TooManyUsers_Is400', async () => {
+    const limited = await startServer({ env: { ZENA_MAX_USERS_PER_PUBLISH: '3' } });
+    try {
+      const res = await api(limited, 'POST', '/api/broadcast', { userIds: ['a', 'b', 'c', 'd'], type: 't', payload: {} });
+      assert.equal(res.status, 400);
+      assert.equal(res.body.field, 'userIds');
+    } finally {
+      await limited.stop();
+    }
+  });
+});

@@ -1,0 +1,167 @@
+// Test harness: starts the real zena-realtime binary and talks to it with real clients.
+// Tokens are signed here with Node's crypto, independently of the server's own JWT code.
+import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { once } from 'node:events';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const BINARY = process.env.ZENA_BINARY ?? path.resolve(here, '../../build/zena-realtime');
+export const SECRET = 'e2e-secret-0123456789abcdef0123456789abcdef';
+export const API_KEY = 'e2e-api-key-0123456789';
+
+const b64url = (data) => Buffer.from(data).toString('base64url');
+
+/** Signs a JWT. `header` and `claims` override the defaults; `secret`, `alg` choose the HMAC;
+ * `sub: null` leaves the subject out. */
+export function mintToken({ sub = 'alice', ttl = 3600, claims = {}, header = {}, secret = SECRET, alg } = {}) {
+  const now = Math.floor(Date.now() / 1000);
+  const h = { alg: alg ?? 'HS256', typ: 'JWT', ...header };
+  const c = { sub, iat: now, exp: now + ttl, ...claims };
+  if (sub === null) delete c.sub;
+  const input = `${b64url(JSON.stringify(h))}.${b64url(JSON.stringify(c))}`;
+  const hash = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' }[alg ?? 'HS256'] ?? 'sha256';
+  const signature = createHmac(hash, secret).update(input).digest('base64url');
+  return `${input}.${signature}`;
+}
+
+/**
+ * Starts the server on a free loopback port and resolves once it listens.
+ * Returns { port, url(path), wsUrl(token), stop(signal), exited, output() }.
+ */
+export async function startServer({ env = {}, args = [], timeoutMs = 10000 } = {}) {
+  const child = spawn(BINARY, ['--host', '127.0.0.1', '--port', '0', ...args], {
+    env: {
+      PATH: process.env.PATH,
+      ZENA_JWT_SECRET: SECRET,
+      ZENA_API_KEY: API_KEY,
+      ZENA_THREADS: '2',
+      ZENA_LOG_LEVEL: 'debug',
+      ...(process.env.ASAN_OPTIONS ? { ASAN_OPTIONS: process.env.ASAN_OPTIONS } : {}),
+      ...(process.env.UBSAN_OPTIONS ? { UBSAN_OPTIONS: process.env.UBSAN_OPTIONS } : {}),
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d) => { output += d; });
+  child.stderr.on('data', (d) => { output += d; });
+  const exited = once(child, 'exit').then(([code, signal]) => ({ code, signal }));
+
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), timeoutMs);
+    const check = () => {
+      const m = output.match(/listening host=\S+ port=(\d+)/);
+      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+    };
+    child.stdout.on('data', check);
+    child.stderr.on('data', check);
+    exited.then(({ code }) => { clearTimeout(timer); reject(new Error(`server exited (${code}):\n${output}`)); });
+  });
+
+  return {
+    port,
+    child,
+    exited,
+    output: () => output,
+    url: (p) => `http://127.0.0.1:${port}${p}`,
+    wsUrl: (token) => `ws://127.0.0.1:${port}/ws${token === undefined ? '' : `?token=${encodeURIComponent(token)}`}`,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      const result = await exited;
+      // Sanitizer reports go to stderr; a test run under ASan/UBSan fails on any.
+      if (/ERROR: (Address|Leak)Sanitizer|runtime error:/.test(output)) {
+        throw new Error(`sanitizer report in server output:\n${output}`);
+      }
+      return result;
+    },
+  };
+}
+
+/** A WebSocket client that buffers messages so tests can await them in order. */
+export class Client {
+  constructor(url, options = {}) {
+    this.ws = new WebSocket(url, options);
+    this.messages = [];
+    this.waiters = [];
+    this.pings = 0;
+    this.ws.on('message', (data, isBinary) => {
+      const text = isBinary ? data : data.toString();
+      const waiter = this.waiters.shift();
+      if (waiter) waiter.resolve(text); else this.messages.push(text);
+    });
+    this.ws.on('ping', () => { this.pings += 1; });
+    const closed = new Promise((resolve) => {
+      this.ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
+    });
+    this.closed = closed;
+    this.ws.on('error', () => {});
+    this.opened = withTimeout(once(this.ws, 'open'), 5000, 'open');
+  }
+
+  /** Next message as parsed JSON; rejects after `timeoutMs`. */
+  next(timeoutMs = 3000) {
+    if (this.messages.length) return Promise.resolve(JSON.parse(this.messages.shift()));
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        resolve: (text) => { clearTimeout(timer); resolve(JSON.parse(text)); },
+      };
+      const timer = setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(waiter), 1);
+        reject(new Error('no message within timeout'));
+      }, timeoutMs);
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** Resolves { code, reason } when the connection closes; rejects after `timeoutMs`. */
+  waitClosed(timeoutMs = 3000) { return withTimeout(this.closed, timeoutMs, 'close'); }
+
+  send(value) { this.ws.send(typeof value === 'string' ? value : JSON.stringify(value)); }
+  close() { this.ws.close(); return this.waitClosed(); }
+}
+
+/** Connects a user and resolves after the welcome message, which it returns as `welcome`. */
+export async function connectUser(server, user, options = {}) {
+  const client = new Client(server.wsUrl(mintToken({ sub: user })), options);
+  client.welcome = await client.next();
+  return client;
+}
+
+/** Calls the server API; resolves { status, body, headers }. */
+export async function api(server, method, route, body, { key = API_KEY, raw } = {}) {
+  const res = await fetch(server.url(route), {
+    method,
+    headers: {
+      ...(key ? { authorization: `Bearer ${key}` } : {}),
+      ...(body !== undefined || raw !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
+    body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
+  });
+  const text = await res.text();
+  let parsed;
+  try { parsed = JSON.parse(text); } catch { parsed = text; }
+  return { status: res.status, body: parsed, headers: res.headers };
+}
+
+/** Polls `fn` until it returns truthy or `timeoutMs` passes. */
+export async function waitFor(fn, timeoutMs = 3000, what = 'condition') {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Rejects when `promise` has not settled within `ms`. */
+export function withTimeout(promise, ms, what = 'operation') {
+  let timer;
+  const timeout = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms); });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
