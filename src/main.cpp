@@ -16,7 +16,7 @@ namespace {
 using namespace zena;
 
 int fail(const std::string& message) {
-    std::fprintf(stderr, "zena-realtime: %s\n", message.c_str());
+    (void)std::fprintf(stderr, "zena-realtime: %s\n", message.c_str());
     return 2;
 }
 

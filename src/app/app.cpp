@@ -37,7 +37,7 @@ void print_dev_banner(const config::settings& s, std::uint16_t port) {
         "  Stats:     curl -H \"Authorization: Bearer %s\" http://localhost:%u/api/stats\n\n",
         s.dev_state_file.c_str(), s.api_key.c_str(), token.c_str(), port, token.c_str(), s.api_key.c_str(), port,
         s.api_key.c_str(), port);
-    std::fflush(stdout);
+    (void)std::fflush(stdout);
 }
 
 }  // namespace

@@ -8,11 +8,13 @@ namespace {
 
 constexpr std::string_view k_alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-constexpr std::array<std::int8_t, 256> make_reverse() {
-    std::array<std::int8_t, 256> table{};
-    for (auto& v : table) v = -1;
+constexpr std::uint8_t k_invalid = 0xFF;
+
+constexpr std::array<std::uint8_t, 256> make_reverse() {
+    std::array<std::uint8_t, 256> table{};
+    for (auto& v : table) v = k_invalid;
     for (std::size_t i = 0; i < k_alphabet.size(); ++i) {
-        table[static_cast<unsigned char>(k_alphabet[i])] = static_cast<std::int8_t>(i);
+        table[static_cast<unsigned char>(k_alphabet[i])] = static_cast<std::uint8_t>(i);
     }
     return table;
 }
@@ -56,8 +58,8 @@ std::optional<std::string> base64url_decode(std::string_view text) {
     std::uint32_t acc = 0;
     int bits = 0;
     for (const char ch : text) {
-        const int v = k_reverse[static_cast<unsigned char>(ch)];
-        if (v < 0) return std::nullopt;
+        const std::uint8_t v = k_reverse[static_cast<unsigned char>(ch)];
+        if (v == k_invalid) return std::nullopt;
         acc = (acc << 6) | static_cast<std::uint32_t>(v);
         bits += 6;
         if (bits >= 8) {

@@ -202,7 +202,8 @@ std::size_t min_secret_bytes(std::string_view algorithm) {
 }  // namespace
 
 std::optional<std::string> process_env(std::string_view name) {
-    const char* value = std::getenv(std::string{name}.c_str());
+    // Read at start only, before any thread exists.
+    const char* value = std::getenv(std::string{name}.c_str());  // NOLINT(concurrency-mt-unsafe)
     if (!value) return std::nullopt;
     return std::string{value};
 }

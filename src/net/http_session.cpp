@@ -67,7 +67,7 @@ void http_session::route(http::request<http::string_body>& request) {
         res->set(http::field::sec_websocket_version, "13");
         res->set(http::field::content_type, "application/json");
         res->body() = R"({"error":"this endpoint speaks WebSocket only; send an upgrade request"})";
-        return write(std::move(res));
+        return write(res);
     }
     if (api::server_api::owns(path)) {
         const auto method = std::string_view(request.method_string());
@@ -81,7 +81,7 @@ void http_session::route(http::request<http::string_body>& request) {
                     res->set(http::field::content_type, "application/json");
                     for (const auto& [name, value] : reply.headers) res->set(name, value);
                     res->body() = std::move(reply.body);
-                    self->write(std::move(res));
+                    self->write(res);
                 });
             });
         return;
@@ -111,18 +111,17 @@ void http_session::upgrade(http::request<http::string_body>&& request) {
                                         std::string_view(authorization.data(), authorization.size()));
     auto result = token.empty() ? auth::jwt_result{auth::jwt_error::missing, {}} : services_.verifier.verify(token);
     stream_.expires_never();
-    std::make_shared<ws::ws_session>(std::move(stream_), worker_, services_, std::move(result))
-        ->run(std::move(request));
+    std::make_shared<ws::ws_session>(std::move(stream_), worker_, services_, std::move(result))->run(request);
 }
 
 void http_session::respond(http::status status, std::string body, std::string_view content_type) {
     auto res = std::make_shared<response>(status, version_);
     res->set(http::field::content_type, content_type);
     res->body() = std::move(body);
-    write(std::move(res));
+    write(res);
 }
 
-void http_session::write(std::shared_ptr<response> res) {
+void http_session::write(const std::shared_ptr<response>& res) {
     res->set(http::field::server, "zena-realtime");
     // A response that set Connection itself (426's "Upgrade") keeps it.
     if (res->find(http::field::connection) == res->end()) res->keep_alive(keep_alive_);

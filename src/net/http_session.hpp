@@ -29,7 +29,7 @@ private:
     void route(http::request<http::string_body>& request);
     void upgrade(http::request<http::string_body>&& request);
     void respond(http::status status, std::string body, std::string_view content_type = "application/json");
-    void write(std::shared_ptr<response> res);
+    void write(const std::shared_ptr<response>& res);
     void on_write(bool keep_alive, beast::error_code ec);
 
     beast::tcp_stream stream_;

@@ -15,7 +15,7 @@ ws_session::ws_session(beast::tcp_stream&& stream, net::worker& worker, net::ser
       services_(services),
       auth_error_(auth.error) {}
 
-void ws_session::run(http::request<http::string_body> request) {
+void ws_session::run(const http::request<http::string_body>& request) {
     const auto& settings = services_.settings;
     // Beast's own timer covers the opening and closing handshakes; liveness after that is the
     // worker's heartbeat sweep, so no idle timer runs per connection.

@@ -29,7 +29,8 @@ public:
     // completes the upgrade and then closes with 1008 and the reason, as the seed requires.
     ws_session(beast::tcp_stream&& stream, net::worker& worker, net::services& services, auth::jwt_result auth);
 
-    void run(http::request<http::string_body> request);
+    // Beast builds its handshake response from `request` at once; it need not outlive the call.
+    void run(const http::request<http::string_body>& request);
 
     bool send(const protocol::shared_frame& frame) override;
     void close(protocol::close_code code, std::string_view reason) override;

@@ -99,6 +99,8 @@ export class Client {
     this.closed = closed;
     this.ws.on('error', () => {});
     this.opened = withTimeout(once(this.ws, 'open'), 5000, 'open');
+    this.opened.catch(() => {}); // awaited only by tests that expect an open
+
   }
 
   /** Next message as parsed JSON; rejects after `timeoutMs`. */
@@ -160,7 +162,10 @@ export async function waitFor(fn, timeoutMs = 3000, what = 'condition') {
 /** Rejects when `promise` has not settled within `ms`. */
 export function withTimeout(promise, ms, what = 'operation') {
   let timer;
-  const timeout = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms); });
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+    timer.unref(); // a pending wait must not keep the test process alive
+  });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 

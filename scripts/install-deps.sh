@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what building and testing zena-realtime need, from Debian's packages and the npm
+# registry only. Safe to run again: it installs only what is missing.
+#   scripts/install-deps.sh           build and run dependencies
+#   scripts/install-deps.sh --test    also what the tests use (Python websockets, clang tools, npm ci)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config
+  libboost1.81-dev      # Beast (HTTP, WebSocket) and Asio
+  libsimdjson-dev       # validating JSON parser for everything from the network
+  libssl-dev            # HMAC for JWT, constant-time compare, CSPRNG
+  libspdlog-dev         # logging
+  libtomlplusplus-dev   # the configuration file
+  libgtest-dev          # unit tests (built with the project)
+)
+if [[ ${1:-} == --test ]]; then
+  packages+=(
+    nodejs npm            # the e2e test runner and the `ws` client
+    python3 python3-websockets  # the Python client tests (Debian's interpreter)
+    clang clang-format clang-tidy libclang-rt-14-dev  # lint and sanitizers
+  )
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  sudo_cmd=()
+  [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [[ ${1:-} == --test ]]; then
+  (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -1,0 +1,110 @@
+#include "api/server_api.hpp"
+
+#include <gtest/gtest.h>
+
+#include "hub/test_connection.hpp"
+
+namespace zena::api {
+namespace {
+
+const std::string k_key = "test-api-key-0123456789";
+
+// One hub whose "thread" is the caller: posts run inline, so replies arrive synchronously.
+class ServerApiTest : public ::testing::Test {
+protected:
+    ServerApiTest() {
+        hubs.local(0).add(alice);
+        hubs.local(0).add(alice2);
+        hubs.local(0).add(bob);
+    }
+
+    http_response call(std::string_view method, std::string_view target, std::string_view body = {},
+                       std::string auth = "Bearer " + k_key) {
+        std::optional<http_response> out;
+        api.handle({method, target, auth, body}, [&](http_response r) { out = std::move(r); });
+        EXPECT_TRUE(out) << "reply called synchronously with inline posts";
+        return out.value_or(http_response{});
+    }
+
+    hub::user_registry registry;
+    hub::hub_set hubs{{[](hub::hub_set::task t) { t(); }}, registry};
+    observability::metrics metrics;
+    server_api api{hubs, metrics, k_key, api_limits{3}};
+    std::shared_ptr<hub::testing::recording_connection> alice = hub::testing::make(1, "alice");
+    std::shared_ptr<hub::testing::recording_connection> alice2 = hub::testing::make(2, "alice");
+    std::shared_ptr<hub::testing::recording_connection> bob = hub::testing::make(3, "bob");
+};
+
+TEST_F(ServerApiTest, Broadcast_DeliversEnvelopeToTheUser) {
+    const auto r =
+        call("POST", "/api/broadcast", R"({"userId":"alice","type":"thread.new","payload":{"threadId":"t" }})");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, R"({"delivered":2})");
+    ASSERT_EQ(alice->frames.size(), 1U);
+    EXPECT_EQ(*alice->frames[0], R"({"type":"thread.new","payload":{"threadId":"t"}})");
+    EXPECT_TRUE(bob->frames.empty());
+    EXPECT_EQ(metrics.messages_delivered.load(), 2U);
+}
+
+TEST_F(ServerApiTest, BroadcastUsers_DedupesUsers) {
+    const auto r = call("POST", "/api/broadcast", R"({"userIds":["bob","bob"],"type":"t","payload":{}})");
+    EXPECT_EQ(r.body, R"({"delivered":1})");
+    EXPECT_EQ(bob->frames.size(), 1U);
+}
+
+TEST_F(ServerApiTest, BroadcastAll_ReachesEveryone) {
+    EXPECT_EQ(call("POST", "/api/broadcast-all", R"({"type":"t","payload":{"a":1}})").body, R"({"delivered":3})");
+}
+
+TEST_F(ServerApiTest, BadInput_NamesTheFieldAndDeliversNothing) {
+    struct tc {
+        std::string body;
+        std::string field;
+    };
+    for (const auto& [body, field] : std::vector<tc>{
+             {R"({"userId":"alice","payload":{}})", "type"},
+             {R"({"userId":"alice","type":"bad type","payload":{}})", "type"},
+             {R"({"userId":"alice","type":"t","payload":[]})", "payload"},
+             {R"({"type":"t","payload":{}})", "userId"},
+             {R"({"userIds":["a","b","c","d"],"type":"t","payload":{}})", "userIds"},
+             {R"({"userIds":["alice",""],"type":"t","payload":{}})", "userIds[1]"},
+         }) {
+        const auto r = call("POST", "/api/broadcast", body);
+        EXPECT_EQ(r.status, 400) << body;
+        EXPECT_NE(r.body.find(R"("field":")" + field + '"'), std::string::npos) << r.body;
+    }
+    EXPECT_EQ(call("POST", "/api/broadcast", "{oops").status, 400);
+    EXPECT_TRUE(alice->frames.empty());
+    EXPECT_EQ(metrics.api_rejections.load(), 7U);
+}
+
+TEST_F(ServerApiTest, WrongKey_Is401) {
+    EXPECT_EQ(call("GET", "/api/stats", {}, "Bearer nope").status, 401);
+    EXPECT_EQ(call("GET", "/api/stats", {}, "").status, 401);
+    EXPECT_EQ(call("GET", "/api/stats", {}, k_key).status, 401) << "the Bearer scheme is required";
+}
+
+TEST_F(ServerApiTest, Stats_And_UserCounts) {
+    EXPECT_NE(call("GET", "/api/stats").body.find(R"("connections":3,"users":2)"), std::string::npos);
+    EXPECT_EQ(call("GET", "/api/users/alice/connections").body, R"({"userId":"alice","connections":2})");
+    EXPECT_EQ(call("GET", "/api/users/a%20b/connections").body, R"({"userId":"a b","connections":0})");
+    EXPECT_EQ(call("GET", "/api/users/a%2Fb/connections").status, 400);
+}
+
+TEST_F(ServerApiTest, DeleteUser_ClosesWithDisconnected) {
+    EXPECT_EQ(call("DELETE", "/api/users/alice/connections").body, R"({"userId":"alice","closed":2})");
+    EXPECT_EQ(alice->closed, protocol::close_code::disconnected);
+    EXPECT_FALSE(bob->closed);
+}
+
+TEST_F(ServerApiTest, RoutesAndMethods) {
+    EXPECT_EQ(call("GET", "/api/nope").status, 404);
+    const auto r = call("PUT", "/api/users/alice/connections");
+    EXPECT_EQ(r.status, 405);
+    ASSERT_EQ(r.headers.size(), 1U);
+    EXPECT_EQ(r.headers[0].second, "GET, DELETE");
+    EXPECT_EQ(call("GET", "/api/broadcast").status, 405);
+}
+
+}  // namespace
+}  // namespace zena::api

@@ -1,0 +1,119 @@
+#include "hub/hub_set.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "hub/test_connection.hpp"
+
+namespace zena::hub {
+namespace {
+
+// A real thread per hub running a task queue: the same contract as an io_context.
+class task_thread {
+public:
+    task_thread() : thread_([this] { loop(); }) {}
+    ~task_thread() {
+        post({});
+        thread_.join();
+    }
+    void post(std::function<void()> task) {
+        std::lock_guard lock{mutex_};
+        tasks_.push_back(std::move(task));
+        cv_.notify_one();
+    }
+
+private:
+    void loop() {
+        for (;;) {
+            std::function<void()> task;
+            {
+                std::unique_lock lock{mutex_};
+                cv_.wait(lock, [&] { return !tasks_.empty(); });
+                task = std::move(tasks_.front());
+                tasks_.pop_front();
+            }
+            if (!task) return;
+            task();
+        }
+    }
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::deque<std::function<void()>> tasks_;
+    std::thread thread_;
+};
+
+TEST(HubSet, OnEveryHub_RunsOncePerThreadAndSums) {
+    user_registry registry;
+    std::vector<std::unique_ptr<task_thread>> threads;
+    std::vector<hub_set::post_fn> posts;
+    for (int i = 0; i < 4; ++i) {
+        threads.push_back(std::make_unique<task_thread>());
+        posts.emplace_back([t = threads.back().get()](hub_set::task task) { t->post(std::move(task)); });
+    }
+    hub_set hubs{posts, registry};
+    ASSERT_EQ(hubs.size(), 4U);
+
+    // Each thread gets two alice connections, added on its own thread.
+    std::vector<std::shared_ptr<testing::recording_connection>> conns;
+    for (std::size_t i = 0; i < 4; ++i) {
+        for (int j = 0; j < 2; ++j) conns.push_back(testing::make(i * 10 + j, "alice"));
+    }
+    std::atomic<int> added{0};
+    for (std::size_t i = 0; i < 4; ++i) {
+        posts[i]([&, i] {
+            hubs.local(i).add(conns[i * 2]);
+            hubs.local(i).add(conns[i * 2 + 1]);
+            ++added;
+        });
+    }
+    while (added < 4) std::this_thread::yield();
+    EXPECT_EQ(registry.connections_of("alice"), 8U);
+
+    const auto frame = protocol::make_event_frame("t", "{}");
+    std::promise<std::size_t> total;
+    std::atomic<int> done_calls{0};
+    hubs.on_every_hub([frame](hub& h) { return h.send_to_user("alice", frame); },
+                      [&](std::size_t n) {
+                          ++done_calls;
+                          total.set_value(n);
+                      });
+    EXPECT_EQ(total.get_future().get(), 8U);
+    EXPECT_EQ(done_calls, 1);
+    for (const auto& c : conns) EXPECT_EQ(c->frames.size(), 1U);
+
+    // Order: tasks posted from one thread run in order on each target thread.
+    std::promise<void> finished;
+    for (int k = 0; k < 100; ++k) {
+        auto f = protocol::make_event_frame("seq", std::to_string(k));
+        hubs.on_every_hub([f](hub& h) { return h.send_to_user("alice", f); },
+                          [&, k](std::size_t) {
+                              if (k == 99) finished.set_value();
+                          });
+    }
+    finished.get_future().wait();
+    for (const auto& c : conns) {
+        ASSERT_EQ(c->frames.size(), 101U);
+        for (int k = 0; k < 100; ++k)
+            EXPECT_EQ(*c->frames[k + 1], R"({"type":"seq","payload":)" + std::to_string(k) + "}");
+    }
+    // Tear down on the owning threads.
+    std::atomic<int> removed{0};
+    for (std::size_t i = 0; i < 4; ++i) {
+        posts[i]([&, i] {
+            hubs.local(i).remove(i * 10);
+            hubs.local(i).remove(i * 10 + 1);
+            ++removed;
+        });
+    }
+    while (removed < 4) std::this_thread::yield();
+    EXPECT_EQ(registry.connections(), 0U);
+}
+
+}  // namespace
+}  // namespace zena::hub

@@ -1,0 +1,107 @@
+#include "hub/hub.hpp"
+
+#include <gtest/gtest.h>
+
+#include "hub/test_connection.hpp"
+
+namespace zena::hub {
+namespace {
+
+using testing::make;
+
+class HubTest : public ::testing::Test {
+protected:
+    user_registry registry;
+    hub h{registry};
+    protocol::shared_frame frame = protocol::make_event_frame("thread.new", R"({"threadId":"t"})");
+};
+
+TEST_F(HubTest, SendToUser_ReachesOnlyThatUsersConnections) {
+    auto a1 = make(1, "alice"), a2 = make(2, "alice"), b = make(3, "bob");
+    h.add(a1);
+    h.add(a2);
+    h.add(b);
+    EXPECT_EQ(h.send_to_user("alice", frame), 2U);
+    EXPECT_EQ(a1->frames.size(), 1U);
+    EXPECT_EQ(a2->frames.size(), 1U);
+    EXPECT_TRUE(b->frames.empty());
+    EXPECT_EQ(h.send_to_user("nobody", frame), 0U);
+}
+
+TEST_F(HubTest, Send_SharesOneBufferAcrossConnections) {
+    auto a1 = make(1, "alice"), a2 = make(2, "alice");
+    h.add(a1);
+    h.add(a2);
+    h.send_to_user("alice", frame);
+    EXPECT_EQ(a1->frames[0].get(), a2->frames[0].get()) << "encoded once, shared by reference";
+}
+
+TEST_F(HubTest, SendToAll_CountsOnlyConnectionsThatTookIt) {
+    auto a = make(1, "alice"), b = make(2, "bob");
+    b->accept = false;
+    h.add(a);
+    h.add(b);
+    EXPECT_EQ(h.send_to_all(frame), 1U);
+}
+
+TEST_F(HubTest, Remove_IsIdempotentAndUpdatesTheRegistry) {
+    auto a1 = make(1, "alice"), a2 = make(2, "alice"), b = make(3, "bob");
+    h.add(a1);
+    h.add(a2);
+    h.add(b);
+    EXPECT_EQ(registry.connections(), 3U);
+    EXPECT_EQ(registry.users(), 2U);
+    h.remove(1);
+    h.remove(1);
+    EXPECT_EQ(registry.connections_of("alice"), 1U);
+    EXPECT_EQ(h.size(), 2U);
+    h.remove(2);
+    EXPECT_EQ(registry.users(), 1U);
+    EXPECT_EQ(h.user_connections("alice"), 0U);
+    EXPECT_EQ(h.send_to_user("alice", frame), 0U);
+    EXPECT_EQ(h.send_to_all(frame), 1U) << "the swap-remove kept bob reachable";
+}
+
+TEST_F(HubTest, CloseUser_ClosesEachOfItsConnections) {
+    auto a1 = make(1, "alice"), a2 = make(2, "alice"), b = make(3, "bob");
+    h.add(a1);
+    h.add(a2);
+    h.add(b);
+    EXPECT_EQ(h.close_user("alice", protocol::close_code::disconnected, "bye"), 2U);
+    EXPECT_EQ(a1->closed, protocol::close_code::disconnected);
+    EXPECT_EQ(a2->closed, protocol::close_code::disconnected);
+    EXPECT_FALSE(b->closed);
+}
+
+TEST_F(HubTest, CloseAll_ClosesEveryone) {
+    auto a = make(1, "alice"), b = make(2, "bob");
+    h.add(a);
+    h.add(b);
+    EXPECT_EQ(h.close_all(protocol::close_code::going_away, "shutdown"), 2U);
+    EXPECT_EQ(a->closed, protocol::close_code::going_away);
+    EXPECT_EQ(b->closed, protocol::close_code::going_away);
+}
+
+TEST_F(HubTest, Heartbeat_TicksEveryConnectionAndCountsTheDead) {
+    auto a = make(1, "alice"), b = make(2, "bob");
+    b->alive = false;
+    h.add(a);
+    h.add(b);
+    EXPECT_EQ(h.heartbeat(), 1U);
+    EXPECT_EQ(a->heartbeats, 1);
+    EXPECT_EQ(b->heartbeats, 1);
+}
+
+TEST(UserRegistry, CountsAcrossManyUsers) {
+    user_registry registry;
+    for (int i = 0; i < 1000; ++i) registry.add("user-" + std::to_string(i % 100));
+    EXPECT_EQ(registry.connections(), 1000U);
+    EXPECT_EQ(registry.users(), 100U);
+    EXPECT_EQ(registry.connections_of("user-7"), 10U);
+    for (int i = 0; i < 1000; ++i) registry.remove("user-" + std::to_string(i % 100));
+    EXPECT_EQ(registry.connections(), 0U);
+    EXPECT_EQ(registry.users(), 0U);
+}
+
+}  // namespace
+}  // namespace zena::hub

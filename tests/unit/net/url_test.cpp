@@ -1,0 +1,36 @@
+#include "net/url.hpp"
+
+#include <gtest/gtest.h>
+
+namespace zena::net {
+namespace {
+
+TEST(Url, TargetPath_DropsTheQuery) {
+    EXPECT_EQ(target_path("/ws?token=x"), "/ws");
+    EXPECT_EQ(target_path("/api/stats"), "/api/stats");
+}
+
+TEST(Url, RedactTarget_HidesTheWholeQuery) {
+    EXPECT_EQ(redact_target("/ws?token=secret&x=1"), "/ws?<redacted>");
+    EXPECT_EQ(redact_target("/healthz"), "/healthz");
+}
+
+TEST(Url, PercentDecode_HandlesEscapesAndRefusesBadOnes) {
+    EXPECT_EQ(percent_decode("a%20b%2fc", false), "a b/c");
+    EXPECT_EQ(percent_decode("a+b", true), "a b");
+    EXPECT_EQ(percent_decode("a+b", false), "a+b");
+    EXPECT_FALSE(percent_decode("%", false));
+    EXPECT_FALSE(percent_decode("%4", false));
+    EXPECT_FALSE(percent_decode("%g0", false));
+}
+
+TEST(Url, QueryParam_FindsTheFirstExactName) {
+    EXPECT_EQ(query_param("/p?a=1&token=t&token=u", "token"), "t");
+    EXPECT_EQ(query_param("/p?xtoken=1", "token"), std::nullopt);
+    EXPECT_EQ(query_param("/p?token", "token"), "");
+    EXPECT_EQ(query_param("/p?token=a#frag", "token"), "a");
+    EXPECT_EQ(query_param("/p", "token"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace zena::net
