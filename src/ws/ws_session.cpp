@@ -146,7 +146,14 @@ void ws_session::close(protocol::close_code code, std::string_view reason) {
 }
 
 bool ws_session::heartbeat() {
-    if (closing_) return true;  // the close handshake has its own deadline
+    if (closing_) {
+        // A close stuck behind a write the peer never reads (a stalled slow consumer) would
+        // wait forever: one tick is allowed for it, the next one terminates.
+        if (close_ticks_++ == 0) return true;
+        spdlog::info("connection terminated conn={} user={} reason=close_timeout", id(), user_id());
+        terminate();
+        return false;
+    }
     if (awaiting_pong_) {
         spdlog::info("connection terminated conn={} user={} reason=heartbeat_timeout", id(), user_id());
         terminate();

@@ -58,6 +58,7 @@ private:
     bool closing_ = false;        // close started or connection terminated: no more sends
     bool awaiting_pong_ = false;  // a ping was sent and no pong has come back yet
     bool pinging_ = false;        // an async_ping is in flight
+    int close_ticks_ = 0;         // heartbeat ticks seen while closing
 };
 
 }  // namespace zena::ws
