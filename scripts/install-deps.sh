@@ -17,7 +17,6 @@ packages=(
 )
 if [[ ${1:-} == --test ]]; then
   packages+=(
-    nodejs npm            # the e2e test runner and the `ws` client
     python3 python3-websockets  # the Python client tests (Debian's interpreter)
     clang clang-format clang-tidy libclang-rt-14-dev  # lint and sanitizers
   )
@@ -27,6 +26,12 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js (>= 20, with npm) runs the e2e tests. Machines that already have one (the CI image ships
+# Node 20 with its own npm) keep it; Debian's `npm` package would conflict with that build.
+if [[ ${1:-} == --test ]] && ! { command -v node >/dev/null && command -v npm >/dev/null; }; then
+  missing+=(nodejs npm)
+fi
+
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   sudo_cmd=()
