@@ -4,34 +4,19 @@
 
 namespace zena::ws {
 
-namespace websocket = beast::websocket;
 using protocol::close_code;
 
 ws_session::ws_session(beast::tcp_stream&& stream, net::worker& worker, net::services& services, auth::jwt_result auth)
     : hub::connection(services.next_connection_id.fetch_add(1, std::memory_order_relaxed),
                       std::move(auth.identity.user_id)),
-      ws_(std::move(stream)),
+      ws_(std::move(stream), ws_stream::options{std::chrono::milliseconds(services.settings.handshake_timeout_ms),
+                                                static_cast<std::size_t>(services.settings.max_message_bytes),
+                                                [this] { awaiting_pong_ = false; }}),
       worker_(worker),
       services_(services),
       auth_error_(auth.error) {}
 
 void ws_session::run(const http::request<http::string_body>& request) {
-    const auto& settings = services_.settings;
-    // Beast's own timer covers the opening and closing handshakes; liveness after that is the
-    // worker's heartbeat sweep, so no idle timer runs per connection.
-    beast::get_lowest_layer(ws_).expires_never();
-    websocket::stream_base::timeout timeouts{};
-    timeouts.handshake_timeout = std::chrono::milliseconds(settings.handshake_timeout_ms);
-    timeouts.idle_timeout = websocket::stream_base::none();
-    timeouts.keep_alive_pings = false;
-    ws_.set_option(timeouts);
-    ws_.set_option(websocket::stream_base::decorator(
-        [](websocket::response_type& res) { res.set(http::field::server, "zena-realtime"); }));
-    ws_.read_message_max(static_cast<std::size_t>(settings.max_message_bytes));
-    ws_.auto_fragment(false);
-    ws_.control_callback([this](websocket::frame_type kind, beast::string_view) {
-        if (kind == websocket::frame_type::pong) awaiting_pong_ = false;
-    });
     ws_.async_accept(request, [self = shared_from_this()](beast::error_code ec) { self->on_accept(ec); });
 }
 
@@ -42,9 +27,8 @@ void ws_session::on_accept(beast::error_code ec) {
         const auto reason = auth::to_string(auth_error_);
         spdlog::info("connection refused reason=\"{}\" code=1008", reason);
         closing_ = true;
-        ws_.async_close(
-            websocket::close_reason(static_cast<websocket::close_code>(close_code::policy_violation), reason),
-            [self = shared_from_this()](beast::error_code) {});
+        ws_.async_close(static_cast<std::uint16_t>(close_code::policy_violation), reason,
+                        [self = shared_from_this()](beast::error_code) {});
         return;
     }
     worker_.hub.add(shared_from_this());
@@ -114,9 +98,8 @@ bool ws_session::send(const protocol::shared_frame& frame) {
 
 void ws_session::do_write() {
     writing_ = true;
-    ws_.text(true);
-    ws_.async_write(boost::asio::buffer(*queue_.front()),
-                    [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec); });
+    ws_.async_write_text(boost::asio::buffer(*queue_.front()),
+                         [self = shared_from_this()](beast::error_code ec) { self->on_write(ec); });
 }
 
 void ws_session::on_write(beast::error_code ec) {
@@ -141,8 +124,7 @@ void ws_session::close(protocol::close_code code, std::string_view reason) {
         queued_bytes_ -= queue_.back()->size();
         queue_.pop_back();
     }
-    ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(code), reason),
-                    [self = shared_from_this()](beast::error_code) {});
+    ws_.async_close(static_cast<std::uint16_t>(code), reason, [self = shared_from_this()](beast::error_code) {});
 }
 
 bool ws_session::heartbeat() {
@@ -151,27 +133,20 @@ bool ws_session::heartbeat() {
         // wait forever: one tick is allowed for it, the next one terminates.
         if (close_ticks_++ == 0) return true;
         spdlog::info("connection terminated conn={} user={} reason=close_timeout", id(), user_id());
-        terminate();
+        ws_.terminate();
         return false;
     }
     if (awaiting_pong_) {
         spdlog::info("connection terminated conn={} user={} reason=heartbeat_timeout", id(), user_id());
-        terminate();
+        ws_.terminate();
         return false;
     }
     awaiting_pong_ = true;
     if (!pinging_) {
         pinging_ = true;
-        ws_.async_ping({}, [self = shared_from_this()](beast::error_code) { self->pinging_ = false; });
+        ws_.async_ping([self = shared_from_this()](beast::error_code) { self->pinging_ = false; });
     }
     return true;
-}
-
-void ws_session::terminate() {
-    closing_ = true;
-    beast::error_code ignored;
-    beast::get_lowest_layer(ws_).socket().shutdown(boost::asio::ip::tcp::socket::shutdown_both, ignored);
-    beast::get_lowest_layer(ws_).socket().close(ignored);
 }
 
 void ws_session::finish() {

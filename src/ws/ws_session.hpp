@@ -17,6 +17,7 @@
 #include "auth/jwt.hpp"
 #include "hub/connection.hpp"
 #include "net/services.hpp"
+#include "ws/ws_stream.hpp"
 
 namespace zena::ws {
 
@@ -43,10 +44,9 @@ private:
     void handle_text(std::string_view text);
     void do_write();
     void on_write(beast::error_code ec);
-    void terminate();
     void finish();
 
-    beast::websocket::stream<beast::tcp_stream> ws_;
+    ws_stream ws_;
     beast::flat_buffer read_buffer_;
     net::worker& worker_;
     net::services& services_;
