@@ -10,6 +10,7 @@
 #include "auth/token_source.hpp"
 #include "net/url.hpp"
 #include "protocol/envelope.hpp"
+#include "protocol/json_reader.hpp"
 #include "protocol/json_writer.hpp"
 
 namespace zena::api {

@@ -8,7 +8,7 @@
 #include <cmath>
 
 #include "auth/base64url.hpp"
-#include "protocol/envelope.hpp"
+#include "protocol/json_reader.hpp"
 #include "protocol/json_writer.hpp"
 
 namespace zena::auth {

@@ -4,7 +4,7 @@
 #include <array>
 #include <utility>
 
-#include "protocol/envelope.hpp"
+#include "protocol/json_reader.hpp"
 
 namespace zena::protocol {
 namespace {

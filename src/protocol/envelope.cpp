@@ -15,11 +15,4 @@ shared_frame make_event_frame(std::string_view type, std::string_view payload_js
     return std::make_shared<const std::string>(std::move(out));
 }
 
-simdjson::dom::parser& thread_json_parser() {
-    thread_local simdjson::dom::parser parser;
-    return parser;
-}
-
-std::string minify_json(simdjson::dom::element element) { return simdjson::minify(element); }
-
 }  // namespace zena::protocol

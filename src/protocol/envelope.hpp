@@ -7,8 +7,6 @@
 #include <string>
 #include <string_view>
 
-#include <simdjson.h>
-
 namespace zena::protocol {
 
 // The encoded text of one message, shared read-only across threads and connections.
@@ -17,14 +15,5 @@ using shared_frame = std::shared_ptr<const std::string>;
 // {"type":<type>,"payload":<payload_json>}; `payload_json` must be valid JSON (for instance the
 // output of minify_json), it is copied as is.
 shared_frame make_event_frame(std::string_view type, std::string_view payload_json);
-
-// The thread's reusable DOM parser. simdjson validates the whole document (structure and UTF-8),
-// which is why the server parses untrusted input with the DOM API and not On Demand: nothing
-// half-checked is ever passed through. Elements it returns live until the next parse on the
-// same thread.
-simdjson::dom::parser& thread_json_parser();
-
-// Minified JSON text of an element: the canonical form the server forwards.
-std::string minify_json(simdjson::dom::element element);
 
 }  // namespace zena::protocol

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "protocol/envelope.hpp"
+#include "protocol/json_reader.hpp"
 
 namespace zena::protocol {
 namespace {
