@@ -21,6 +21,26 @@ void http_session::do_read() {
     parser_->header_limit(static_cast<std::uint32_t>(settings.http_max_header_bytes));
     parser_->body_limit(static_cast<std::uint64_t>(settings.http_max_body_bytes));
     stream_.expires_after(std::chrono::milliseconds(settings.http_request_timeout_ms));
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+}
+
+void http_session::on_header(beast::error_code ec) {
+    if (ec) return on_read(ec, 0);
+    const auto& request = parser_->get();
+    // curl and others wait (a second, for curl) for "100 Continue" before sending a body.
+    if (!parser_->is_done() && beast::iequals(request[http::field::expect], "100-continue")) {
+        auto interim = std::make_shared<http::response<http::empty_body>>(http::status::continue_, request.version());
+        http::async_write(stream_, *interim,
+                          [self = shared_from_this(), interim](beast::error_code write_ec, std::size_t) {
+                              if (!write_ec) self->read_body();
+                          });
+        return;
+    }
+    read_body();
+}
+
+void http_session::read_body() {
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, std::size_t n) { self->on_read(ec, n); });
 }

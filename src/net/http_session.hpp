@@ -25,6 +25,8 @@ private:
     using response = http::response<http::string_body>;
 
     void do_read();
+    void on_header(beast::error_code ec);
+    void read_body();
     void on_read(beast::error_code ec, std::size_t bytes);
     void route(http::request<http::string_body>& request);
     void upgrade(http::request<http::string_body>&& request);

@@ -1,5 +1,7 @@
 #include "ws/ws_session.hpp"
 
+#include <exception>
+
 #include "protocol/json_writer.hpp"
 
 namespace zena::ws {
@@ -77,7 +79,14 @@ void ws_session::handle_text(std::string_view text) {
         return;
     }
     observability::metrics::add(services_.metrics.client_messages_valid);
-    if (services_.on_client_event) services_.on_client_event({id(), user_id()}, message);
+    if (!services_.on_client_event) return;
+    // The seed's rule: processing errors are logged, never sent to the client.
+    try {
+        services_.on_client_event({id(), user_id()}, message);
+    } catch (const std::exception& e) {
+        spdlog::error("client event processing failed conn={} user={} type={} error=\"{}\"", id(), user_id(),
+                      message.type, e.what());
+    }
 }
 
 bool ws_session::send(const protocol::shared_frame& frame) {

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { Client, mintToken, startServer } from './harness.mjs';
+import { Client, mintToken, startServer, waitFor } from './harness.mjs';
 
 describe('http routes', () => {
   let server;
@@ -57,5 +57,36 @@ describe('http routes', () => {
 
   test('Http.KeepAlive_ServesSeveralRequests', async () => {
     for (let i = 0; i < 5; i += 1) assert.equal((await fetch(server.url('/healthz'))).status, 200);
+  });
+});
+
+describe('http expect 100-continue', () => {
+  let server;
+  before(async () => { server = await startServer(); });
+  after(async () => { await server.stop(); });
+
+  test('Http.Expect100Continue_IsAnsweredBeforeTheBody', async () => {
+    const body = JSON.stringify({ type: 'notice', payload: { text: 'x'.repeat(2000) } });
+    const socket = connect(server.port, '127.0.0.1');
+    let data = '';
+    socket.on('data', (d) => { data += d; });
+    socket.write('POST /api/broadcast-all HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer e2e-api-key-0123456789\r\n'
+      + `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`);
+    await waitFor(() => data.includes('100 Continue'), 2000, '100 Continue');
+    assert.ok(!data.includes('200 OK'), 'only the interim answer before the body');
+    socket.write(body);
+    await new Promise((resolve) => socket.on('close', resolve));
+    assert.match(data, /HTTP\/1\.1 200 OK[\s\S]*\{"delivered":0\}/);
+  });
+
+  test('Http.Expect100Continue_TooLarge_Is413WithoutReadingTheBody', async () => {
+    const socket = connect(server.port, '127.0.0.1');
+    let data = '';
+    socket.on('data', (d) => { data += d; });
+    socket.write('POST /api/broadcast-all HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer e2e-api-key-0123456789\r\n'
+      + 'Content-Type: application/json\r\nContent-Length: 50000000\r\nExpect: 100-continue\r\n\r\n');
+    await waitFor(() => /HTTP\/1\.1 413/.test(data), 2000, '413');
+    assert.ok(!data.includes('100 Continue'));
+    socket.destroy();
   });
 });
