@@ -1,6 +1,8 @@
 // zena-realtime: parse the command line, then run the server or one of the small commands.
 
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -9,6 +11,7 @@
 #include "config/config.hpp"
 #include "config/dev_credentials.hpp"
 #include "observability/log.hpp"
+#include "protocol/catalog.hpp"
 #include "protocol/close_codes.hpp"
 
 namespace {
@@ -58,6 +61,24 @@ int token_command(std::vector<std::string> args) {
     return 0;
 }
 
+// `zena-realtime catalog [options]`: prints the catalog in effect (catalog.path, else the one
+// compiled in) after checking it. Only the catalog options matter here; a server that could not
+// start for other reasons (no secret, say) still has a catalog to show.
+int catalog_command(const std::vector<std::string>& args) {
+    const auto loaded = config::load(args, config::process_env);
+    std::string error;
+    if (!app::load_catalog(loaded.values, error)) return fail(error);
+    if (loaded.values.catalog_path.empty()) {
+        const auto text = protocol::builtin_catalog_json();
+        std::printf("%.*s", static_cast<int>(text.size()), text.data());
+        return 0;
+    }
+    std::ifstream in{loaded.values.catalog_path, std::ios::binary};
+    const std::string text{std::istreambuf_iterator<char>(in), {}};
+    std::printf("%s", text.c_str());
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -68,6 +89,7 @@ int main(int argc, char** argv) {
             std::printf("%s\n", protocol::close_codes_json().c_str());
             return 0;
         }
+        if (args[0] == "catalog") return catalog_command({args.begin() + 1, args.end()});
         if (args[0] == "config-docs") {
             std::printf("%s", config::markdown_reference().c_str());
             return 0;
@@ -90,5 +112,8 @@ int main(int argc, char** argv) {
         spdlog::warn("dev mode: credentials {} {}", created ? "generated in" : "read from",
                      loaded.values.dev_state_file);
     }
-    return app::run(loaded.values, loaded.dev_mode);
+    std::string catalog_error;
+    const auto catalog = app::load_catalog(loaded.values, catalog_error);
+    if (!catalog) return fail(catalog_error);
+    return app::run(loaded.values, *catalog, loaded.dev_mode);
 }

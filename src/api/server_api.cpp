@@ -35,10 +35,26 @@ struct publish_request {
     protocol::shared_frame frame;
 };
 
+// Checks a publish's type and payload against the catalog; the error response, or nullopt.
+std::optional<http_response> check_event(const protocol::catalog& catalog, bool permissive, std::string_view type,
+                                         simdjson::dom::element payload) {
+    const auto* spec = catalog.server_event(type);
+    if (!spec) {
+        if (permissive) return std::nullopt;
+        return error_response(400, "unknown event type (not in the catalog)", "type", type);
+    }
+    if (spec->protocol) return error_response(400, "this event is sent by the server itself", "type", type);
+    if (auto e = protocol::catalog::validate(*spec, payload)) {
+        return error_response(400, std::string{type} + ": " + e->field + " " + e->message, e->field, type);
+    }
+    return std::nullopt;
+}
+
 // Parses {"type", "payload", and (when `with_users`) "userId" | "userIds"}. On failure returns
 // the error response; on success fills `out`.
-std::optional<http_response> parse_publish(std::string_view body, bool with_users, std::size_t max_users,
-                                           publish_request& out) {
+std::optional<http_response> parse_publish(std::string_view body, bool with_users, const protocol::catalog& catalog,
+                                           const api_limits& limits, publish_request& out) {
+    const std::size_t max_users = limits.max_users_per_publish;
     simdjson::dom::element root;
     if (protocol::thread_json_parser().parse(body.data(), body.size()).get(root) != simdjson::SUCCESS) {
         return error_response(400, "body is not valid JSON");
@@ -57,6 +73,7 @@ std::optional<http_response> parse_publish(std::string_view body, bool with_user
     if (object["payload"].get(payload) != simdjson::SUCCESS || !payload.is_object()) {
         return error_response(400, "payload is required and must be a JSON object", "payload");
     }
+    if (auto error = check_event(catalog, limits.permissive, type, payload)) return error;
 
     if (with_users) {
         simdjson::dom::element user_id;
@@ -101,15 +118,17 @@ http_response ok(std::string body) { return http_response{200, std::move(body), 
 
 }  // namespace
 
-http_response error_response(int status, std::string_view message, std::string_view field) {
+http_response error_response(int status, std::string_view message, std::string_view field, std::string_view event) {
     json_object body;
     body.add("error", message);
     if (!field.empty()) body.add("field", field);
+    if (!event.empty()) body.add("event", event);
     return http_response{status, body.str(), {}};
 }
 
-server_api::server_api(hub::hub_set& hubs, observability::metrics& metrics, std::string api_key, api_limits limits)
-    : hubs_(hubs), metrics_(metrics), api_key_(std::move(api_key)), limits_(limits) {}
+server_api::server_api(hub::hub_set& hubs, observability::metrics& metrics, const protocol::catalog& catalog,
+                       std::string api_key, api_limits limits)
+    : hubs_(hubs), metrics_(metrics), catalog_(catalog), api_key_(std::move(api_key)), limits_(limits) {}
 
 bool server_api::authorized(std::string_view authorization) const {
     const auto presented = auth::bearer_credential(authorization);
@@ -169,7 +188,7 @@ void server_api::handle(const http_request& request, std::function<void(http_res
 
 void server_api::broadcast(std::string_view body, std::function<void(http_response)> reply) {
     publish_request parsed;
-    if (auto error = parse_publish(body, true, limits_.max_users_per_publish, parsed)) return reply(std::move(*error));
+    if (auto error = parse_publish(body, true, catalog_, limits_, parsed)) return reply(std::move(*error));
     observability::metrics::add(metrics_.events_published);
     auto users = std::make_shared<const std::vector<std::string>>(std::move(parsed.users));
     hubs_.on_every_hub(
@@ -186,7 +205,7 @@ void server_api::broadcast(std::string_view body, std::function<void(http_respon
 
 void server_api::broadcast_all(std::string_view body, std::function<void(http_response)> reply) {
     publish_request parsed;
-    if (auto error = parse_publish(body, false, 0, parsed)) return reply(std::move(*error));
+    if (auto error = parse_publish(body, false, catalog_, limits_, parsed)) return reply(std::move(*error));
     observability::metrics::add(metrics_.events_published);
     hubs_.on_every_hub([frame = std::move(parsed.frame)](hub::hub& h) { return h.send_to_all(frame); },
                        [this, reply = std::move(reply)](std::size_t delivered) {

@@ -19,6 +19,7 @@
 
 #include "hub/hub_set.hpp"
 #include "observability/metrics.hpp"
+#include "protocol/catalog.hpp"
 
 namespace zena::api {
 
@@ -37,6 +38,7 @@ struct http_response {
 
 struct api_limits {
     std::size_t max_users_per_publish = 10000;
+    bool permissive = false;  // deliver event types the catalog does not know (catalog.permissive)
 };
 
 // Longest event type name accepted.
@@ -44,7 +46,9 @@ inline constexpr std::size_t k_max_type_bytes = 128;
 
 class server_api {
 public:
-    server_api(hub::hub_set& hubs, observability::metrics& metrics, std::string api_key, api_limits limits);
+    // Publishes are checked against `catalog`, which must outlive the API.
+    server_api(hub::hub_set& hubs, observability::metrics& metrics, const protocol::catalog& catalog,
+               std::string api_key, api_limits limits);
 
     // True for the paths this API owns (/api/...).
     static bool owns(std::string_view path) { return path == "/api" || path.starts_with("/api/"); }
@@ -60,11 +64,13 @@ private:
 
     hub::hub_set& hubs_;
     observability::metrics& metrics_;
+    const protocol::catalog& catalog_;
     std::string api_key_;
     api_limits limits_;
 };
 
-// {"error": message, "field": field}; field omitted when empty.
-http_response error_response(int status, std::string_view message, std::string_view field = {});
+// {"error": message, "field": field, "event": event}; field and event omitted when empty.
+http_response error_response(int status, std::string_view message, std::string_view field = {},
+                             std::string_view event = {});
 
 }  // namespace zena::api

@@ -42,15 +42,23 @@ void print_dev_banner(const config::settings& s, std::uint16_t port) {
 
 }  // namespace
 
-int run(const config::settings& settings, bool dev_mode) {
+std::optional<protocol::catalog> load_catalog(const config::settings& settings, std::string& error) {
+    if (settings.catalog_path.empty()) return protocol::catalog::parse(protocol::builtin_catalog_json(), error);
+    return protocol::catalog::load_file(settings.catalog_path, error);
+}
+
+int run(const config::settings& settings, const protocol::catalog& catalog, bool dev_mode) {
     const auth::jwt_verifier verifier{jwt_settings_of(settings)};
     observability::metrics metrics;
     // Client events go upstream from here (webhook, Redis stream); for now they are logged.
     auto on_client_event = [](const net::client_event_source& source, const protocol::client_message& message) {
         spdlog::debug("client event conn={} user={} type={} payload={}", source.connection, source.user_id,
-                      protocol::to_string(message.event), message.payload_json);
+                      message.type, message.payload_json);
     };
-    net::server server{settings, verifier, metrics, on_client_event};
+    spdlog::info("catalog loaded source={} server_events={} client_events={} permissive={}",
+                 settings.catalog_path.empty() ? "builtin" : settings.catalog_path, catalog.server_events().size(),
+                 catalog.client_events().size(), settings.catalog_permissive);
+    net::server server{settings, verifier, catalog, metrics, on_client_event};
     if (auto error = server.listen(); !error.empty()) {
         spdlog::error("{}", error);
         return 1;

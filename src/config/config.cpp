@@ -14,7 +14,7 @@
 namespace zena::config {
 namespace {
 
-using field = std::variant<std::string settings::*, std::int64_t settings::*, double settings::*>;
+using field = std::variant<std::string settings::*, std::int64_t settings::*, double settings::*, bool settings::*>;
 
 struct option {
     std::string_view key;   // TOML key: "section.name"
@@ -83,6 +83,13 @@ const std::array k_options{
            "Time allowed to receive one HTTP request, and idle time on a keep-alive connection."},
     option{"http.max_users_per_publish", "ZENA_MAX_USERS_PER_PUBLISH", "max-users-per-publish",
            &settings::max_users_per_publish, "", 1, 1000000, false, "Most userIds one /api/broadcast call may name."},
+    option{"catalog.path", "ZENA_CATALOG", "catalog", &settings::catalog_path, "", 0, 0, false,
+           "Event catalog file (docs/catalog.md). Empty: the catalog shipped in the repository "
+           "(catalog/events.json), compiled into the binary."},
+    option{"catalog.permissive", "ZENA_CATALOG_PERMISSIVE", "catalog-permissive", &settings::catalog_permissive, "", 0,
+           0, false,
+           "true: publishes of event types the catalog does not know are delivered as they are (known types are "
+           "still checked). false: they are refused with 400."},
     option{"shutdown.drain_ms", "ZENA_SHUTDOWN_DRAIN_MS", "shutdown-drain-ms", &settings::shutdown_drain_ms, "ms", 0,
            600000, false, "On SIGTERM/SIGINT, time allowed for close handshakes (1001) before the process exits."},
     option{"log.level", "ZENA_LOG_LEVEL", "log-level", &settings::log_level, "", 0, 0, false,
@@ -99,6 +106,8 @@ std::string default_text(const option& opt) {
             const auto& value = defaults.*member;
             if constexpr (std::is_same_v<std::decay_t<decltype(value)>, std::string>) {
                 return value;
+            } else if constexpr (std::is_same_v<std::decay_t<decltype(value)>, bool>) {
+                return value ? "true" : "false";
             } else {
                 std::ostringstream out;
                 out << value;
@@ -117,6 +126,15 @@ std::string assign(settings& s, const option& opt, std::string_view text, std::s
             using type = std::decay_t<decltype(value)>;
             if constexpr (std::is_same_v<type, std::string>) {
                 value = std::string{text};
+                return {};
+            } else if constexpr (std::is_same_v<type, bool>) {
+                if (text == "true" || text == "1") {
+                    value = true;
+                } else if (text == "false" || text == "0") {
+                    value = false;
+                } else {
+                    return where() + ": expected true or false, got '" + std::string{text} + "'";
+                }
                 return {};
             } else if constexpr (std::is_same_v<type, std::int64_t>) {
                 std::int64_t n = 0;
@@ -180,12 +198,14 @@ std::string load_toml(settings& s, const std::string& path) {
                 text = str->get();
             } else if (const auto* integer = node.as_integer()) {
                 text = std::to_string(integer->get());
+            } else if (const auto* boolean = node.as_boolean()) {
+                text = boolean->get() ? "true" : "false";
             } else if (const auto* fp = node.as_floating_point()) {
                 std::ostringstream out;
                 out << fp->get();
                 text = out.str();
             } else {
-                return "config file " + path + ": '" + key + "' must be a string or a number";
+                return "config file " + path + ": '" + key + "' must be a string, a number or a boolean";
             }
             if (auto err = assign(s, *opt, text, "config file " + path); !err.empty()) return err;
         }
@@ -329,11 +349,12 @@ std::string help_text() {
            "                                          print a token for ID signed with the configured\n"
            "                                          (or dev) secret, valid S seconds (default 3600)\n"
            "  zena-realtime codes                     print the close-code table as JSON\n"
+           "  zena-realtime catalog [options]         print the event catalog in effect\n"
            "  zena-realtime config-docs               print docs/configuration.md\n\n"
            "Options (flag, then environment variable; flags override the environment, which overrides\n"
            "the config file, which overrides the defaults):\n"
            "  --config PATH  (ZENA_CONFIG)\n      TOML file with [server], [auth], [websocket], [http], "
-           "[shutdown], [log] sections.\n";
+           "[catalog], [shutdown], [log] sections.\n";
     for (const auto& opt : k_options) {
         out << "  --" << opt.flag << "  (" << opt.env << ")\n      " << opt.help;
         if (!opt.unit.empty()) out << " Unit: " << opt.unit << '.';

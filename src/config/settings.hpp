@@ -37,6 +37,10 @@ struct settings {
     std::int64_t http_request_timeout_ms = 30000;
     std::int64_t max_users_per_publish = 10000;
 
+    // [catalog]
+    std::string catalog_path;  // empty: the catalog compiled into the binary
+    bool catalog_permissive = false;
+
     // [shutdown]
     std::int64_t shutdown_drain_ms = 5000;
 

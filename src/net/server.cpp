@@ -16,8 +16,8 @@ std::size_t thread_count(const config::settings& settings) {
 
 }  // namespace
 
-server::server(const config::settings& settings, const auth::jwt_verifier& verifier, observability::metrics& metrics,
-               client_event_handler on_client_event)
+server::server(const config::settings& settings, const auth::jwt_verifier& verifier, const protocol::catalog& catalog,
+               observability::metrics& metrics, client_event_handler on_client_event)
     : settings_(settings),
       hubs_(std::make_unique<hub::hub_set>(
           [&] {
@@ -28,10 +28,10 @@ server::server(const config::settings& settings, const auth::jwt_verifier& verif
               return posts;
           }(),
           registry_)),
-      api_(
-          std::make_unique<api::server_api>(*hubs_, metrics, settings.api_key,
-                                            api::api_limits{static_cast<std::size_t>(settings.max_users_per_publish)})),
-      services_{settings, verifier, *api_, metrics, registry_, std::move(on_client_event)} {
+      api_(std::make_unique<api::server_api>(
+          *hubs_, metrics, catalog, settings.api_key,
+          api::api_limits{static_cast<std::size_t>(settings.max_users_per_publish), settings.catalog_permissive})),
+      services_{settings, verifier, catalog, *api_, metrics, registry_, std::move(on_client_event)} {
     for (std::size_t i = 0; i < hubs_->size(); ++i) {
         workers_.push_back(std::make_unique<worker>(i, hubs_->local(i), settings.invalid_message_log_per_second));
     }

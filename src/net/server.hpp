@@ -20,8 +20,8 @@ namespace zena::net {
 
 class server {
 public:
-    server(const config::settings& settings, const auth::jwt_verifier& verifier, observability::metrics& metrics,
-           client_event_handler on_client_event);
+    server(const config::settings& settings, const auth::jwt_verifier& verifier, const protocol::catalog& catalog,
+           observability::metrics& metrics, client_event_handler on_client_event);
     ~server();
     server(const server&) = delete;
     server& operator=(const server&) = delete;

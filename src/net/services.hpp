@@ -18,6 +18,7 @@
 #include "net/beast_fwd.hpp"
 #include "observability/log.hpp"
 #include "observability/metrics.hpp"
+#include "protocol/catalog.hpp"
 #include "protocol/client_message.hpp"
 
 namespace zena::net {
@@ -35,6 +36,7 @@ using client_event_handler = std::function<void(const client_event_source&, cons
 struct services {
     const config::settings& settings;
     const auth::jwt_verifier& verifier;
+    const protocol::catalog& catalog;
     api::server_api& api;
     observability::metrics& metrics;
     hub::user_registry& registry;

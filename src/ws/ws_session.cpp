@@ -67,7 +67,7 @@ void ws_session::on_read(beast::error_code ec, std::size_t) {
 }
 
 void ws_session::handle_text(std::string_view text) {
-    const auto message = protocol::parse_client_message(text);
+    const auto message = protocol::parse_client_message(text, services_.catalog);
     if (message.error != protocol::client_error::none) {
         observability::metrics::add(services_.metrics.client_messages_invalid);
         auto& limiter = worker_.invalid_message_log;

@@ -4,6 +4,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { api, connectUser, sleep, startServer } from './harness.mjs';
 
+// A valid event of the shipped catalog, for tests about the API rather than the payload.
+const NEW = { type: 'thread.new', payload: { threadId: 'thread-1', accountId: 'account-1' } };
+const STARTED = (accountId) => ({ type: 'sync.started', payload: { accountId, provider: 'gmail' } });
+
 describe('broadcast', () => {
   let server;
   before(async () => { server = await startServer(); });
@@ -21,8 +25,8 @@ describe('broadcast', () => {
       assert.deepEqual(await client.next(), { type: 'thread.new', payload });
     }
     // bob gets his own event next: nothing for alice arrived before it.
-    await api(server, 'POST', '/api/broadcast', { userId: 'bob', type: 'sync.request.ack', payload: { n: 1 } });
-    assert.deepEqual(await b1.next(), { type: 'sync.request.ack', payload: { n: 1 } });
+    await api(server, 'POST', '/api/broadcast', { userId: 'bob', ...STARTED('bob-account') });
+    assert.deepEqual(await b1.next(), STARTED('bob-account'));
     await Promise.all([a1.close(), a2.close(), b1.close()]);
   });
 
@@ -35,8 +39,8 @@ describe('broadcast', () => {
     assert.deepEqual(res.body, { delivered: 2 });
     assert.deepEqual(await a.next(), { type: 'deal.risk', payload });
     assert.deepEqual(await b.next(), { type: 'deal.risk', payload });
-    await api(server, 'POST', '/api/broadcast', { userId: 'carol', type: 'marker', payload: {} });
-    assert.equal((await c.next()).type, 'marker', 'carol got nothing before her own event');
+    await api(server, 'POST', '/api/broadcast', { userId: 'carol', ...STARTED('carol-account') });
+    assert.equal((await c.next()).type, 'sync.started', 'carol got nothing before her own event');
     await sleep(50);
     assert.deepEqual(a.messages, [], 'alice got the event once');
     await Promise.all([a.close(), b.close(), c.close()]);
@@ -44,9 +48,9 @@ describe('broadcast', () => {
 
   test('Broadcast.All_ReachesEveryConnection', async () => {
     const clients = await Promise.all(['u1', 'u2', 'u3', 'u3'].map((u) => connectUser(server, u)));
-    const res = await api(server, 'POST', '/api/broadcast-all', { type: 'system.notice', payload: { text: 'hi' } });
+    const res = await api(server, 'POST', '/api/broadcast-all', STARTED('everyone'));
     assert.deepEqual(res.body, { delivered: 4 });
-    for (const client of clients) assert.deepEqual(await client.next(), { type: 'system.notice', payload: { text: 'hi' } });
+    for (const client of clients) assert.deepEqual(await client.next(), STARTED('everyone'));
     await Promise.all(clients.map((c) => c.close()));
   });
 
@@ -64,12 +68,19 @@ describe('broadcast', () => {
 
   test('Broadcast.Payload_PassesThroughExactly', async () => {
     const client = await connectUser(server, 'exact');
-    const payload = {
-      taskId: 't-1', label: 'Call \"the\" vendor \\ ünïcödé ✓ 🏠', dueDate: '2026-12-01T10:00:00.000Z',
-      dealId: 'd', source: 'email', nested: { list: [1, 2.5, -3e10, true, null], empty: {} },
-    };
-    await api(server, 'POST', '/api/broadcast', { userId: 'exact', type: 'task.created', payload });
-    assert.deepEqual(await client.next(), { type: 'task.created', payload });
+    const events = [
+      { type: 'task.created', payload: {
+        taskId: 't-1', label: 'Call \"the\" vendor \\ ünïcödé ✓ 🏠', dueDate: '2026-12-01T10:00:00.000Z',
+        dealId: 'd', source: 'email' } },
+      { type: 'sync.progress', payload: { accountId: 'a', totalThreads: 1e3, processedThreads: 2.5 } },
+      { type: 'ask.response', payload: {
+        chunk: '', isComplete: true, streamId: 's1', sources: [{ type: 'thread', id: 't1', title: 'Offer' }],
+        suggestedActions: ['Reply', 'Call'] } },
+    ];
+    for (const event of events) {
+      assert.equal((await api(server, 'POST', '/api/broadcast', { userId: 'exact', ...event })).status, 200);
+      assert.deepEqual(await client.next(), event);
+    }
     await client.close();
   });
 });
@@ -82,30 +93,30 @@ describe('server API input', () => {
   const post = (body, opts) => api(server, 'POST', '/api/broadcast', body, opts);
 
   test('Api.MissingKey_Is401', async () => {
-    const res = await post({ userId: 'a', type: 't', payload: {} }, { key: null });
+    const res = await post({ userId: 'a', ...NEW }, { key: null });
     assert.equal(res.status, 401);
     assert.equal(res.headers.get('www-authenticate'), 'Bearer');
     assert.match(res.body.error, /API key/);
   });
 
   test('Api.WrongKey_Is401', async () => {
-    assert.equal((await post({ userId: 'a', type: 't', payload: {} }, { key: 'wrong-key-0123456789' })).status, 401);
+    assert.equal((await post({ userId: 'a', ...NEW }, { key: 'wrong-key-0123456789' })).status, 401);
     assert.equal((await api(server, 'GET', '/api/stats', undefined, { key: 'x' })).status, 401);
   });
 
   const cases = [
     ['InvalidJson', { raw: '{"userId": "a", ' }, undefined],
     ['NotAnObject', { raw: '[1,2]' }, undefined],
-    ['MissingType', { body: { userId: 'a', payload: {} } }, 'type'],
-    ['TypeNotString', { body: { userId: 'a', type: 5, payload: {} } }, 'type'],
-    ['TypeWithSpaces', { body: { userId: 'a', type: 'a b', payload: {} } }, 'type'],
-    ['MissingPayload', { body: { userId: 'a', type: 't' } }, 'payload'],
-    ['PayloadNotObject', { body: { userId: 'a', type: 't', payload: 'x' } }, 'payload'],
-    ['NoTarget', { body: { type: 't', payload: {} } }, 'userId'],
-    ['BothTargets', { body: { userId: 'a', userIds: ['b'], type: 't', payload: {} } }, 'userId'],
-    ['EmptyUserId', { body: { userId: '', type: 't', payload: {} } }, 'userId'],
-    ['UserIdsNotArray', { body: { userIds: 'a', type: 't', payload: {} } }, 'userIds'],
-    ['UserIdsBadItem', { body: { userIds: ['a', 7], type: 't', payload: {} } }, 'userIds[1]'],
+    ['MissingType', { body: { userId: 'a', payload: NEW.payload } }, 'type'],
+    ['TypeNotString', { body: { userId: 'a', type: 5, payload: NEW.payload } }, 'type'],
+    ['TypeWithSpaces', { body: { userId: 'a', type: 'a b', payload: NEW.payload } }, 'type'],
+    ['MissingPayload', { body: { userId: 'a', type: NEW.type } }, 'payload'],
+    ['PayloadNotObject', { body: { userId: 'a', type: NEW.type, payload: 'x' } }, 'payload'],
+    ['NoTarget', { body: { ...NEW } }, 'userId'],
+    ['BothTargets', { body: { userId: 'a', userIds: ['b'], ...NEW } }, 'userId'],
+    ['EmptyUserId', { body: { userId: '', ...NEW } }, 'userId'],
+    ['UserIdsNotArray', { body: { userIds: 'a', ...NEW } }, 'userIds'],
+    ['UserIdsBadItem', { body: { userIds: ['a', 7], ...NEW } }, 'userIds[1]'],
     ['InvalidUtf8', { raw: Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]) }, undefined],
   ];
   for (const [name, input, field] of cases) {
@@ -119,15 +130,15 @@ describe('server API input', () => {
 
   test('Api.RefusedPublish_DeliversNothing', async () => {
     const client = await connectUser(server, 'a');
-    const bad = await post({ userIds: ['a', 42], type: 'thread.new', payload: { threadId: 'x' } });
+    const bad = await post({ userIds: ['a', 42], ...NEW });
     assert.equal(bad.status, 400);
-    await post({ userId: 'a', type: 'marker', payload: {} });
-    assert.equal((await client.next()).type, 'marker', 'the refused publish delivered nothing');
+    await post({ userId: 'a', ...STARTED('marker') });
+    assert.equal((await client.next()).type, 'sync.started', 'the refused publish delivered nothing');
     await client.close();
   });
 
   test('Api.BodyTooLarge_Is413', async () => {
-    const res = await post({ userId: 'a', type: 't', payload: { big: 'x'.repeat(5000) } });
+    const res = await post({ userId: 'a', type: 'thread.new', payload: { threadId: 'x'.repeat(5000), accountId: 'a' } });
     assert.equal(res.status, 413);
   });
 
@@ -144,7 +155,7 @@ describe('server API input', () => {
   test('Api.TooManyUsers_Is400', async () => {
     const limited = await startServer({ env: { ZENA_MAX_USERS_PER_PUBLISH: '3' } });
     try {
-      const res = await api(limited, 'POST', '/api/broadcast', { userIds: ['a', 'b', 'c', 'd'], type: 't', payload: {} });
+      const res = await api(limited, 'POST', '/api/broadcast', { userIds: ['a', 'b', 'c', 'd'], ...NEW });
       assert.equal(res.status, 400);
       assert.equal(res.body.field, 'userIds');
     } finally {

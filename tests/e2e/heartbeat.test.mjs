@@ -22,7 +22,7 @@ describe('heartbeat', () => {
     await sleep(INTERVAL * 5);
     assert.ok(client.pings >= 3, `pinged ${client.pings} times`);
     assert.equal(client.ws.readyState, client.ws.OPEN);
-    const res = await api(server, 'POST', '/api/broadcast', { userId: 'alive', type: 'ping.check', payload: {} });
+    const res = await api(server, 'POST', '/api/broadcast', { userId: 'alive', type: 'thread.new', payload: { threadId: 't', accountId: 'a' } });
     assert.equal(res.body.delivered, 1);
     await client.close();
   });

@@ -66,7 +66,7 @@ describe('http expect 100-continue', () => {
   after(async () => { await server.stop(); });
 
   test('Http.Expect100Continue_IsAnsweredBeforeTheBody', async () => {
-    const body = JSON.stringify({ type: 'notice', payload: { text: 'x'.repeat(2000) } });
+    const body = JSON.stringify({ type: 'ask.response', payload: { chunk: 'x'.repeat(2000), isComplete: true } });
     const socket = connect(server.port, '127.0.0.1');
     let data = '';
     socket.on('data', (d) => { data += d; });

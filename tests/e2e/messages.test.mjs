@@ -39,7 +39,7 @@ describe('client messages', () => {
     await waitFor(async () => (await metric(server, 'zena_client_messages_invalid_total')) === before + bad.length,
       3000, 'all invalid messages counted');
     // Still connected, still delivered to.
-    const res = await api(server, 'POST', '/api/broadcast', { userId: 'bob', type: 'thread.new', payload: { threadId: 't' } });
+    const res = await api(server, 'POST', '/api/broadcast', { userId: 'bob', type: 'thread.new', payload: { threadId: 't', accountId: 'a' } });
     assert.equal(res.body.delivered, 1);
     assert.equal((await client.next()).type, 'thread.new');
     assert.ok(server.output().includes('error=unknown_type'));

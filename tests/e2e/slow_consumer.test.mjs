@@ -19,7 +19,7 @@ test('SlowConsumer.StalledReader_IsClosedAndOthersGetEverything', async () => {
     let refusedAt = -1;
     for (let i = 0; i < count; i += 1) {
       const res = await api(server, 'POST', '/api/broadcast', {
-        userIds: ['slow', 'fast'], type: 'sync.progress', payload: { i, filler },
+        userIds: ['slow', 'fast'], type: 'ask.response', payload: { chunk: filler, isComplete: false, streamId: String(i) },
       });
       assert.equal(res.status, 200);
       if (res.body.delivered === 1 && refusedAt < 0) refusedAt = i;
@@ -28,7 +28,7 @@ test('SlowConsumer.StalledReader_IsClosedAndOthersGetEverything', async () => {
 
     for (let i = 0; i < count; i += 1) {
       const message = await fast.next(5000);
-      assert.equal(message.payload.i, i, 'the fast connection got every message in order');
+      assert.equal(message.payload.streamId, String(i), 'the fast connection got every message in order');
     }
     const metrics = await (await fetch(server.url('/metrics'))).text();
     assert.match(metrics, /^zena_slow_consumer_closes_total 1$/m);
@@ -50,7 +50,7 @@ test('SlowConsumer.ReaderThatResumes_SeesTheSlowConsumerClose', async () => {
     slow.ws._socket.pause();
     const filler = 'y'.repeat(16 * 1024);
     for (let i = 0; i < 400; i += 1) {
-      const res = await api(server, 'POST', '/api/broadcast', { userId: 'slow', type: 'sync.progress', payload: { i, filler } });
+      const res = await api(server, 'POST', '/api/broadcast', { userId: 'slow', type: 'ask.response', payload: { chunk: filler, isComplete: false, streamId: String(i) } });
       if (res.body.delivered === 0) break;
     }
     slow.ws._socket.resume();

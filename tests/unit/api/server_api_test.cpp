@@ -9,6 +9,26 @@ namespace {
 
 const std::string k_key = "test-api-key-0123456789";
 
+// A small catalog of the test's own; the shipped one is tested in catalog_test.
+const protocol::catalog& test_catalog() {
+    static const protocol::catalog c = [] {
+        std::string error;
+        auto parsed = protocol::catalog::parse(R"({
+            "server": {
+                "thread.new": {"payload": {"threadId": "string"}},
+                "t": {"payload": {"a": "number?"}},
+                "deal.risk": {"payload": {"riskLevel": {"enum": ["medium", "high"]}}},
+                "connected": {"protocol": true, "payload": {}}
+            },
+            "client": {}
+        })",
+                                               error);
+        EXPECT_TRUE(parsed) << error;
+        return *parsed;
+    }();
+    return c;
+}
+
 // One hub whose "thread" is the caller: posts run inline, so replies arrive synchronously.
 class ServerApiTest : public ::testing::Test {
 protected:
@@ -29,7 +49,7 @@ protected:
     hub::user_registry registry;
     hub::hub_set hubs{{[](hub::hub_set::task t) { t(); }}, registry};
     observability::metrics metrics;
-    server_api api{hubs, metrics, k_key, api_limits{3}};
+    server_api api{hubs, metrics, test_catalog(), k_key, api_limits{3, false}};
     std::shared_ptr<hub::testing::recording_connection> alice = hub::testing::make(1, "alice");
     std::shared_ptr<hub::testing::recording_connection> alice2 = hub::testing::make(2, "alice");
     std::shared_ptr<hub::testing::recording_connection> bob = hub::testing::make(3, "bob");
@@ -76,6 +96,31 @@ TEST_F(ServerApiTest, BadInput_NamesTheFieldAndDeliversNothing) {
     EXPECT_EQ(call("POST", "/api/broadcast", "{oops").status, 400);
     EXPECT_TRUE(alice->frames.empty());
     EXPECT_EQ(metrics.api_rejections.load(), 7U);
+}
+
+TEST_F(ServerApiTest, Catalog_RefusesUnknownTypesWrongPayloadsAndProtocolEvents) {
+    auto r = call("POST", "/api/broadcast", R"({"userId":"alice","type":"no.such","payload":{}})");
+    EXPECT_EQ(r.status, 400);
+    EXPECT_NE(r.body.find(R"("field":"type","event":"no.such")"), std::string::npos) << r.body;
+    r = call("POST", "/api/broadcast", R"({"userId":"alice","type":"deal.risk","payload":{"riskLevel":"low"}})");
+    EXPECT_EQ(r.status, 400);
+    EXPECT_NE(r.body.find(R"("field":"payload.riskLevel","event":"deal.risk")"), std::string::npos) << r.body;
+    r = call("POST", "/api/broadcast-all", R"({"type":"connected","payload":{}})");
+    EXPECT_EQ(r.status, 400);
+    EXPECT_TRUE(alice->frames.empty());
+}
+
+TEST_F(ServerApiTest, Permissive_DeliversUnknownTypesButChecksKnownOnes) {
+    server_api permissive{hubs, metrics, test_catalog(), k_key, api_limits{3, true}};
+    std::optional<http_response> out;
+    const auto call_permissive = [&](std::string_view body) {
+        permissive.handle({"POST", "/api/broadcast", "Bearer " + k_key, body},
+                          [&](http_response r) { out = std::move(r); });
+        return *out;
+    };
+    EXPECT_EQ(call_permissive(R"({"userId":"bob","type":"custom.event","payload":{"x":1}})").status, 200);
+    EXPECT_EQ(call_permissive(R"({"userId":"bob","type":"deal.risk","payload":{"riskLevel":"low"}})").status, 400);
+    EXPECT_EQ(bob->frames.size(), 1U);
 }
 
 TEST_F(ServerApiTest, WrongKey_Is401) {
