@@ -32,8 +32,21 @@ bool valid_user(std::string_view user) { return !user.empty() && user.size() <= 
 
 struct publish_request {
     std::vector<std::string> users;  // empty for broadcast-all
-    protocol::shared_frame frame;
+    protocol::outbound message;
 };
+
+// How connections that are behind treat the event: its catalog delivery class, and for latest
+// the key built from the type and the key field's value (a required string, checked above).
+void set_delivery(const protocol::event_spec* spec, std::string_view type, simdjson::dom::element payload,
+                  protocol::outbound& out) {
+    if (!spec) return;  // permissive, unknown type: ordered
+    out.delivery = spec->delivery;
+    if (spec->delivery == protocol::delivery_class::latest) {
+        std::string_view key_value;
+        if (payload[spec->delivery_key].get_string().get(key_value) != simdjson::SUCCESS) key_value = {};
+        out.latest_key = protocol::latest_key_of(type, key_value);
+    }
+}
 
 // Checks a publish's type and payload against the catalog; the error response, or nullopt.
 std::optional<http_response> check_event(const protocol::catalog& catalog, bool permissive, std::string_view type,
@@ -110,7 +123,8 @@ std::optional<http_response> parse_publish(std::string_view body, bool with_user
             }
         }
     }
-    out.frame = protocol::make_event_frame(type, protocol::minify_json(payload));
+    out.message.frame = protocol::make_event_frame(type, protocol::minify_json(payload));
+    set_delivery(catalog.server_event(type), type, payload, out.message);
     return std::nullopt;
 }
 
@@ -192,9 +206,9 @@ void server_api::broadcast(std::string_view body, std::function<void(http_respon
     observability::metrics::add(metrics_.events_published);
     auto users = std::make_shared<const std::vector<std::string>>(std::move(parsed.users));
     hubs_.on_every_hub(
-        [users, frame = std::move(parsed.frame)](hub::hub& h) {
+        [users, message = std::move(parsed.message)](hub::hub& h) {
             std::size_t delivered = 0;
-            for (const auto& user : *users) delivered += h.send_to_user(user, frame);
+            for (const auto& user : *users) delivered += h.send_to_user(user, message);
             return delivered;
         },
         [this, reply = std::move(reply)](std::size_t delivered) {
@@ -207,7 +221,7 @@ void server_api::broadcast_all(std::string_view body, std::function<void(http_re
     publish_request parsed;
     if (auto error = parse_publish(body, false, catalog_, limits_, parsed)) return reply(std::move(*error));
     observability::metrics::add(metrics_.events_published);
-    hubs_.on_every_hub([frame = std::move(parsed.frame)](hub::hub& h) { return h.send_to_all(frame); },
+    hubs_.on_every_hub([message = std::move(parsed.message)](hub::hub& h) { return h.send_to_all(message); },
                        [this, reply = std::move(reply)](std::size_t delivered) {
                            observability::metrics::add(metrics_.messages_delivered, delivered);
                            reply(ok(json_object().add("delivered", std::uint64_t{delivered}).str()));

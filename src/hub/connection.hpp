@@ -11,7 +11,7 @@
 #include <string_view>
 
 #include "protocol/close_codes.hpp"
-#include "protocol/envelope.hpp"
+#include "protocol/outbound.hpp"
 
 namespace zena::hub {
 
@@ -27,10 +27,12 @@ public:
     connection_id id() const { return id_; }
     const std::string& user_id() const { return user_id_; }
 
-    // Queues `frame` for sending. False when it was not queued: the connection is closing, or the
-    // frame would pass its send-queue budget, in which case the connection closes itself with
-    // close_code::slow_consumer. Never blocks.
-    virtual bool send(const protocol::shared_frame& frame) = 0;
+    // Queues a message for sending, by its delivery class: a latest message replaces a queued
+    // one with the same key; an ephemeral one is dropped when frames are already waiting; an
+    // ordered one that would pass the send-queue budget makes the connection say it fell behind
+    // and close with close_code::slow_consumer. True when the message was queued (or replaced
+    // an older one). Never blocks.
+    virtual bool send(const protocol::outbound& message) = 0;
 
     // Starts the close handshake with `code`; later sends are refused.
     virtual void close(protocol::close_code code, std::string_view reason) = 0;

@@ -35,17 +35,17 @@ void hub::remove(connection_id id) {
     all_.pop_back();
 }
 
-std::size_t hub::send_to_user(std::string_view user, const protocol::shared_frame& frame) {
+std::size_t hub::send_to_user(std::string_view user, const protocol::outbound& message) {
     const auto it = by_user_.find(user);
     if (it == by_user_.end()) return 0;
     std::size_t delivered = 0;
-    for (connection* conn : it->second) delivered += conn->send(frame) ? 1 : 0;
+    for (connection* conn : it->second) delivered += conn->send(message) ? 1 : 0;
     return delivered;
 }
 
-std::size_t hub::send_to_all(const protocol::shared_frame& frame) {
+std::size_t hub::send_to_all(const protocol::outbound& message) {
     std::size_t delivered = 0;
-    for (const auto& conn : all_) delivered += conn->send(frame) ? 1 : 0;
+    for (const auto& conn : all_) delivered += conn->send(message) ? 1 : 0;
     return delivered;
 }
 

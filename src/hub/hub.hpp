@@ -28,10 +28,10 @@ public:
     // Removes a connection; a no-op for an id that is not here (removal is idempotent).
     void remove(connection_id id);
 
-    // Queues `frame` to every connection of `user`; returns how many took it.
-    std::size_t send_to_user(std::string_view user, const protocol::shared_frame& frame);
-    // Queues `frame` to every connection on this thread; returns how many took it.
-    std::size_t send_to_all(const protocol::shared_frame& frame);
+    // Queues `message` to every connection of `user`; returns how many took it.
+    std::size_t send_to_user(std::string_view user, const protocol::outbound& message);
+    // Queues `message` to every connection on this thread; returns how many took it.
+    std::size_t send_to_all(const protocol::outbound& message);
 
     // Starts closing every connection of `user`; returns how many.
     std::size_t close_user(std::string_view user, protocol::close_code code, std::string_view reason);

@@ -36,6 +36,10 @@ std::string metrics::render(std::uint64_t connections, std::uint64_t users) cons
     write(out, "zena_messages_delivered_total", "counter", "Messages queued to connections.", v(messages_delivered));
     write(out, "zena_slow_consumer_closes_total", "counter", "Connections closed for a full send queue.",
           v(slow_consumer_closes));
+    write(out, "zena_messages_coalesced_total", "counter",
+          "Latest-class messages that replaced an older queued one (same key).", v(messages_coalesced));
+    write(out, "zena_messages_dropped_ephemeral_total", "counter",
+          "Ephemeral messages dropped for a connection that was behind.", v(messages_dropped_ephemeral));
     write(out, "zena_heartbeat_timeouts_total", "counter", "Connections terminated for not answering a ping.",
           v(heartbeat_timeouts));
     write(out, "zena_http_requests_total", "counter", "HTTP requests received.", v(http_requests));

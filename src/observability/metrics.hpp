@@ -16,10 +16,12 @@ struct metrics {
     counter auth_failures{0};
     counter client_messages_valid{0};
     counter client_messages_invalid{0};
-    counter events_published{0};      // accepted publishes (one per API call target set)
-    counter messages_delivered{0};    // frames queued to connections
-    counter slow_consumer_closes{0};  // connections closed for exceeding their send queue
-    counter heartbeat_timeouts{0};    // connections terminated for not answering a ping
+    counter events_published{0};            // accepted publishes (one per API call target set)
+    counter messages_delivered{0};          // frames queued to connections
+    counter slow_consumer_closes{0};        // connections closed for exceeding their send queue
+    counter messages_coalesced{0};          // latest-class messages that replaced a queued older one
+    counter messages_dropped_ephemeral{0};  // ephemeral messages dropped for a connection behind
+    counter heartbeat_timeouts{0};          // connections terminated for not answering a ping
     counter http_requests{0};
     counter api_rejections{0};  // API calls answered with 4xx
 

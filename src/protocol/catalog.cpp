@@ -287,15 +287,6 @@ std::optional<validation_error> check(const field_type& type, simdjson::dom::ele
 
 }  // namespace
 
-std::string_view to_string(delivery_class cls) {
-    switch (cls) {
-        case delivery_class::ordered: return "ordered";
-        case delivery_class::latest: return "latest";
-        case delivery_class::ephemeral: return "ephemeral";
-    }
-    return "ordered";
-}
-
 std::optional<catalog> catalog::parse(std::string_view json, std::string& error) {
     simdjson::dom::parser parser;  // not the thread's: the catalog outlives any one parse
     simdjson::dom::object root;

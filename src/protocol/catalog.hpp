@@ -14,17 +14,9 @@
 #include <vector>
 
 #include "protocol/json_reader.hpp"
+#include "protocol/outbound.hpp"
 
 namespace zena::protocol {
-
-// What a slow or briefly disconnected connection gets of an event type.
-enum class delivery_class : std::uint8_t {
-    ordered,    // every event, in order
-    latest,     // only the newest per key matters (sync progress per account)
-    ephemeral,  // may be dropped when behind (typing)
-};
-
-std::string_view to_string(delivery_class cls);
 
 struct field_type {
     enum class kind : std::uint8_t { string, number, boolean, date, enumeration, array, object };

@@ -44,7 +44,7 @@ void ws_session::on_accept(beast::error_code ec) {
                              .add("heartbeatIntervalMs", services_.settings.heartbeat_interval_ms)
                              .add("serverTime", auth::unix_now() * 1000)
                              .str();
-    send(protocol::make_event_frame("connected", payload));
+    enqueue(protocol::make_event_frame("connected", payload), protocol::delivery_class::ordered, 0);
     do_read();
 }
 
@@ -89,32 +89,51 @@ void ws_session::handle_text(std::string_view text) {
     }
 }
 
-bool ws_session::send(const protocol::shared_frame& frame) {
+bool ws_session::send(const protocol::outbound& message) {
+    return enqueue(message.frame, message.delivery, message.latest_key);
+}
+
+bool ws_session::enqueue(protocol::shared_frame frame, protocol::delivery_class delivery, std::uint64_t latest_key) {
+    using protocol::delivery_class;
     if (closing_) return false;
+    const std::size_t waiting_from = writing_ ? 1 : 0;  // the front is on the wire, not waiting
+    if (delivery == delivery_class::latest) {
+        for (auto it = queue_.begin() + static_cast<std::ptrdiff_t>(waiting_from); it != queue_.end(); ++it) {
+            if (it->delivery == delivery_class::latest && it->latest_key == latest_key) {
+                queued_bytes_ = queued_bytes_ - it->frame->size() + frame->size();
+                it->frame = std::move(frame);  // only the newest is worth sending
+                observability::metrics::add(services_.metrics.messages_coalesced);
+                return true;
+            }
+        }
+    } else if (delivery == delivery_class::ephemeral && queue_.size() > waiting_from) {
+        observability::metrics::add(services_.metrics.messages_dropped_ephemeral);
+        return false;  // behind: not worth queueing
+    }
     const auto limit = static_cast<std::size_t>(services_.settings.send_queue_max_bytes);
     if (queued_bytes_ + frame->size() > limit) {
         observability::metrics::add(services_.metrics.slow_consumer_closes);
         spdlog::info("connection closed conn={} user={} reason=slow_consumer queued_bytes={}", id(), user_id(),
                      queued_bytes_);
-        close(close_code::slow_consumer, "send queue full");
+        static const auto behind = protocol::make_event_frame("connection.behind", R"({"reason":"send_queue_full"})");
+        close_after(behind, close_code::slow_consumer, "send queue full");
         return false;
     }
-    queue_.push_back(frame);
     queued_bytes_ += frame->size();
+    queue_.push_back({std::move(frame), delivery, latest_key});
     if (!writing_) do_write();
     return true;
 }
 
 void ws_session::do_write() {
     writing_ = true;
-    ws_.async_write_text(boost::asio::buffer(*queue_.front()),
+    ws_.async_write_text(boost::asio::buffer(*queue_.front().frame),
                          [self = shared_from_this()](beast::error_code ec) { self->on_write(ec); });
 }
 
 void ws_session::on_write(beast::error_code ec) {
     writing_ = false;
-    if (queue_.empty()) return;  // dropped by close()
-    queued_bytes_ -= queue_.front()->size();
+    queued_bytes_ -= queue_.front().frame->size();
     queue_.pop_front();
     if (ec) {
         // The read loop sees the same failure and ends the session.
@@ -122,18 +141,32 @@ void ws_session::on_write(beast::error_code ec) {
         queued_bytes_ = 0;
         return;
     }
-    if (!queue_.empty()) do_write();
+    if (!queue_.empty()) return do_write();
+    if (close_code_ != 0) start_close();
 }
 
-void ws_session::close(protocol::close_code code, std::string_view reason) {
+void ws_session::close(protocol::close_code code, std::string_view reason) { close_after(nullptr, code, reason); }
+
+void ws_session::close_after(protocol::shared_frame last, protocol::close_code code, std::string_view reason) {
     if (closing_) return;
     closing_ = true;
-    // Frames not yet being written are dropped: the close frame goes next.
     while (queue_.size() > (writing_ ? 1U : 0U)) {
-        queued_bytes_ -= queue_.back()->size();
+        queued_bytes_ -= queue_.back().frame->size();
         queue_.pop_back();
     }
-    ws_.async_close(static_cast<std::uint16_t>(code), reason, [self = shared_from_this()](beast::error_code) {});
+    close_code_ = static_cast<std::uint16_t>(code);
+    close_reason_ = std::string{reason};
+    if (last) {
+        queued_bytes_ += last->size();
+        queue_.push_back({std::move(last), protocol::delivery_class::ordered, 0});
+    }
+    if (writing_) return;  // on_write continues with the queue, then closes
+    if (!queue_.empty()) return do_write();
+    start_close();
+}
+
+void ws_session::start_close() {
+    ws_.async_close(close_code_, close_reason_, [self = shared_from_this()](beast::error_code) {});
 }
 
 bool ws_session::heartbeat() {

@@ -7,8 +7,11 @@
 // asynchronous operations and, once authenticated, by its worker's hub, which drops it when the
 // read loop ends.
 //
-// When full: a frame that would take the queued bytes past settings.send_queue_max_bytes is
-// refused and the connection is closed with 4000 (slow_consumer). A publisher never waits.
+// When behind: a latest-class frame replaces a queued one with the same key; an ephemeral one is
+// dropped while frames wait. When full: an ordered frame that would take the queued bytes past
+// settings.send_queue_max_bytes is refused, the waiting frames are dropped, the connection is
+// sent {"type":"connection.behind"} and closed with 4000 (slow_consumer). A publisher never
+// waits.
 
 #include <deque>
 #include <memory>
@@ -33,7 +36,7 @@ public:
     // Beast builds its handshake response from `request` at once; it need not outlive the call.
     void run(const http::request<http::string_body>& request);
 
-    bool send(const protocol::shared_frame& frame) override;
+    bool send(const protocol::outbound& message) override;
     void close(protocol::close_code code, std::string_view reason) override;
     bool heartbeat() override;
 
@@ -44,6 +47,11 @@ private:
     void handle_text(std::string_view text);
     void do_write();
     void on_write(beast::error_code ec);
+    bool enqueue(protocol::shared_frame frame, protocol::delivery_class delivery, std::uint64_t latest_key);
+    // Drops the frames not yet being written, queues `last` (if any), and sends the close frame
+    // once everything queued is written.
+    void close_after(protocol::shared_frame last, protocol::close_code code, std::string_view reason);
+    void start_close();
     void finish();
 
     ws_stream ws_;
@@ -51,7 +59,14 @@ private:
     net::worker& worker_;
     net::services& services_;
     auth::jwt_error auth_error_;
-    std::deque<protocol::shared_frame> queue_;
+    struct queued {
+        protocol::shared_frame frame;
+        protocol::delivery_class delivery;
+        std::uint64_t latest_key;
+    };
+    std::deque<queued> queue_;      // front is in flight while writing_
+    std::uint16_t close_code_ = 0;  // the close to send once the queue drains
+    std::string close_reason_;
     std::size_t queued_bytes_ = 0;
     bool registered_ = false;     // in the hub
     bool writing_ = false;        // an async_write is in flight (for queue_.front())

@@ -57,6 +57,9 @@ test('SlowConsumer.ReaderThatResumes_SeesTheSlowConsumerClose', async () => {
     const { code, reason } = await slow.waitClosed(5000);
     assert.equal(code, 4000);
     assert.equal(reason, 'send queue full');
+    const last = JSON.parse(slow.messages.at(-1));
+    assert.deepEqual(last, { type: 'connection.behind', payload: { reason: 'send_queue_full' } },
+      'told it fell behind, after what was already on its way and before the close');
   } finally {
     await server.stop();
   }

@@ -75,7 +75,7 @@ TEST(HubSet, OnEveryHub_RunsOncePerThreadAndSums) {
     while (added < 4) std::this_thread::yield();
     EXPECT_EQ(registry.connections_of("alice"), 8U);
 
-    const auto frame = protocol::make_event_frame("t", "{}");
+    const protocol::outbound frame{protocol::make_event_frame("t", "{}")};
     std::promise<std::size_t> total;
     std::atomic<int> done_calls{0};
     hubs.on_every_hub([frame](hub& h) { return h.send_to_user("alice", frame); },
@@ -90,7 +90,7 @@ TEST(HubSet, OnEveryHub_RunsOncePerThreadAndSums) {
     // Order: tasks posted from one thread run in order on each target thread.
     std::promise<void> finished;
     for (int k = 0; k < 100; ++k) {
-        auto f = protocol::make_event_frame("seq", std::to_string(k));
+        protocol::outbound f{protocol::make_event_frame("seq", std::to_string(k))};
         hubs.on_every_hub([f](hub& h) { return h.send_to_user("alice", f); },
                           [&, k](std::size_t) {
                               if (k == 99) finished.set_value();

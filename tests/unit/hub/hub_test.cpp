@@ -13,7 +13,7 @@ class HubTest : public ::testing::Test {
 protected:
     user_registry registry;
     hub h{registry};
-    protocol::shared_frame frame = protocol::make_event_frame("thread.new", R"({"threadId":"t"})");
+    protocol::outbound frame{protocol::make_event_frame("thread.new", R"({"threadId":"t"})")};
 };
 
 TEST_F(HubTest, SendToUser_ReachesOnlyThatUsersConnections) {

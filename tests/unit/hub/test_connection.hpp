@@ -13,9 +13,9 @@ class recording_connection : public connection {
 public:
     recording_connection(connection_id id, std::string user) : connection(id, std::move(user)) {}
 
-    bool send(const protocol::shared_frame& frame) override {
+    bool send(const protocol::outbound& message) override {
         if (closed || !accept) return false;
-        frames.push_back(frame);
+        frames.push_back(message.frame);
         return true;
     }
     void close(protocol::close_code code, std::string_view) override {
