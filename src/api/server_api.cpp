@@ -31,9 +31,28 @@ bool valid_type(std::string_view type) {
 bool valid_user(std::string_view user) { return !user.empty() && user.size() <= 256; }
 
 struct publish_request {
-    std::vector<std::string> users;  // empty for broadcast-all
+    bool all = false;                // to every connection (broadcast-all)
+    std::vector<std::string> users;  // otherwise, to these users' connections
     protocol::outbound message;
 };
+
+// Delivers one publish on one thread's hub; returns the connections it reached there.
+std::size_t deliver(hub::hub& h, const publish_request& publish) {
+    if (publish.all) return h.send_to_all(publish.message);
+    std::size_t delivered = 0;
+    for (const auto& user : publish.users) delivered += h.send_to_user(user, publish.message);
+    return delivered;
+}
+
+// Parses a request body that must be one JSON object.
+std::optional<http_response> parse_body(std::string_view body, simdjson::dom::object& object) {
+    simdjson::dom::element root;
+    if (protocol::thread_json_parser().parse(body.data(), body.size()).get(root) != simdjson::SUCCESS) {
+        return error_response(400, "body is not valid JSON");
+    }
+    if (root.get_object().get(object) != simdjson::SUCCESS) return error_response(400, "body must be a JSON object");
+    return std::nullopt;
+}
 
 // How connections that are behind treat the event: its catalog delivery class, and for latest
 // the key built from the type and the key field's value (a required string, checked above).
@@ -63,17 +82,11 @@ std::optional<http_response> check_event(const protocol::catalog& catalog, bool 
     return std::nullopt;
 }
 
-// Parses {"type", "payload", and (when `with_users`) "userId" | "userIds"}. On failure returns
-// the error response; on success fills `out`.
-std::optional<http_response> parse_publish(std::string_view body, bool with_users, const protocol::catalog& catalog,
+// Checks one publish, {"type", "payload", and unless `out.all` "userId" | "userIds"}, whole.
+// On failure returns the error response; on success fills `out`.
+std::optional<http_response> parse_publish(simdjson::dom::object object, const protocol::catalog& catalog,
                                            const api_limits& limits, publish_request& out) {
     const std::size_t max_users = limits.max_users_per_publish;
-    simdjson::dom::element root;
-    if (protocol::thread_json_parser().parse(body.data(), body.size()).get(root) != simdjson::SUCCESS) {
-        return error_response(400, "body is not valid JSON");
-    }
-    simdjson::dom::object object;
-    if (root.get_object().get(object) != simdjson::SUCCESS) return error_response(400, "body must be a JSON object");
 
     std::string_view type;
     if (object["type"].get_string().get(type) != simdjson::SUCCESS) {
@@ -88,7 +101,7 @@ std::optional<http_response> parse_publish(std::string_view body, bool with_user
     }
     if (auto error = check_event(catalog, limits.permissive, type, payload)) return error;
 
-    if (with_users) {
+    if (!out.all) {
         simdjson::dom::element user_id;
         simdjson::dom::element user_ids;
         const bool has_one = object["userId"].get(user_id) == simdjson::SUCCESS;
@@ -168,13 +181,13 @@ void server_api::handle(const http_request& request, std::function<void(http_res
         respond(std::move(response));
     };
 
-    if (path == "/api/broadcast") {
+    if (path == "/api/broadcast" || path == "/api/broadcast-all") {
         if (request.method != "POST") return method_not_allowed("POST");
-        return broadcast(request.body, std::move(respond));
+        return publish(request.body, path == "/api/broadcast-all", std::move(respond));
     }
-    if (path == "/api/broadcast-all") {
+    if (path == "/api/batch") {
         if (request.method != "POST") return method_not_allowed("POST");
-        return broadcast_all(request.body, std::move(respond));
+        return batch(request.body, std::move(respond));
     }
     if (path == "/api/stats") {
         if (request.method != "GET") return method_not_allowed("GET");
@@ -200,32 +213,89 @@ void server_api::handle(const http_request& request, std::function<void(http_res
     respond(error_response(404, "no such API route"));
 }
 
-void server_api::broadcast(std::string_view body, std::function<void(http_response)> reply) {
-    publish_request parsed;
-    if (auto error = parse_publish(body, true, catalog_, limits_, parsed)) return reply(std::move(*error));
+void server_api::publish(std::string_view body, bool all, std::function<void(http_response)> reply) {
+    simdjson::dom::object object;
+    if (auto error = parse_body(body, object)) return reply(std::move(*error));
+    auto publish = std::make_shared<publish_request>();
+    publish->all = all;
+    if (auto error = parse_publish(object, catalog_, limits_, *publish)) return reply(std::move(*error));
     observability::metrics::add(metrics_.events_published);
-    auto users = std::make_shared<const std::vector<std::string>>(std::move(parsed.users));
-    hubs_.on_every_hub(
-        [users, message = std::move(parsed.message)](hub::hub& h) {
-            std::size_t delivered = 0;
-            for (const auto& user : *users) delivered += h.send_to_user(user, message);
-            return delivered;
-        },
-        [this, reply = std::move(reply)](std::size_t delivered) {
-            observability::metrics::add(metrics_.messages_delivered, delivered);
-            reply(ok(json_object().add("delivered", std::uint64_t{delivered}).str()));
-        });
-}
-
-void server_api::broadcast_all(std::string_view body, std::function<void(http_response)> reply) {
-    publish_request parsed;
-    if (auto error = parse_publish(body, false, catalog_, limits_, parsed)) return reply(std::move(*error));
-    observability::metrics::add(metrics_.events_published);
-    hubs_.on_every_hub([message = std::move(parsed.message)](hub::hub& h) { return h.send_to_all(message); },
+    hubs_.on_every_hub([publish](hub::hub& h) { return deliver(h, *publish); },
                        [this, reply = std::move(reply)](std::size_t delivered) {
                            observability::metrics::add(metrics_.messages_delivered, delivered);
                            reply(ok(json_object().add("delivered", std::uint64_t{delivered}).str()));
                        });
+}
+
+void server_api::batch(std::string_view body, std::function<void(http_response)> reply) {
+    simdjson::dom::object object;
+    if (auto error = parse_body(body, object)) return reply(std::move(*error));
+    simdjson::dom::array items;
+    if (object["items"].get_array().get(items) != simdjson::SUCCESS) {
+        return reply(error_response(400, "items is required and must be an array of publishes", "items"));
+    }
+    if (items.size() > limits_.max_batch_items) {
+        return reply(error_response(
+            400, "items holds more than " + std::to_string(limits_.max_batch_items) + " publishes", "items"));
+    }
+    // Each item is checked on its own; the valid ones go out in their order, in one task per
+    // thread, and every item gets its own answer.
+    struct plan {
+        std::vector<publish_request> publishes;
+        std::vector<std::optional<http_response>> errors;  // per item; nullopt: publishes[slot[i]]
+        std::vector<std::size_t> slot;
+        std::unique_ptr<std::atomic<std::size_t>[]> delivered;
+    };
+    auto batch = std::make_shared<plan>();
+    for (simdjson::dom::element item : items) {
+        simdjson::dom::object publish_object;
+        publish_request publish;
+        std::optional<http_response> error;
+        if (item.get_object().get(publish_object) != simdjson::SUCCESS) {
+            error = error_response(400, "each item must be a JSON object");
+        } else {
+            bool all = false;
+            publish.all = publish_object["all"].get_bool().get(all) == simdjson::SUCCESS && all;
+            error = parse_publish(publish_object, catalog_, limits_, publish);
+        }
+        batch->slot.push_back(batch->publishes.size());
+        if (error) {
+            observability::metrics::add(metrics_.api_rejections);
+        } else {
+            batch->publishes.push_back(std::move(publish));
+        }
+        batch->errors.push_back(std::move(error));
+    }
+    batch->delivered = std::make_unique<std::atomic<std::size_t>[]>(batch->publishes.size());
+    observability::metrics::add(metrics_.events_published, batch->publishes.size());
+
+    auto answer = [this, batch, reply = std::move(reply)](std::size_t total) {
+        observability::metrics::add(metrics_.messages_delivered, total);
+        std::string out = "{\"results\":[";
+        for (std::size_t i = 0; i < batch->errors.size(); ++i) {
+            if (i > 0) out += ',';
+            if (const auto& error = batch->errors[i]) {
+                // {"status":400,"error":...,"field":...}
+                out += "{\"status\":" + std::to_string(error->status) + ',' + error->body.substr(1);
+            } else {
+                out += json_object().add("delivered", std::uint64_t{batch->delivered[batch->slot[i]].load()}).str();
+            }
+        }
+        out += "]}";
+        reply(ok(std::move(out)));
+    };
+    if (batch->publishes.empty()) return answer(0);
+    hubs_.on_every_hub(
+        [batch](hub::hub& h) {
+            std::size_t total = 0;
+            for (std::size_t k = 0; k < batch->publishes.size(); ++k) {
+                const auto n = deliver(h, batch->publishes[k]);
+                batch->delivered[k].fetch_add(n, std::memory_order_relaxed);
+                total += n;
+            }
+            return total;
+        },
+        std::move(answer));
 }
 
 void server_api::disconnect_user(std::string user, std::function<void(http_response)> reply) {

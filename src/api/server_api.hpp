@@ -39,6 +39,7 @@ struct http_response {
 struct api_limits {
     std::size_t max_users_per_publish = 10000;
     bool permissive = false;  // deliver event types the catalog does not know (catalog.permissive)
+    std::size_t max_batch_items = 1000;
 };
 
 // Longest event type name accepted.
@@ -56,8 +57,9 @@ public:
     void handle(const http_request& request, std::function<void(http_response)> reply);
 
 private:
-    void broadcast(std::string_view body, std::function<void(http_response)> reply);
-    void broadcast_all(std::string_view body, std::function<void(http_response)> reply);
+    // /api/broadcast (`all` false) and /api/broadcast-all (`all` true).
+    void publish(std::string_view body, bool all, std::function<void(http_response)> reply);
+    void batch(std::string_view body, std::function<void(http_response)> reply);
     void disconnect_user(std::string user, std::function<void(http_response)> reply);
     http_response stats() const;
     bool authorized(std::string_view authorization) const;

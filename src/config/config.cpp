@@ -82,7 +82,10 @@ const std::array k_options{
            &settings::http_request_timeout_ms, "ms", 100, 3600000, false,
            "Time allowed to receive one HTTP request, and idle time on a keep-alive connection."},
     option{"http.max_users_per_publish", "ZENA_MAX_USERS_PER_PUBLISH", "max-users-per-publish",
-           &settings::max_users_per_publish, "", 1, 1000000, false, "Most userIds one /api/broadcast call may name."},
+           &settings::max_users_per_publish, "", 1, 1000000, false,
+           "Most userIds one /api/broadcast call (or batch item) may name."},
+    option{"http.max_batch_items", "ZENA_MAX_BATCH_ITEMS", "max-batch-items", &settings::max_batch_items, "", 1, 100000,
+           false, "Most publishes one /api/batch call may carry."},
     option{"catalog.path", "ZENA_CATALOG", "catalog", &settings::catalog_path, "", 0, 0, false,
            "Event catalog file (docs/catalog.md). Empty: the catalog shipped in the repository "
            "(catalog/events.json), compiled into the binary."},

@@ -36,6 +36,7 @@ struct settings {
     std::int64_t http_max_header_bytes = 8 * 1024;
     std::int64_t http_request_timeout_ms = 30000;
     std::int64_t max_users_per_publish = 10000;
+    std::int64_t max_batch_items = 1000;
 
     // [catalog]
     std::string catalog_path;  // empty: the catalog compiled into the binary

@@ -30,7 +30,8 @@ server::server(const config::settings& settings, const auth::jwt_verifier& verif
           registry_)),
       api_(std::make_unique<api::server_api>(
           *hubs_, metrics, catalog, settings.api_key,
-          api::api_limits{static_cast<std::size_t>(settings.max_users_per_publish), settings.catalog_permissive})),
+          api::api_limits{static_cast<std::size_t>(settings.max_users_per_publish), settings.catalog_permissive,
+                          static_cast<std::size_t>(settings.max_batch_items)})),
       services_{settings, verifier, catalog, *api_, metrics, registry_, std::move(on_client_event)} {
     for (std::size_t i = 0; i < hubs_->size(); ++i) {
         workers_.push_back(std::make_unique<worker>(i, hubs_->local(i), settings.invalid_message_log_per_second));

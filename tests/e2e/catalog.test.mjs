@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { BINARY, api, connectUser, sleep, startServer, waitFor } from './harness.mjs';
+import { BINARY, api, connectUser, metric as readMetric, sleep, startServer, waitFor } from './harness.mjs';
 
 const SEED_EVENTS = [
   { type: 'sync.started', payload: { accountId: 'acc-1', provider: 'gmail' } },
@@ -67,7 +67,7 @@ describe('catalog', () => {
   }
 
   test('Catalog.ClientEvents_AreCheckedAgainstTheCatalog', async () => {
-    const metric = async (name) => Number((await (await fetch(server.url('/metrics'))).text()).match(new RegExp(`^${name} (\\d+)$`, 'm'))[1]);
+    const metric = (name) => readMetric(server, name);
     const client = await connectUser(server, 'sender');
     const valid = await metric('zena_client_messages_total');
     const invalid = await metric('zena_client_messages_invalid_total');

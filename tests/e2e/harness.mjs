@@ -148,6 +148,13 @@ export async function api(server, method, route, body, { key = API_KEY, raw } = 
   return { status: res.status, body: parsed, headers: res.headers };
 }
 
+/** The value of one Prometheus metric from /metrics, or undefined when it is absent. */
+export async function metric(server, name) {
+  const text = await (await fetch(server.url('/metrics'))).text();
+  const m = text.match(new RegExp(`^${name} (\\d+)$`, 'm'));
+  return m ? Number(m[1]) : undefined;
+}
+
 /** Polls `fn` until it returns truthy or `timeoutMs` passes. */
 export async function waitFor(fn, timeoutMs = 3000, what = 'condition') {
   const deadline = Date.now() + timeoutMs;

@@ -2,13 +2,7 @@
 // types and bad payloads are logged and ignored, and the connection keeps working.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { api, connectUser, sleep, startServer, waitFor } from './harness.mjs';
-
-const metric = async (server, name) => {
-  const res = await fetch(server.url('/metrics'));
-  const m = (await res.text()).match(new RegExp(`^${name} (\\d+)$`, 'm'));
-  return m ? Number(m[1]) : undefined;
-};
+import { api, connectUser, metric, sleep, startServer, waitFor } from './harness.mjs';
 
 describe('client messages', () => {
   let server;

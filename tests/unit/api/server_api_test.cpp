@@ -123,6 +123,32 @@ TEST_F(ServerApiTest, Permissive_DeliversUnknownTypesButChecksKnownOnes) {
     EXPECT_EQ(bob->frames.size(), 1U);
 }
 
+TEST_F(ServerApiTest, Batch_AnswersPerItemAndDeliversTheValidOnesInOrder) {
+    const auto r = call("POST", "/api/batch", R"({"items":[
+        {"userId":"alice","type":"thread.new","payload":{"threadId":"1"}},
+        {"userId":"alice","type":"deal.risk","payload":{"riskLevel":"low"}},
+        {"all":true,"type":"t","payload":{}},
+        42,
+        {"userIds":["bob","alice"],"type":"thread.new","payload":{"threadId":"2"}}]})");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, R"({"results":[{"delivered":2},)"
+                      R"({"status":400,"error":"deal.risk: payload.riskLevel must be one of medium, high",)"
+                      R"("field":"payload.riskLevel","event":"deal.risk"},{"delivered":3},)"
+                      R"({"status":400,"error":"each item must be a JSON object"},{"delivered":3}]})");
+    ASSERT_EQ(alice->frames.size(), 3U);
+    EXPECT_EQ(*alice->frames[0], R"({"type":"thread.new","payload":{"threadId":"1"}})");
+    EXPECT_EQ(*alice->frames[1], R"({"type":"t","payload":{}})");
+    EXPECT_EQ(*alice->frames[2], R"({"type":"thread.new","payload":{"threadId":"2"}})");
+    EXPECT_EQ(bob->frames.size(), 2U);
+}
+
+TEST_F(ServerApiTest, Batch_RefusesAMalformedBody) {
+    EXPECT_EQ(call("POST", "/api/batch", R"({"items":{}})").status, 400);
+    EXPECT_EQ(call("POST", "/api/batch", R"({})").status, 400);
+    EXPECT_EQ(call("POST", "/api/batch", R"({"items":[]})").body, R"({"results":[]})");
+    EXPECT_EQ(call("GET", "/api/batch").status, 405);
+}
+
 TEST_F(ServerApiTest, WrongKey_Is401) {
     EXPECT_EQ(call("GET", "/api/stats", {}, "Bearer nope").status, 401);
     EXPECT_EQ(call("GET", "/api/stats", {}, "").status, 401);

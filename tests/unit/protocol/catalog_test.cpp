@@ -2,18 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include "protocol/shipped_catalog.hpp"
+
 namespace zena::protocol {
 namespace {
 
-const catalog& shipped() {
-    static const catalog c = [] {
-        std::string error;
-        auto parsed = catalog::parse(builtin_catalog_json(), error);
-        EXPECT_TRUE(parsed) << error;
-        return *parsed;
-    }();
-    return c;
-}
+const catalog& shipped() { return testing::shipped_catalog(); }
 
 std::optional<validation_error> validate(std::string_view type, std::string_view payload_json) {
     const auto* spec = shipped().server_event(type);

@@ -3,19 +3,12 @@
 #include <gtest/gtest.h>
 
 #include "protocol/catalog.hpp"
+#include "protocol/shipped_catalog.hpp"
 
 namespace zena::protocol {
 namespace {
 
-const catalog& shipped() {
-    static const catalog c = [] {
-        std::string error;
-        auto parsed = catalog::parse(builtin_catalog_json(), error);
-        EXPECT_TRUE(parsed) << error;
-        return *parsed;
-    }();
-    return c;
-}
+const catalog& shipped() { return testing::shipped_catalog(); }
 
 client_message parse(std::string_view text) { return parse_client_message(text, shipped()); }
 
