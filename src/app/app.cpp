@@ -5,6 +5,7 @@
 #include "auth/jwt.hpp"
 #include "net/server.hpp"
 #include "observability/metrics.hpp"
+#include "upstream/webhook.hpp"
 
 namespace zena::app {
 namespace {
@@ -50,10 +51,25 @@ std::optional<protocol::catalog> load_catalog(const config::settings& settings, 
 int run(const config::settings& settings, const protocol::catalog& catalog, bool dev_mode) {
     const auth::jwt_verifier verifier{jwt_settings_of(settings)};
     observability::metrics metrics;
-    // Client events go upstream from here (webhook, Redis stream); for now they are logged.
-    auto on_client_event = [](const net::client_event_source& source, const protocol::client_message& message) {
+    // Client events go upstream from here: to the webhook when one is configured (every valid
+    // event; per-type routing and the Redis stream are still to come).
+    std::unique_ptr<upstream::webhook> hook;
+    if (!settings.webhook_url.empty()) {
+        hook = std::make_unique<upstream::webhook>(
+            upstream::webhook_settings{settings.webhook_url, settings.webhook_secret, settings.webhook_timeout_ms,
+                                       settings.webhook_max_attempts, settings.webhook_backoff_ms,
+                                       static_cast<std::size_t>(settings.webhook_max_queue)},
+            metrics);
+        spdlog::info("webhook enabled url={} signed={}", settings.webhook_url, !settings.webhook_secret.empty());
+    }
+    auto on_client_event = [hook = hook.get()](const net::client_event_source& source,
+                                               const protocol::client_message& message) {
         spdlog::debug("client event conn={} user={} type={} payload={}", source.connection, source.user_id,
                       message.type, message.payload_json);
+        if (hook) {
+            hook->submit(upstream::client_event_body(source.user_id, source.connection, message.type,
+                                                     message.payload_json, auth::unix_now_ms()));
+        }
     };
     spdlog::info("catalog loaded source={} server_events={} client_events={} permissive={}",
                  settings.catalog_path.empty() ? "builtin" : settings.catalog_path, catalog.server_events().size(),

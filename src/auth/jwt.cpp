@@ -97,6 +97,11 @@ std::int64_t unix_now() {
         .count();
 }
 
+std::int64_t unix_now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
 jwt_verifier::jwt_verifier(jwt_settings settings, clock_fn now)
     : settings_(std::move(settings)), now_(now ? std::move(now) : clock_fn{unix_now}) {}
 

@@ -76,5 +76,6 @@ std::string mint_jwt(const jwt_settings& settings, std::string_view user_id, std
                      std::int64_t now_seconds);
 
 std::int64_t unix_now();
+std::int64_t unix_now_ms();
 
 }  // namespace zena::auth

@@ -10,6 +10,7 @@
 #include <toml++/toml.h>
 
 #include "auth/jwt.hpp"
+#include "upstream/webhook_body.hpp"
 
 namespace zena::config {
 namespace {
@@ -93,6 +94,19 @@ const std::array k_options{
            0, false,
            "true: publishes of event types the catalog does not know are delivered as they are (known types are "
            "still checked). false: they are refused with 400."},
+    option{"webhook.url", "ZENA_WEBHOOK_URL", "webhook-url", &settings::webhook_url, "", 0, 0, false,
+           "http://host[:port]/path that receives every valid client event (docs/upstream.md); empty: none."},
+    option{"webhook.secret", "ZENA_WEBHOOK_SECRET", "webhook-secret", &settings::webhook_secret, "", 0, 0, true,
+           "Key of the X-Zena-Signature HMAC-SHA256 of each webhook body; empty: unsigned."},
+    option{"webhook.timeout_ms", "ZENA_WEBHOOK_TIMEOUT_MS", "webhook-timeout-ms", &settings::webhook_timeout_ms, "ms",
+           100, 600000, false, "Time allowed for one webhook call (connect, send, answer)."},
+    option{"webhook.max_attempts", "ZENA_WEBHOOK_MAX_ATTEMPTS", "webhook-max-attempts", &settings::webhook_max_attempts,
+           "", 1, 100, false, "Attempts per event before it is given up (counted in zena_upstream_failed_total)."},
+    option{"webhook.backoff_ms", "ZENA_WEBHOOK_BACKOFF_MS", "webhook-backoff-ms", &settings::webhook_backoff_ms, "ms",
+           1, 600000, false, "Wait before the first retry; doubled after each failed attempt."},
+    option{"webhook.max_queue", "ZENA_WEBHOOK_MAX_QUEUE", "webhook-max-queue", &settings::webhook_max_queue, "", 1,
+           10000000, false,
+           "Client events waiting for the webhook; when full the oldest waiting one is dropped and counted."},
     option{"shutdown.drain_ms", "ZENA_SHUTDOWN_DRAIN_MS", "shutdown-drain-ms", &settings::shutdown_drain_ms, "ms", 0,
            600000, false, "On SIGTERM/SIGINT, time allowed for close handshakes (1001) before the process exits."},
     option{"log.level", "ZENA_LOG_LEVEL", "log-level", &settings::log_level, "", 0, 0, false,
@@ -333,6 +347,9 @@ std::string validate(const settings& s, bool dev_mode) {
     }
     if (!s.api_key.empty() && s.api_key.size() < 16) return "auth.api_key must be at least 16 bytes";
     if (s.host.empty()) return "server.host must not be empty";
+    if (!s.webhook_url.empty() && upstream::parse_http_url(s.webhook_url).host.empty()) {
+        return "webhook.url must be http://host[:port]/path (https is not supported yet), got '" + s.webhook_url + "'";
+    }
     static constexpr std::array k_levels{"trace", "debug", "info", "warn", "error", "critical", "off"};
     if (std::find(k_levels.begin(), k_levels.end(), s.log_level) == k_levels.end()) {
         return "log.level must be one of trace, debug, info, warn, error, critical, off; got '" + s.log_level + "'";
@@ -357,7 +374,7 @@ std::string help_text() {
            "Options (flag, then environment variable; flags override the environment, which overrides\n"
            "the config file, which overrides the defaults):\n"
            "  --config PATH  (ZENA_CONFIG)\n      TOML file with [server], [auth], [websocket], [http], "
-           "[catalog], [shutdown], [log] sections.\n";
+           "[catalog], [webhook], [shutdown], [log] sections.\n";
     for (const auto& opt : k_options) {
         out << "  --" << opt.flag << "  (" << opt.env << ")\n      " << opt.help;
         if (!opt.unit.empty()) out << " Unit: " << opt.unit << '.';

@@ -42,6 +42,14 @@ struct settings {
     std::string catalog_path;  // empty: the catalog compiled into the binary
     bool catalog_permissive = false;
 
+    // [webhook]: client events to the backend
+    std::string webhook_url;  // empty: no webhook
+    std::string webhook_secret;
+    std::int64_t webhook_timeout_ms = 5000;
+    std::int64_t webhook_max_attempts = 5;
+    std::int64_t webhook_backoff_ms = 200;
+    std::int64_t webhook_max_queue = 10000;
+
     // [shutdown]
     std::int64_t shutdown_drain_ms = 5000;
 

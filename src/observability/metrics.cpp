@@ -42,6 +42,12 @@ std::string metrics::render(std::uint64_t connections, std::uint64_t users) cons
           "Ephemeral messages dropped for a connection that was behind.", v(messages_dropped_ephemeral));
     write(out, "zena_heartbeat_timeouts_total", "counter", "Connections terminated for not answering a ping.",
           v(heartbeat_timeouts));
+    write(out, "zena_upstream_delivered_total", "counter", "Client events the webhook accepted.",
+          v(upstream_delivered));
+    write(out, "zena_upstream_failed_total", "counter", "Client events given up after every webhook attempt.",
+          v(upstream_failed));
+    write(out, "zena_upstream_dropped_total", "counter", "Client events dropped from a full upstream queue.",
+          v(upstream_dropped));
     write(out, "zena_http_requests_total", "counter", "HTTP requests received.", v(http_requests));
     write(out, "zena_api_rejections_total", "counter", "Server API calls refused with a 4xx status.",
           v(api_rejections));

@@ -22,6 +22,9 @@ struct metrics {
     counter messages_coalesced{0};          // latest-class messages that replaced a queued older one
     counter messages_dropped_ephemeral{0};  // ephemeral messages dropped for a connection behind
     counter heartbeat_timeouts{0};          // connections terminated for not answering a ping
+    counter upstream_delivered{0};          // client events the webhook accepted (2xx)
+    counter upstream_failed{0};             // client events given up after every attempt
+    counter upstream_dropped{0};            // client events dropped from a full upstream queue
     counter http_requests{0};
     counter api_rejections{0};  // API calls answered with 4xx
 

@@ -42,7 +42,7 @@ void ws_session::on_accept(beast::error_code ec) {
                              .add("connectionId", std::to_string(id()))
                              .add("userId", user_id())
                              .add("heartbeatIntervalMs", services_.settings.heartbeat_interval_ms)
-                             .add("serverTime", auth::unix_now() * 1000)
+                             .add("serverTime", auth::unix_now_ms())
                              .str();
     enqueue(protocol::make_event_frame("connected", payload), protocol::delivery_class::ordered, 0);
     do_read();

@@ -93,6 +93,13 @@ TEST(Config, Production_NeedsSecretAndKey) {
     EXPECT_NE(load({}, none.lookup()).error.find("jwt_algorithm"), std::string::npos);
 }
 
+TEST(Config, WebhookUrl_MustBeHttp) {
+    fake_env https{{{"ZENA_WEBHOOK_URL", "https://backend/events"}}};
+    EXPECT_NE(load({}, https.lookup()).error.find("webhook.url"), std::string::npos);
+    fake_env http{{{"ZENA_WEBHOOK_URL", "http://127.0.0.1:4000/events"}}};
+    EXPECT_EQ(load({}, http.lookup()).error, "");
+}
+
 TEST(Config, Help_And_Docs_ListEveryOption) {
     EXPECT_TRUE(load({"--help"}, fake_env{}.lookup()).help);
     const auto help = help_text();

@@ -1,0 +1,44 @@
+#pragma once
+// Client events to the backend over HTTP: each valid client event is POSTed (the body and its
+// signature are in webhook_body.hpp) to the configured URL.
+//
+// Threading: owns one thread and its io_context; `submit` may be called from any thread and
+// never blocks (it posts). Requests go one at a time, in order, each with a timeout and retried
+// with backoff. When full: the queue keeps at most `max_queue` events; a new event beyond that
+// drops the oldest, which is counted (the socket loops are never slowed by the backend).
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "observability/metrics.hpp"
+#include "upstream/webhook_body.hpp"
+
+namespace zena::upstream {
+
+struct webhook_settings {
+    std::string url;     // http://host[:port]/path
+    std::string secret;  // HMAC key; empty: no signature header
+    std::int64_t timeout_ms = 5000;
+    std::int64_t max_attempts = 5;
+    std::int64_t backoff_ms = 200;  // doubled after each failed attempt
+    std::size_t max_queue = 10000;
+};
+
+class webhook {
+public:
+    webhook(webhook_settings settings, observability::metrics& metrics);
+    ~webhook();  // stops the thread; events still queued are dropped and counted
+    webhook(const webhook&) = delete;
+    webhook& operator=(const webhook&) = delete;
+
+    // Queues one event body (already JSON). Thread-safe, never blocks.
+    void submit(std::string body);
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace zena::upstream
