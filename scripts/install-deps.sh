@@ -13,11 +13,13 @@ packages=(
   libssl-dev            # HMAC for JWT, constant-time compare, CSPRNG
   libspdlog-dev         # logging
   libtomlplusplus-dev   # the configuration file
+  libhiredis-dev        # Redis: publishes in, client events out (blocking client on its own threads)
   libgtest-dev          # unit tests (built with the project)
 )
 if [[ ${1:-} == --test ]]; then
   packages+=(
     python3 python3-websockets  # the Python client tests (Debian's interpreter)
+    redis-server                # the real Redis the e2e tests start
     clang clang-format clang-tidy libclang-rt-14-dev  # lint and sanitizers
   )
 fi

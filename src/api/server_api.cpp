@@ -183,11 +183,15 @@ void server_api::handle(const http_request& request, std::function<void(http_res
 
     if (path == "/api/broadcast" || path == "/api/broadcast-all") {
         if (request.method != "POST") return method_not_allowed("POST");
-        return publish(request.body, path == "/api/broadcast-all", std::move(respond));
+        simdjson::dom::object object;
+        if (auto error = parse_body(request.body, object)) return respond(std::move(*error));
+        return publish(object, path == "/api/broadcast-all", std::move(respond));
     }
     if (path == "/api/batch") {
         if (request.method != "POST") return method_not_allowed("POST");
-        return batch(request.body, std::move(respond));
+        simdjson::dom::object object;
+        if (auto error = parse_body(request.body, object)) return respond(std::move(*error));
+        return batch(object, std::move(respond), {});
     }
     if (path == "/api/stats") {
         if (request.method != "GET") return method_not_allowed("GET");
@@ -213,9 +217,31 @@ void server_api::handle(const http_request& request, std::function<void(http_res
     respond(error_response(404, "no such API route"));
 }
 
-void server_api::publish(std::string_view body, bool all, std::function<void(http_response)> reply) {
+void server_api::publish_message(std::string_view body, const refusal_fn& on_refused, std::function<void()> done) {
     simdjson::dom::object object;
-    if (auto error = parse_body(body, object)) return reply(std::move(*error));
+    if (auto error = parse_body(body, object)) {
+        on_refused(*error);
+        return done();
+    }
+    if (simdjson::dom::element items; object["items"].get(items) == simdjson::SUCCESS) {
+        return batch(
+            object,
+            [done = std::move(done), on_refused](const http_response& response) {
+                if (response.status >= 400) on_refused(response);  // the whole batch, found before any delivery
+                done();
+            },
+            on_refused);
+    }
+    bool all = false;
+    all = object["all"].get_bool().get(all) == simdjson::SUCCESS && all;
+    // A refusal is found before anything crosses a thread, so it is reported on this thread.
+    publish(object, all, [done = std::move(done), on_refused](const http_response& response) {
+        if (response.status >= 400) on_refused(response);
+        done();
+    });
+}
+
+void server_api::publish(simdjson::dom::object object, bool all, std::function<void(http_response)> reply) {
     auto publish = std::make_shared<publish_request>();
     publish->all = all;
     if (auto error = parse_publish(object, catalog_, limits_, *publish)) return reply(std::move(*error));
@@ -227,9 +253,8 @@ void server_api::publish(std::string_view body, bool all, std::function<void(htt
                        });
 }
 
-void server_api::batch(std::string_view body, std::function<void(http_response)> reply) {
-    simdjson::dom::object object;
-    if (auto error = parse_body(body, object)) return reply(std::move(*error));
+void server_api::batch(simdjson::dom::object object, std::function<void(http_response)> reply,
+                       const refusal_fn& on_refused) {
     simdjson::dom::array items;
     if (object["items"].get_array().get(items) != simdjson::SUCCESS) {
         return reply(error_response(400, "items is required and must be an array of publishes", "items"));
@@ -260,6 +285,7 @@ void server_api::batch(std::string_view body, std::function<void(http_response)>
         }
         batch->slot.push_back(batch->publishes.size());
         if (error) {
+            if (on_refused) on_refused(*error);
             observability::metrics::add(metrics_.api_rejections);
         } else {
             batch->publishes.push_back(std::move(publish));

@@ -21,6 +21,10 @@
 #include "observability/metrics.hpp"
 #include "protocol/catalog.hpp"
 
+namespace simdjson::dom {
+class object;  // protocol/json_reader.hpp; kept out of this header, which the HTTP session includes
+}
+
 namespace zena::api {
 
 struct http_request {
@@ -56,10 +60,18 @@ public:
 
     void handle(const http_request& request, std::function<void(http_response)> reply);
 
+    using refusal_fn = std::function<void(const http_response&)>;
+    // A publish that came another way than HTTP (a Redis channel or stream): one /api/broadcast
+    // body, with "all": true for everyone, or a /api/batch body `{"items": [...]}`. Checked and
+    // delivered exactly as over HTTP. `on_refused` is called for each refused publish (the whole
+    // message, or one batch item) on the calling thread, before this returns. `done` is called
+    // once, on any thread, when the delivery has crossed every thread.
+    void publish_message(std::string_view body, const refusal_fn& on_refused, std::function<void()> done);
+
 private:
-    // /api/broadcast (`all` false) and /api/broadcast-all (`all` true).
-    void publish(std::string_view body, bool all, std::function<void(http_response)> reply);
-    void batch(std::string_view body, std::function<void(http_response)> reply);
+    // /api/broadcast (`all` false) and /api/broadcast-all (`all` true), the body parsed.
+    void publish(simdjson::dom::object object, bool all, std::function<void(http_response)> reply);
+    void batch(simdjson::dom::object object, std::function<void(http_response)> reply, const refusal_fn& on_refused);
     void disconnect_user(std::string user, std::function<void(http_response)> reply);
     http_response stats() const;
     bool authorized(std::string_view authorization) const;

@@ -2,9 +2,13 @@
 
 #include <cstdio>
 
+#include "api/redis_ingest.hpp"
 #include "auth/jwt.hpp"
 #include "net/server.hpp"
 #include "observability/metrics.hpp"
+#include "redis/connection.hpp"
+#include "upstream/redis_stream.hpp"
+#include "upstream/routes.hpp"
 #include "upstream/webhook.hpp"
 
 namespace zena::app {
@@ -41,6 +45,34 @@ void print_dev_banner(const config::settings& s, std::uint16_t port) {
     (void)std::fflush(stdout);
 }
 
+// The routes of client events (upstream.routes, or all to every configured destination),
+// checked against the catalog and the destinations configured; nullopt with `error` set.
+std::optional<upstream::routes> upstream_routes(const config::settings& s, const protocol::catalog& catalog,
+                                                std::string& error) {
+    const bool webhook = !s.webhook_url.empty();
+    const bool redis = !s.redis_url.empty() && !s.redis_client_events_stream.empty();
+    if (s.upstream_routes.empty()) {
+        return upstream::routes::to_all((webhook ? upstream::k_to_webhook : 0U) | (redis ? upstream::k_to_redis : 0U));
+    }
+    auto routes = upstream::routes::parse(s.upstream_routes, error);  // syntax checked at load
+    if (!routes) return std::nullopt;
+    for (const auto& type : routes->named_types()) {
+        if (!catalog.client_event(type)) {
+            error = "upstream.routes names " + type + ", which is not a client event in the catalog";
+            return std::nullopt;
+        }
+    }
+    if ((routes->used() & upstream::k_to_webhook) && !webhook) {
+        error = "upstream.routes sends events to webhook, but webhook.url is not set";
+        return std::nullopt;
+    }
+    if ((routes->used() & upstream::k_to_redis) && !redis) {
+        error = "upstream.routes sends events to redis, but redis.url or redis.client_events_stream is not set";
+        return std::nullopt;
+    }
+    return routes;
+}
+
 }  // namespace
 
 std::optional<protocol::catalog> load_catalog(const config::settings& settings, std::string& error) {
@@ -51,10 +83,15 @@ std::optional<protocol::catalog> load_catalog(const config::settings& settings, 
 int run(const config::settings& settings, const protocol::catalog& catalog, bool dev_mode) {
     const auth::jwt_verifier verifier{jwt_settings_of(settings)};
     observability::metrics metrics;
-    // Client events go upstream from here: to the webhook when one is configured (every valid
-    // event; per-type routing and the Redis stream are still to come).
+    // Client events go upstream from here, each type to the destinations its route names.
+    std::string error;
+    const auto routes = upstream_routes(settings, catalog, error);
+    if (!routes) {
+        spdlog::error("{}", error);
+        return 1;
+    }
     std::unique_ptr<upstream::webhook> hook;
-    if (!settings.webhook_url.empty()) {
+    if (routes->used() & upstream::k_to_webhook) {
         hook = std::make_unique<upstream::webhook>(
             upstream::webhook_settings{settings.webhook_url, settings.webhook_secret, settings.webhook_timeout_ms,
                                        settings.webhook_max_attempts, settings.webhook_backoff_ms,
@@ -62,22 +99,44 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
             metrics);
         spdlog::info("webhook enabled url={} signed={}", settings.webhook_url, !settings.webhook_secret.empty());
     }
-    auto on_client_event = [hook = hook.get()](const net::client_event_source& source,
-                                               const protocol::client_message& message) {
+    const auto redis_endpoint = settings.redis_url.empty() ? std::nullopt : redis::parse_url(settings.redis_url);
+    std::unique_ptr<upstream::redis_stream> stream;
+    if (routes->used() & upstream::k_to_redis) {
+        stream = std::make_unique<upstream::redis_stream>(
+            upstream::redis_stream_settings{
+                *redis_endpoint, settings.redis_client_events_stream, settings.redis_client_events_max_len,
+                static_cast<std::size_t>(settings.redis_client_events_max_queue), settings.redis_timeout_ms},
+            metrics);
+    }
+    auto on_client_event = [&routes, hook = hook.get(), stream = stream.get(), &metrics](
+                               const net::client_event_source& source, const protocol::client_message& message) {
         spdlog::debug("client event conn={} user={} type={} payload={}", source.connection, source.user_id,
                       message.type, message.payload_json);
-        if (hook) {
-            hook->submit(upstream::client_event_body(source.user_id, source.connection, message.type,
-                                                     message.payload_json, auth::unix_now_ms()));
-        }
+        const auto to = routes->of(message.type);
+        if (to == 0) return observability::metrics::add(metrics.client_events_unrouted);
+        auto body = upstream::client_event_body(source.user_id, source.connection, message.type, message.payload_json,
+                                                auth::unix_now_ms());
+        if (to & upstream::k_to_webhook) hook->submit(body);
+        if (to & upstream::k_to_redis) stream->submit(message.type, source.user_id, std::move(body));
     };
     spdlog::info("catalog loaded source={} server_events={} client_events={} permissive={}",
                  settings.catalog_path.empty() ? "builtin" : settings.catalog_path, catalog.server_events().size(),
                  catalog.client_events().size(), settings.catalog_permissive);
     net::server server{settings, verifier, catalog, metrics, on_client_event};
-    if (auto error = server.listen(); !error.empty()) {
-        spdlog::error("{}", error);
+    if (auto listen_error = server.listen(); !listen_error.empty()) {
+        spdlog::error("{}", listen_error);
         return 1;
+    }
+    // Publishes through Redis; stopped (declared after the server) before the server goes.
+    std::unique_ptr<api::redis_ingest> ingest;
+    if (redis_endpoint && (!settings.redis_publish_channel.empty() || !settings.redis_publish_stream.empty())) {
+        ingest = std::make_unique<api::redis_ingest>(
+            api::redis_ingest_settings{*redis_endpoint, settings.redis_publish_channel, settings.redis_publish_stream,
+                                       static_cast<std::size_t>(settings.http_max_body_bytes),
+                                       settings.redis_timeout_ms},
+            server.api(), metrics);
+        spdlog::info("redis publishing enabled channel={} stream={}", settings.redis_publish_channel,
+                     settings.redis_publish_stream);
     }
     if (dev_mode) print_dev_banner(settings, server.port());
     server.run();

@@ -10,6 +10,8 @@
 #include <toml++/toml.h>
 
 #include "auth/jwt.hpp"
+#include "redis/connection.hpp"
+#include "upstream/routes.hpp"
 #include "upstream/webhook_body.hpp"
 
 namespace zena::config {
@@ -107,6 +109,30 @@ const std::array k_options{
     option{"webhook.max_queue", "ZENA_WEBHOOK_MAX_QUEUE", "webhook-max-queue", &settings::webhook_max_queue, "", 1,
            10000000, false,
            "Client events waiting for the webhook; when full the oldest waiting one is dropped and counted."},
+    option{"upstream.routes", "ZENA_UPSTREAM_ROUTES", "upstream-routes", &settings::upstream_routes, "", 0, 0, false,
+           "Where each client event type goes: e.g. \"sync.request=webhook+redis,typing.start=none,*=webhook\" "
+           "(destinations webhook, redis, none; * for the other types). Empty: every valid client event to every "
+           "configured destination (docs/upstream.md)."},
+    option{"redis.url", "ZENA_REDIS_URL", "redis-url", &settings::redis_url, "", 0, 0, true,
+           "redis://[[user]:password@]host[:port][/db], e.g. redis://127.0.0.1:6379. Empty: no Redis (no "
+           "publishing through Redis, no client events stream)."},
+    option{"redis.timeout_ms", "ZENA_REDIS_TIMEOUT_MS", "redis-timeout-ms", &settings::redis_timeout_ms, "ms", 100,
+           600000, false, "Time allowed to connect to Redis and for each command's answer."},
+    option{"redis.publish_channel", "ZENA_REDIS_PUBLISH_CHANNEL", "redis-publish-channel",
+           &settings::redis_publish_channel, "", 0, 0, false,
+           "Pub/Sub channel whose messages are publishes (API bodies, docs/api.md); empty: none."},
+    option{"redis.publish_stream", "ZENA_REDIS_PUBLISH_STREAM", "redis-publish-stream", &settings::redis_publish_stream,
+           "", 0, 0, false,
+           "Stream whose entries' body field is a publish, read from the newest entry on; empty: none."},
+    option{"redis.client_events_stream", "ZENA_REDIS_CLIENT_EVENTS_STREAM", "redis-client-events-stream",
+           &settings::redis_client_events_stream, "", 0, 0, false,
+           "Stream that client events routed to redis are appended to (XADD); empty: none."},
+    option{"redis.client_events_max_len", "ZENA_REDIS_CLIENT_EVENTS_MAX_LEN", "redis-client-events-max-len",
+           &settings::redis_client_events_max_len, "entries", 1, 1000000000, false,
+           "MAXLEN ~ of each XADD: Redis trims the client events stream to about this many entries."},
+    option{"redis.client_events_max_queue", "ZENA_REDIS_CLIENT_EVENTS_MAX_QUEUE", "redis-client-events-max-queue",
+           &settings::redis_client_events_max_queue, "", 1, 10000000, false,
+           "Client events waiting for Redis; when full the oldest waiting one is dropped and counted."},
     option{"shutdown.drain_ms", "ZENA_SHUTDOWN_DRAIN_MS", "shutdown-drain-ms", &settings::shutdown_drain_ms, "ms", 0,
            600000, false, "On SIGTERM/SIGINT, time allowed for close handshakes (1001) before the process exits."},
     option{"log.level", "ZENA_LOG_LEVEL", "log-level", &settings::log_level, "", 0, 0, false,
@@ -347,6 +373,11 @@ std::string validate(const settings& s, bool dev_mode) {
     }
     if (!s.api_key.empty() && s.api_key.size() < 16) return "auth.api_key must be at least 16 bytes";
     if (s.host.empty()) return "server.host must not be empty";
+    if (!s.redis_url.empty() && !redis::parse_url(s.redis_url)) {
+        return "redis.url must be redis://[[user]:password@]host[:port][/db] (rediss:// is not supported yet)";
+    }
+    std::string routes_error;
+    if (!upstream::routes::parse(s.upstream_routes, routes_error)) return "upstream.routes: " + routes_error;
     if (!s.webhook_url.empty() && upstream::parse_http_url(s.webhook_url).host.empty()) {
         return "webhook.url must be http://host[:port]/path (https is not supported yet), got '" + s.webhook_url + "'";
     }
@@ -374,7 +405,7 @@ std::string help_text() {
            "Options (flag, then environment variable; flags override the environment, which overrides\n"
            "the config file, which overrides the defaults):\n"
            "  --config PATH  (ZENA_CONFIG)\n      TOML file with [server], [auth], [websocket], [http], "
-           "[catalog], [webhook], [shutdown], [log] sections.\n";
+           "[catalog], [webhook], [upstream], [redis], [shutdown], [log] sections.\n";
     for (const auto& opt : k_options) {
         out << "  --" << opt.flag << "  (" << opt.env << ")\n      " << opt.help;
         if (!opt.unit.empty()) out << " Unit: " << opt.unit << '.';

@@ -50,6 +50,18 @@ struct settings {
     std::int64_t webhook_backoff_ms = 200;
     std::int64_t webhook_max_queue = 10000;
 
+    // [upstream]: which client events go where (upstream/routes.hpp); empty: all to all
+    std::string upstream_routes;
+
+    // [redis]
+    std::string redis_url;  // empty: no Redis
+    std::int64_t redis_timeout_ms = 2000;
+    std::string redis_publish_channel = "zena:publish";
+    std::string redis_publish_stream = "zena:publish";
+    std::string redis_client_events_stream = "zena:client-events";
+    std::int64_t redis_client_events_max_len = 100000;
+    std::int64_t redis_client_events_max_queue = 10000;
+
     // [shutdown]
     std::int64_t shutdown_drain_ms = 5000;
 

@@ -29,6 +29,8 @@ public:
     // Binds the listening socket; an error message, or empty on success.
     std::string listen();
     std::uint16_t port() const { return port_; }
+    // The server API, for publishes that arrive another way than HTTP (Redis).
+    api::server_api& api() { return *api_; }
 
     // Serves until SIGTERM/SIGINT (or shutdown()), drains, and returns.
     void run();

@@ -1,9 +1,11 @@
 #include "observability/metrics.hpp"
 
+#include <initializer_list>
+
 namespace zena::observability {
 namespace {
 
-void write(std::string& out, const char* name, const char* type, const char* help, std::uint64_t value) {
+void write_header(std::string& out, const char* name, const char* type, const char* help) {
     out += "# HELP ";
     out += name;
     out += ' ';
@@ -13,10 +15,32 @@ void write(std::string& out, const char* name, const char* type, const char* hel
     out += ' ';
     out += type;
     out += '\n';
+}
+
+void write(std::string& out, const char* name, const char* type, const char* help, std::uint64_t value) {
+    write_header(out, name, type, help);
     out += name;
     out += ' ';
     out += std::to_string(value);
     out += '\n';
+}
+
+struct labeled {
+    const char* labels;  // e.g. sink="webhook"
+    std::uint64_t value;
+};
+
+void write_labeled(std::string& out, const char* name, const char* type, const char* help,
+                   std::initializer_list<labeled> series) {
+    write_header(out, name, type, help);
+    for (const auto& s : series) {
+        out += name;
+        out += '{';
+        out += s.labels;
+        out += "} ";
+        out += std::to_string(s.value);
+        out += '\n';
+    }
 }
 
 }  // namespace
@@ -42,12 +66,22 @@ std::string metrics::render(std::uint64_t connections, std::uint64_t users) cons
           "Ephemeral messages dropped for a connection that was behind.", v(messages_dropped_ephemeral));
     write(out, "zena_heartbeat_timeouts_total", "counter", "Connections terminated for not answering a ping.",
           v(heartbeat_timeouts));
-    write(out, "zena_upstream_delivered_total", "counter", "Client events the webhook accepted.",
-          v(upstream_delivered));
-    write(out, "zena_upstream_failed_total", "counter", "Client events given up after every webhook attempt.",
-          v(upstream_failed));
-    write(out, "zena_upstream_dropped_total", "counter", "Client events dropped from a full upstream queue.",
-          v(upstream_dropped));
+    const auto per_sink = [&](const char* name, const char* help, counter upstream_counters::*field) {
+        write_labeled(
+            out, name, "counter", help,
+            {labeled{"sink=\"webhook\"", v(webhook.*field)}, labeled{"sink=\"redis_stream\"", v(redis_stream.*field)}});
+    };
+    per_sink("zena_upstream_delivered_total", "Client events the upstream destination accepted.",
+             &upstream_counters::delivered);
+    per_sink("zena_upstream_failed_total", "Client events refused by the destination or given up after every attempt.",
+             &upstream_counters::failed);
+    per_sink("zena_upstream_dropped_total", "Client events dropped from a full upstream queue.",
+             &upstream_counters::dropped);
+    write(out, "zena_client_events_unrouted_total", "counter", "Valid client events no upstream route sends anywhere.",
+          v(client_events_unrouted));
+    write(out, "zena_redis_publishes_total", "counter", "Publish messages read from Redis.", v(redis_publishes));
+    write(out, "zena_redis_publishes_refused_total", "counter",
+          "Publish messages from Redis refused (bad JSON, shape or catalog).", v(redis_publishes_refused));
     write(out, "zena_http_requests_total", "counter", "HTTP requests received.", v(http_requests));
     write(out, "zena_api_rejections_total", "counter", "Server API calls refused with a 4xx status.",
           v(api_rejections));

@@ -22,9 +22,16 @@ struct metrics {
     counter messages_coalesced{0};          // latest-class messages that replaced a queued older one
     counter messages_dropped_ephemeral{0};  // ephemeral messages dropped for a connection behind
     counter heartbeat_timeouts{0};          // connections terminated for not answering a ping
-    counter upstream_delivered{0};          // client events the webhook accepted (2xx)
-    counter upstream_failed{0};             // client events given up after every attempt
-    counter upstream_dropped{0};            // client events dropped from a full upstream queue
+    struct upstream_counters {
+        counter delivered{0};  // client events the destination accepted
+        counter failed{0};     // client events it refused, or given up after every attempt
+        counter dropped{0};    // client events dropped from its full queue
+    };
+    upstream_counters webhook;           // upstream/webhook
+    upstream_counters redis_stream;      // upstream/redis_stream
+    counter client_events_unrouted{0};   // valid client events that no route sends anywhere
+    counter redis_publishes{0};          // publish messages read from Redis
+    counter redis_publishes_refused{0};  // of those, refused (bad JSON, shape or catalog)
     counter http_requests{0};
     counter api_rejections{0};  // API calls answered with 4xx
 

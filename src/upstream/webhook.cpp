@@ -25,14 +25,14 @@ struct webhook::impl {
     ~impl() {
         io.stop();
         thread.join();
-        if (!queue.empty()) observability::metrics::add(metrics.upstream_dropped, queue.size());
+        if (!queue.empty()) observability::metrics::add(metrics.webhook.dropped, queue.size());
     }
 
     // On the webhook thread from here on.
     void enqueue(std::string body) {
         if (queue.size() >= settings.max_queue) {
             // The oldest waiting event goes (never the one on the wire): newer ones matter more.
-            observability::metrics::add(metrics.upstream_dropped);
+            observability::metrics::add(metrics.webhook.dropped);
             const auto oldest_waiting = queue.begin() + (sending ? 1 : 0);
             if (oldest_waiting == queue.end()) return;  // max_queue 1, one in flight: drop the new one
             queue.erase(oldest_waiting);
@@ -79,7 +79,7 @@ struct webhook::impl {
     // One attempt finished: `error` empty on success.
     void done(std::int64_t n, const std::string& error) {
         if (error.empty()) {
-            observability::metrics::add(metrics.upstream_delivered);
+            observability::metrics::add(metrics.webhook.delivered);
         } else if (n < settings.max_attempts) {
             const auto delay = settings.backoff_ms << std::min<std::int64_t>(n - 1, 10);
             spdlog::debug("webhook attempt failed attempt={} error=\"{}\" retry_ms={}", n, error, delay);
@@ -89,7 +89,7 @@ struct webhook::impl {
             });
             return;
         } else {
-            observability::metrics::add(metrics.upstream_failed);
+            observability::metrics::add(metrics.webhook.failed);
             spdlog::warn("webhook gave up attempts={} error=\"{}\"", n, error);
         }
         queue.pop_front();

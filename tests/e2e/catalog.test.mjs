@@ -8,19 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { BINARY, api, connectUser, metric as readMetric, sleep, startServer, waitFor } from './harness.mjs';
-
-const SEED_EVENTS = [
-  { type: 'sync.started', payload: { accountId: 'acc-1', provider: 'gmail' } },
-  { type: 'sync.progress', payload: { accountId: 'acc-1', totalThreads: 500, processedThreads: 120 } },
-  { type: 'sync.completed', payload: { accountId: 'acc-1', threadsProcessed: 500, success: false, error: 'quota' } },
-  { type: 'thread.new', payload: { threadId: 'thread-123', accountId: 'account-456' } },
-  { type: 'thread.updated', payload: { threadId: 'thread-123', classification: 'offer', category: 'deal', nextActionOwner: 'agent' } },
-  { type: 'deal.risk', payload: { dealId: 'deal-123', riskLevel: 'high', riskFlags: ['silent-buyer'], riskReason: 'No reply in 7 days' } },
-  { type: 'task.created', payload: { taskId: 'task-1', label: 'Call vendor', dueDate: '2026-12-01T09:00:00.000Z', dealId: 'deal-123', source: 'ai' } },
-  { type: 'ask.response', payload: { chunk: 'The offer', isComplete: true, streamId: 'q1',
-    sources: [{ type: 'thread', id: 'thread-123', title: 'Offer on 12 Main St' }], suggestedActions: ['Reply'] } },
-];
+import { BINARY, SEED_EVENTS, api, connectUser, metric as readMetric, sleep, startServer, waitFor } from './harness.mjs';
 
 describe('catalog', () => {
   let server;

@@ -1,6 +1,7 @@
 // Test harness: starts the real zena-realtime binary and talks to it with real clients.
 // Tokens are signed here with Node's crypto, independently of the server's own JWT code.
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { createHmac } from 'node:crypto';
 import { once } from 'node:events';
 import path from 'node:path';
@@ -11,6 +12,19 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const BINARY = process.env.ZENA_BINARY ?? path.resolve(here, '../../build/zena-realtime');
 export const SECRET = 'e2e-secret-0123456789abcdef0123456789abcdef';
 export const API_KEY = 'e2e-api-key-0123456789';
+
+/** The seed's eight server-to-client events, each with a payload the catalog accepts. */
+export const SEED_EVENTS = [
+  { type: 'sync.started', payload: { accountId: 'acc-1', provider: 'gmail' } },
+  { type: 'sync.progress', payload: { accountId: 'acc-1', totalThreads: 500, processedThreads: 120 } },
+  { type: 'sync.completed', payload: { accountId: 'acc-1', threadsProcessed: 500, success: false, error: 'quota' } },
+  { type: 'thread.new', payload: { threadId: 'thread-123', accountId: 'account-456' } },
+  { type: 'thread.updated', payload: { threadId: 'thread-123', classification: 'offer', category: 'deal', nextActionOwner: 'agent' } },
+  { type: 'deal.risk', payload: { dealId: 'deal-123', riskLevel: 'high', riskFlags: ['silent-buyer'], riskReason: 'No reply in 7 days' } },
+  { type: 'task.created', payload: { taskId: 'task-1', label: 'Call vendor', dueDate: '2026-12-01T09:00:00.000Z', dealId: 'deal-123', source: 'ai' } },
+  { type: 'ask.response', payload: { chunk: 'The offer', isComplete: true, streamId: 'q1',
+    sources: [{ type: 'thread', id: 'thread-123', title: 'Offer on 12 Main St' }], suggestedActions: ['Reply'] } },
+];
 
 const b64url = (data) => Buffer.from(data).toString('base64url');
 
@@ -151,7 +165,8 @@ export async function api(server, method, route, body, { key = API_KEY, raw } = 
 /** The value of one Prometheus metric from /metrics, or undefined when it is absent. */
 export async function metric(server, name) {
   const text = await (await fetch(server.url('/metrics'))).text();
-  const m = text.match(new RegExp(`^${name} (\\d+)$`, 'm'));
+  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'); // labels: name{sink="webhook"}
+  const m = text.match(new RegExp(`^${escaped} (\\d+)$`, 'm'));
   return m ? Number(m[1]) : undefined;
 }
 
@@ -177,3 +192,45 @@ export function withTimeout(promise, ms, what = 'operation') {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A free loopback TCP port (bound and released at once). */
+export async function freePort() {
+  const probe = createServer();
+  probe.listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const { port } = probe.address();
+  probe.close();
+  await once(probe, 'close');
+  return port;
+}
+
+/**
+ * Starts a real redis-server (Debian's, installed by scripts/install-deps.sh --test) on a
+ * loopback port, with no persistence. `port` reuses a given port (to restart one). Returns
+ * { port, url, stop() }.
+ */
+export async function startRedis({ port, timeoutMs = 10000 } = {}) {
+  const redisPort = port ?? (await freePort());
+  const child = spawn(process.env.REDIS_SERVER ?? 'redis-server',
+    ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d) => { output += d; });
+  child.stderr.on('data', (d) => { output += d; });
+  const exited = once(child, 'exit');
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`redis-server did not start:\n${output}`)), timeoutMs);
+    const check = () => { if (/Ready to accept connections/.test(output)) { clearTimeout(timer); resolve(); } };
+    child.stdout.on('data', check);
+    child.once('error', (e) => { clearTimeout(timer); reject(new Error(`cannot run redis-server: ${e.message}`)); });
+    exited.then(() => { clearTimeout(timer); reject(new Error(`redis-server exited:\n${output}`)); });
+  });
+  return {
+    port: redisPort,
+    url: `redis://127.0.0.1:${redisPort}`,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}

@@ -48,7 +48,7 @@ test('Webhook.ClientEvents_ArriveSignedWithTheirSender', async () => {
     assert.deepEqual(bodies[1].payload, { threadId: 'thread-123' });
     await new Promise((r) => setTimeout(r, 200));
     assert.equal(hook.received.length, 3, 'the invalid event was not forwarded');
-    assert.equal(await metric(server, 'zena_upstream_delivered_total'), 3);
+    assert.equal(await metric(server, 'zena_upstream_delivered_total{sink="webhook"}'), 3);
     await client.close();
   } finally {
     await server.stop();
@@ -62,7 +62,7 @@ test('Webhook.FailingBackend_IsRetriedWithBackoff', async () => {
   try {
     const client = await connectUser(server, 'bob');
     client.send({ type: 'sync.request', payload: {} });
-    await waitFor(async () => (await metric(server, 'zena_upstream_failed_total')) === 1, 5000, 'given up');
+    await waitFor(async () => (await metric(server, 'zena_upstream_failed_total{sink="webhook"}')) === 1, 5000, 'given up');
     assert.equal(hook.received.length, 3, 'three attempts');
     await client.close();
   } finally {
@@ -85,7 +85,7 @@ test('Webhook.SlowOrDownBackend_DoesNotSlowSocketDelivery', async () => {
     }
     for (let i = 0; i < 100; i += 1) assert.equal((await client.next(2000)).payload.chunk, String(i));
     assert.ok(Date.now() - started < 2500, `socket delivery took ${Date.now() - started} ms while the webhook stalls`);
-    await waitFor(async () => (await metric(server, 'zena_upstream_dropped_total')) >= 40, 3000, 'oldest dropped');
+    await waitFor(async () => (await metric(server, 'zena_upstream_dropped_total{sink="webhook"}')) >= 40, 3000, 'oldest dropped');
     await client.close();
   } finally {
     await server.stop();
@@ -107,7 +107,7 @@ test('Webhook.DownBackend_DoesNotSlowSocketDeliveryAndIsCounted', async () => {
     }
     for (let i = 0; i < 100; i += 1) assert.equal((await client.next(2000)).payload.chunk, String(i));
     assert.ok(Date.now() - started < 2500, `socket delivery took ${Date.now() - started} ms`);
-    await waitFor(async () => (await metric(server, 'zena_upstream_failed_total')) === 20, 5000, 'each event given up');
+    await waitFor(async () => (await metric(server, 'zena_upstream_failed_total{sink="webhook"}')) === 20, 5000, 'each event given up');
     await client.close();
   } finally {
     await server.stop();

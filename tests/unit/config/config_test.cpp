@@ -100,6 +100,15 @@ TEST(Config, WebhookUrl_MustBeHttp) {
     EXPECT_EQ(load({}, http.lookup()).error, "");
 }
 
+TEST(Config, RedisUrlAndRoutes_AreCheckedAtLoad) {
+    fake_env rediss{{{"ZENA_REDIS_URL", "rediss://cache:6380"}}};
+    EXPECT_NE(load({}, rediss.lookup()).error.find("redis.url"), std::string::npos);
+    fake_env routes{{{"ZENA_UPSTREAM_ROUTES", "sync.request"}}};
+    EXPECT_NE(load({}, routes.lookup()).error.find("upstream.routes"), std::string::npos);
+    fake_env good{{{"ZENA_REDIS_URL", "redis://127.0.0.1:6379/2"}, {"ZENA_UPSTREAM_ROUTES", "*=redis"}}};
+    EXPECT_EQ(load({}, good.lookup()).error, "");
+}
+
 TEST(Config, Help_And_Docs_ListEveryOption) {
     EXPECT_TRUE(load({"--help"}, fake_env{}.lookup()).help);
     const auto help = help_text();

@@ -1,0 +1,97 @@
+#pragma once
+// One blocking connection to Redis (hiredis), for the threads that talk to Redis: the client
+// events stream (upstream/redis_stream) and the publish ingestion (api/redis_ingest). Every
+// call is bounded by the connection's timeout, and waiting for a pushed message is bounded by
+// the caller's wait, so a thread that owns a connection can always notice that it must stop.
+//
+// Threading: a connection belongs to one thread at a time; nothing here is shared.
+// Errors: a call that fails on the wire marks the connection broken (`broken()`); the owner
+// drops it and opens a new one. A Redis error reply (`-ERR ...`) is a reply, not a broken line.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct redisContext;
+struct redisReply;
+
+namespace zena::redis {
+
+// Where Redis is: redis://[[user]:password@]host[:port][/db]
+struct endpoint {
+    std::string host;
+    std::uint16_t port = 6379;
+    std::string username;  // empty: AUTH with the password alone
+    std::string password;  // empty: no AUTH
+    int db = 0;
+};
+
+// The endpoint of `url`, or nullopt when it is not a redis:// URL (rediss:// and unix sockets
+// are not accepted: TLS comes with the hardening work).
+std::optional<endpoint> parse_url(std::string_view url);
+
+// A reply, owned. `ok()` is false for an error reply; `error_text()` then says why.
+class reply {
+public:
+    reply() = default;
+    explicit reply(redisReply* r);
+    bool empty() const { return !r_; }
+    bool ok() const;  // present and not an error reply
+    std::string error_text() const;
+    // The string of a string, status or error reply; empty otherwise.
+    std::string_view str() const;
+    std::int64_t integer() const;
+    bool is_array() const;
+    bool is_nil() const;
+    std::size_t size() const;  // array elements
+    // Element i of an array reply, borrowed from this reply.
+    const redisReply* element(std::size_t i) const;
+    const redisReply* raw() const { return r_.get(); }
+
+private:
+    struct deleter {
+        void operator()(redisReply* r) const;
+    };
+    std::unique_ptr<redisReply, deleter> r_;
+};
+
+// Helpers for borrowed elements of array replies.
+std::string_view str_of(const redisReply* r);
+std::size_t size_of(const redisReply* r);
+const redisReply* element_of(const redisReply* r, std::size_t i);
+
+class connection {
+public:
+    // Connects, authenticates and selects the database; on failure returns null and sets `error`.
+    static std::unique_ptr<connection> open(const endpoint& where, std::chrono::milliseconds timeout,
+                                            std::string& error);
+    ~connection();
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
+
+    // Sends one command and waits for its reply (bounded by the timeout). An empty reply means
+    // the line broke.
+    reply command(std::span<const std::string_view> args);
+    // Pipelining: queue commands, then flush and read their replies one by one, in order.
+    void append(std::span<const std::string_view> args);
+    reply next_reply();
+
+    // For pushed messages (SUBSCRIBE) and long reads: waits up to `wait` for one whole reply.
+    // Returns it, or an empty reply on timeout (`broken()` says whether the line broke instead).
+    reply wait_reply(std::chrono::milliseconds wait);
+
+    bool broken() const { return broken_; }
+    std::string error() const;
+
+private:
+    explicit connection(redisContext* context);
+    redisContext* context_;
+    bool broken_ = false;
+};
+
+}  // namespace zena::redis
