@@ -20,6 +20,7 @@ if [[ ${1:-} == --test ]]; then
   packages+=(
     python3 python3-websockets  # the Python client tests (Debian's interpreter)
     redis-server                # the real Redis the e2e tests start
+    chromium                    # the browser test (driven by playwright-core from npm)
     clang clang-format clang-tidy libclang-rt-14-dev  # lint and sanitizers
   )
 fi
@@ -43,5 +44,7 @@ if ((${#missing[@]})); then
 fi
 
 if [[ ${1:-} == --test ]]; then
-  (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+  for dir in tests/e2e clients/js clients/node examples; do
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  done
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test, as CI runs it:
-#   1. the release build: unit tests (GoogleTest) and end-to-end tests (the real binary driven
-#      by Node's `ws` and Python's `websockets`), through CTest;
+#   1. the release build: unit tests (GoogleTest), the SDKs' own tests (npm test), and end-to-end
+#      tests (the real binary driven by Node's `ws`, Python's `websockets`, both SDKs, headless
+#      Chromium, with a real redis-server), through CTest;
 #   2. lint: clang-format and clang-tidy;
 #   3. the same unit and end-to-end tests against an ASan + UBSan build;
 #   4. the unit tests under TSan (the hub set is where threads meet).
@@ -40,20 +41,25 @@ run_ctest() {  # run_ctest LABEL BUILD_DIR [ctest args...]
 }
 
 scripts/build.sh release
-run_ctest "release: unit + e2e" build
+# The TypeScript SDKs (clients/js, clients/node): built here, once, because the e2e tests and
+# the examples import their dist/; their own tests run as CTest tests (label sdk).
+for sdk in clients/js clients/node; do
+  (cd "$sdk" && npm run build --silent)
+done
+run_ctest "release: unit + sdk + e2e" build
 
 echo "== lint"
 scripts/lint.sh
 
 scripts/build.sh asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  run_ctest "asan+ubsan: unit + e2e" build-asan
+  run_ctest "asan+ubsan: unit + e2e" build-asan -LE sdk
 
 scripts/build.sh tsan
 # TSan's shadow memory needs the classic address layout: setarch -R turns off address
 # randomization for this run only (kernels with high mmap entropy otherwise fail TSan at start).
 ctest_prefix=(setarch "$(uname -m)" -R)
-TSAN_OPTIONS=halt_on_error=1 run_ctest "tsan: unit" build-tsan -L unit
+TSAN_OPTIONS=halt_on_error=1 run_ctest "tsan: unit" build-tsan -L '^unit$'
 
 echo
 echo "summary: $total_passed passed, $total_failed failed"

@@ -57,7 +57,8 @@ std::optional<upstream::routes> upstream_routes(const config::settings& s, const
     auto routes = upstream::routes::parse(s.upstream_routes, error);  // syntax checked at load
     if (!routes) return std::nullopt;
     for (const auto& type : routes->named_types()) {
-        if (!catalog.client_event(type)) {
+        const auto* spec = catalog.client_event(type);
+        if (!spec || spec->protocol) {
             error = "upstream.routes names " + type + ", which is not a client event in the catalog";
             return std::nullopt;
         }

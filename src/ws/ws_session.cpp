@@ -78,6 +78,14 @@ void ws_session::handle_text(std::string_view text) {
         }
         return;
     }
+    if (message.spec->protocol) {
+        // The protocol's own messages never go upstream. `ping` is liveness for clients that
+        // cannot see protocol pings (browsers): answered with `pong` at once.
+        if (message.type != "ping") return;
+        const auto pong = protocol::json_object().add("serverTime", auth::unix_now_ms()).str();
+        enqueue(protocol::make_event_frame("pong", pong), protocol::delivery_class::ephemeral, 0);
+        return;
+    }
     observability::metrics::add(services_.metrics.client_messages_valid);
     if (!services_.on_client_event) return;
     // The seed's rule: processing errors are logged, never sent to the client.

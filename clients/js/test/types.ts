@@ -1,0 +1,32 @@
+// Compile-time checks of the typed API (tsc --noEmit, run by npm test): what the catalog allows
+// compiles, and what it does not is an error (each @ts-expect-error must find one).
+import { connect, type DealRiskPayload } from '../src/index.js';
+
+const client = connect({ url: 'ws://127.0.0.1:1/ws', token: () => 'token' });
+
+client.on('deal.risk', (p) => {
+  const level: 'medium' | 'high' = p.riskLevel;
+  const flags: string[] = p.riskFlags;
+  // @ts-expect-error riskLevel is 'medium' | 'high', never 'low'
+  const low: typeof p.riskLevel = 'low';
+  void [level, flags, low];
+});
+client.on('ask.response', (p) => {
+  const chunk: string = p.chunk;
+  const done: boolean = p.isComplete;
+  const firstSource = p.sources?.[0]?.title;
+  void [chunk, done, firstSource];
+});
+// @ts-expect-error thread.new has no riskLevel
+client.on('thread.new', (p) => p.riskLevel);
+client.on('custom.unknown', (p) => p); // unknown types are allowed, as unknown
+
+void client.send('thread.view', { threadId: 'thread-123' });
+void client.send('sync.request', {});
+// @ts-expect-error threadId is required
+void client.send('thread.view', {});
+// @ts-expect-error not a client event
+void client.send('deal.risk', {});
+
+const risk: DealRiskPayload = { dealId: 'd', riskLevel: 'high', riskFlags: [], riskReason: 'r' };
+void risk;

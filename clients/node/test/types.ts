@@ -1,0 +1,21 @@
+// Compile-time checks of the typed API (tsc --noEmit, run by npm test).
+import { createRealtimeService } from '../src/index.js';
+
+const websocketService = createRealtimeService({ url: 'http://127.0.0.1:3000', apiKey: 'key' });
+
+void websocketService.broadcastToUser('u1', 'thread.new', { threadId: 'thread-123', accountId: 'account-456' });
+void websocketService.broadcastToUsers(['u1', 'u2'], 'deal.risk', {
+  dealId: 'deal-123',
+  riskLevel: 'high',
+  riskFlags: [],
+  riskReason: 'silent buyer',
+});
+// @ts-expect-error riskLevel is 'medium' | 'high'
+void websocketService.broadcastToUser('u1', 'deal.risk', { dealId: 'd', riskLevel: 'low', riskFlags: [], riskReason: 'r' });
+// @ts-expect-error accountId is required
+void websocketService.broadcastToUser('u1', 'thread.new', { threadId: 't' });
+// @ts-expect-error connected is the server's own message
+void websocketService.broadcastToUser('u1', 'connected', {});
+const count: Promise<number> = websocketService.getUserConnectionCount('u1');
+const total: Promise<number> = websocketService.getTotalConnectionCount();
+void [count, total];
