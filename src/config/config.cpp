@@ -10,6 +10,7 @@
 #include <toml++/toml.h>
 
 #include "auth/jwt.hpp"
+#include "auth/origin_policy.hpp"
 #include "redis/connection.hpp"
 #include "upstream/routes.hpp"
 #include "upstream/webhook_body.hpp"
@@ -76,6 +77,38 @@ const std::array k_options{
            &settings::send_queue_max_bytes, "bytes", 1024, 1024LL * 1024 * 1024, false,
            "Bytes that may wait to be written to one connection; past it the connection is closed with "
            "4000 (slow_consumer) instead of growing memory."},
+    option{"websocket.allowed_origins", "ZENA_ALLOWED_ORIGINS", "allowed-origins", &settings::allowed_origins, "", 0, 0,
+           false,
+           "Browser origins that may connect, e.g. \"https://app.example.com, https://*.example.com\"; a handshake "
+           "from another origin is refused with 403 (Cross-Site WebSocket Hijacking). Requests without Origin (not "
+           "browsers) are allowed. Empty or *: any origin."},
+    option{"websocket.client_messages_per_second", "ZENA_CLIENT_MESSAGES_PER_SECOND", "client-messages-per-second",
+           &settings::client_messages_per_second, "messages/s", 0, 0, false,
+           "Client messages one connection may send a second on average; beyond it (and the burst) messages are "
+           "dropped and counted, and a connection that keeps at it for about 5 s more is closed with 1008."},
+    option{"websocket.client_messages_burst", "ZENA_CLIENT_MESSAGES_BURST", "client-messages-burst",
+           &settings::client_messages_burst, "messages", 1, 100000, false,
+           "Client messages one connection may send at once before the rate applies."},
+    option{"websocket.auth_timeout_ms", "ZENA_AUTH_TIMEOUT_MS", "auth-timeout-ms", &settings::auth_timeout_ms, "ms",
+           100, 600000, false,
+           "A connection whose handshake carried no token must send {\"type\":\"auth\"} within this time, or it "
+           "is closed with 1008."},
+    option{"limits.max_connections", "ZENA_MAX_CONNECTIONS", "max-connections", &settings::max_connections, "", 1,
+           100000000, false,
+           "WebSocket connections open at once (authenticated or not); further handshakes are answered 503."},
+    option{"limits.max_connections_per_user", "ZENA_MAX_CONNECTIONS_PER_USER", "max-connections-per-user",
+           &settings::max_connections_per_user, "", 1, 1000000, false,
+           "Connections one user may hold; one more is closed with 1013 (try again later) after its handshake."},
+    option{"limits.max_connections_per_address", "ZENA_MAX_CONNECTIONS_PER_ADDRESS", "max-connections-per-address",
+           &settings::max_connections_per_address, "", 1, 100000000, false,
+           "WebSocket connections one client address (an IPv6 /64) may hold; further handshakes are answered 429."},
+    option{"limits.handshakes_per_address_per_second", "ZENA_HANDSHAKES_PER_ADDRESS_PER_SECOND",
+           "handshakes-per-address-per-second", &settings::handshakes_per_address_per_second, "handshakes/s", 0, 0,
+           false, "WebSocket handshakes one client address may make a second (bursts of twice that); beyond it, 429."},
+    option{"limits.max_tracked_addresses", "ZENA_MAX_TRACKED_ADDRESSES", "max-tracked-addresses",
+           &settings::max_tracked_addresses, "", 1000, 100000000, false,
+           "Client addresses remembered for the per-address limits; when full, handshakes from new addresses get "
+           "503 until idle ones are forgotten."},
     option{"http.max_body_bytes", "ZENA_HTTP_MAX_BODY_BYTES", "http-max-body-bytes", &settings::http_max_body_bytes,
            "bytes", 1024, 64 * 1024 * 1024, false, "Largest HTTP request body; larger requests get 413."},
     option{"http.max_header_bytes", "ZENA_HTTP_MAX_HEADER_BYTES", "http-max-header-bytes",
@@ -373,6 +406,12 @@ std::string validate(const settings& s, bool dev_mode) {
     }
     if (!s.api_key.empty() && s.api_key.size() < 16) return "auth.api_key must be at least 16 bytes";
     if (s.host.empty()) return "server.host must not be empty";
+    if (std::string origin_error; !auth::origin_policy::parse(s.allowed_origins, origin_error)) {
+        return "websocket.allowed_origins: " + origin_error;
+    }
+    if (!(s.client_messages_per_second > 0) || !(s.handshakes_per_address_per_second > 0)) {
+        return "websocket.client_messages_per_second and limits.handshakes_per_address_per_second must be above 0";
+    }
     if (!s.redis_url.empty() && !redis::parse_url(s.redis_url)) {
         return "redis.url must be redis://[[user]:password@]host[:port][/db] (rediss:// is not supported yet)";
     }
@@ -405,7 +444,7 @@ std::string help_text() {
            "Options (flag, then environment variable; flags override the environment, which overrides\n"
            "the config file, which overrides the defaults):\n"
            "  --config PATH  (ZENA_CONFIG)\n      TOML file with [server], [auth], [websocket], [http], "
-           "[catalog], [webhook], [upstream], [redis], [shutdown], [log] sections.\n";
+           "[catalog], [limits], [webhook], [upstream], [redis], [shutdown], [log] sections.\n";
     for (const auto& opt : k_options) {
         out << "  --" << opt.flag << "  (" << opt.env << ")\n      " << opt.help;
         if (!opt.unit.empty()) out << " Unit: " << opt.unit << '.';

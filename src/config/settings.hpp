@@ -30,6 +30,17 @@ struct settings {
     std::int64_t handshake_timeout_ms = 10000;
     std::int64_t max_message_bytes = 64 * 1024;
     std::int64_t send_queue_max_bytes = 1024 * 1024;
+    std::string allowed_origins;  // empty: any origin
+    double client_messages_per_second = 20;
+    std::int64_t client_messages_burst = 50;
+    std::int64_t auth_timeout_ms = 5000;  // for a token sent in-band, as the first message
+
+    // [limits]: what one outsider can make the server spend
+    std::int64_t max_connections = 100000;
+    std::int64_t max_connections_per_user = 50;
+    std::int64_t max_connections_per_address = 1000;
+    double handshakes_per_address_per_second = 20;
+    std::int64_t max_tracked_addresses = 100000;
 
     // [http]
     std::int64_t http_max_body_bytes = 1024 * 1024;

@@ -42,6 +42,11 @@ public:
     // sends a new ping (unless closing) and returns true.
     virtual bool heartbeat() = 0;
 
+protected:
+    // For a connection that authenticates after its handshake (a token sent in-band): set once,
+    // before the connection is added to a hub.
+    void set_user_id(std::string user_id) { user_id_ = std::move(user_id); }
+
 private:
     connection_id id_;
     std::string user_id_;

@@ -26,6 +26,11 @@ void hub::remove(connection_id id) {
     if (list.empty()) by_user_.erase(user_it);
     registry_.remove(conn->user_id());
 
+    if (const auto e = expiry_of_.find(id); e != expiry_of_.end()) {
+        expiries_.erase(e->second);
+        expiry_of_.erase(e);
+    }
+
     // Swap-remove keeps the array dense.
     index_.erase(it);
     if (pos + 1 != all_.size()) {
@@ -67,6 +72,30 @@ std::size_t hub::heartbeat() {
     std::size_t terminated = 0;
     for (const auto& conn : snapshot()) terminated += conn->heartbeat() ? 0 : 1;
     return terminated;
+}
+
+void hub::set_expiry(connection_id id, std::int64_t at_s) {
+    if (!index_.contains(id)) return;
+    if (const auto e = expiry_of_.find(id); e != expiry_of_.end()) {
+        expiries_.erase(e->second);
+        e->second = expiries_.emplace(at_s, id);
+        return;
+    }
+    expiry_of_.emplace(id, expiries_.emplace(at_s, id));
+}
+
+std::size_t hub::expire(std::int64_t now_s) {
+    std::size_t closed = 0;
+    while (!expiries_.empty() && expiries_.begin()->first <= now_s) {
+        const auto id = expiries_.begin()->second;
+        expiries_.erase(expiries_.begin());
+        expiry_of_.erase(id);
+        if (const auto it = index_.find(id); it != index_.end()) {
+            all_[it->second]->close(protocol::close_code::policy_violation, "token expired");
+            ++closed;
+        }
+    }
+    return closed;
 }
 
 std::size_t hub::user_connections(std::string_view user) const {

@@ -6,6 +6,8 @@
 // same shared frame; a connection over its send budget closes itself (see connection::send).
 
 #include <cstddef>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -41,6 +43,13 @@ public:
     // Heartbeat tick for every connection; returns how many were terminated.
     std::size_t heartbeat();
 
+    // Token expiry: connection `id` (already added) is closed with 1008 "token expired" by the
+    // first expire() at or after `at_s` (seconds on the caller's clock). A later call moves
+    // the deadline (a refreshed token); removal forgets it.
+    void set_expiry(connection_id id, std::int64_t at_s);
+    // Closes the connections whose deadline has come; returns how many.
+    std::size_t expire(std::int64_t now_s);
+
     std::size_t size() const { return all_.size(); }
     std::size_t user_connections(std::string_view user) const;
 
@@ -53,6 +62,9 @@ private:
     std::vector<std::shared_ptr<connection>> all_;
     std::unordered_map<connection_id, std::size_t> index_;
     std::unordered_map<std::string, std::vector<connection*>, string_hash, std::equal_to<>> by_user_;
+    // Token deadlines, soonest first, and where each connection's entry is.
+    std::multimap<std::int64_t, connection_id> expiries_;
+    std::unordered_map<connection_id, std::multimap<std::int64_t, connection_id>::iterator> expiry_of_;
 };
 
 }  // namespace zena::hub

@@ -2,11 +2,18 @@
 
 #include "auth/token_source.hpp"
 #include "net/url.hpp"
+#include "protocol/json_writer.hpp"
 #include "ws/ws_session.hpp"
 
 namespace zena::net {
 
 namespace websocket = beast::websocket;
+
+namespace {
+
+std::string json_error(std::string_view message) { return protocol::json_object().add("error", message).str(); }
+
+}  // namespace
 
 http_session::http_session(boost::asio::ip::tcp::socket&& socket, worker& worker, services& services)
     : stream_(std::move(socket)), worker_(worker), services_(services) {}
@@ -122,16 +129,53 @@ void http_session::route(http::request<http::string_body>& request) {
 }
 
 void http_session::upgrade(http::request<http::string_body>&& request) {
+    keep_alive_ = false;  // a refused handshake ends the connection
     if (services_.draining.load(std::memory_order_relaxed)) {
-        keep_alive_ = false;
         return respond(http::status::service_unavailable, R"({"error":"server is shutting down"})");
     }
+    // Cross-Site WebSocket Hijacking: a page from another site never gets a socket.
+    const auto origin = request[http::field::origin];
+    if (!services_.origins.allows(std::string_view(origin.data(), origin.size()))) {
+        observability::metrics::add(services_.metrics.handshakes_refused_origin);
+        spdlog::info("handshake refused reason=origin origin=\"{}\"", std::string_view(origin.data(), origin.size()));
+        return respond(http::status::forbidden, R"({"error":"origin not allowed"})");
+    }
+    if (services_.open_sockets.load(std::memory_order_relaxed) >= services_.settings.max_connections) {
+        observability::metrics::add(services_.metrics.handshakes_refused_capacity);
+        return respond(http::status::service_unavailable, R"({"error":"server at connection capacity"})");
+    }
+    boost::system::error_code ec;
+    const auto remote = stream_.socket().remote_endpoint(ec);
+    if (ec) return;  // already gone
+    auto key = address_limits::key_of(remote.address().to_string());
+    const auto verdict = services_.addresses.admit(key, observability::monotonic_ms());
+    if (verdict != address_limits::verdict::ok) {
+        observability::metrics::add(services_.metrics.handshakes_refused_address);
+        spdlog::info("handshake refused reason=\"{}\" address={}", to_string(verdict), key);
+        auto res = std::make_shared<response>(verdict == address_limits::verdict::table_full
+                                                  ? http::status::service_unavailable
+                                                  : http::status::too_many_requests,
+                                              version_);
+        res->set(http::field::retry_after, "1");
+        res->set(http::field::content_type, "application/json");
+        res->body() = json_error(to_string(verdict));
+        return write(res);
+    }
+    services_.open_sockets.fetch_add(1, std::memory_order_relaxed);
+    net::admission ticket{services_, std::move(key)};
+
     const auto authorization = request[http::field::authorization];
+    const auto protocols = request[http::field::sec_websocket_protocol];
+    const std::string_view protocols_view(protocols.data(), protocols.size());
     const auto token = auth::find_token(std::string_view(request.target().data(), request.target().size()),
-                                        std::string_view(authorization.data(), authorization.size()));
-    auto result = token.empty() ? auth::jwt_result{auth::jwt_error::missing, {}} : services_.verifier.verify(token);
+                                        std::string_view(authorization.data(), authorization.size()), protocols_view);
+    // No token in the handshake: the client may still send one in-band (an `auth` message).
+    std::optional<auth::jwt_result> result;
+    if (!token.empty()) result = services_.verifier.verify(token);
+    const bool subprotocol = auth::offers_subprotocol(protocols_view, auth::k_subprotocol);
     stream_.expires_never();
-    std::make_shared<ws::ws_session>(std::move(stream_), worker_, services_, std::move(result))->run(request);
+    std::make_shared<ws::ws_session>(std::move(stream_), worker_, services_, std::move(ticket), std::move(result))
+        ->run(request, subprotocol ? auth::k_subprotocol : std::string_view{});
 }
 
 void http_session::respond(http::status status, std::string body, std::string_view content_type) {

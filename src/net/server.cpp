@@ -14,6 +14,11 @@ std::size_t thread_count(const config::settings& settings) {
     return std::max(1U, std::thread::hardware_concurrency());
 }
 
+auth::origin_policy origins_of(const config::settings& settings) {
+    std::string error;
+    return *auth::origin_policy::parse(settings.allowed_origins, error);  // validated at load
+}
+
 }  // namespace
 
 server::server(const config::settings& settings, const auth::jwt_verifier& verifier, const protocol::catalog& catalog,
@@ -32,7 +37,17 @@ server::server(const config::settings& settings, const auth::jwt_verifier& verif
           *hubs_, metrics, catalog, settings.api_key,
           api::api_limits{static_cast<std::size_t>(settings.max_users_per_publish), settings.catalog_permissive,
                           static_cast<std::size_t>(settings.max_batch_items)})),
-      services_{settings, verifier, catalog, *api_, metrics, registry_, std::move(on_client_event)} {
+      services_{settings,
+                verifier,
+                catalog,
+                *api_,
+                metrics,
+                registry_,
+                std::move(on_client_event),
+                origins_of(settings),
+                address_limits{address_limit_settings{static_cast<std::size_t>(settings.max_connections_per_address),
+                                                      settings.handshakes_per_address_per_second,
+                                                      static_cast<std::size_t>(settings.max_tracked_addresses)}}} {
     for (std::size_t i = 0; i < hubs_->size(); ++i) {
         workers_.push_back(std::make_unique<worker>(i, hubs_->local(i), settings.invalid_message_log_per_second));
     }
@@ -68,7 +83,10 @@ void server::run() {
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
     for (auto& w : workers_) {
         guards.push_back(asio::make_work_guard(w->io));
-        asio::post(w->io, [this, wp = w.get()] { arm_heartbeat(*wp); });
+        asio::post(w->io, [this, wp = w.get()] {
+            arm_heartbeat(*wp);
+            arm_expiry(*wp);
+        });
     }
     signals_->async_wait([this](const boost::system::error_code& ec, int signal) {
         if (ec) return;
@@ -120,6 +138,16 @@ void server::arm_heartbeat(worker& w) {
         const auto terminated = w.hub.heartbeat();
         if (terminated > 0) observability::metrics::add(services_.metrics.heartbeat_timeouts, terminated);
         arm_heartbeat(w);
+    });
+}
+
+void server::arm_expiry(worker& w) {
+    w.expiry_timer.expires_after(std::chrono::seconds(1));
+    w.expiry_timer.async_wait([this, &w](const boost::system::error_code& ec) {
+        if (ec) return;
+        const auto expired = w.hub.expire(auth::unix_now());
+        if (expired > 0) observability::metrics::add(services_.metrics.tokens_expired, expired);
+        arm_expiry(w);
     });
 }
 

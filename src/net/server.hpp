@@ -41,6 +41,7 @@ public:
 private:
     void do_accept();
     void arm_heartbeat(worker& w);
+    void arm_expiry(worker& w);
     void begin_drain();
     void check_drained(std::chrono::steady_clock::time_point deadline);
 

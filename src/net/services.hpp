@@ -9,12 +9,16 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <string_view>
+#include <utility>
 
 #include "api/server_api.hpp"
 #include "auth/jwt.hpp"
+#include "auth/origin_policy.hpp"
 #include "config/settings.hpp"
 #include "hub/hub.hpp"
+#include "net/address_limits.hpp"
 #include "net/beast_fwd.hpp"
 #include "observability/log.hpp"
 #include "observability/metrics.hpp"
@@ -41,19 +45,46 @@ struct services {
     observability::metrics& metrics;
     hub::user_registry& registry;
     client_event_handler on_client_event;
+    auth::origin_policy origins;  // websocket.allowed_origins
+    address_limits addresses;     // limits.*_per_address
     std::atomic<bool> draining{false};
     std::atomic<std::uint64_t> next_connection_id{1};
+    std::atomic<std::int64_t> open_sockets{0};  // WebSockets admitted and not yet destroyed
+};
+
+// A WebSocket's share of the limits (limits.max_connections, the per-address ones), taken at
+// the upgrade and given back when the session that holds it is destroyed, however it ended.
+class admission {
+public:
+    admission() = default;
+    // `address_key` was admitted by services.addresses; open_sockets was counted.
+    admission(services& s, std::string address_key) : services_(&s), key_(std::move(address_key)) {}
+    admission(admission&& other) noexcept
+        : services_(std::exchange(other.services_, nullptr)), key_(std::move(other.key_)) {}
+    admission& operator=(admission&&) = delete;
+    admission(const admission&) = delete;
+    admission& operator=(const admission&) = delete;
+    ~admission() {
+        if (!services_) return;
+        services_->addresses.release(key_);
+        services_->open_sockets.fetch_sub(1, std::memory_order_relaxed);
+    }
+
+private:
+    services* services_ = nullptr;
+    std::string key_;
 };
 
 struct worker {
     worker(std::size_t index, hub::hub& hub, double invalid_log_per_second)
-        : index(index), hub(hub), invalid_message_log(invalid_log_per_second), heartbeat_timer(io) {}
+        : index(index), hub(hub), invalid_message_log(invalid_log_per_second), heartbeat_timer(io), expiry_timer(io) {}
 
     boost::asio::io_context io{1};
     std::size_t index;
     hub::hub& hub;
     observability::log_limiter invalid_message_log;
     boost::asio::steady_timer heartbeat_timer;
+    boost::asio::steady_timer expiry_timer;  // token expiry: hub.expire() every second
 };
 
 }  // namespace zena::net

@@ -17,14 +17,7 @@ bool init_logging(std::string_view level) {
 }
 
 bool log_limiter::allow(std::int64_t now_ms) {
-    if (last_ms_ >= 0 && now_ms > last_ms_) {
-        tokens_ = std::min(rate_, tokens_ + rate_ * static_cast<double>(now_ms - last_ms_) / 1000.0);
-    }
-    last_ms_ = now_ms;
-    if (tokens_ >= 1.0) {
-        tokens_ -= 1.0;
-        return true;
-    }
+    if (bucket_.take(now_ms)) return true;
     ++suppressed_;
     return false;
 }

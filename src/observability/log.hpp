@@ -8,17 +8,19 @@
 
 #include <spdlog/spdlog.h>
 
+#include "util/token_bucket.hpp"
+
 namespace zena::observability {
 
 // Sets the level ("trace", "debug", "info", "warn", "error", "off"); false if unknown.
 bool init_logging(std::string_view level);
 
-// A token bucket that keeps a flood (of bad client messages, say) from flooding the log: up to
+// A token bucket (util/token_bucket.hpp) that keeps a flood (of bad client messages, say) from flooding the log: up to
 // `per_second` lines a second, with a burst of the same size; what is held back is counted and
 // reported by the next line that passes. One per thread; not thread-safe.
 class log_limiter {
 public:
-    explicit log_limiter(double per_second) : rate_(per_second), tokens_(per_second) {}
+    explicit log_limiter(double per_second) : bucket_(per_second, per_second) {}
 
     // True when a line may be written now (`now_ms`: any monotonic clock in milliseconds).
     bool allow(std::int64_t now_ms);
@@ -26,9 +28,7 @@ public:
     std::uint64_t take_suppressed();
 
 private:
-    double rate_;
-    double tokens_;
-    std::int64_t last_ms_ = -1;
+    util::token_bucket bucket_;
     std::uint64_t suppressed_ = 0;
 };
 

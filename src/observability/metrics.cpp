@@ -82,6 +82,21 @@ std::string metrics::render(std::uint64_t connections, std::uint64_t users) cons
     write(out, "zena_redis_publishes_total", "counter", "Publish messages read from Redis.", v(redis_publishes));
     write(out, "zena_redis_publishes_refused_total", "counter",
           "Publish messages from Redis refused (bad JSON, shape or catalog).", v(redis_publishes_refused));
+    write_labeled(out, "zena_handshakes_refused_total", "counter", "WebSocket handshakes refused before the upgrade.",
+                  {labeled{"reason=\"origin\"", v(handshakes_refused_origin)},
+                   labeled{"reason=\"capacity\"", v(handshakes_refused_capacity)},
+                   labeled{"reason=\"address\"", v(handshakes_refused_address)}});
+    write(out, "zena_connections_refused_user_limit_total", "counter",
+          "Connections closed with 1013 for passing limits.max_connections_per_user.",
+          v(connections_refused_user_limit));
+    write(out, "zena_client_messages_rate_limited_total", "counter",
+          "Client messages dropped over websocket.client_messages_per_second.", v(client_messages_rate_limited));
+    write(out, "zena_rate_limit_closes_total", "counter",
+          "Connections closed with 1008 for sending over the message rate for too long.", v(rate_limit_closes));
+    write(out, "zena_tokens_expired_total", "counter", "Connections closed with 1008 when their token expired.",
+          v(tokens_expired));
+    write(out, "zena_tokens_refreshed_total", "counter", "Tokens replaced in-band with auth.refresh.",
+          v(tokens_refreshed));
     write(out, "zena_http_requests_total", "counter", "HTTP requests received.", v(http_requests));
     write(out, "zena_api_rejections_total", "counter", "Server API calls refused with a 4xx status.",
           v(api_rejections));

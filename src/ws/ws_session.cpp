@@ -1,25 +1,43 @@
 #include "ws/ws_session.hpp"
 
 #include <exception>
+#include <limits>
 
+#include "protocol/json_reader.hpp"
 #include "protocol/json_writer.hpp"
 
 namespace zena::ws {
 
 using protocol::close_code;
 
-ws_session::ws_session(beast::tcp_stream&& stream, net::worker& worker, net::services& services, auth::jwt_result auth)
+namespace {
+
+// Seconds of over-rate sending (at twice the rate) tolerated before the close.
+constexpr double k_excess_seconds = 5;
+
+}  // namespace
+
+ws_session::ws_session(beast::tcp_stream&& stream, net::worker& worker, net::services& services, net::admission ticket,
+                       std::optional<auth::jwt_result> auth)
     : hub::connection(services.next_connection_id.fetch_add(1, std::memory_order_relaxed),
-                      std::move(auth.identity.user_id)),
+                      auth ? std::move(auth->identity.user_id) : std::string{}),
       ws_(std::move(stream), ws_stream::options{std::chrono::milliseconds(services.settings.handshake_timeout_ms),
                                                 static_cast<std::size_t>(services.settings.max_message_bytes),
                                                 [this] { awaiting_pong_ = false; }}),
       worker_(worker),
       services_(services),
-      auth_error_(auth.error) {}
+      ticket_(std::move(ticket)),
+      auth_error_(auth ? auth->error : auth::jwt_error::none),
+      awaiting_token_(!auth),
+      message_rate_(services.settings.client_messages_per_second,
+                    static_cast<double>(services.settings.client_messages_burst)),
+      excess_allowance_(services.settings.client_messages_per_second,
+                        services.settings.client_messages_per_second * k_excess_seconds) {
+    if (auth && auth->identity.expires_at) expires_at_ = *auth->identity.expires_at;
+}
 
-void ws_session::run(const http::request<http::string_body>& request) {
-    ws_.async_accept(request, [self = shared_from_this()](beast::error_code ec) { self->on_accept(ec); });
+void ws_session::run(const http::request<http::string_body>& request, std::string_view subprotocol) {
+    ws_.async_accept(request, subprotocol, [self = shared_from_this()](beast::error_code ec) { self->on_accept(ec); });
 }
 
 void ws_session::on_accept(beast::error_code ec) {
@@ -33,8 +51,35 @@ void ws_session::on_accept(beast::error_code ec) {
                         [self = shared_from_this()](beast::error_code) {});
         return;
     }
+    if (awaiting_token_) {
+        auth_timer_.emplace(worker_.io);
+        auth_timer_->expires_after(std::chrono::milliseconds(services_.settings.auth_timeout_ms));
+        auth_timer_->async_wait([self = shared_from_this()](beast::error_code timer_ec) {
+            if (timer_ec || !self->awaiting_token_) return;
+            observability::metrics::add(self->services_.metrics.auth_failures);
+            spdlog::info("connection refused reason=\"authentication timeout\" code=1008");
+            self->awaiting_token_ = false;
+            self->close(close_code::policy_violation, "authentication timeout");
+        });
+        return do_read();
+    }
+    admit(auth::jwt_identity{user_id(), expires_at_ ? std::optional{expires_at_} : std::nullopt});
+    do_read();
+}
+
+void ws_session::admit(const auth::jwt_identity& identity) {
+    const auto limit = static_cast<std::size_t>(services_.settings.max_connections_per_user);
+    if (services_.registry.connections_of(user_id()) >= limit) {
+        observability::metrics::add(services_.metrics.connections_refused_user_limit);
+        spdlog::info("connection refused user={} reason=\"too many connections for this user\" code=1013", user_id());
+        return close(close_code::try_again_later, "too many connections for this user");
+    }
     worker_.hub.add(shared_from_this());
     registered_ = true;
+    if (identity.expires_at) {
+        expires_at_ = *identity.expires_at;
+        worker_.hub.set_expiry(id(), expires_at_ + services_.verifier.settings().leeway.count());
+    }
     observability::metrics::add(services_.metrics.connections_opened);
     spdlog::debug("connection opened conn={} user={} thread={}", id(), user_id(), worker_.index);
 
@@ -45,7 +90,6 @@ void ws_session::on_accept(beast::error_code ec) {
                              .add("serverTime", auth::unix_now_ms())
                              .str();
     enqueue(protocol::make_event_frame("connected", payload), protocol::delivery_class::ordered, 0);
-    do_read();
 }
 
 void ws_session::do_read() {
@@ -66,8 +110,22 @@ void ws_session::on_read(beast::error_code ec, std::size_t) {
     do_read();
 }
 
+bool ws_session::within_rate() {
+    const auto now = observability::monotonic_ms();
+    if (message_rate_.take(now)) return true;
+    observability::metrics::add(services_.metrics.client_messages_rate_limited);
+    if (!excess_allowance_.take(now) && !closing_) {
+        observability::metrics::add(services_.metrics.rate_limit_closes);
+        spdlog::info("connection closed conn={} user={} reason=message_rate code=1008", id(), user_id());
+        close(close_code::policy_violation, "message rate limit exceeded");
+    }
+    return false;
+}
+
 void ws_session::handle_text(std::string_view text) {
+    if (closing_ || !within_rate()) return;
     const auto message = protocol::parse_client_message(text, services_.catalog);
+    if (awaiting_token_) return handle_auth(message);
     if (message.error != protocol::client_error::none) {
         observability::metrics::add(services_.metrics.client_messages_invalid);
         auto& limiter = worker_.invalid_message_log;
@@ -78,14 +136,7 @@ void ws_session::handle_text(std::string_view text) {
         }
         return;
     }
-    if (message.spec->protocol) {
-        // The protocol's own messages never go upstream. `ping` is liveness for clients that
-        // cannot see protocol pings (browsers): answered with `pong` at once.
-        if (message.type != "ping") return;
-        const auto pong = protocol::json_object().add("serverTime", auth::unix_now_ms()).str();
-        enqueue(protocol::make_event_frame("pong", pong), protocol::delivery_class::ephemeral, 0);
-        return;
-    }
+    if (message.spec->protocol) return handle_protocol_message(message);
     observability::metrics::add(services_.metrics.client_messages_valid);
     if (!services_.on_client_event) return;
     // The seed's rule: processing errors are logged, never sent to the client.
@@ -95,6 +146,67 @@ void ws_session::handle_text(std::string_view text) {
         spdlog::error("client event processing failed conn={} user={} type={} error=\"{}\"", id(), user_id(),
                       message.type, e.what());
     }
+}
+
+std::optional<auth::jwt_identity> ws_session::verify_inband(const protocol::client_message& message) {
+    // The payload is {"token": string}, checked against the catalog; never logged.
+    simdjson::dom::element payload;
+    std::string_view view;
+    // A copy: the verifier parses with the same thread-local parser, which reuses its buffer.
+    std::string token;
+    if (protocol::thread_json_parser().parse(message.payload_json).get(payload) == simdjson::SUCCESS &&
+        payload["token"].get_string().get(view) == simdjson::SUCCESS) {
+        token = view;
+    }
+    auto result = token.empty() ? auth::jwt_result{auth::jwt_error::missing, {}} : services_.verifier.verify(token);
+    if (!result) {
+        observability::metrics::add(services_.metrics.auth_failures);
+        const auto reason = auth::to_string(result.error);
+        spdlog::info("connection refused conn={} type={} reason=\"{}\" code=1008", id(), message.type, reason);
+        close(close_code::policy_violation, reason);
+        return std::nullopt;
+    }
+    return std::move(result.identity);
+}
+
+void ws_session::handle_auth(const protocol::client_message& message) {
+    awaiting_token_ = false;
+    if (auth_timer_) auth_timer_->cancel();
+    if (message.error != protocol::client_error::none || message.type != "auth") {
+        observability::metrics::add(services_.metrics.auth_failures);
+        spdlog::info("connection refused conn={} reason=\"authentication required\" code=1008", id());
+        return close(close_code::policy_violation, "authentication required");
+    }
+    auto identity = verify_inband(message);
+    if (!identity) return;
+    set_user_id(std::move(identity->user_id));
+    admit(*identity);
+}
+
+void ws_session::handle_protocol_message(const protocol::client_message& message) {
+    // The protocol's own messages never go upstream.
+    if (message.type == "ping") {
+        // Liveness for clients that cannot see protocol pings (browsers).
+        const auto pong = protocol::json_object().add("serverTime", auth::unix_now_ms()).str();
+        enqueue(protocol::make_event_frame("pong", pong), protocol::delivery_class::ephemeral, 0);
+        return;
+    }
+    if (message.type == "auth.refresh") {
+        auto identity = verify_inband(message);
+        if (!identity) return;
+        if (identity->user_id != user_id()) {
+            spdlog::info("connection closed conn={} user={} reason=\"refresh token names another user\" code=1008",
+                         id(), user_id());
+            return close(close_code::policy_violation, "token names another user");
+        }
+        observability::metrics::add(services_.metrics.tokens_refreshed);
+        // A token without exp lifts the deadline.
+        worker_.hub.set_expiry(id(), identity->expires_at
+                                         ? *identity->expires_at + services_.verifier.settings().leeway.count()
+                                         : std::numeric_limits<std::int64_t>::max());
+        return;
+    }
+    // `auth` once authenticated: nothing to do.
 }
 
 bool ws_session::send(const protocol::outbound& message) {
@@ -201,6 +313,7 @@ bool ws_session::heartbeat() {
 
 void ws_session::finish() {
     closing_ = true;
+    if (auth_timer_) auth_timer_->cancel();
     if (!registered_) return;
     registered_ = false;
     observability::metrics::add(services_.metrics.connections_closed);

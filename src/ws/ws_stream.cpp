@@ -25,7 +25,14 @@ ws_stream::ws_stream(beast::tcp_stream&& stream, options opts) : ws_(std::move(s
 
 ws_stream::~ws_stream() = default;
 
-void ws_stream::async_accept(const beast::http::request<beast::http::string_body>& request, completion done) {
+void ws_stream::async_accept(const beast::http::request<beast::http::string_body>& request,
+                             std::string_view subprotocol, completion done) {
+    if (!subprotocol.empty()) {
+        ws_.set_option(websocket::stream_base::decorator([p = std::string{subprotocol}](websocket::response_type& res) {
+            res.set(beast::http::field::server, "zena-realtime");
+            res.set(beast::http::field::sec_websocket_protocol, p);
+        }));
+    }
     ws_.async_accept(request, std::move(done));
 }
 

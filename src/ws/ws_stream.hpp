@@ -32,7 +32,9 @@ public:
     ws_stream(const ws_stream&) = delete;
     ws_stream& operator=(const ws_stream&) = delete;
 
-    void async_accept(const boost::beast::http::request<boost::beast::http::string_body>& request, completion done);
+    // `subprotocol`, when not empty, is named in the response's Sec-WebSocket-Protocol.
+    void async_accept(const boost::beast::http::request<boost::beast::http::string_body>& request,
+                      std::string_view subprotocol, completion done);
     void async_read(boost::beast::flat_buffer& buffer, read_completion done);
     // Whether the message last read was text (else binary).
     bool got_text() const;

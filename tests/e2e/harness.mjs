@@ -53,6 +53,12 @@ export async function startServer({ env = {}, args = [], timeoutMs = 10000 } = {
       ZENA_API_KEY: API_KEY,
       ZENA_THREADS: '2',
       ZENA_LOG_LEVEL: 'debug',
+      // Every test comes from 127.0.0.1 and some flood on purpose: the abuse limits are lifted
+      // here and tested on their own (limits.test.mjs).
+      ZENA_HANDSHAKES_PER_ADDRESS_PER_SECOND: '1000000',
+      ZENA_CLIENT_MESSAGES_PER_SECOND: '1000000',
+      ZENA_CLIENT_MESSAGES_BURST: '100000',
+      ZENA_MAX_CONNECTIONS_PER_USER: '100000',
       ...(process.env.ASAN_OPTIONS ? { ASAN_OPTIONS: process.env.ASAN_OPTIONS } : {}),
       ...(process.env.UBSAN_OPTIONS ? { UBSAN_OPTIONS: process.env.UBSAN_OPTIONS } : {}),
       ...env,
@@ -96,8 +102,9 @@ export async function startServer({ env = {}, args = [], timeoutMs = 10000 } = {
 
 /** A WebSocket client that buffers messages so tests can await them in order. */
 export class Client {
-  constructor(url, options = {}) {
-    this.ws = new WebSocket(url, options);
+  /** `protocols`: the Sec-WebSocket-Protocol list to offer, if any. */
+  constructor(url, options = {}, protocols = undefined) {
+    this.ws = protocols === undefined ? new WebSocket(url, options) : new WebSocket(url, protocols, options);
     this.messages = [];
     this.waiters = [];
     this.pings = 0;

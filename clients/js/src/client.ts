@@ -18,7 +18,7 @@ export interface WebSocketLike {
   /** `ws` only: protocol pings, which browsers cannot see. */
   on?(event: 'ping', listener: () => void): unknown;
 }
-export type WebSocketConstructor = new (url: string) => WebSocketLike;
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
 
 export type TokenSource = string | (() => string | Promise<string>);
 
@@ -36,6 +36,15 @@ export interface ConnectOptions {
   livenessIntervals?: number;
   /** Source of randomness for jitter (tests). Default Math.random. */
   random?: () => number;
+  /**
+   * How the token reaches the server: 'protocol' (default) offers it as a Sec-WebSocket-Protocol
+   * (`zena-realtime, bearer.<token>`), which keeps it out of URLs and access logs; 'query' puts
+   * it in `?token=`, the seed's way, for servers that only read that.
+   */
+  tokenTransport?: 'protocol' | 'query';
+  /** With a token function: ask for a fresh token this long before the current one expires,
+   * and hand it to the server in-band (`auth.refresh`). Default 60000 ms. */
+  refreshBeforeMs?: number;
 }
 
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'unauthorized' | 'closed';
@@ -88,6 +97,7 @@ type Handler = (payload: any, message: Envelope) => void;
 type AnyHandler = (type: string, payload: unknown, message: Envelope) => void;
 
 const OPEN = 1;
+const SUBPROTOCOL = 'zena-realtime';
 const CLOSE_DEAD = 4100; // local only: the client gave up on a silent socket
 
 let wsPackage: Promise<WebSocketConstructor> | undefined;
@@ -115,6 +125,7 @@ export class RealtimeClient {
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private livenessTimer: ReturnType<typeof setInterval> | undefined;
   private stableTimer: ReturnType<typeof setTimeout> | undefined;
+  private refreshTimer: ReturnType<typeof setTimeout> | undefined;
   private lastActivity = 0;
   private heartbeatMs = 30000;
   private pingSent = false;
@@ -257,6 +268,7 @@ export class RealtimeClient {
     this.stopped = true;
     this.clearTimer('reconnectTimer');
     this.clearTimer('stableTimer');
+    this.clearTimer('refreshTimer');
     this.stopLiveness();
     for (const item of this.queue.splice(0)) item.reject(new ClientClosedError());
     const s = this.socket;
@@ -298,10 +310,11 @@ export class RealtimeClient {
     }
     this.lastToken = token;
     const url = new URL(this.options.url);
-    url.searchParams.set('token', token);
+    const viaQuery = this.options.tokenTransport === 'query';
+    if (viaQuery) url.searchParams.set('token', token);
     const personal = this.positions.get('');
     if (personal) url.searchParams.set('since', `${personal.epoch}:${personal.seq}`);
-    const socket = new WebSocketImpl(url.toString());
+    const socket = viaQuery ? new WebSocketImpl(url.toString()) : new WebSocketImpl(url.toString(), [SUBPROTOCOL, `bearer.${token}`]);
     this.socket = socket;
     socket.onmessage = (ev) => this.onMessage(ev.data);
     socket.onclose = (ev) => this.onClose(ev.code, ev.reason);
@@ -343,14 +356,39 @@ export class RealtimeClient {
     this.clearTimer('stableTimer');
     this.stableTimer = setTimeout(() => { this.attempt = 0; }, this.backoff.stableMs);
     this.startLiveness();
+    this.scheduleRefresh(this.lastToken);
     for (const item of this.queue.splice(0)) {
       this.socket!.send(item.data);
       item.resolve();
     }
   }
 
+  // Tokens expire during long connections; the server closes at `exp` (1008) unless it got a
+  // fresh one in-band. With a token function, ask for one ahead of time and send it.
+  private scheduleRefresh(token: string | undefined): void {
+    this.clearTimer('refreshTimer');
+    const source = this.options.token;
+    const exp = token ? tokenExpiry(token) : undefined;
+    if (typeof source !== 'function' || exp === undefined) return;
+    const left = exp * 1000 - Date.now();
+    const lead = Math.min(this.options.refreshBeforeMs ?? 60000, left / 2);
+    this.refreshTimer = setTimeout(async () => {
+      this.refreshTimer = undefined;
+      try {
+        const fresh = await source();
+        if (fresh === this.lastToken || this.currentState !== 'open' || this.socket?.readyState !== OPEN) return;
+        this.lastToken = fresh;
+        this.socket.send(JSON.stringify({ type: 'auth.refresh', payload: { token: fresh } }));
+        this.scheduleRefresh(fresh);
+      } catch (e) {
+        this.reportError(e);
+      }
+    }, Math.max(0, left - lead));
+  }
+
   private onClose(code: number, reason: string): void {
     this.detach();
+    this.clearTimer('refreshTimer');
     this.stopLiveness();
     this.clearTimer('stableTimer');
     if (this.stopped) return;
@@ -438,7 +476,7 @@ export class RealtimeClient {
     for (const handler of this.stateHandlers) this.call(() => handler(event));
   }
 
-  private clearTimer(name: 'reconnectTimer' | 'stableTimer'): void {
+  private clearTimer(name: 'reconnectTimer' | 'stableTimer' | 'refreshTimer'): void {
     const t = this[name];
     if (t !== undefined) clearTimeout(t);
     this[name] = undefined;
@@ -468,6 +506,19 @@ export class RealtimeClient {
         // an error handler that throws has nowhere left to report to
       }
     }
+  }
+}
+
+/** The `exp` claim of a JWT (seconds), read without checking it: only to know when to refresh. */
+function tokenExpiry(token: string): number | undefined {
+  try {
+    const part = token.split('.')[1];
+    if (!part) return undefined;
+    const json = atob(part.replace(/-/g, '+').replace(/_/g, '/'));
+    const exp = (JSON.parse(json) as { exp?: unknown }).exp;
+    return typeof exp === 'number' ? exp : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -8,8 +8,9 @@ import { AskStreamError, backoffDelay, connect, DEFAULT_BACKOFF, SendQueueFullEr
 
 class FakeSocket {
   static all = [];
-  constructor(url) {
+  constructor(url, protocols) {
     this.url = new URL(url);
+    this.protocols = protocols;
     this.readyState = 0;
     this.sent = [];
     this.onopen = this.onmessage = this.onclose = this.onerror = null;
@@ -94,7 +95,8 @@ test('Client.RefusedToken_StopsRetryingUntilANewTokenExists', async () => {
   client.reconnect();
   await flush();
   assert.equal(FakeSocket.all.length, 2);
-  assert.equal(last().url.searchParams.get('token'), 'new');
+  assert.deepEqual(last().protocols, ['zena-realtime', 'bearer.new'], 'the token travels as a subprotocol');
+  assert.equal(last().url.searchParams.get('token'), null, 'and not in the URL');
   client.close();
 });
 
@@ -197,5 +199,31 @@ test('Client.AskStream_YieldsItsOwnChunksUntilComplete_AndThrowsOnError', async 
   chunk('q2', '', { error: 'model unavailable' });
   assert.equal((await failing.next()).value.chunk, 'partial');
   await assert.rejects(failing.next(), AskStreamError);
+  client.close();
+});
+
+test('Client.TokenFunction_RefreshesInBandBeforeExp', async () => {
+  const jwt = (exp) => `h.${Buffer.from(JSON.stringify({ sub: 'alice', exp })).toString('base64url')}.s`;
+  const now = Math.floor(Date.now() / 1000);
+  let current = jwt(now + 120);
+  const client = open({ token: () => current });
+  await flush();
+  last().welcome(600_000); // heartbeats far apart: this test is about the refresh alone
+  current = jwt(now + 3600);
+  mock.timers.tick(59_000);
+  await flush();
+  const refreshes = () => last().sent.filter((m) => m.type === 'auth.refresh');
+  assert.deepEqual(refreshes(), [], 'not yet: a minute ahead of exp');
+  mock.timers.tick(1_000);
+  await flush();
+  assert.deepEqual(refreshes(), [{ type: 'auth.refresh', payload: { token: current } }]);
+  client.close();
+});
+
+test('Client.QueryTransport_PutsTheTokenInTheUrl', async () => {
+  const client = open({ tokenTransport: 'query' });
+  await flush();
+  assert.equal(last().url.searchParams.get('token'), 't1');
+  assert.equal(last().protocols, undefined);
   client.close();
 });

@@ -27,5 +27,18 @@ TEST(TokenSource, BearerCredential_NeedsTheScheme) {
     EXPECT_EQ(bearer_credential("Token k"), "");
 }
 
+TEST(TokenSource, Subprotocol_IsFoundAfterTheHeaderAndBeforeTheQuery) {
+    EXPECT_EQ(find_token("/ws?token=q", "", "zena-realtime, bearer.a.b.c"), "a.b.c");
+    EXPECT_EQ(find_token("/ws?token=q", "Bearer h", "zena-realtime, bearer.a.b.c"), "h");
+    EXPECT_EQ(find_token("/ws?token=q", "", "zena-realtime, bearer."), "q") << "an empty offer is no token";
+    EXPECT_EQ(find_token("/ws", "", "zena-realtime"), "");
+}
+
+TEST(TokenSource, OffersSubprotocol_MatchesWholeItems) {
+    EXPECT_TRUE(offers_subprotocol("bearer.x, zena-realtime", "zena-realtime"));
+    EXPECT_FALSE(offers_subprotocol("zena-realtime-v2", "zena-realtime"));
+    EXPECT_FALSE(offers_subprotocol("", "zena-realtime"));
+}
+
 }  // namespace
 }  // namespace zena::auth

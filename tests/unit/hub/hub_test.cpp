@@ -92,6 +92,28 @@ TEST_F(HubTest, Heartbeat_TicksEveryConnectionAndCountsTheDead) {
     EXPECT_EQ(b->heartbeats, 1);
 }
 
+TEST_F(HubTest, Expire_ClosesOnlyConnectionsPastTheirDeadline_AndMovedDeadlinesHold) {
+    auto a = make(1, "alice"), b = make(2, "bob"), c = make(3, "carol");
+    h.add(a);
+    h.add(b);
+    h.add(c);
+    h.set_expiry(1, 100);
+    h.set_expiry(2, 100);
+    h.set_expiry(3, 200);
+    h.set_expiry(2, 300);  // bob refreshed
+    EXPECT_EQ(h.expire(99), 0U);
+    EXPECT_EQ(h.expire(100), 1U);
+    EXPECT_EQ(a->closed, protocol::close_code::policy_violation);
+    EXPECT_FALSE(b->closed);
+    EXPECT_EQ(h.expire(100), 0U) << "each deadline fires once";
+    h.remove(3);  // carol left before her deadline
+    EXPECT_EQ(h.expire(250), 0U);
+    EXPECT_EQ(h.expire(300), 1U);
+    EXPECT_EQ(b->closed, protocol::close_code::policy_violation);
+    h.set_expiry(42, 1);  // not here: ignored
+    EXPECT_EQ(h.expire(1000), 0U);
+}
+
 TEST(UserRegistry, CountsAcrossManyUsers) {
     user_registry registry;
     for (int i = 0; i < 1000; ++i) registry.add("user-" + std::to_string(i % 100));
