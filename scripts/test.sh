@@ -2,10 +2,11 @@
 # Every test, as CI runs it:
 #   1. the release build: unit tests (GoogleTest), the SDKs' own tests (npm test), and end-to-end
 #      tests (the real binary driven by Node's `ws`, Python's `websockets`, both SDKs, headless
-#      Chromium, with a real redis-server), through CTest;
+#      Chromium, with a real redis-server) and the RFC 6455/7692 conformance suite, through CTest;
 #   2. lint: clang-format and clang-tidy;
 #   3. the same unit and end-to-end tests against an ASan + UBSan build;
-#   4. the unit tests under TSan (the hub set is where threads meet).
+#   4. each libFuzzer target (fuzz/) for a few seconds, built with clang under ASan + UBSan;
+#   5. the unit tests under TSan (the hub set is where threads meet).
 # Installs what is missing first (Debian packages, npm ci).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,6 +55,10 @@ scripts/lint.sh
 scripts/build.sh asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_ctest "asan+ubsan: unit + e2e" build-asan -LE sdk
+
+# libFuzzer targets (clang, ASan + UBSan): a few seconds each over the corpus in fuzz/corpus/.
+scripts/build.sh fuzz
+run_ctest "fuzz: short runs" build-fuzz -L fuzz
 
 scripts/build.sh tsan
 # TSan's shadow memory needs the classic address layout: setarch -R turns off address

@@ -120,6 +120,11 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
         if (to & upstream::k_to_webhook) hook->submit(body);
         if (to & upstream::k_to_redis) stream->submit(message.type, source.user_id, std::move(body));
     };
+    if (settings.test_echo) {
+        spdlog::warn(
+            "TEST ECHO ENDPOINT ENABLED: /echo accepts WebSockets without a token and echoes every message. "
+            "For conformance testing only; never in production (unset ZENA_TEST_ECHO).");
+    }
     spdlog::info("catalog loaded source={} server_events={} client_events={} permissive={}",
                  settings.catalog_path.empty() ? "builtin" : settings.catalog_path, catalog.server_events().size(),
                  catalog.client_events().size(), settings.catalog_permissive);

@@ -93,6 +93,13 @@ const std::array k_options{
            100, 600000, false,
            "A connection whose handshake carried no token must send {\"type\":\"auth\"} within this time, or it "
            "is closed with 1008."},
+    option{"websocket.permessage_deflate", "ZENA_PERMESSAGE_DEFLATE", "permessage-deflate",
+           &settings::permessage_deflate, "", 0, 0, false,
+           "Negotiate permessage-deflate (RFC 7692) with clients that offer it, with the parameters browsers send. "
+           "Off by default: each compressing connection holds zlib state (tens of KiB) and costs CPU per message."},
+    option{"websocket.test_echo", "ZENA_TEST_ECHO", "test-echo", &settings::test_echo, "", 0, 0, false,
+           "Serve /echo, a WebSocket that needs no token and echoes every message, for conformance tools. Never "
+           "in production: it is logged loudly at start."},
     option{"limits.max_connections", "ZENA_MAX_CONNECTIONS", "max-connections", &settings::max_connections, "", 1,
            100000000, false,
            "WebSocket connections open at once (authenticated or not); further handshakes are answered 503."},

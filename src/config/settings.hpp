@@ -34,6 +34,8 @@ struct settings {
     double client_messages_per_second = 20;
     std::int64_t client_messages_burst = 50;
     std::int64_t auth_timeout_ms = 5000;  // for a token sent in-band, as the first message
+    bool permessage_deflate = false;      // RFC 7692, when the client offers it
+    bool test_echo = false;               // /echo for conformance tools: never in production
 
     // [limits]: what one outsider can make the server spend
     std::int64_t max_connections = 100000;

@@ -1,8 +1,10 @@
 #include "net/http_session.hpp"
 
 #include "auth/token_source.hpp"
+#include "net/handshake.hpp"
 #include "net/url.hpp"
 #include "protocol/json_writer.hpp"
+#include "ws/echo_session.hpp"
 #include "ws/ws_session.hpp"
 
 namespace zena::net {
@@ -86,15 +88,13 @@ void http_session::route(http::request<http::string_body>& request) {
     const auto path = target_path(target);
     spdlog::debug("http request method={} target={}", std::string_view(request.method_string()), redact_target(target));
 
+    if (path == "/echo" && services_.settings.test_echo) {
+        if (websocket::is_upgrade(request)) return upgrade(std::move(request), true);
+        return upgrade_required();
+    }
     if (path == "/ws") {
-        if (websocket::is_upgrade(request)) return upgrade(std::move(request));
-        auto res = std::make_shared<response>(http::status::upgrade_required, version_);
-        res->set(http::field::upgrade, "websocket");
-        res->set(http::field::connection, "Upgrade");
-        res->set(http::field::sec_websocket_version, "13");
-        res->set(http::field::content_type, "application/json");
-        res->body() = R"({"error":"this endpoint speaks WebSocket only; send an upgrade request"})";
-        return write(res);
+        if (websocket::is_upgrade(request)) return upgrade(std::move(request), false);
+        return upgrade_required();
     }
     if (api::server_api::owns(path)) {
         const auto method = std::string_view(request.method_string());
@@ -128,8 +128,25 @@ void http_session::route(http::request<http::string_body>& request) {
     respond(http::status::not_found, R"({"error":"not found"})");
 }
 
-void http_session::upgrade(http::request<http::string_body>&& request) {
+void http_session::upgrade_required() {
+    auto res = std::make_shared<response>(http::status::upgrade_required, version_);
+    res->set(http::field::upgrade, "websocket");
+    res->set(http::field::connection, "Upgrade");
+    res->set(http::field::sec_websocket_version, "13");
+    res->set(http::field::content_type, "application/json");
+    res->body() = R"({"error":"this endpoint speaks WebSocket only; send an upgrade request"})";
+    write(res);
+}
+
+void http_session::upgrade(http::request<http::string_body>&& request, bool echo) {
     keep_alive_ = false;  // a refused handshake ends the connection
+    // RFC 6455 §4.2.1-2, where Beast is lenient: the key's form, and the version (426 naming 13).
+    const auto version = request[http::field::sec_websocket_version];
+    if (std::string_view(version.data(), version.size()) != k_websocket_version) return upgrade_required();
+    const auto ws_key = request[http::field::sec_websocket_key];
+    if (!valid_websocket_key(std::string_view(ws_key.data(), ws_key.size()))) {
+        return respond(http::status::bad_request, R"({"error":"Sec-WebSocket-Key must be the base64 of 16 bytes"})");
+    }
     if (services_.draining.load(std::memory_order_relaxed)) {
         return respond(http::status::service_unavailable, R"({"error":"server is shutting down"})");
     }
@@ -163,6 +180,10 @@ void http_session::upgrade(http::request<http::string_body>&& request) {
     }
     services_.open_sockets.fetch_add(1, std::memory_order_relaxed);
     net::admission ticket{services_, std::move(key)};
+    if (echo) {
+        stream_.expires_never();
+        return std::make_shared<ws::echo_session>(std::move(stream_), services_, std::move(ticket))->run(request);
+    }
 
     const auto authorization = request[http::field::authorization];
     const auto protocols = request[http::field::sec_websocket_protocol];

@@ -1,6 +1,7 @@
 #pragma once
 // One HTTP connection: reads requests (bounded head, body and time), routes them, and hands a
-// WebSocket upgrade on /ws to a ws_session. Routes: /ws, /api/* (server_api), /healthz,
+// WebSocket upgrade on /ws to a ws_session (and /echo to an echo_session when
+// websocket.test_echo is on). Routes: /ws, /api/* (server_api), /healthz,
 // /readyz, /metrics; anything else 404.
 //
 // Threading: lives on its worker's thread. An API reply may be produced on another thread; it
@@ -29,7 +30,11 @@ private:
     void read_body();
     void on_read(beast::error_code ec, std::size_t bytes);
     void route(http::request<http::string_body>& request);
-    void upgrade(http::request<http::string_body>&& request);
+    // The admission checks (origin, capacity, address), then the WebSocket: a ws_session, or an
+    // echo_session for /echo (websocket.test_echo).
+    void upgrade(http::request<http::string_body>&& request, bool echo);
+    // 426 for a plain request on a WebSocket path.
+    void upgrade_required();
     void respond(http::status status, std::string body, std::string_view content_type = "application/json");
     void write(const std::shared_ptr<response>& res);
     void on_write(bool keep_alive, beast::error_code ec);

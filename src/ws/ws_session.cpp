@@ -21,9 +21,10 @@ ws_session::ws_session(beast::tcp_stream&& stream, net::worker& worker, net::ser
                        std::optional<auth::jwt_result> auth)
     : hub::connection(services.next_connection_id.fetch_add(1, std::memory_order_relaxed),
                       auth ? std::move(auth->identity.user_id) : std::string{}),
-      ws_(std::move(stream), ws_stream::options{std::chrono::milliseconds(services.settings.handshake_timeout_ms),
-                                                static_cast<std::size_t>(services.settings.max_message_bytes),
-                                                [this] { awaiting_pong_ = false; }}),
+      ws_(std::move(stream),
+          ws_stream::options{std::chrono::milliseconds(services.settings.handshake_timeout_ms),
+                             static_cast<std::size_t>(services.settings.max_message_bytes),
+                             [this] { awaiting_pong_ = false; }, services.settings.permessage_deflate}),
       worker_(worker),
       services_(services),
       ticket_(std::move(ticket)),
@@ -247,8 +248,8 @@ bool ws_session::enqueue(protocol::shared_frame frame, protocol::delivery_class 
 
 void ws_session::do_write() {
     writing_ = true;
-    ws_.async_write_text(boost::asio::buffer(*queue_.front().frame),
-                         [self = shared_from_this()](beast::error_code ec) { self->on_write(ec); });
+    ws_.async_write(boost::asio::buffer(*queue_.front().frame), true,
+                    [self = shared_from_this()](beast::error_code ec) { self->on_write(ec); });
 }
 
 void ws_session::on_write(beast::error_code ec) {

@@ -17,9 +17,24 @@ ws_stream::ws_stream(beast::tcp_stream&& stream, options opts) : ws_(std::move(s
     ws_.set_option(websocket::stream_base::decorator(
         [](websocket::response_type& res) { res.set(beast::http::field::server, "zena-realtime"); }));
     ws_.read_message_max(opts.max_message_bytes);
+    if (opts.permessage_deflate) {
+        websocket::permessage_deflate pmd;
+        pmd.server_enable = true;
+        pmd.server_max_window_bits = 15;
+        pmd.client_max_window_bits = 15;
+        pmd.compLevel = 6;
+        pmd.memLevel = 8;
+        pmd.msg_size_threshold = 64;  // smaller messages go uncompressed: deflate would not pay
+        ws_.set_option(pmd);
+    }
     ws_.auto_fragment(false);
-    ws_.control_callback([on_pong = std::move(opts.on_pong)](websocket::frame_type kind, beast::string_view) {
+    ws_.control_callback([this, on_pong = std::move(opts.on_pong)](websocket::frame_type kind, beast::string_view) {
         if (kind == websocket::frame_type::pong && on_pong) on_pong();
+        // RFC 6455 §7.4.2: codes from 5000 up are not defined, and Beast lets them through.
+        // Failing the connection (dropping it, as for other protocol errors we cannot answer
+        // with a close frame) is what the RFC asks. The frame layer of the performance work
+        // answers 1002 instead.
+        if (kind == websocket::frame_type::close && ws_.reason().code >= 5000) terminate();
     });
 }
 
@@ -42,8 +57,8 @@ void ws_stream::async_read(beast::flat_buffer& buffer, read_completion done) {
 
 bool ws_stream::got_text() const { return ws_.got_text(); }
 
-void ws_stream::async_write_text(boost::asio::const_buffer data, completion done) {
-    ws_.text(true);
+void ws_stream::async_write(boost::asio::const_buffer data, bool text, completion done) {
+    ws_.text(text);
     ws_.async_write(data, [done = std::move(done)](boost::system::error_code ec, std::size_t) { done(ec); });
 }
 

@@ -25,6 +25,7 @@ public:
         std::chrono::milliseconds handshake_timeout;  // opening and closing handshakes
         std::size_t max_message_bytes;                // larger client messages close with 1009
         std::function<void()> on_pong;                // called for every pong received
+        bool permessage_deflate = false;              // negotiate RFC 7692 when offered
     };
 
     ws_stream(boost::beast::tcp_stream&& stream, options opts);
@@ -38,7 +39,8 @@ public:
     void async_read(boost::beast::flat_buffer& buffer, read_completion done);
     // Whether the message last read was text (else binary).
     bool got_text() const;
-    void async_write_text(boost::asio::const_buffer data, completion done);
+    // Writes one whole message, text or binary.
+    void async_write(boost::asio::const_buffer data, bool text, completion done);
     void async_ping(completion done);
     void async_close(std::uint16_t code, std::string_view reason, completion done);
     // Drops the TCP connection at once; pending operations complete with an error.

@@ -8,6 +8,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 
+// For tests outside tests/e2e (tests/conformance), which share this folder's npm packages.
+export { WebSocket };
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const BINARY = process.env.ZENA_BINARY ?? path.resolve(here, '../../build/zena-realtime');
 export const SECRET = 'e2e-secret-0123456789abcdef0123456789abcdef';

@@ -1,0 +1,18 @@
+#include "net/handshake.hpp"
+
+#include <algorithm>
+
+namespace zena::net {
+
+bool valid_websocket_key(std::string_view key) {
+    if (key.size() != 24 || !key.ends_with("==")) return false;
+    const auto body = key.substr(0, 22);
+    const bool alphabet = std::all_of(body.begin(), body.end(), [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+    });
+    // 22 characters carry 132 bits; the 4 after the 128th must be zero.
+    const char last = body.back();
+    return alphabet && (last == 'A' || last == 'Q' || last == 'g' || last == 'w');
+}
+
+}  // namespace zena::net
