@@ -82,7 +82,18 @@ std::optional<protocol::catalog> load_catalog(const config::settings& settings, 
 }
 
 int run(const config::settings& settings, const protocol::catalog& catalog, bool dev_mode) {
-    const auth::jwt_verifier verifier{jwt_settings_of(settings)};
+    auto jwt = jwt_settings_of(settings);
+    if (!settings.jwks_file.empty()) {
+        std::string jwks_error;
+        auto keys = auth::key_set::load_file(settings.jwks_file, jwks_error);
+        if (!keys) {
+            spdlog::error("auth.jwks_file: {}", jwks_error);
+            return 1;
+        }
+        spdlog::info("jwks loaded file={} keys={}", settings.jwks_file, keys->size());
+        jwt.keys = std::make_shared<const auth::key_set>(std::move(*keys));
+    }
+    const auth::jwt_verifier verifier{std::move(jwt)};
     observability::metrics metrics;
     // Client events go upstream from here, each type to the destinations its route names.
     std::string error;

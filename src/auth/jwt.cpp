@@ -88,6 +88,7 @@ std::string_view to_string(jwt_error error) {
         case jwt_error::bad_issuer: return "token issuer not accepted";
         case jwt_error::bad_audience: return "token audience not accepted";
         case jwt_error::missing_user: return "token has no user";
+        case jwt_error::unknown_key: return "token key unknown";
     }
     return "token invalid";
 }
@@ -131,17 +132,29 @@ jwt_result jwt_verifier::verify(std::string_view token) const {
         }
         std::string_view alg;
         if (h["alg"].get_string().get(alg) != simdjson::SUCCESS) return fail(jwt_error::malformed);
-        // Pinned: only the configured algorithm is accepted, whatever the token asks for.
-        if (alg != to_string(settings_.algorithm)) return fail(jwt_error::bad_algorithm);
         // RFC 7515 4.1.11: extensions we do not understand must not be ignored.
         if (h["crit"].error() != simdjson::NO_SUCH_FIELD) return fail(jwt_error::malformed);
-    }
-
-    // The signature is checked before the claims are trusted for anything.
-    const auto expected = hmac(settings_.algorithm, settings_.secret, token.substr(0, dot2));
-    if (signature->size() != expected.size() ||
-        CRYPTO_memcmp(signature->data(), expected.data(), expected.size()) != 0) {
-        return fail(jwt_error::bad_signature);
+        std::string_view kid;
+        if (h["kid"].error() != simdjson::NO_SUCH_FIELD && h["kid"].get_string().get(kid) != simdjson::SUCCESS) {
+            return fail(jwt_error::malformed);
+        }
+        // The signature is checked before the claims are trusted for anything, with the one
+        // algorithm the configuration (HMAC) or the named key (JWKS) pins.
+        const auto signing_input = token.substr(0, dot2);
+        if (!settings_.secret.empty() && alg == to_string(settings_.algorithm)) {
+            const auto expected = hmac(settings_.algorithm, settings_.secret, signing_input);
+            if (signature->size() != expected.size() ||
+                CRYPTO_memcmp(signature->data(), expected.data(), expected.size()) != 0) {
+                return fail(jwt_error::bad_signature);
+            }
+        } else if (settings_.keys && !alg.starts_with("HS") && alg != "none") {
+            const auto* key = settings_.keys->find(kid);
+            if (!key) return fail(jwt_error::unknown_key);
+            if (alg != to_string(key->alg)) return fail(jwt_error::bad_algorithm);
+            if (!key_set::verify(*key, signing_input, *signature)) return fail(jwt_error::bad_signature);
+        } else {
+            return fail(jwt_error::bad_algorithm);
+        }
     }
 
     simdjson::dom::object claims;

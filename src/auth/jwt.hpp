@@ -1,8 +1,9 @@
 #pragma once
-// JSON Web Tokens (RFC 7519) signed with HMAC (HS256/384/512). The algorithm is pinned by
-// configuration: a token whose header names any other algorithm, `none` included, is refused
-// before its signature is looked at. The verifier is immutable after construction and safe to
-// share between threads.
+// JSON Web Tokens (RFC 7519) signed with HMAC (HS256/384/512, one pinned by configuration) or
+// with a public key from a JWKS (RS256, ES256, EdDSA, pinned per key: auth/jwks.hpp). A token
+// whose header names any other algorithm, `none` included, is refused before its signature is
+// looked at; HMAC is only ever computed with the configured secret, never with a public key.
+// The verifier is immutable after construction and safe to share between threads.
 
 #include <chrono>
 #include <cstdint>
@@ -10,6 +11,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "auth/jwks.hpp"
 
 namespace zena::auth {
 
@@ -20,11 +23,12 @@ std::optional<jwt_algorithm> parse_jwt_algorithm(std::string_view name);
 
 struct jwt_settings {
     jwt_algorithm algorithm = jwt_algorithm::hs256;
-    std::string secret;
-    std::chrono::seconds leeway{30};  // tolerated clock skew for exp and nbf
-    std::string issuer;               // checked when not empty
-    std::string audience;             // checked when not empty
-    std::string user_claim = "sub";   // the claim that names the user
+    std::string secret;                   // empty: HMAC tokens are refused
+    std::shared_ptr<const key_set> keys;  // null: asymmetric tokens are refused
+    std::chrono::seconds leeway{30};      // tolerated clock skew for exp and nbf
+    std::string issuer;                   // checked when not empty
+    std::string audience;                 // checked when not empty
+    std::string user_claim = "sub";       // the claim that names the user
 };
 
 enum class jwt_error : std::uint8_t {
@@ -38,6 +42,7 @@ enum class jwt_error : std::uint8_t {
     bad_issuer,     // iss differs from the configured issuer
     bad_audience,   // aud does not contain the configured audience
     missing_user,   // the user claim is absent, empty or not a string
+    unknown_key,    // an asymmetric token whose kid names no key of the JWKS
 };
 
 // A short reason, safe to send to the client in the close frame (no token content).

@@ -48,6 +48,9 @@ const std::array k_options{
            "refuses to start without both."},
     option{"auth.jwt_secret", "ZENA_JWT_SECRET", "jwt-secret", &settings::jwt_secret, "", 0, 0, true,
            "HMAC secret that signs client tokens; at least as long as the hash (32 bytes for HS256)."},
+    option{"auth.jwks_file", "ZENA_JWKS_FILE", "jwks-file", &settings::jwks_file, "", 0, 0, false,
+           "A JSON Web Key Set whose public keys verify RS256, ES256 and EdDSA tokens, each key pinned to its "
+           "algorithm and chosen by the token's kid (docs/security.md). With it, jwt_secret may be left empty."},
     option{"auth.jwt_algorithm", "ZENA_JWT_ALGORITHM", "jwt-algorithm", &settings::jwt_algorithm, "", 0, 0, false,
            "The one accepted algorithm: HS256, HS384 or HS512. Tokens naming any other, none included, "
            "are refused."},
@@ -387,7 +390,8 @@ load_result load(const std::vector<std::string>& args, const env_lookup& env) {
         result.error = "server.mode must be auto, dev or production, got '" + s.mode + "'";
         return result;
     }
-    result.dev_mode = s.mode == "dev" || (s.mode == "auto" && s.jwt_secret.empty() && s.api_key.empty());
+    result.dev_mode =
+        s.mode == "dev" || (s.mode == "auto" && s.jwt_secret.empty() && s.jwks_file.empty() && s.api_key.empty());
     result.error = validate(s, result.dev_mode);
     return result;
 }
@@ -398,9 +402,9 @@ std::string validate(const settings& s, bool dev_mode) {
     }
     if (s.jwt_user_claim.empty()) return "auth.jwt_user_claim must not be empty";
     if (!dev_mode) {
-        if (s.jwt_secret.empty()) {
-            return "auth.jwt_secret (ZENA_JWT_SECRET) is required outside dev mode; set it, or run with "
-                   "--mode dev on a development machine";
+        if (s.jwt_secret.empty() && s.jwks_file.empty()) {
+            return "auth.jwt_secret (ZENA_JWT_SECRET) or auth.jwks_file (ZENA_JWKS_FILE) is required outside dev "
+                   "mode; set one, or run with --mode dev on a development machine";
         }
         if (s.api_key.empty()) {
             return "auth.api_key (ZENA_API_KEY) is required outside dev mode; set it, or run with --mode dev "

@@ -17,6 +17,7 @@ struct settings {
 
     // [auth]
     std::string jwt_secret;
+    std::string jwks_file;  // public keys for RS256/ES256/EdDSA tokens; empty: none
     std::string jwt_algorithm = "HS256";
     std::int64_t jwt_leeway_s = 30;
     std::string jwt_issuer;
