@@ -20,6 +20,7 @@ if [[ ${1:-} == --test ]]; then
   packages+=(
     python3 python3-websockets  # the Python client tests (Debian's interpreter)
     redis-server                # the real Redis the e2e tests start
+    openssl                     # the TLS test makes its self-signed certificates
     chromium                    # the browser test (driven by playwright-core from npm)
     clang clang-format clang-tidy libclang-rt-14-dev  # lint and sanitizers
   )

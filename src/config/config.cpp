@@ -42,6 +42,11 @@ const std::array k_options{
            "TCP port for WebSocket upgrades (/ws) and the HTTP API; 0 picks a free port (logged at start)."},
     option{"server.threads", "ZENA_THREADS", "threads", &settings::threads, "", 0, 256, false,
            "Event-loop threads, each owning its connections; 0 means one per core."},
+    option{"server.tls_cert_file", "ZENA_TLS_CERT_FILE", "tls-cert-file", &settings::tls_cert_file, "", 0, 0, false,
+           "PEM certificate chain. With tls_key_file set, the port speaks only TLS 1.2+ (wss://, https://); "
+           "SIGHUP reloads both files without dropping connections. Empty: plain TCP (behind a TLS proxy)."},
+    option{"server.tls_key_file", "ZENA_TLS_KEY_FILE", "tls-key-file", &settings::tls_key_file, "", 0, 0, false,
+           "PEM private key of server.tls_cert_file."},
     option{"server.mode", "ZENA_MODE", "mode", &settings::mode, "", 0, 0, false,
            "auto, dev or production. auto is dev when neither jwt_secret nor api_key is set. Dev mode "
            "generates a secret and an API key, keeps them in dev_state_file and prints them; production "
@@ -417,6 +422,9 @@ std::string validate(const settings& s, bool dev_mode) {
     }
     if (!s.api_key.empty() && s.api_key.size() < 16) return "auth.api_key must be at least 16 bytes";
     if (s.host.empty()) return "server.host must not be empty";
+    if (s.tls_cert_file.empty() != s.tls_key_file.empty()) {
+        return "server.tls_cert_file and server.tls_key_file go together: set both or neither";
+    }
     if (std::string origin_error; !auth::origin_policy::parse(s.allowed_origins, origin_error)) {
         return "websocket.allowed_origins: " + origin_error;
     }

@@ -15,6 +15,9 @@ struct settings {
     std::int64_t threads = 0;   // 0: one per core
     std::string mode = "auto";  // auto | dev | production
 
+    std::string tls_cert_file;  // PEM chain; with tls_key_file, the listener speaks TLS only
+    std::string tls_key_file;
+
     // [auth]
     std::string jwt_secret;
     std::string jwks_file;  // public keys for RS256/ES256/EdDSA tokens; empty: none

@@ -17,31 +17,54 @@ std::string json_error(std::string_view message) { return protocol::json_object(
 
 }  // namespace
 
-http_session::http_session(boost::asio::ip::tcp::socket&& socket, worker& worker, services& services)
-    : stream_(std::move(socket)), worker_(worker), services_(services) {}
+template <typename Stream>
+basic_http_session<Stream>::basic_http_session(Stream&& stream, worker& worker, services& services)
+    : stream_(std::move(stream)), worker_(worker), services_(services) {}
 
-void http_session::run() {
-    boost::asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
+template <typename Stream>
+void basic_http_session<Stream>::run() {
+    boost::asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+        if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+            self->do_read();
+        } else {
+            // The TLS handshake first, bounded like a request head.
+            beast::get_lowest_layer(self->stream_)
+                .expires_after(std::chrono::milliseconds(self->services_.settings.http_request_timeout_ms));
+            self->stream_.async_handshake(boost::asio::ssl::stream_base::server, [self](beast::error_code ec) {
+                if (ec) return;  // not TLS, an old version, or gone: nothing to answer
+                self->do_read();
+            });
+        }
+    });
 }
 
-void http_session::do_read() {
+template <typename Stream>
+void basic_http_session<Stream>::shutdown(boost::asio::socket_base::shutdown_type what) {
+    beast::error_code ignored;
+    beast::get_lowest_layer(stream_).socket().shutdown(what, ignored);
+}
+
+template <typename Stream>
+void basic_http_session<Stream>::do_read() {
     const auto& settings = services_.settings;
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(settings.http_max_header_bytes));
     parser_->body_limit(static_cast<std::uint64_t>(settings.http_max_body_bytes));
-    stream_.expires_after(std::chrono::milliseconds(settings.http_request_timeout_ms));
-    http::async_read_header(stream_, buffer_, *parser_,
-                            [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::milliseconds(settings.http_request_timeout_ms));
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
 }
 
-void http_session::on_header(beast::error_code ec) {
+template <typename Stream>
+void basic_http_session<Stream>::on_header(beast::error_code ec) {
     if (ec) return on_read(ec, 0);
     const auto& request = parser_->get();
     // curl and others wait (a second, for curl) for "100 Continue" before sending a body.
     if (!parser_->is_done() && beast::iequals(request[http::field::expect], "100-continue")) {
         auto interim = std::make_shared<http::response<http::empty_body>>(http::status::continue_, request.version());
         http::async_write(stream_, *interim,
-                          [self = shared_from_this(), interim](beast::error_code write_ec, std::size_t) {
+                          [self = this->shared_from_this(), interim](beast::error_code write_ec, std::size_t) {
                               if (!write_ec) self->read_body();
                           });
         return;
@@ -49,15 +72,16 @@ void http_session::on_header(beast::error_code ec) {
     read_body();
 }
 
-void http_session::read_body() {
+template <typename Stream>
+void basic_http_session<Stream>::read_body() {
     http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t n) { self->on_read(ec, n); });
+                     [self = this->shared_from_this()](beast::error_code ec, std::size_t n) { self->on_read(ec, n); });
 }
 
-void http_session::on_read(beast::error_code ec, std::size_t) {
+template <typename Stream>
+void basic_http_session<Stream>::on_read(beast::error_code ec, std::size_t) {
     if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == boost::asio::error::eof) {
-        beast::error_code ignored;
-        stream_.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_both, ignored);
+        shutdown(boost::asio::ip::tcp::socket::shutdown_both);
         return;
     }
     if (ec) {
@@ -83,7 +107,8 @@ void http_session::on_read(beast::error_code ec, std::size_t) {
     route(request);
 }
 
-void http_session::route(http::request<http::string_body>& request) {
+template <typename Stream>
+void basic_http_session<Stream>::route(http::request<http::string_body>& request) {
     const auto target = std::string_view(request.target().data(), request.target().size());
     const auto path = target_path(target);
     spdlog::debug("http request method={} target={}", std::string_view(request.method_string()), redact_target(target));
@@ -102,7 +127,7 @@ void http_session::route(http::request<http::string_body>& request) {
         services_.api.handle(
             api::http_request{method, target, std::string_view(authorization.data(), authorization.size()),
                               request.body()},
-            [self = shared_from_this()](api::http_response reply) {
+            [self = this->shared_from_this()](api::http_response reply) {
                 boost::asio::post(self->stream_.get_executor(), [self, reply = std::move(reply)]() mutable {
                     auto res = std::make_shared<response>(static_cast<http::status>(reply.status), self->version_);
                     res->set(http::field::content_type, "application/json");
@@ -128,7 +153,8 @@ void http_session::route(http::request<http::string_body>& request) {
     respond(http::status::not_found, R"({"error":"not found"})");
 }
 
-void http_session::upgrade_required() {
+template <typename Stream>
+void basic_http_session<Stream>::upgrade_required() {
     auto res = std::make_shared<response>(http::status::upgrade_required, version_);
     res->set(http::field::upgrade, "websocket");
     res->set(http::field::connection, "Upgrade");
@@ -138,7 +164,8 @@ void http_session::upgrade_required() {
     write(res);
 }
 
-void http_session::upgrade(http::request<http::string_body>&& request, bool echo) {
+template <typename Stream>
+void basic_http_session<Stream>::upgrade(http::request<http::string_body>&& request, bool echo) {
     keep_alive_ = false;  // a refused handshake ends the connection
     // RFC 6455 §4.2.1-2, where Beast is lenient: the key's form, and the version (426 naming 13).
     const auto version = request[http::field::sec_websocket_version];
@@ -162,7 +189,7 @@ void http_session::upgrade(http::request<http::string_body>&& request, bool echo
         return respond(http::status::service_unavailable, R"({"error":"server at connection capacity"})");
     }
     boost::system::error_code ec;
-    const auto remote = stream_.socket().remote_endpoint(ec);
+    const auto remote = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
     if (ec) return;  // already gone
     auto key = address_limits::key_of(remote.address().to_string());
     const auto verdict = services_.addresses.admit(key, observability::monotonic_ms());
@@ -181,8 +208,9 @@ void http_session::upgrade(http::request<http::string_body>&& request, bool echo
     services_.open_sockets.fetch_add(1, std::memory_order_relaxed);
     net::admission ticket{services_, std::move(key)};
     if (echo) {
-        stream_.expires_never();
-        return std::make_shared<ws::echo_session>(std::move(stream_), services_, std::move(ticket))->run(request);
+        beast::get_lowest_layer(stream_).expires_never();
+        return std::make_shared<ws::echo_session>(ws::transport{std::move(stream_)}, services_, std::move(ticket))
+            ->run(request);
     }
 
     const auto authorization = request[http::field::authorization];
@@ -194,37 +222,44 @@ void http_session::upgrade(http::request<http::string_body>&& request, bool echo
     std::optional<auth::jwt_result> result;
     if (!token.empty()) result = services_.verifier.verify(token);
     const bool subprotocol = auth::offers_subprotocol(protocols_view, auth::k_subprotocol);
-    stream_.expires_never();
-    std::make_shared<ws::ws_session>(std::move(stream_), worker_, services_, std::move(ticket), std::move(result))
+    beast::get_lowest_layer(stream_).expires_never();
+    std::make_shared<ws::ws_session>(ws::transport{std::move(stream_)}, worker_, services_, std::move(ticket),
+                                     std::move(result))
         ->run(request, subprotocol ? auth::k_subprotocol : std::string_view{});
 }
 
-void http_session::respond(http::status status, std::string body, std::string_view content_type) {
+template <typename Stream>
+void basic_http_session<Stream>::respond(http::status status, std::string body, std::string_view content_type) {
     auto res = std::make_shared<response>(status, version_);
     res->set(http::field::content_type, content_type);
     res->body() = std::move(body);
     write(res);
 }
 
-void http_session::write(const std::shared_ptr<response>& res) {
+template <typename Stream>
+void basic_http_session<Stream>::write(const std::shared_ptr<response>& res) {
     res->set(http::field::server, "zena-realtime");
     // A response that set Connection itself (426's "Upgrade") keeps it.
     if (res->find(http::field::connection) == res->end()) res->keep_alive(keep_alive_);
     res->prepare_payload();
     const bool keep_alive = keep_alive_;
-    http::async_write(stream_, *res, [self = shared_from_this(), res, keep_alive](beast::error_code ec, std::size_t) {
-        self->on_write(keep_alive, ec);
-    });
+    http::async_write(stream_, *res,
+                      [self = this->shared_from_this(), res, keep_alive](beast::error_code ec, std::size_t) {
+                          self->on_write(keep_alive, ec);
+                      });
 }
 
-void http_session::on_write(bool keep_alive, beast::error_code ec) {
+template <typename Stream>
+void basic_http_session<Stream>::on_write(bool keep_alive, beast::error_code ec) {
     if (ec) return;
     if (!keep_alive) {
-        beast::error_code ignored;
-        stream_.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_send, ignored);
+        shutdown(boost::asio::ip::tcp::socket::shutdown_send);
         return;
     }
     do_read();
 }
+
+template class basic_http_session<beast::tcp_stream>;
+template class basic_http_session<beast::ssl_stream<beast::tcp_stream>>;
 
 }  // namespace zena::net

@@ -17,9 +17,12 @@ namespace zena::net {
 namespace beast = boost::beast;
 namespace http = boost::beast::http;
 
-class http_session : public std::enable_shared_from_this<http_session> {
+// Over plain TCP (`http_session`) or TLS (`https_session`, when server.tls_cert_file is set);
+// both are instantiated in http_session.cpp.
+template <typename Stream>
+class basic_http_session : public std::enable_shared_from_this<basic_http_session<Stream>> {
 public:
-    http_session(boost::asio::ip::tcp::socket&& socket, worker& worker, services& services);
+    basic_http_session(Stream&& stream, worker& worker, services& services);
     void run();
 
 private:
@@ -38,8 +41,9 @@ private:
     void respond(http::status status, std::string body, std::string_view content_type = "application/json");
     void write(const std::shared_ptr<response>& res);
     void on_write(bool keep_alive, beast::error_code ec);
+    void shutdown(boost::asio::socket_base::shutdown_type what);
 
-    beast::tcp_stream stream_;
+    Stream stream_;
     beast::flat_buffer buffer_;
     std::optional<http::request_parser<http::string_body>> parser_;
     worker& worker_;
@@ -47,5 +51,8 @@ private:
     bool keep_alive_ = false;
     unsigned version_ = 11;
 };
+
+using http_session = basic_http_session<beast::tcp_stream>;
+using https_session = basic_http_session<beast::ssl_stream<beast::tcp_stream>>;
 
 }  // namespace zena::net

@@ -1,11 +1,21 @@
 #include "net/server.hpp"
 
 #include "net/http_session.hpp"
+#include "net/tls.hpp"
 
 namespace zena::net {
 
 namespace asio = boost::asio;
+namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
+
+namespace {
+
+beast::ssl_stream<beast::tcp_stream> https_session_stream(tcp::socket&& socket, asio::ssl::context& ctx) {
+    return beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), ctx);
+}
+
+}  // namespace
 
 namespace {
 
@@ -54,6 +64,7 @@ server::server(const config::settings& settings, const auth::jwt_verifier& verif
     auto& io0 = workers_[0]->io;
     acceptor_.emplace(io0);
     signals_.emplace(io0, SIGINT, SIGTERM);
+    reload_signal_.emplace(io0, SIGHUP);
     drain_timer_.emplace(io0);
     accept_retry_timer_.emplace(io0);
 }
@@ -66,6 +77,11 @@ server::~server() {
 }
 
 std::string server::listen() {
+    if (!settings_.tls_cert_file.empty()) {
+        std::string error;
+        tls_ = make_tls_context(settings_.tls_cert_file, settings_.tls_key_file, error);
+        if (!tls_) return error;
+    }
     boost::system::error_code ec;
     const auto address = asio::ip::make_address(settings_.host, ec);
     if (ec) return "server.host '" + settings_.host + "' is not an IP address";
@@ -93,8 +109,10 @@ void server::run() {
         spdlog::info("signal received signal={} draining_ms={}", signal, settings_.shutdown_drain_ms);
         begin_drain();
     });
+    await_reload();
     asio::post(workers_[0]->io, [this] { do_accept(); });
-    spdlog::info("listening host={} port={} threads={} path=/ws", settings_.host, port_, workers_.size());
+    spdlog::info("listening host={} port={} threads={} path=/ws tls={}", settings_.host, port_, workers_.size(),
+                 tls_ != nullptr);
 
     for (std::size_t i = 1; i < workers_.size(); ++i) {
         threads_.emplace_back([w = workers_[i].get()] { w->io.run(); });
@@ -126,8 +144,30 @@ void server::do_accept() {
         }
         boost::system::error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
-        std::make_shared<http_session>(std::move(socket), target, services_)->run();
+        if (tls_) {
+            std::make_shared<https_session>(https_session_stream(std::move(socket), *tls_), target, services_)->run();
+        } else {
+            std::make_shared<http_session>(beast::tcp_stream(std::move(socket)), target, services_)->run();
+        }
         do_accept();
+    });
+}
+
+void server::await_reload() {
+    reload_signal_->async_wait([this](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        if (tls_) {
+            std::string error;
+            if (auto fresh = make_tls_context(settings_.tls_cert_file, settings_.tls_key_file, error)) {
+                tls_ = std::move(fresh);  // new handshakes only; open connections keep theirs
+                spdlog::info("tls reloaded cert={}", settings_.tls_cert_file);
+            } else {
+                spdlog::error("tls reload failed, keeping the previous certificate error=\"{}\"", error);
+            }
+        } else {
+            spdlog::info("SIGHUP received; nothing to reload (no TLS configured)");
+        }
+        await_reload();
     });
 }
 
@@ -158,6 +198,7 @@ void server::begin_drain() {
     boost::system::error_code ignored;
     acceptor_->close(ignored);
     signals_->cancel(ignored);
+    reload_signal_->cancel(ignored);
     accept_retry_timer_->cancel();
     spdlog::info("draining connections={}", registry_.connections());
     hubs_->on_every_hub([](hub::hub& h) { return h.close_all(protocol::close_code::going_away, "server shutdown"); },

@@ -42,6 +42,7 @@ private:
     void do_accept();
     void arm_heartbeat(worker& w);
     void arm_expiry(worker& w);
+    void await_reload();
     void begin_drain();
     void check_drained(std::chrono::steady_clock::time_point deadline);
 
@@ -54,6 +55,8 @@ private:
     // On worker 0, created once the workers exist.
     std::optional<boost::asio::ip::tcp::acceptor> acceptor_;
     std::optional<boost::asio::signal_set> signals_;
+    std::optional<boost::asio::signal_set> reload_signal_;  // SIGHUP: reload the TLS files
+    std::shared_ptr<boost::asio::ssl::context> tls_;        // null: plain TCP; swapped on worker 0
     std::optional<boost::asio::steady_timer> drain_timer_;
     std::optional<boost::asio::steady_timer> accept_retry_timer_;
     std::vector<std::thread> threads_;

@@ -2,7 +2,7 @@
 
 namespace zena::ws {
 
-echo_session::echo_session(boost::beast::tcp_stream&& stream, net::services& services, net::admission ticket)
+echo_session::echo_session(transport&& stream, net::services& services, net::admission ticket)
     : ws_(std::move(stream), ws_stream::options{std::chrono::milliseconds(services.settings.handshake_timeout_ms),
                                                 static_cast<std::size_t>(services.settings.max_message_bytes),
                                                 {},

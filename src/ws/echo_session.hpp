@@ -17,7 +17,7 @@ namespace zena::ws {
 
 class echo_session : public std::enable_shared_from_this<echo_session> {
 public:
-    echo_session(boost::beast::tcp_stream&& stream, net::services& services, net::admission ticket);
+    echo_session(transport&& stream, net::services& services, net::admission ticket);
     void run(const boost::beast::http::request<boost::beast::http::string_body>& request);
 
 private:

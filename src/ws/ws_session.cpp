@@ -17,7 +17,7 @@ constexpr double k_excess_seconds = 5;
 
 }  // namespace
 
-ws_session::ws_session(beast::tcp_stream&& stream, net::worker& worker, net::services& services, net::admission ticket,
+ws_session::ws_session(transport&& stream, net::worker& worker, net::services& services, net::admission ticket,
                        std::optional<auth::jwt_result> auth)
     : hub::connection(services.next_connection_id.fetch_add(1, std::memory_order_relaxed),
                       auth ? std::move(auth->identity.user_id) : std::string{}),

@@ -35,7 +35,7 @@ public:
     // completes the upgrade and then closes with 1008 and the reason, as the seed requires.
     // nullopt: the handshake carried no token, and the first message must be an `auth` message
     // within websocket.auth_timeout_ms. `ticket` is the connection's share of the limits.
-    ws_session(beast::tcp_stream&& stream, net::worker& worker, net::services& services, net::admission ticket,
+    ws_session(transport&& stream, net::worker& worker, net::services& services, net::admission ticket,
                std::optional<auth::jwt_result> auth);
 
     // Beast builds its handshake response from `request` at once; it need not outlive the call.

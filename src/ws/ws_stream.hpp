@@ -11,10 +11,15 @@
 #include <cstdint>
 #include <functional>
 #include <string_view>
+#include <variant>
 
 #include "net/beast_fwd.hpp"
 
 namespace zena::ws {
+
+// What a connection runs on: plain TCP, or TLS over TCP (server.tls_cert_file).
+using tls_stream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
+using transport = std::variant<boost::beast::tcp_stream, tls_stream>;
 
 class ws_stream {
 public:
@@ -28,7 +33,7 @@ public:
         bool permessage_deflate = false;              // negotiate RFC 7692 when offered
     };
 
-    ws_stream(boost::beast::tcp_stream&& stream, options opts);
+    ws_stream(transport&& stream, options opts);
     ~ws_stream();
     ws_stream(const ws_stream&) = delete;
     ws_stream& operator=(const ws_stream&) = delete;
@@ -47,7 +52,13 @@ public:
     void terminate();
 
 private:
-    boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
+    template <typename Fn>
+    decltype(auto) visit(Fn&& fn) {
+        return std::visit(std::forward<Fn>(fn), ws_);
+    }
+
+    std::variant<boost::beast::websocket::stream<boost::beast::tcp_stream>, boost::beast::websocket::stream<tls_stream>>
+        ws_;
 };
 
 }  // namespace zena::ws
