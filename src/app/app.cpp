@@ -4,6 +4,7 @@
 
 #include "api/redis_ingest.hpp"
 #include "auth/jwt.hpp"
+#include "net/jwks_fetcher.hpp"
 #include "net/server.hpp"
 #include "observability/metrics.hpp"
 #include "redis/connection.hpp"
@@ -94,6 +95,16 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
         jwt.keys = std::make_shared<const auth::key_set>(std::move(*keys));
     }
     const auth::jwt_verifier verifier{std::move(jwt)};
+    std::unique_ptr<net::jwks_fetcher> jwks;
+    if (!settings.jwks_url.empty()) {
+        jwks = std::make_unique<net::jwks_fetcher>(
+            net::jwks_fetch_settings{settings.jwks_url, settings.jwks_refresh_s, settings.jwks_ca_file, 10000},
+            verifier);
+        if (auto error = jwks->start(); !error.empty()) {
+            spdlog::error("auth.jwks_url {}: {}", settings.jwks_url, error);
+            return 1;
+        }
+    }
     observability::metrics metrics;
     // Client events go upstream from here, each type to the destinations its route names.
     std::string error;

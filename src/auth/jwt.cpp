@@ -104,7 +104,7 @@ std::int64_t unix_now_ms() {
 }
 
 jwt_verifier::jwt_verifier(jwt_settings settings, clock_fn now)
-    : settings_(std::move(settings)), now_(now ? std::move(now) : clock_fn{unix_now}) {}
+    : settings_(std::move(settings)), now_(now ? std::move(now) : clock_fn{unix_now}), keys_(settings_.keys) {}
 
 jwt_result jwt_verifier::verify(std::string_view token) const {
     if (token.empty()) return fail(jwt_error::missing);
@@ -147,8 +147,8 @@ jwt_result jwt_verifier::verify(std::string_view token) const {
                 CRYPTO_memcmp(signature->data(), expected.data(), expected.size()) != 0) {
                 return fail(jwt_error::bad_signature);
             }
-        } else if (settings_.keys && !alg.starts_with("HS") && alg != "none") {
-            const auto* key = settings_.keys->find(kid);
+        } else if (const auto keys = keys_.load(); keys && !alg.starts_with("HS") && alg != "none") {
+            const auto* key = keys->find(kid);
             if (!key) return fail(jwt_error::unknown_key);
             if (alg != to_string(key->alg)) return fail(jwt_error::bad_algorithm);
             if (!key_set::verify(*key, signing_input, *signature)) return fail(jwt_error::bad_signature);

@@ -5,6 +5,7 @@
 // looked at; HMAC is only ever computed with the configured secret, never with a public key.
 // The verifier is immutable after construction and safe to share between threads.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -71,9 +72,14 @@ public:
     jwt_result verify(std::string_view token) const;
     const jwt_settings& settings() const { return settings_; }
 
+    // Replaces the public keys (a JWKS refresh); tokens verified after it use the new set.
+    // Safe while other threads verify.
+    void set_keys(std::shared_ptr<const key_set> keys) const { keys_.store(std::move(keys)); }
+
 private:
     jwt_settings settings_;
     clock_fn now_;
+    mutable std::atomic<std::shared_ptr<const key_set>> keys_;
 };
 
 // Signs a token for `user_id` valid for `ttl` from now (dev tokens, tests, the `token` command).

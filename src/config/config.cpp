@@ -56,6 +56,13 @@ const std::array k_options{
     option{"auth.jwks_file", "ZENA_JWKS_FILE", "jwks-file", &settings::jwks_file, "", 0, 0, false,
            "A JSON Web Key Set whose public keys verify RS256, ES256 and EdDSA tokens, each key pinned to its "
            "algorithm and chosen by the token's kid (docs/security.md). With it, jwt_secret may be left empty."},
+    option{"auth.jwks_url", "ZENA_JWKS_URL", "jwks-url", &settings::jwks_url, "", 0, 0, false,
+           "http(s):// URL of a JSON Web Key Set, fetched at start (the server does not start without it) and "
+           "again every jwks_refresh_s; a failed refresh keeps the keys it has. Replaces jwks_file."},
+    option{"auth.jwks_refresh_s", "ZENA_JWKS_REFRESH_S", "jwks-refresh-s", &settings::jwks_refresh_s, "s", 1, 86400,
+           false, "How often auth.jwks_url is fetched again (key rotation)."},
+    option{"auth.jwks_ca_file", "ZENA_JWKS_CA_FILE", "jwks-ca-file", &settings::jwks_ca_file, "", 0, 0, false,
+           "PEM certificates trusted for an https jwks_url (a private CA); empty: the system's."},
     option{"auth.jwt_algorithm", "ZENA_JWT_ALGORITHM", "jwt-algorithm", &settings::jwt_algorithm, "", 0, 0, false,
            "The one accepted algorithm: HS256, HS384 or HS512. Tokens naming any other, none included, "
            "are refused."},
@@ -395,8 +402,8 @@ load_result load(const std::vector<std::string>& args, const env_lookup& env) {
         result.error = "server.mode must be auto, dev or production, got '" + s.mode + "'";
         return result;
     }
-    result.dev_mode =
-        s.mode == "dev" || (s.mode == "auto" && s.jwt_secret.empty() && s.jwks_file.empty() && s.api_key.empty());
+    result.dev_mode = s.mode == "dev" || (s.mode == "auto" && s.jwt_secret.empty() && s.jwks_file.empty() &&
+                                          s.jwks_url.empty() && s.api_key.empty());
     result.error = validate(s, result.dev_mode);
     return result;
 }
@@ -407,8 +414,8 @@ std::string validate(const settings& s, bool dev_mode) {
     }
     if (s.jwt_user_claim.empty()) return "auth.jwt_user_claim must not be empty";
     if (!dev_mode) {
-        if (s.jwt_secret.empty() && s.jwks_file.empty()) {
-            return "auth.jwt_secret (ZENA_JWT_SECRET) or auth.jwks_file (ZENA_JWKS_FILE) is required outside dev "
+        if (s.jwt_secret.empty() && s.jwks_file.empty() && s.jwks_url.empty()) {
+            return "auth.jwt_secret (ZENA_JWT_SECRET), auth.jwks_file or auth.jwks_url is required outside dev "
                    "mode; set one, or run with --mode dev on a development machine";
         }
         if (s.api_key.empty()) {
@@ -422,6 +429,9 @@ std::string validate(const settings& s, bool dev_mode) {
     }
     if (!s.api_key.empty() && s.api_key.size() < 16) return "auth.api_key must be at least 16 bytes";
     if (s.host.empty()) return "server.host must not be empty";
+    if (!s.jwks_url.empty() && upstream::parse_http_url(s.jwks_url).host.empty()) {
+        return "auth.jwks_url must be http(s)://host[:port]/path, got '" + s.jwks_url + "'";
+    }
     if (s.tls_cert_file.empty() != s.tls_key_file.empty()) {
         return "server.tls_cert_file and server.tls_key_file go together: set both or neither";
     }
@@ -436,7 +446,8 @@ std::string validate(const settings& s, bool dev_mode) {
     }
     std::string routes_error;
     if (!upstream::routes::parse(s.upstream_routes, routes_error)) return "upstream.routes: " + routes_error;
-    if (!s.webhook_url.empty() && upstream::parse_http_url(s.webhook_url).host.empty()) {
+    if (!s.webhook_url.empty() &&
+        (upstream::parse_http_url(s.webhook_url).host.empty() || upstream::parse_http_url(s.webhook_url).tls)) {
         return "webhook.url must be http://host[:port]/path (https is not supported yet), got '" + s.webhook_url + "'";
     }
     static constexpr std::array k_levels{"trace", "debug", "info", "warn", "error", "critical", "off"};

@@ -21,6 +21,9 @@ struct settings {
     // [auth]
     std::string jwt_secret;
     std::string jwks_file;  // public keys for RS256/ES256/EdDSA tokens; empty: none
+    std::string jwks_url;   // or fetched from here, and refreshed
+    std::int64_t jwks_refresh_s = 300;
+    std::string jwks_ca_file;
     std::string jwt_algorithm = "HS256";
     std::int64_t jwt_leeway_s = 30;
     std::string jwt_issuer;

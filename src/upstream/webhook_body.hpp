@@ -19,10 +19,11 @@ struct http_url {
     std::string host;  // empty when the URL was not accepted
     std::string port;
     std::string target;
+    bool tls = false;  // https://
 };
 
-// Parses http://host[:port][/path]. https is not accepted yet (the TLS work comes with the
-// hardening issue); the result's host is empty for anything else.
+// Parses http://host[:port][/path] and https://host[:port][/path]; the result's host is empty
+// for anything else. (The webhook takes http:// only; the JWKS fetch takes both.)
 http_url parse_http_url(std::string_view url);
 
 }  // namespace zena::upstream

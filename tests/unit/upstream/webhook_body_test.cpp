@@ -28,9 +28,17 @@ TEST(HttpUrl, ParsesHostPortAndTarget) {
     EXPECT_EQ(u.target, "/");
 }
 
+TEST(HttpUrl, Https_IsMarkedTlsWithPort443) {
+    const auto u = parse_http_url("https://issuer.example/.well-known/jwks.json");
+    EXPECT_EQ(u.host, "issuer.example");
+    EXPECT_EQ(u.port, "443");
+    EXPECT_TRUE(u.tls);
+    EXPECT_FALSE(parse_http_url("http://h/").tls);
+}
+
 TEST(HttpUrl, RefusesWhatItCannotCall) {
-    for (const auto* bad : {"https://backend/x", "ftp://x", "http://", "http://:80/x", "http://h:port/x",
-                            "http://user@h/x", "backend/x", "http://h:123456/"}) {
+    for (const auto* bad : {"ftp://x", "http://", "http://:80/x", "http://h:port/x", "http://user@h/x", "backend/x",
+                            "http://h:123456/"}) {
         EXPECT_TRUE(parse_http_url(bad).host.empty()) << bad;
     }
 }

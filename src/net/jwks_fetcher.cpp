@@ -1,0 +1,168 @@
+#include "net/jwks_fetcher.hpp"
+
+#include <openssl/ssl.h>
+
+#include <future>
+#include <thread>
+
+#include "net/beast_fwd.hpp"
+#include "observability/log.hpp"
+#include "upstream/webhook_body.hpp"
+
+namespace zena::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+
+struct jwks_fetcher::impl {
+    impl(jwks_fetch_settings s, const auth::jwt_verifier& v)
+        : settings(std::move(s)),
+          verifier(v),
+          url(upstream::parse_http_url(settings.url)),
+          tls(asio::ssl::context::tls_client),
+          work(asio::make_work_guard(io)),
+          timer(io) {
+        boost::system::error_code ec;
+        tls.set_verify_mode(asio::ssl::verify_peer, ec);
+        if (settings.ca_file.empty()) {
+            tls.set_default_verify_paths(ec);
+        } else {
+            tls.load_verify_file(settings.ca_file, ec);
+        }
+        (void)SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
+    }
+
+    // One GET; calls done(error) on the fetcher thread, after installing the keys on success.
+    void fetch(std::function<void(std::string)> done) {
+        auto state = std::make_shared<attempt>(io, tls, url.tls);
+        auto finish = [this, state, done = std::move(done)](std::string error) {
+            if (state->finished) return;
+            state->finished = true;
+            state->deadline.cancel();
+            boost::system::error_code ignored;
+            state->tcp().socket().close(ignored);
+            done(std::move(error));
+        };
+        state->deadline.expires_after(std::chrono::milliseconds(settings.timeout_ms));
+        state->deadline.async_wait([finish](boost::system::error_code ec) {
+            if (!ec) finish("timed out");
+        });
+        state->request = {http::verb::get, url.target, 11};
+        state->request.set(http::field::host, url.host);
+        state->request.set(http::field::user_agent, "zena-realtime");
+        state->request.set(http::field::accept, "application/json");
+        resolver.async_resolve(url.host, url.port, [this, state, finish](boost::system::error_code ec, const auto& r) {
+            if (ec) return finish("resolve: " + ec.message());
+            state->tcp().async_connect(r, [this, state, finish](boost::system::error_code connect_ec, const auto&) {
+                if (connect_ec) return finish("connect: " + connect_ec.message());
+                if (!url.tls) return send(state, finish);
+                auto& stream = *state->tls_stream;
+                if (SSL_set_tlsext_host_name(stream.native_handle(), url.host.c_str()) != 1) {
+                    return finish("cannot set SNI");
+                }
+                stream.set_verify_callback(asio::ssl::host_name_verification(url.host));
+                stream.async_handshake(asio::ssl::stream_base::client,
+                                       [this, state, finish](boost::system::error_code hs) {
+                                           if (hs) return finish("tls: " + hs.message());
+                                           send(state, finish);
+                                       });
+            });
+        });
+    }
+
+    struct attempt {
+        attempt(asio::io_context& io, asio::ssl::context& ctx, bool use_tls) : deadline(io) {
+            if (use_tls) {
+                tls_stream.emplace(beast::tcp_stream(io), ctx);
+            } else {
+                plain.emplace(io);
+            }
+        }
+        beast::tcp_stream& tcp() { return plain ? *plain : tls_stream->next_layer(); }
+        std::optional<beast::tcp_stream> plain;
+        std::optional<beast::ssl_stream<beast::tcp_stream>> tls_stream;
+        asio::steady_timer deadline;
+        http::request<http::empty_body> request;
+        http::response_parser<http::string_body> parser;
+        beast::flat_buffer buffer;
+        bool finished = false;
+    };
+
+    template <typename Finish>
+    void send(const std::shared_ptr<attempt>& state, Finish finish) {
+        state->parser.body_limit(1024 * 1024);  // a JWKS is a few KiB
+        auto on_response = [this, state, finish](boost::system::error_code ec, std::size_t) {
+            if (ec) return finish("read: " + ec.message());
+            const auto& response = state->parser.get();
+            if (response.result_int() != 200) return finish("status " + std::to_string(response.result_int()));
+            std::string error;
+            auto keys = auth::key_set::parse(response.body(), error);
+            if (!keys) return finish("the JWKS does not load: " + error);
+            const auto count = keys->size();
+            verifier.set_keys(std::make_shared<const auth::key_set>(std::move(*keys)));
+            spdlog::info("jwks fetched url={} keys={}", settings.url, count);
+            finish({});
+        };
+        auto on_written = [state, on_response](boost::system::error_code ec, std::size_t) {
+            if (ec) return on_response(ec, 0);
+            if (state->plain) {
+                http::async_read(*state->plain, state->buffer, state->parser, on_response);
+            } else {
+                http::async_read(*state->tls_stream, state->buffer, state->parser, on_response);
+            }
+        };
+        if (state->plain) {
+            http::async_write(*state->plain, state->request, on_written);
+        } else {
+            http::async_write(*state->tls_stream, state->request, on_written);
+        }
+    }
+
+    void schedule() {
+        timer.expires_after(std::chrono::seconds(settings.refresh_s));
+        timer.async_wait([this](boost::system::error_code ec) {
+            if (ec) return;
+            fetch([this](const std::string& error) {
+                if (!error.empty()) {
+                    spdlog::warn("jwks refresh failed, keeping the keys in use url={} error=\"{}\"", settings.url,
+                                 error);
+                }
+                schedule();
+            });
+        });
+    }
+
+    jwks_fetch_settings settings;
+    const auth::jwt_verifier& verifier;
+    upstream::http_url url;
+    asio::io_context io{1};
+    asio::ssl::context tls;
+    asio::executor_work_guard<asio::io_context::executor_type> work;
+    asio::ip::tcp::resolver resolver{io};
+    asio::steady_timer timer;
+    std::thread thread;
+};
+
+jwks_fetcher::jwks_fetcher(jwks_fetch_settings settings, const auth::jwt_verifier& verifier)
+    : impl_(std::make_unique<impl>(std::move(settings), verifier)) {}
+
+jwks_fetcher::~jwks_fetcher() {
+    impl_->io.stop();
+    if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+std::string jwks_fetcher::start() {
+    std::promise<std::string> first;
+    auto result = first.get_future();
+    asio::post(impl_->io, [this, &first] {
+        impl_->fetch([this, &first](std::string error) {
+            first.set_value(std::move(error));
+            impl_->schedule();
+        });
+    });
+    impl_->thread = std::thread([this] { impl_->io.run(); });
+    return result.get();
+}
+
+}  // namespace zena::net

@@ -1,0 +1,40 @@
+#pragma once
+// Keeps the verifier's public keys current from auth.jwks_url: fetched once at start (start()
+// says whether it worked; the server does not start without keys), then again every
+// auth.jwks_refresh_s. A refresh that fails (network, status, a set that does not parse) is
+// logged and the keys in use stay. https is verified against the system's certificates, or
+// auth.jwks_ca_file, with the host name checked.
+//
+// Threading: owns one thread and its io_context; the verifier's set_keys is thread-safe. The
+// socket loops never wait for a fetch.
+
+#include <memory>
+#include <string>
+
+#include "auth/jwt.hpp"
+
+namespace zena::net {
+
+struct jwks_fetch_settings {
+    std::string url;
+    std::int64_t refresh_s = 300;
+    std::string ca_file;
+    std::int64_t timeout_ms = 10000;
+};
+
+class jwks_fetcher {
+public:
+    jwks_fetcher(jwks_fetch_settings settings, const auth::jwt_verifier& verifier);
+    ~jwks_fetcher();
+    jwks_fetcher(const jwks_fetcher&) = delete;
+    jwks_fetcher& operator=(const jwks_fetcher&) = delete;
+
+    // The first fetch, waited for; then the refresh timer starts. Empty on success, else why.
+    std::string start();
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace zena::net
