@@ -1,0 +1,32 @@
+// The benchmark's load generator (bench/loadgen.cpp) at a small scale against the real server,
+// as a correctness check of fan-out under load: every connection gets every message, in order,
+// once (fan-out through /api/broadcast-all), and targeted publishes each reach their one user.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { API_KEY, BINARY, SECRET, startServer } from './harness.mjs';
+
+const LOADGEN = path.join(path.dirname(BINARY), 'zena-loadgen');
+
+async function run(server, args) {
+  const { stdout } = await promisify(execFile)(LOADGEN, ['--port', String(server.port), '--secret', SECRET,
+    '--api-key', API_KEY, '--server-pid', String(server.child.pid), '--timeout-ms', '60000', ...args]);
+  return JSON.parse(stdout);
+}
+
+test('Loadgen.FanoutAndTargeted_NoLossNoDuplicateNoReorder', async () => {
+  const server = await startServer({ env: { ZENA_LOG_LEVEL: 'info', ZENA_MAX_CONNECTIONS_PER_ADDRESS: '100000' } });
+  try {
+    const fanout = await run(server, ['--connections', '300', '--messages', '300', '--publishers', '2', '--inflight', '4']);
+    assert.equal(fanout.welcomed, 300);
+    assert.equal(fanout.delivered, 300 * 300);
+    assert.deepEqual([fanout.lost, fanout.duplicates, fanout.reorders, fanout.gaps, fanout.closed_early], [0, 0, 0, 0, 0]);
+    const targeted = await run(server, ['--mode', 'targeted', '--connections', '300', '--messages', '3000']);
+    assert.equal(targeted.delivered, 3000);
+    assert.deepEqual([targeted.lost, targeted.duplicates, targeted.reorders], [0, 0, 0]);
+  } finally {
+    await server.stop();
+  }
+});
