@@ -83,18 +83,18 @@ std::optional<protocol::catalog> load_catalog(const config::settings& settings, 
 }
 
 int run(const config::settings& settings, const protocol::catalog& catalog, bool dev_mode) {
-    auto jwt = jwt_settings_of(settings);
+    std::shared_ptr<const auth::key_set> keys;
     if (!settings.jwks_file.empty()) {
         std::string jwks_error;
-        auto keys = auth::key_set::load_file(settings.jwks_file, jwks_error);
-        if (!keys) {
+        auto loaded = auth::key_set::load_file(settings.jwks_file, jwks_error);
+        if (!loaded) {
             spdlog::error("auth.jwks_file: {}", jwks_error);
             return 1;
         }
-        spdlog::info("jwks loaded file={} keys={}", settings.jwks_file, keys->size());
-        jwt.keys = std::make_shared<const auth::key_set>(std::move(*keys));
+        spdlog::info("jwks loaded file={} keys={}", settings.jwks_file, loaded->size());
+        keys = std::make_shared<const auth::key_set>(std::move(*loaded));
     }
-    const auth::jwt_verifier verifier{std::move(jwt)};
+    const auth::jwt_verifier verifier{jwt_settings_of(settings), {}, std::move(keys)};
     std::unique_ptr<net::jwks_fetcher> jwks;
     if (!settings.jwks_url.empty()) {
         jwks = std::make_unique<net::jwks_fetcher>(

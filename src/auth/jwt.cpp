@@ -103,8 +103,8 @@ std::int64_t unix_now_ms() {
         .count();
 }
 
-jwt_verifier::jwt_verifier(jwt_settings settings, clock_fn now)
-    : settings_(std::move(settings)), now_(now ? std::move(now) : clock_fn{unix_now}), keys_(settings_.keys) {}
+jwt_verifier::jwt_verifier(jwt_settings settings, clock_fn now, std::shared_ptr<const key_set> keys)
+    : settings_(std::move(settings)), now_(now ? std::move(now) : clock_fn{unix_now}), keys_(std::move(keys)) {}
 
 jwt_result jwt_verifier::verify(std::string_view token) const {
     if (token.empty()) return fail(jwt_error::missing);

@@ -24,12 +24,11 @@ std::optional<jwt_algorithm> parse_jwt_algorithm(std::string_view name);
 
 struct jwt_settings {
     jwt_algorithm algorithm = jwt_algorithm::hs256;
-    std::string secret;                   // empty: HMAC tokens are refused
-    std::shared_ptr<const key_set> keys;  // null: asymmetric tokens are refused
-    std::chrono::seconds leeway{30};      // tolerated clock skew for exp and nbf
-    std::string issuer;                   // checked when not empty
-    std::string audience;                 // checked when not empty
-    std::string user_claim = "sub";       // the claim that names the user
+    std::string secret;               // empty: HMAC tokens are refused
+    std::chrono::seconds leeway{30};  // tolerated clock skew for exp and nbf
+    std::string issuer;               // checked when not empty
+    std::string audience;             // checked when not empty
+    std::string user_claim = "sub";   // the claim that names the user
 };
 
 enum class jwt_error : std::uint8_t {
@@ -67,7 +66,8 @@ class jwt_verifier {
 public:
     using clock_fn = std::function<std::int64_t()>;  // seconds since the epoch
 
-    explicit jwt_verifier(jwt_settings settings, clock_fn now = {});
+    // `keys`: the public keys for asymmetric tokens (null: those are refused); set_keys replaces them.
+    explicit jwt_verifier(jwt_settings settings, clock_fn now = {}, std::shared_ptr<const key_set> keys = {});
 
     jwt_result verify(std::string_view token) const;
     const jwt_settings& settings() const { return settings_; }

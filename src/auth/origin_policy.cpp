@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "util/text.hpp"
+
 namespace zena::auth {
 namespace {
 
@@ -10,12 +12,6 @@ std::string lower(std::string_view s) {
     std::string out{s};
     std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
     return out;
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
 }
 
 bool valid_host_char(char c) {
@@ -53,21 +49,19 @@ std::optional<origin_policy::entry> origin_policy::parse_origin(std::string_view
 
 std::optional<origin_policy> origin_policy::parse(std::string_view allowed, std::string& error) {
     origin_policy out;
-    allowed = trim(allowed);
+    allowed = util::trim(allowed);
     if (allowed.empty() || allowed == "*") return out;
     out.any_ = false;
-    for (;;) {
-        const auto comma = allowed.find(',');
-        const auto item = trim(allowed.substr(0, comma));
+    const bool ok = util::for_each_item(allowed, ',', [&](std::string_view item) {
         auto e = parse_origin(item);
         if (!e) {
             error = "'" + std::string{item} + "' is not an origin (scheme://host[:port], e.g. https://app.example.com)";
-            return std::nullopt;
+            return false;
         }
         out.entries_.push_back(std::move(*e));
-        if (comma == std::string_view::npos) break;
-        allowed.remove_prefix(comma + 1);
-    }
+        return true;
+    });
+    if (!ok) return std::nullopt;
     return out;
 }
 

@@ -2,27 +2,12 @@
 
 #include <algorithm>
 
+#include "util/text.hpp"
+
 namespace zena::upstream {
-namespace {
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
-// Calls fn(item) for each `separator`-separated item.
-template <typename Fn>
-bool each_item(std::string_view list, char separator, Fn fn) {
-    for (;;) {
-        const auto end = list.find(separator);
-        if (!fn(trim(list.substr(0, end)))) return false;
-        if (end == std::string_view::npos) return true;
-        list.remove_prefix(end + 1);
-    }
-}
-
-}  // namespace
+using util::for_each_item;
+using util::trim;
 
 routes routes::to_all(unsigned destinations) {
     routes r;
@@ -34,7 +19,7 @@ std::optional<routes> routes::parse(std::string_view spec, std::string& error) {
     routes out;
     if (trim(spec).empty()) return out;
     bool has_fallback = false;
-    const bool ok = each_item(spec, ',', [&](std::string_view item) {
+    const bool ok = for_each_item(spec, ',', [&](std::string_view item) {
         const auto eq = item.find('=');
         if (eq == std::string_view::npos) {
             error = "'" + std::string{item} + "' is not <event type>=<destinations>";
@@ -46,7 +31,7 @@ std::optional<routes> routes::parse(std::string_view spec, std::string& error) {
             return false;
         }
         unsigned mask = 0;
-        const bool names_ok = each_item(item.substr(eq + 1), '+', [&](std::string_view name) {
+        const bool names_ok = for_each_item(item.substr(eq + 1), '+', [&](std::string_view name) {
             if (name == "webhook") {
                 mask |= k_to_webhook;
             } else if (name == "redis") {

@@ -34,7 +34,7 @@ ws_session::ws_session(transport&& stream, net::worker& worker, net::services& s
                     static_cast<double>(services.settings.client_messages_burst)),
       excess_allowance_(services.settings.client_messages_per_second,
                         services.settings.client_messages_per_second * k_excess_seconds) {
-    if (auth && auth->identity.expires_at) expires_at_ = *auth->identity.expires_at;
+    if (auth) handshake_expiry_ = auth->identity.expires_at;
 }
 
 void ws_session::run(const http::request<http::string_body>& request, std::string_view subprotocol) {
@@ -64,11 +64,11 @@ void ws_session::on_accept(beast::error_code ec) {
         });
         return do_read();
     }
-    admit(auth::jwt_identity{user_id(), expires_at_ ? std::optional{expires_at_} : std::nullopt});
+    admit(handshake_expiry_);
     do_read();
 }
 
-void ws_session::admit(const auth::jwt_identity& identity) {
+void ws_session::admit(std::optional<std::int64_t> expires_at) {
     const auto limit = static_cast<std::size_t>(services_.settings.max_connections_per_user);
     if (services_.registry.connections_of(user_id()) >= limit) {
         observability::metrics::add(services_.metrics.connections_refused_user_limit);
@@ -77,10 +77,7 @@ void ws_session::admit(const auth::jwt_identity& identity) {
     }
     worker_.hub.add(shared_from_this());
     registered_ = true;
-    if (identity.expires_at) {
-        expires_at_ = *identity.expires_at;
-        worker_.hub.set_expiry(id(), expires_at_ + services_.verifier.settings().leeway.count());
-    }
+    if (expires_at) worker_.hub.set_expiry(id(), deadline_of(expires_at));
     observability::metrics::add(services_.metrics.connections_opened);
     spdlog::debug("connection opened conn={} user={} thread={}", id(), user_id(), worker_.index);
 
@@ -109,6 +106,12 @@ void ws_session::on_read(beast::error_code ec, std::size_t) {
     }
     read_buffer_.consume(read_buffer_.size());
     do_read();
+}
+
+std::int64_t ws_session::deadline_of(std::optional<std::int64_t> expires_at) const {
+    // A token without exp has no deadline.
+    if (!expires_at) return std::numeric_limits<std::int64_t>::max();
+    return *expires_at + services_.verifier.settings().leeway.count();
 }
 
 bool ws_session::within_rate() {
@@ -181,7 +184,7 @@ void ws_session::handle_auth(const protocol::client_message& message) {
     auto identity = verify_inband(message);
     if (!identity) return;
     set_user_id(std::move(identity->user_id));
-    admit(*identity);
+    admit(identity->expires_at);
 }
 
 void ws_session::handle_protocol_message(const protocol::client_message& message) {
@@ -202,9 +205,7 @@ void ws_session::handle_protocol_message(const protocol::client_message& message
         }
         observability::metrics::add(services_.metrics.tokens_refreshed);
         // A token without exp lifts the deadline.
-        worker_.hub.set_expiry(id(), identity->expires_at
-                                         ? *identity->expires_at + services_.verifier.settings().leeway.count()
-                                         : std::numeric_limits<std::int64_t>::max());
+        worker_.hub.set_expiry(id(), deadline_of(identity->expires_at));
         return;
     }
     // `auth` once authenticated: nothing to do.

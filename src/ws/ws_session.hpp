@@ -53,7 +53,9 @@ private:
     void handle_text(std::string_view text);
     // The token checked: joins the hub (unless the user has too many connections) and sends
     // the welcome.
-    void admit(const auth::jwt_identity& identity);
+    void admit(std::optional<std::int64_t> expires_at);
+    // When the connection closes for its token's `exp` (seconds; with the configured leeway).
+    std::int64_t deadline_of(std::optional<std::int64_t> expires_at) const;
     // The first message of a connection without a token in its handshake.
     void handle_auth(const protocol::client_message& message);
     void handle_protocol_message(const protocol::client_message& message);
@@ -89,13 +91,13 @@ private:
     std::uint16_t close_code_ = 0;  // the close to send once the queue drains
     std::string close_reason_;
     std::size_t queued_bytes_ = 0;
-    bool registered_ = false;      // in the hub
-    bool writing_ = false;         // an async_write is in flight (for queue_.front())
-    bool closing_ = false;         // close started or connection terminated: no more sends
-    bool awaiting_pong_ = false;   // a ping was sent and no pong has come back yet
-    bool pinging_ = false;         // an async_ping is in flight
-    int close_ticks_ = 0;          // heartbeat ticks seen while closing
-    std::int64_t expires_at_ = 0;  // the token's exp (seconds); 0: none
+    bool registered_ = false;                       // in the hub
+    bool writing_ = false;                          // an async_write is in flight (for queue_.front())
+    bool closing_ = false;                          // close started or connection terminated: no more sends
+    bool awaiting_pong_ = false;                    // a ping was sent and no pong has come back yet
+    bool pinging_ = false;                          // an async_ping is in flight
+    int close_ticks_ = 0;                           // heartbeat ticks seen while closing
+    std::optional<std::int64_t> handshake_expiry_;  // exp of the handshake's token, until admit()
 };
 
 }  // namespace zena::ws
