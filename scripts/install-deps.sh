@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config
-  libboost1.81-dev      # Beast (HTTP, WebSocket) and Asio
+  libboost1.81-dev      # Beast (HTTP) and Asio
+  zlib1g-dev            # permessage-deflate: compress a broadcast once, inflate client messages
   libsimdjson-dev       # validating JSON parser for everything from the network
   libssl-dev            # HMAC for JWT, constant-time compare, CSPRNG
   libspdlog-dev         # logging

@@ -37,9 +37,9 @@ public:
     // Starts the close handshake with `code`; later sends are refused.
     virtual void close(protocol::close_code code, std::string_view reason) = 0;
 
-    // One heartbeat tick: if the previous ping was not answered, or a close started before the
-    // previous tick has not finished, terminates the connection and returns false; otherwise
-    // sends a new ping (unless closing) and returns true.
+    // One heartbeat tick: if the previous ping was not answered, terminates the connection and
+    // returns false; otherwise sends a new ping (unless closing: a close handshake has its own
+    // deadline) and returns true.
     virtual bool heartbeat() = 0;
 
 protected:

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "ws/frame.hpp"
+
 namespace zena::net {
 
 bool valid_websocket_key(std::string_view key) {
@@ -13,6 +15,23 @@ bool valid_websocket_key(std::string_view key) {
     // 22 characters carry 132 bits; the 4 after the 128th must be zero.
     const char last = body.back();
     return alphabet && (last == 'A' || last == 'Q' || last == 'g' || last == 'w');
+}
+
+std::string upgrade_response(std::string_view key, std::string_view subprotocol, std::string_view extensions) {
+    std::string out =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nServer: zena-realtime\r\n"
+        "Sec-WebSocket-Accept: ";
+    out += ws::accept_key(key);
+    if (!subprotocol.empty()) {
+        out += "\r\nSec-WebSocket-Protocol: ";
+        out += subprotocol;
+    }
+    if (!extensions.empty()) {
+        out += "\r\nSec-WebSocket-Extensions: ";
+        out += extensions;
+    }
+    out += "\r\n\r\n";
+    return out;
 }
 
 }  // namespace zena::net

@@ -1,7 +1,9 @@
 #pragma once
-// Checks of a WebSocket opening handshake (RFC 6455 §4.2.1) that Beast leaves to the server:
-// the form of Sec-WebSocket-Key and the version. Asio-free so they are unit-tested and fuzzed.
+// The WebSocket opening handshake (RFC 6455 §4.2) past what Beast's HTTP parser checks: the form
+// of Sec-WebSocket-Key, the version, and the 101 response. Asio-free so they are unit-tested
+// and fuzzed.
 
+#include <string>
 #include <string_view>
 
 namespace zena::net {
@@ -12,5 +14,9 @@ bool valid_websocket_key(std::string_view key);
 
 // The one version this server speaks; a request without it, or with another, gets 426 naming it.
 inline constexpr std::string_view k_websocket_version = "13";
+
+// The whole head of the 101 response to a valid key; `subprotocol` and `extensions`, when not
+// empty, are the Sec-WebSocket-Protocol and Sec-WebSocket-Extensions values to answer with.
+std::string upgrade_response(std::string_view key, std::string_view subprotocol, std::string_view extensions);
 
 }  // namespace zena::net

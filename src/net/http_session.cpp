@@ -4,6 +4,7 @@
 #include "net/handshake.hpp"
 #include "net/url.hpp"
 #include "protocol/json_writer.hpp"
+#include "ws/deflate.hpp"
 #include "ws/echo_session.hpp"
 #include "ws/ws_session.hpp"
 
@@ -170,8 +171,11 @@ void basic_http_session<Stream>::upgrade(http::request<http::string_body>&& requ
     // RFC 6455 §4.2.1-2, where Beast is lenient: the key's form, and the version (426 naming 13).
     const auto version = request[http::field::sec_websocket_version];
     if (std::string_view(version.data(), version.size()) != k_websocket_version) return upgrade_required();
-    const auto ws_key = request[http::field::sec_websocket_key];
-    if (!valid_websocket_key(std::string_view(ws_key.data(), ws_key.size()))) {
+    if (request[http::field::host].empty()) {
+        return respond(http::status::bad_request, R"({"error":"a WebSocket handshake needs a Host header"})");
+    }
+    const auto key_field = request[http::field::sec_websocket_key];
+    if (!valid_websocket_key(std::string_view(key_field.data(), key_field.size()))) {
         return respond(http::status::bad_request, R"({"error":"Sec-WebSocket-Key must be the base64 of 16 bytes"})");
     }
     if (services_.draining.load(std::memory_order_relaxed)) {
@@ -207,10 +211,28 @@ void basic_http_session<Stream>::upgrade(http::request<http::string_body>&& requ
     }
     services_.open_sockets.fetch_add(1, std::memory_order_relaxed);
     net::admission ticket{services_, std::move(key)};
+
+    const auto& settings = services_.settings;
+    ws::endpoint::options options{static_cast<std::size_t>(settings.max_message_bytes),
+                                  static_cast<std::size_t>(settings.send_queue_max_bytes),
+                                  std::chrono::milliseconds(settings.handshake_timeout_ms)};
+    std::string extensions;
+    if (settings.permessage_deflate) {
+        const auto offered = request[http::field::sec_websocket_extensions];
+        if (auto agreement = ws::negotiate_deflate(std::string_view(offered.data(), offered.size()))) {
+            options.deflate = true;
+            options.deflate_outgoing = agreement->compress_outgoing;
+            extensions = std::move(agreement->response);
+        }
+    }
+    // Bytes the client sent after its request (it need not wait for the 101) go to the endpoint.
+    const auto rest = buffer_.cdata();
+    const std::string already_read(static_cast<const char*>(rest.data()), rest.size());
+    const auto ws_key = std::string_view(key_field.data(), key_field.size());
+
     if (echo) {
-        beast::get_lowest_layer(stream_).expires_never();
-        return std::make_shared<ws::echo_session>(ws::transport{std::move(stream_)}, services_, std::move(ticket))
-            ->run(request);
+        return std::make_shared<ws::echo_session>(take_transport(), options, worker_, std::move(ticket))
+            ->start(upgrade_response(ws_key, {}, extensions), already_read);
     }
 
     const auto authorization = request[http::field::authorization];
@@ -222,10 +244,21 @@ void basic_http_session<Stream>::upgrade(http::request<http::string_body>&& requ
     std::optional<auth::jwt_result> result;
     if (!token.empty()) result = services_.verifier.verify(token);
     const bool subprotocol = auth::offers_subprotocol(protocols_view, auth::k_subprotocol);
-    beast::get_lowest_layer(stream_).expires_never();
-    std::make_shared<ws::ws_session>(ws::transport{std::move(stream_)}, worker_, services_, std::move(ticket),
+    std::make_shared<ws::ws_session>(take_transport(), options, worker_, services_, std::move(ticket),
                                      std::move(result))
-        ->run(request, subprotocol ? auth::k_subprotocol : std::string_view{});
+        ->run(upgrade_response(ws_key, subprotocol ? auth::k_subprotocol : std::string_view{}, extensions),
+              already_read);
+}
+
+template <typename Stream>
+ws::transport basic_http_session<Stream>::take_transport() {
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+        // The bare socket: a tcp_stream's timers are not needed past the upgrade.
+        return ws::transport{stream_.release_socket()};
+    } else {
+        beast::get_lowest_layer(stream_).expires_never();
+        return ws::transport{std::make_unique<ws::tls_stream>(std::move(stream_))};
+    }
 }
 
 template <typename Stream>

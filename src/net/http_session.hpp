@@ -36,6 +36,8 @@ private:
     // The admission checks (origin, capacity, address), then the WebSocket: a ws_session, or an
     // echo_session for /echo (websocket.test_echo).
     void upgrade(http::request<http::string_body>&& request, bool echo);
+    // The connection's stream, handed to the WebSocket endpoint after the upgrade.
+    ws::transport take_transport();
     // 426 for a plain request on a WebSocket path.
     void upgrade_required();
     void respond(http::status status, std::string body, std::string_view content_type = "application/json");

@@ -5,6 +5,21 @@
 
 namespace zena::net {
 
+void worker::run() {
+    // Handlers run per turn before the queued frames are written: enough to take in a burst of
+    // pipelined publishes, few enough that a busy loop still writes often.
+    constexpr std::size_t k_handlers_per_turn = 512;
+    for (;;) {
+        // One turn: every handler that is ready now (Asio polls the sockets as part of it), then
+        // every connection's frames from all of them, one write each.
+        std::size_t ran = 0;
+        while (ran < k_handlers_per_turn && io.poll_one() > 0) ++ran;
+        flush.run();
+        if (io.stopped()) return;
+        if (ran < k_handlers_per_turn && io.run_one() == 0) return;  // nothing ready: wait for the next event
+    }
+}
+
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
@@ -115,9 +130,9 @@ void server::run() {
                  tls_ != nullptr);
 
     for (std::size_t i = 1; i < workers_.size(); ++i) {
-        threads_.emplace_back([w = workers_[i].get()] { w->io.run(); });
+        threads_.emplace_back([w = workers_[i].get()] { w->run(); });
     }
-    workers_[0]->io.run();
+    workers_[0]->run();
     guards.clear();
     for (auto& t : threads_) t.join();
     threads_.clear();

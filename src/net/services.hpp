@@ -24,6 +24,7 @@
 #include "observability/metrics.hpp"
 #include "protocol/catalog.hpp"
 #include "protocol/client_message.hpp"
+#include "ws/endpoint.hpp"
 
 namespace zena::net {
 
@@ -79,12 +80,17 @@ struct worker {
     worker(std::size_t index, hub::hub& hub, double invalid_log_per_second)
         : index(index), hub(hub), invalid_message_log(invalid_log_per_second), heartbeat_timer(io), expiry_timer(io) {}
 
+    // Runs the event loop until stopped: each turn runs the handlers that are ready, then
+    // flushes the connections they queued frames on (the cork).
+    void run();
+
     boost::asio::io_context io{1};
     std::size_t index;
     hub::hub& hub;
     observability::log_limiter invalid_message_log;
     boost::asio::steady_timer heartbeat_timer;
     boost::asio::steady_timer expiry_timer;  // token expiry: hub.expire() every second
+    ws::flush_queue flush;                   // connections with frames to write this turn
 };
 
 }  // namespace zena::net

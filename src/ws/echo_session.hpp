@@ -4,28 +4,26 @@
 // frame layer, limits and close handling as real connections, so outside conformance tools
 // (and tests/conformance) can drive every RFC 6455 / 7692 case without a user or the hub.
 //
-// Threading: like ws_session, lives on its worker's thread. One message is echoed before the
-// next is read, so its memory is bounded by websocket.max_message_bytes.
+// Threading: like ws_session, lives on its worker's thread. Echoes wait in the endpoint's send
+// queue, bounded by websocket.send_queue_max_bytes; a client that sends without reading is
+// closed with 4000 like any slow consumer.
 
 #include <memory>
 #include <string_view>
 
 #include "net/services.hpp"
-#include "ws/ws_stream.hpp"
+#include "ws/endpoint.hpp"
 
 namespace zena::ws {
 
-class echo_session : public std::enable_shared_from_this<echo_session> {
+class echo_session final : public endpoint {
 public:
-    echo_session(transport&& stream, net::services& services, net::admission ticket);
-    void run(const boost::beast::http::request<boost::beast::http::string_body>& request);
+    echo_session(transport&& stream, endpoint::options opts, net::worker& worker, net::admission ticket);
 
 private:
-    void do_read();
-    void on_read(boost::system::error_code ec);
+    void on_message(std::string_view data, bool text) override;
+    void on_end() override {}
 
-    ws_stream ws_;
-    boost::beast::flat_buffer buffer_;
     net::admission ticket_;
 };
 

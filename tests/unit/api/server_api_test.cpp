@@ -61,7 +61,7 @@ TEST_F(ServerApiTest, Broadcast_DeliversEnvelopeToTheUser) {
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(r.body, R"({"delivered":2})");
     ASSERT_EQ(alice->frames.size(), 1U);
-    EXPECT_EQ(*alice->frames[0], R"({"type":"thread.new","payload":{"threadId":"t"}})");
+    EXPECT_EQ(alice->frames[0]->payload(), R"({"type":"thread.new","payload":{"threadId":"t"}})");
     EXPECT_TRUE(bob->frames.empty());
     EXPECT_EQ(metrics.messages_delivered.load(), 2U);
 }
@@ -136,9 +136,9 @@ TEST_F(ServerApiTest, Batch_AnswersPerItemAndDeliversTheValidOnesInOrder) {
                       R"("field":"payload.riskLevel","event":"deal.risk"},{"delivered":3},)"
                       R"({"status":400,"error":"each item must be a JSON object"},{"delivered":3}]})");
     ASSERT_EQ(alice->frames.size(), 3U);
-    EXPECT_EQ(*alice->frames[0], R"({"type":"thread.new","payload":{"threadId":"1"}})");
-    EXPECT_EQ(*alice->frames[1], R"({"type":"t","payload":{}})");
-    EXPECT_EQ(*alice->frames[2], R"({"type":"thread.new","payload":{"threadId":"2"}})");
+    EXPECT_EQ(alice->frames[0]->payload(), R"({"type":"thread.new","payload":{"threadId":"1"}})");
+    EXPECT_EQ(alice->frames[1]->payload(), R"({"type":"t","payload":{}})");
+    EXPECT_EQ(alice->frames[2]->payload(), R"({"type":"thread.new","payload":{"threadId":"2"}})");
     EXPECT_EQ(bob->frames.size(), 2U);
 }
 

@@ -100,7 +100,7 @@ TEST(HubSet, OnEveryHub_RunsOncePerThreadAndSums) {
     for (const auto& c : conns) {
         ASSERT_EQ(c->frames.size(), 101U);
         for (int k = 0; k < 100; ++k)
-            EXPECT_EQ(*c->frames[k + 1], R"({"type":"seq","payload":)" + std::to_string(k) + "}");
+            EXPECT_EQ(c->frames[k + 1]->payload(), R"({"type":"seq","payload":)" + std::to_string(k) + "}");
     }
     // Tear down on the owning threads.
     std::atomic<int> removed{0};

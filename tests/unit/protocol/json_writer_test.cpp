@@ -29,7 +29,8 @@ TEST(JsonWriter, Object_BuildsValidJson) {
 }
 
 TEST(Envelope, Frame_IsTheSeedShape) {
-    EXPECT_EQ(*make_event_frame("deal.risk", R"({"dealId":"d"})"), R"({"type":"deal.risk","payload":{"dealId":"d"}})");
+    EXPECT_EQ(make_event_frame("deal.risk", R"({"dealId":"d"})")->payload(),
+              R"({"type":"deal.risk","payload":{"dealId":"d"}})");
 }
 
 }  // namespace

@@ -1,0 +1,341 @@
+#include "ws/endpoint.hpp"
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <array>
+#include <cerrno>
+
+namespace zena::ws {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// Frames gathered into one sendmsg (Asio's own limit for a buffer sequence is 64).
+constexpr std::size_t k_max_iov = 64;
+// Bytes read per system call; reads per readiness before yielding to other connections.
+constexpr std::size_t k_read_bytes = 64 * 1024;
+constexpr int k_reads_per_wakeup = 4;
+constexpr std::size_t k_tls_read_bytes = 16 * 1024;
+// A drained queue keeps its storage up to this many entries; a burst's larger one is released.
+constexpr std::size_t k_kept_queue_capacity = 16;
+// The key that makes a waiting pong replace an older one (RFC 6455 §5.5.3 allows answering only
+// the latest ping); event keys are hashes and never take it.
+constexpr std::uint64_t k_pong_key = 0;
+
+char* thread_read_buffer() {
+    thread_local std::array<char, k_read_bytes> buffer;
+    return buffer.data();
+}
+
+const protocol::shared_frame& ping_frame() {
+    static const auto frame = protocol::frame::make(opcode::ping, {});
+    return frame;
+}
+
+}  // namespace
+
+void flush_queue::run() {
+    running_.swap(pending_);
+    for (auto& connection : running_) connection->flush();
+    running_.clear();
+}
+
+endpoint::endpoint(transport&& stream, flush_queue& flusher, options opts)
+    : stream_(std::move(stream)), flusher_(flusher), options_(opts), reader_(opts.max_message_bytes, opts.deflate) {}
+
+endpoint::~endpoint() = default;
+
+asio::ip::tcp::socket& endpoint::socket() {
+    if (auto* s = std::get_if<asio::ip::tcp::socket>(&stream_)) return *s;
+    return std::get<std::unique_ptr<tls_stream>>(stream_)->next_layer().socket();
+}
+
+void endpoint::start(std::string response, std::string_view already_read) {
+    raw_out_ = std::move(response);
+    if (!plain()) tls_in_.resize(k_tls_read_bytes);
+    schedule_flush();
+    if (!already_read.empty() && !consume(already_read)) return;
+    do_read();
+}
+
+// ---- the send queue
+
+std::size_t endpoint::waiting_from() const {
+    if (!plain()) return head_ + tls_frames_;
+    return head_ + (offset_ > 0 && raw_out_.empty() ? 1 : 0);
+}
+
+endpoint::queued endpoint::enqueue(const protocol::outbound& message) {
+    using protocol::delivery_class;
+    if (close_queued_ || ended_) return queued::refused;
+    const auto from = waiting_from();
+    if (message.delivery == delivery_class::latest) {
+        for (auto i = from; i < queue_.size(); ++i) {
+            auto& e = queue_[i];
+            if (e.delivery == delivery_class::latest && e.latest_key == message.latest_key) {
+                queued_bytes_ = queued_bytes_ - bytes_of(e).size();
+                e.frame = message.frame;  // only the newest is worth sending
+                queued_bytes_ += bytes_of(e).size();
+                return queued::replaced;
+            }
+        }
+    } else if (message.delivery == delivery_class::ephemeral && queue_.size() > from) {
+        return queued::dropped;  // behind: not worth queueing
+    }
+    const auto size = options_.deflate_outgoing ? message.frame->deflated_wire().size() : message.frame->wire().size();
+    if (queued_bytes_ + size > options_.send_queue_max_bytes) return queued::full;
+    push(message.frame, message.delivery, message.latest_key);
+    return queued::yes;
+}
+
+void endpoint::push(protocol::shared_frame frame, protocol::delivery_class delivery, std::uint64_t key) {
+    queue_.push_back({std::move(frame), key, delivery});
+    queued_bytes_ += bytes_of(queue_.back()).size();
+    schedule_flush();
+}
+
+void endpoint::drop_waiting() {
+    const auto from = waiting_from();
+    for (auto i = from; i < queue_.size(); ++i) queued_bytes_ -= bytes_of(queue_[i]).size();
+    queue_.resize(from);
+}
+
+void endpoint::ping() {
+    if (close_queued_ || ended_) return;
+    push(ping_frame(), protocol::delivery_class::ordered, 0);
+}
+
+void endpoint::close(std::uint16_t code, std::string_view reason, protocol::shared_frame last) {
+    if (close_queued_ || ended_) return;
+    drop_waiting();
+    if (last) push(std::move(last), protocol::delivery_class::ordered, 0);
+    queue_close(close_payload(code, reason), false);
+}
+
+void endpoint::queue_close(std::string_view payload, bool then_end) {
+    close_queued_ = true;
+    end_after_close_ = then_end;
+    push(protocol::frame::make(opcode::close, payload), protocol::delivery_class::ordered, 0);
+    close_timer_ = std::make_unique<asio::steady_timer>(socket().get_executor());
+    close_timer_->expires_after(options_.close_timeout);
+    close_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+        if (!ec) self->terminate();
+    });
+}
+
+// ---- writing
+
+void endpoint::schedule_flush() {
+    if (flush_scheduled_ || writing_ || ended_) return;
+    flush_scheduled_ = true;
+    flusher_.add(shared_from_this());
+}
+
+void endpoint::flush() {
+    flush_scheduled_ = false;
+    if (writing_ || ended_) return;
+    if (plain()) return write_plain();
+    write_tls();
+}
+
+void endpoint::write_plain() {
+    const int fd = socket().native_handle();
+    while (!raw_out_.empty() || head_ < queue_.size()) {
+        std::array<iovec, k_max_iov> iov{};
+        std::size_t count = 0;
+        std::size_t skip = offset_;
+        if (!raw_out_.empty()) {
+            iov[count++] = {raw_out_.data() + skip, raw_out_.size() - skip};
+            skip = 0;
+        }
+        for (auto i = head_; i < queue_.size() && count < k_max_iov; ++i) {
+            const auto bytes = bytes_of(queue_[i]).substr(i == head_ ? skip : 0);
+            iov[count++] = {const_cast<char*>(bytes.data()), bytes.size()};
+        }
+        msghdr msg{};
+        msg.msg_iov = iov.data();
+        msg.msg_iovlen = count;
+        const auto n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                // The kernel's buffer is full: wait until the client reads.
+                writing_ = true;
+                socket().async_wait(asio::socket_base::wait_write,
+                                    [self = shared_from_this()](boost::system::error_code ec) {
+                                        self->writing_ = false;
+                                        if (ec || self->ended_) return;
+                                        self->write_plain();
+                                    });
+                return;
+            }
+            return terminate();  // reset or gone
+        }
+        advance(static_cast<std::size_t>(n));
+        if (ended_) return;
+    }
+    on_drained();
+}
+
+void endpoint::write_tls() {
+    if (raw_out_.empty() && head_ == queue_.size()) return on_drained();
+    tls_out_ = std::move(raw_out_);
+    raw_out_.clear();
+    tls_frames_ = queue_.size() - head_;
+    for (auto i = head_; i < queue_.size(); ++i) tls_out_ += bytes_of(queue_[i]);
+    writing_ = true;
+    auto& tls = *std::get<std::unique_ptr<tls_stream>>(stream_);
+    asio::async_write(tls, asio::buffer(tls_out_),
+                      [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                          self->writing_ = false;
+                          if (self->ended_) return;
+                          if (ec) return self->terminate();
+                          const auto frames = self->tls_frames_;
+                          self->tls_frames_ = 0;
+                          self->tls_out_.clear();
+                          for (std::size_t i = 0; i < frames && !self->ended_; ++i) {
+                              self->advance(self->bytes_of(self->queue_[self->head_]).size());
+                          }
+                          if (!self->ended_) self->write_tls();
+                      });
+}
+
+void endpoint::advance(std::size_t n) {
+    if (!raw_out_.empty()) {
+        const auto rest = raw_out_.size() - offset_;
+        if (n < rest) {
+            offset_ += n;
+            return;
+        }
+        n -= rest;
+        offset_ = 0;
+        std::string{}.swap(raw_out_);
+    }
+    while (head_ < queue_.size()) {
+        auto& e = queue_[head_];
+        const auto size = bytes_of(e).size();
+        const auto rest = size - offset_;
+        if (n < rest) {
+            offset_ += n;
+            return;
+        }
+        n -= rest;
+        offset_ = 0;
+        queued_bytes_ -= size;
+        const bool was_close = e.frame->op() == opcode::close;
+        e.frame.reset();
+        ++head_;
+        if (was_close) {
+            close_written_ = true;
+            // The handshake is done when the client's close came first; a failed connection
+            // waits for nothing.
+            if (close_received_ || end_after_close_) return terminate();
+        }
+    }
+}
+
+void endpoint::on_drained() {
+    queue_.clear();
+    head_ = 0;
+    offset_ = 0;
+    if (queue_.capacity() > k_kept_queue_capacity) std::vector<entry>{}.swap(queue_);
+}
+
+// ---- reading
+
+void endpoint::do_read() {
+    if (ended_) return;
+    if (plain()) {
+        socket().async_wait(asio::socket_base::wait_read,
+                            [self = shared_from_this()](boost::system::error_code ec) { self->on_readable(ec); });
+        return;
+    }
+    auto& tls = *std::get<std::unique_ptr<tls_stream>>(stream_);
+    tls.async_read_some(asio::buffer(tls_in_),
+                        [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                            if (self->ended_) return;
+                            if (ec) return self->terminate();
+                            if (self->consume(std::string_view(self->tls_in_.data(), n))) self->do_read();
+                        });
+}
+
+void endpoint::on_readable(boost::system::error_code ec) {
+    if (ended_) return;
+    if (ec) return terminate();
+    const int fd = socket().native_handle();
+    char* buffer = thread_read_buffer();
+    for (int i = 0; i < k_reads_per_wakeup; ++i) {
+        const auto n = ::recv(fd, buffer, k_read_bytes, MSG_DONTWAIT);
+        if (n > 0) {
+            if (!consume(std::string_view(buffer, static_cast<std::size_t>(n)))) return;
+            if (static_cast<std::size_t>(n) < k_read_bytes) break;
+            continue;
+        }
+        if (n == 0) return terminate();  // the client closed the TCP connection
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        return terminate();
+    }
+    do_read();
+}
+
+bool endpoint::consume(std::string_view data) {
+    const auto status = reader_.feed(data, *this);
+    if (ended_) return false;
+    switch (status) {
+        case frame_reader::status::more: return true;
+        case frame_reader::status::closed: return false;  // on_close answered it
+        case frame_reader::status::failed: break;
+    }
+    // _Fail the WebSocket Connection_ (RFC 6455 §7.1.7): the close code, then the TCP goes.
+    if (!close_queued_) {
+        drop_waiting();
+        queue_close(close_payload(reader_.failure_code(), reader_.failure_reason()), true);
+    } else {
+        end_after_close_ = true;
+        if (close_written_) terminate();
+    }
+    return false;
+}
+
+void endpoint::on_ping(std::string_view payload) {
+    if (close_queued_ || !allow_ping()) return;
+    const protocol::outbound pong{protocol::frame::make(opcode::pong, payload), protocol::delivery_class::latest,
+                                  k_pong_key};
+    if (enqueue(pong) == queued::full) {
+        // A client that pings without reading: the same end as any slow consumer.
+        close(4000, "send queue full");
+    }
+}
+
+void endpoint::on_pong() { on_pong_received(); }
+
+void endpoint::on_close(std::optional<std::uint16_t> code, std::string_view) {
+    close_received_ = true;
+    if (close_written_) return terminate();  // it answers ours: the handshake is complete
+    if (close_queued_) return;               // ours is on its way; the TCP goes once it is written
+    // Echo the code (RFC 6455 §5.5.1), after what is already on the wire.
+    drop_waiting();
+    queue_close(code ? close_payload(*code, {}) : std::string{}, true);
+}
+
+void endpoint::terminate() {
+    if (ended_) return;
+    ended_ = true;
+    boost::system::error_code ignored;
+    auto& s = socket();
+    s.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    s.close(ignored);
+    if (close_timer_) close_timer_->cancel();
+    queue_.clear();
+    head_ = 0;
+    queued_bytes_ = 0;
+    // Reported from a handler of its own: the caller may be iterating the hub.
+    asio::post(s.get_executor(), [self = shared_from_this()] { self->end(); });
+}
+
+void endpoint::end() { on_end(); }
+
+}  // namespace zena::ws

@@ -1,0 +1,167 @@
+#pragma once
+// One WebSocket connection's transport after the upgrade: our own frame layer straight over the
+// socket (Beast reads the HTTP request; it does not carry the frames). It reads client frames
+// through frame_reader, answers pings and closes, and owns the bounded send queue.
+//
+// Writing, the hot path: a queued message is a protocol::shared_frame, the bytes built once for
+// every connection. Nothing is written when a message is queued. The connection joins its
+// thread's flush_queue, and at the end of the event-loop turn every connection that has frames
+// writes all of them with one sendmsg (a gather of the shared buffers, no copy). Only when the
+// kernel's buffer is full does a connection wait for the socket to drain. Over TLS the frames of
+// one flush are copied into one buffer and written with one TLS write.
+//
+// Reading: an idle plain connection holds no read buffer. It waits for readability, then reads
+// into a per-thread buffer; only an incomplete frame is kept.
+//
+// When behind: a latest-class frame replaces a waiting one with the same key, an ephemeral one
+// is dropped while frames wait, and an ordered one that would take the queued bytes past
+// options.send_queue_max_bytes is refused with queued::full (the owner then says it fell behind
+// and closes). A publisher never waits.
+//
+// Threading: lives on its worker's thread; every method runs there. Owned by its pending
+// asynchronous operations, its place in the flush queue and whoever holds it (the hub). The
+// end of the connection (on_end) is always reported from a handler of its own, never from
+// inside a call made to it.
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "net/beast_fwd.hpp"
+#include "protocol/outbound.hpp"
+#include "ws/frame_reader.hpp"
+
+namespace zena::ws {
+
+// What a connection runs on once upgraded: a plain socket, or TLS (server.tls_cert_file).
+using tls_stream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
+using transport = std::variant<boost::asio::ip::tcp::socket, std::unique_ptr<tls_stream>>;
+
+class endpoint;
+
+// The connections of one thread with frames to write. The thread's loop (net::worker::run)
+// calls run() at the end of each turn, once the handlers that were ready have all run: every
+// frame queued during the turn, from every publish, goes out in one write per connection.
+class flush_queue {
+public:
+    void add(std::shared_ptr<endpoint> connection) { pending_.push_back(std::move(connection)); }
+    void run();
+
+private:
+    std::vector<std::shared_ptr<endpoint>> pending_;
+    std::vector<std::shared_ptr<endpoint>> running_;
+};
+
+class endpoint : public std::enable_shared_from_this<endpoint>, private frame_reader::handler {
+public:
+    struct options {
+        std::size_t max_message_bytes;            // larger client messages close with 1009
+        std::size_t send_queue_max_bytes;         // queued wire bytes before queued::full
+        std::chrono::milliseconds close_timeout;  // a close handshake not finished by then drops the TCP
+        bool deflate = false;                     // permessage-deflate was negotiated
+        bool deflate_outgoing = false;            // and this connection gets compressed frames
+    };
+
+    enum class queued {
+        yes,       // queued
+        replaced,  // replaced a waiting frame with the same latest key
+        dropped,   // ephemeral, and frames were waiting
+        full,      // over the send budget: not queued
+        refused,   // closing or closed: not queued
+    };
+
+    endpoint(transport&& stream, flush_queue& flusher, options opts);
+    virtual ~endpoint();
+    endpoint(const endpoint&) = delete;
+    endpoint& operator=(const endpoint&) = delete;
+
+    // Sends `response` (the 101 head) and starts reading. `already_read`: bytes the client sent
+    // after its request, read with it; they are handled first.
+    void start(std::string response, std::string_view already_read);
+
+    queued enqueue(const protocol::outbound& message);
+    // Drops the frames still waiting, queues `last` (if any) and a close frame; later messages are
+    // refused. The TCP connection ends when the client answers, or after options.close_timeout.
+    void close(std::uint16_t code, std::string_view reason, protocol::shared_frame last = nullptr);
+    void ping();
+    // Drops the TCP connection now.
+    void terminate();
+    bool closing() const { return close_queued_ || ended_; }
+
+protected:
+    // A whole client message (frame_reader::handler): text is valid UTF-8.
+    void on_message(std::string_view data, bool text) override = 0;
+    virtual void on_pong_received() {}
+    // Whether to answer a client's ping (the owner's rate limit may say no).
+    virtual bool allow_ping() { return true; }
+    // The connection is over; called once.
+    virtual void on_end() = 0;
+
+private:
+    friend class flush_queue;  // calls flush()
+    struct entry {
+        protocol::shared_frame frame;
+        std::uint64_t latest_key;
+        protocol::delivery_class delivery;
+    };
+
+    // frame_reader::handler
+    void on_ping(std::string_view payload) override;
+    void on_pong() override;
+    void on_close(std::optional<std::uint16_t> code, std::string_view reason) override;
+
+    bool plain() const { return std::holds_alternative<boost::asio::ip::tcp::socket>(stream_); }
+    boost::asio::ip::tcp::socket& socket();
+    std::string_view bytes_of(const entry& e) const {
+        return options_.deflate_outgoing ? e.frame->deflated_wire() : e.frame->wire();
+    }
+    // Index of the first frame not yet handed to the socket: the ones before it are being written.
+    std::size_t waiting_from() const;
+    // Forgets the frames not yet handed to the socket.
+    void drop_waiting();
+    void push(protocol::shared_frame frame, protocol::delivery_class delivery, std::uint64_t key);
+    void queue_close(std::string_view payload, bool then_end);
+    void schedule_flush();
+    void flush();
+    void write_plain();
+    void write_tls();
+    // `n` bytes of the queue (the raw head first) reached the socket.
+    void advance(std::size_t n);
+    void on_drained();
+    void do_read();
+    void on_readable(boost::system::error_code ec);
+    // Hands bytes to the reader; false when reading is over.
+    bool consume(std::string_view data);
+    void end();
+
+    transport stream_;
+    flush_queue& flusher_;
+    options options_;
+    frame_reader reader_;
+    std::string raw_out_;       // bytes before any frame: the 101 response
+    std::vector<entry> queue_;  // [head_, end) not yet written
+    std::size_t head_ = 0;
+    std::size_t offset_ = 0;        // bytes of queue_[head_] (or raw_out_) already written
+    std::size_t queued_bytes_ = 0;  // wire bytes in queue_ from head_
+    std::size_t tls_frames_ = 0;    // frames in the TLS write in flight
+    std::string tls_out_;           // TLS only: the bytes of the write in flight
+    std::vector<char> tls_in_;      // TLS only: the read buffer
+    std::unique_ptr<boost::asio::steady_timer> close_timer_;
+    bool flush_scheduled_ = false;
+    bool writing_ = false;  // waiting for the socket (plain) or a TLS write in flight
+    bool close_queued_ = false;
+    bool close_written_ = false;
+    bool close_received_ = false;
+    bool end_after_close_ = false;  // a failed connection: no close handshake to wait for
+    bool ended_ = false;
+};
+
+}  // namespace zena::ws

@@ -1,0 +1,67 @@
+#pragma once
+// RFC 6455 framing, the parts that need no socket: server frame headers, close payloads, UTF-8
+// validation and the handshake's accept key. The reader of client frames is frame_reader.
+//
+// Threading: free functions and value types; no shared state.
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace zena::ws {
+
+enum class opcode : std::uint8_t {
+    continuation = 0x0,
+    text = 0x1,
+    binary = 0x2,
+    close = 0x8,
+    ping = 0x9,
+    pong = 0xA,
+};
+
+// The largest header a server frame has (2 + 8 bytes; server frames are never masked).
+inline constexpr std::size_t k_max_header_bytes = 10;
+// Control frames carry at most 125 bytes (RFC 6455 §5.5).
+inline constexpr std::size_t k_max_control_payload = 125;
+
+// Writes the header of one final (FIN) unmasked frame of `payload_size` bytes to `out`, which has
+// room for k_max_header_bytes; `compressed` sets RSV1 (permessage-deflate). Returns its length.
+std::size_t write_header(char* out, opcode op, std::size_t payload_size, bool compressed = false);
+
+// A whole unmasked frame: header and payload.
+std::string make_frame(opcode op, std::string_view payload, bool compressed = false);
+
+// The payload of a close frame: the code in network order and the reason, cut at a character
+// boundary so that the frame stays within the control limit.
+std::string close_payload(std::uint16_t code, std::string_view reason);
+
+// Whether a close code may appear in a close frame on the wire (RFC 6455 §7.4.1, §7.4.2 and the
+// IANA registry): 1000-1003, 1007-1014 and 3000-4999.
+bool valid_close_code(std::uint16_t code);
+
+// Validates UTF-8 incrementally: text arrives in fragments and a code point may be split
+// between two of them. Rejects overlong forms, surrogates and values above U+10FFFF as soon as
+// the offending byte is seen.
+class utf8_validator {
+public:
+    // False once the bytes so far cannot start valid UTF-8 (and from then on).
+    bool feed(std::string_view bytes);
+    // Whether the bytes so far end on a character boundary.
+    bool complete() const { return need_ == 0 && valid_; }
+    void reset() { *this = utf8_validator{}; }
+
+private:
+    bool valid_ = true;
+    std::uint8_t need_ = 0;    // continuation bytes still expected
+    std::uint8_t low_ = 0x80;  // bounds of the next continuation byte (narrowed after a lead byte)
+    std::uint8_t high_ = 0xBF;
+};
+
+bool valid_utf8(std::string_view bytes);
+
+// Sec-WebSocket-Accept for a Sec-WebSocket-Key: base64(SHA-1(key + the RFC's GUID)).
+std::string accept_key(std::string_view key);
+
+}  // namespace zena::ws

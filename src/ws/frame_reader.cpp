@@ -1,0 +1,196 @@
+#include "ws/frame_reader.hpp"
+
+#include "ws/deflate.hpp"
+
+namespace zena::ws {
+
+namespace {
+
+constexpr std::uint16_t k_protocol_error = 1002;
+constexpr std::uint16_t k_invalid_payload = 1007;
+constexpr std::uint16_t k_too_big = 1009;
+
+// XORs `n` bytes of `in` with the 4-byte mask into `out`.
+void unmask(const char* in, std::size_t n, const unsigned char* mask, char* out) {
+    for (std::size_t i = 0; i < n; ++i) {
+        out[i] = static_cast<char>(static_cast<unsigned char>(in[i]) ^ mask[i & 3U]);
+    }
+}
+
+std::string& thread_buffer() {
+    thread_local std::string buffer;
+    return buffer;
+}
+
+std::string& thread_inflated() {
+    thread_local std::string buffer;
+    return buffer;
+}
+
+}  // namespace
+
+void frame_reader::fail(std::uint16_t code, const char* reason) {
+    state_ = status::failed;
+    failure_code_ = code;
+    failure_reason_ = reason;
+    partial_.clear();
+    message_.clear();
+}
+
+std::size_t frame_reader::consume(std::string_view in, handler& h) {
+    std::size_t used = 0;
+    while (used < in.size()) {
+        const auto n = read_frame(in.substr(used), h);
+        if (n == 0 || state_ != status::more) break;
+        used += n;
+    }
+    return used;
+}
+
+frame_reader::status frame_reader::feed(std::string_view data, handler& h) {
+    if (state_ != status::more) return state_;
+    if (partial_.empty()) {
+        const auto used = consume(data, h);
+        if (state_ == status::more) partial_.assign(data.substr(used));
+        return state_;
+    }
+    partial_.append(data);
+    const auto used = consume(partial_, h);
+    if (state_ == status::more) {
+        partial_.erase(0, used);
+        if (partial_.empty()) std::string{}.swap(partial_);  // an idle reader holds nothing
+    }
+    return state_;
+}
+
+std::size_t frame_reader::read_frame(std::string_view in, handler& h) {
+    if (in.size() < 2) return 0;
+    const auto b0 = static_cast<unsigned char>(in[0]);
+    const auto b1 = static_cast<unsigned char>(in[1]);
+    const bool fin = (b0 & 0x80U) != 0;
+    const bool rsv1 = (b0 & 0x40U) != 0;
+    const auto op = static_cast<opcode>(b0 & 0x0FU);
+    const bool control = (b0 & 0x08U) != 0;
+
+    if ((b0 & 0x30U) != 0) return fail(k_protocol_error, "reserved bits set"), 0;
+    switch (op) {
+        case opcode::continuation:
+        case opcode::text:
+        case opcode::binary:
+        case opcode::close:
+        case opcode::ping:
+        case opcode::pong: break;
+        default: return fail(k_protocol_error, "reserved opcode"), 0;
+    }
+    if ((b1 & 0x80U) == 0) return fail(k_protocol_error, "client frames must be masked"), 0;
+    if (rsv1 && (!deflate_ || control || op == opcode::continuation)) {
+        return fail(k_protocol_error, "RSV1 set where no extension allows it"), 0;
+    }
+    std::uint64_t length = b1 & 0x7FU;
+    std::size_t header = 2;
+    if (control && (!fin || length > k_max_control_payload)) {
+        return fail(k_protocol_error, "control frames are whole and at most 125 bytes"), 0;
+    }
+    if (length == 126) {
+        if (in.size() < 4) return 0;
+        length =
+            (static_cast<std::uint64_t>(static_cast<unsigned char>(in[2])) << 8) | static_cast<unsigned char>(in[3]);
+        if (length < 126) return fail(k_protocol_error, "frame length not in its shortest form"), 0;
+        header = 4;
+    } else if (length == 127) {
+        if (in.size() < 10) return 0;
+        length = 0;
+        for (int i = 0; i < 8; ++i) length = (length << 8) | static_cast<unsigned char>(in[2 + i]);
+        if ((length >> 63) != 0) return fail(k_protocol_error, "frame length with its top bit set"), 0;
+        if (length <= 0xFFFF) return fail(k_protocol_error, "frame length not in its shortest form"), 0;
+        header = 10;
+    }
+    if (!control) {
+        if (op == opcode::continuation && !in_message_) {
+            return fail(k_protocol_error, "continuation frame without a message"), 0;
+        }
+        if (op != opcode::continuation && in_message_) {
+            return fail(k_protocol_error, "new message before the last one ended"), 0;
+        }
+        if (length > max_message_bytes_ - message_.size()) return fail(k_too_big, "message too big"), 0;
+    }
+    const std::size_t total = header + 4 + static_cast<std::size_t>(length);
+    if (in.size() < total) return 0;
+
+    const auto* mask = reinterpret_cast<const unsigned char*>(in.data() + header);
+    const char* masked = in.data() + header + 4;
+    const auto n = static_cast<std::size_t>(length);
+
+    if (control) {
+        char payload[k_max_control_payload];
+        unmask(masked, n, mask, payload);
+        const std::string_view body(payload, n);
+        if (op == opcode::ping) {
+            h.on_ping(body);
+        } else if (op == opcode::pong) {
+            h.on_pong();
+        } else {
+            if (n == 1) return fail(k_protocol_error, "close payload of one byte"), 0;
+            std::optional<std::uint16_t> code;
+            if (n >= 2) {
+                code = static_cast<std::uint16_t>((static_cast<unsigned>(static_cast<unsigned char>(payload[0])) << 8) |
+                                                  static_cast<unsigned char>(payload[1]));
+                if (!valid_close_code(*code)) return fail(k_protocol_error, "invalid close code"), 0;
+                if (!valid_utf8(body.substr(2))) return fail(k_invalid_payload, "close reason is not UTF-8"), 0;
+            }
+            state_ = status::closed;
+            partial_.clear();
+            message_.clear();
+            h.on_close(code, n >= 2 ? body.substr(2) : std::string_view{});
+        }
+        return total;
+    }
+
+    if (op != opcode::continuation) {
+        message_text_ = op == opcode::text;
+        message_compressed_ = rsv1;
+        utf8_.reset();
+    }
+    const bool check_utf8 = message_text_ && !message_compressed_;
+    if (fin && !in_message_) {
+        // The common case, a message in one frame: no copy kept on the connection.
+        auto& buffer = thread_buffer();
+        buffer.resize(n);
+        unmask(masked, n, mask, buffer.data());
+        deliver(buffer, false, h);
+        return state_ == status::more ? total : 0;
+    }
+    const auto start = message_.size();
+    message_.resize(start + n);
+    unmask(masked, n, mask, message_.data() + start);
+    if (check_utf8 && !utf8_.feed(std::string_view(message_).substr(start))) {
+        return fail(k_invalid_payload, "text is not UTF-8"), 0;
+    }
+    in_message_ = !fin;
+    if (fin) {
+        std::string whole = std::move(message_);
+        message_.clear();
+        deliver(whole, true, h);
+    }
+    return state_ == status::more ? total : 0;
+}
+
+void frame_reader::deliver(std::string_view data, bool fragmented, handler& h) {
+    std::string_view message = data;
+    if (message_compressed_) {
+        auto& inflated = thread_inflated();
+        switch (inflate_message(data, max_message_bytes_, inflated)) {
+            case inflate_status::ok: break;
+            case inflate_status::too_large: return fail(k_too_big, "message too big");
+            case inflate_status::corrupt: return fail(k_invalid_payload, "compressed data is corrupt");
+        }
+        message = inflated;
+        if (message_text_ && !valid_utf8(message)) return fail(k_invalid_payload, "text is not UTF-8");
+    } else if (message_text_) {
+        // The fragments of a fragmented message were checked as they came.
+        if (fragmented ? !utf8_.complete() : !valid_utf8(message)) return fail(k_invalid_payload, "text is not UTF-8");
+    }
+    h.on_message(message, message_text_);
+}
+
+}  // namespace zena::ws
