@@ -3,6 +3,7 @@
 #include <array>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 
 namespace zena::api {
 namespace {
@@ -143,26 +144,25 @@ void redis_ingest::read_stream() {
             // nil on timeout; else [[stream, [[id, [field, value, ...]], ...]]]
             const auto* entries = redis::element_of(r.element(0), 1);
             for (std::size_t i = 0; i < redis::size_of(entries); ++i) {
-                const auto* entry = redis::element_of(entries, i);
-                const auto* fields = redis::element_of(entry, 1);
-                std::string_view body;
-                bool found = false;
-                for (std::size_t k = 0; k + 1 < redis::size_of(fields); k += 2) {
-                    if (redis::str_of(redis::element_of(fields, k)) == "body") {
-                        body = redis::str_of(redis::element_of(fields, k + 1));
-                        found = true;
-                    }
-                }
-                last_id = std::string{redis::str_of(redis::element_of(entry, 0))};
-                if (!found) {
-                    observability::metrics::add(metrics_.redis_publishes);
-                    refused(error_response(400, "stream entry " + last_id + " has no body field", "body"), limiter);
-                } else if (!deliver(body, limiter)) {
-                    return;
-                }
+                if (!deliver_entry(redis::element_of(entries, i), last_id, limiter)) return;
             }
         }
     }
+}
+
+bool redis_ingest::deliver_entry(const redisReply* entry, std::string& last_id, observability::log_limiter& limiter) {
+    // [id, [field, value, ...]]: the message is the value of the field `body`.
+    const auto* fields = redis::element_of(entry, 1);
+    std::optional<std::string_view> body;
+    for (std::size_t k = 0; k + 1 < redis::size_of(fields); k += 2) {
+        if (redis::str_of(redis::element_of(fields, k)) == "body")
+            body = redis::str_of(redis::element_of(fields, k + 1));
+    }
+    last_id = std::string{redis::str_of(redis::element_of(entry, 0))};
+    if (body) return deliver(*body, limiter);
+    observability::metrics::add(metrics_.redis_publishes);
+    refused(error_response(400, "stream entry " + last_id + " has no body field", "body"), limiter);
+    return true;
 }
 
 }  // namespace zena::api

@@ -49,6 +49,9 @@ private:
     struct flow;
     void read_channel();
     void read_stream();
+    // One stream entry: delivers its `body` field (or refuses it) and moves `last_id` past it.
+    // False when stopping.
+    bool deliver_entry(const redisReply* entry, std::string& last_id, observability::log_limiter& limiter);
     // Delivers one message; waits while too many are in flight. False when stopping.
     bool deliver(std::string_view body, observability::log_limiter& limiter);
     // Counts a refused message and logs it (rate-limited).

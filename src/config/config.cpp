@@ -11,9 +11,9 @@
 
 #include "auth/jwt.hpp"
 #include "auth/origin_policy.hpp"
+#include "net/url.hpp"
 #include "redis/connection.hpp"
 #include "upstream/routes.hpp"
-#include "upstream/webhook_body.hpp"
 
 namespace zena::config {
 namespace {
@@ -429,7 +429,7 @@ std::string validate(const settings& s, bool dev_mode) {
     }
     if (!s.api_key.empty() && s.api_key.size() < 16) return "auth.api_key must be at least 16 bytes";
     if (s.host.empty()) return "server.host must not be empty";
-    if (!s.jwks_url.empty() && upstream::parse_http_url(s.jwks_url).host.empty()) {
+    if (!s.jwks_url.empty() && net::parse_http_url(s.jwks_url).host.empty()) {
         return "auth.jwks_url must be http(s)://host[:port]/path, got '" + s.jwks_url + "'";
     }
     if (s.tls_cert_file.empty() != s.tls_key_file.empty()) {
@@ -447,7 +447,7 @@ std::string validate(const settings& s, bool dev_mode) {
     std::string routes_error;
     if (!upstream::routes::parse(s.upstream_routes, routes_error)) return "upstream.routes: " + routes_error;
     if (!s.webhook_url.empty() &&
-        (upstream::parse_http_url(s.webhook_url).host.empty() || upstream::parse_http_url(s.webhook_url).tls)) {
+        (net::parse_http_url(s.webhook_url).host.empty() || net::parse_http_url(s.webhook_url).tls)) {
         return "webhook.url must be http://host[:port]/path (https is not supported yet), got '" + s.webhook_url + "'";
     }
     static constexpr std::array k_levels{"trace", "debug", "info", "warn", "error", "critical", "off"};

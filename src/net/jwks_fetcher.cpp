@@ -6,8 +6,8 @@
 #include <thread>
 
 #include "net/beast_fwd.hpp"
+#include "net/url.hpp"
 #include "observability/log.hpp"
-#include "upstream/webhook_body.hpp"
 
 namespace zena::net {
 
@@ -19,7 +19,7 @@ struct jwks_fetcher::impl {
     impl(jwks_fetch_settings s, const auth::jwt_verifier& v)
         : settings(std::move(s)),
           verifier(v),
-          url(upstream::parse_http_url(settings.url)),
+          url(parse_http_url(settings.url)),
           tls(asio::ssl::context::tls_client),
           work(asio::make_work_guard(io)),
           timer(io) {
@@ -135,7 +135,7 @@ struct jwks_fetcher::impl {
 
     jwks_fetch_settings settings;
     const auth::jwt_verifier& verifier;
-    upstream::http_url url;
+    http_url url;
     asio::io_context io{1};
     asio::ssl::context tls;
     asio::executor_work_guard<asio::io_context::executor_type> work;

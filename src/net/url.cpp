@@ -59,4 +59,31 @@ std::optional<std::string> query_param(std::string_view target, std::string_view
     return std::nullopt;
 }
 
+http_url parse_http_url(std::string_view url) {
+    constexpr std::string_view k_http = "http://";
+    constexpr std::string_view k_https = "https://";
+    const bool tls = url.starts_with(k_https);
+    if (!tls && !url.starts_with(k_http)) return {};
+    url.remove_prefix(tls ? k_https.size() : k_http.size());
+    const auto slash = url.find('/');
+    const auto authority = url.substr(0, slash);
+    if (authority.empty() || authority.find('@') != std::string_view::npos) return {};
+    http_url out;
+    out.tls = tls;
+    out.target = slash == std::string_view::npos ? "/" : std::string{url.substr(slash)};
+    const auto colon = authority.rfind(':');
+    if (colon != std::string_view::npos && authority.find(']') == std::string_view::npos) {
+        out.host = std::string{authority.substr(0, colon)};
+        out.port = std::string{authority.substr(colon + 1)};
+    } else {
+        out.host = std::string{authority};
+        out.port = tls ? "443" : "80";
+    }
+    if (out.host.empty() || out.port.empty() || out.port.size() > 5 ||
+        out.port.find_first_not_of("0123456789") != std::string::npos) {
+        return {};
+    }
+    return out;
+}
+
 }  // namespace zena::net

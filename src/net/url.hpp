@@ -1,5 +1,6 @@
 #pragma once
-// Request-target helpers (RFC 3986), free of Asio and Beast so they are unit-tested directly.
+// URL and request-target helpers (RFC 3986), free of Asio and Beast so they are unit-tested
+// directly.
 
 #include <optional>
 #include <string>
@@ -18,5 +19,16 @@ std::optional<std::string> percent_decode(std::string_view text, bool plus_is_sp
 
 // The decoded value of the first query parameter `name`, or nullopt when absent or malformed.
 std::optional<std::string> query_param(std::string_view target, std::string_view name);
+
+struct http_url {
+    std::string host;  // empty when the URL was not accepted
+    std::string port;
+    std::string target;
+    bool tls = false;  // https://
+};
+
+// Parses http://host[:port][/path] and https://host[:port][/path]; the result's host is empty
+// for anything else. (The webhook takes http:// only; the JWKS fetch takes both.)
+http_url parse_http_url(std::string_view url);
 
 }  // namespace zena::net

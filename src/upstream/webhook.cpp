@@ -16,7 +16,7 @@ struct webhook::impl {
     impl(webhook_settings s, observability::metrics& m)
         : settings(std::move(s)),
           metrics(m),
-          url(parse_http_url(settings.url)),
+          url(net::parse_http_url(settings.url)),
           work(asio::make_work_guard(io)),
           retry_timer(io),
           resolver(io),
@@ -103,7 +103,7 @@ struct webhook::impl {
 
     webhook_settings settings;
     observability::metrics& metrics;
-    http_url url;
+    net::http_url url;
     asio::io_context io{1};
     asio::executor_work_guard<asio::io_context::executor_type> work;
     asio::steady_timer retry_timer;

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "net/url.hpp"
 #include "observability/metrics.hpp"
 #include "upstream/webhook_body.hpp"
 

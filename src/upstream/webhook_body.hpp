@@ -15,15 +15,4 @@ std::string client_event_body(std::string_view user_id, std::uint64_t connection
 // The X-Zena-Signature value for `body`: "sha256=" + lowercase hex HMAC-SHA256 with `secret`.
 std::string webhook_signature(std::string_view secret, std::string_view body);
 
-struct http_url {
-    std::string host;  // empty when the URL was not accepted
-    std::string port;
-    std::string target;
-    bool tls = false;  // https://
-};
-
-// Parses http://host[:port][/path] and https://host[:port][/path]; the result's host is empty
-// for anything else. (The webhook takes http:// only; the JWKS fetch takes both.)
-http_url parse_http_url(std::string_view url);
-
 }  // namespace zena::upstream
