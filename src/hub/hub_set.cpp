@@ -4,6 +4,15 @@
 
 namespace zena::hub {
 
+namespace {
+
+constexpr std::size_t k_no_thread = static_cast<std::size_t>(-1);
+thread_local std::size_t current_thread = k_no_thread;
+
+}  // namespace
+
+void hub_set::enter(std::size_t thread) { current_thread = thread; }
+
 hub_set::hub_set(std::vector<post_fn> posts, user_registry& registry) : posts_(std::move(posts)), registry_(registry) {
     hubs_.reserve(posts_.size());
     for (std::size_t i = 0; i < posts_.size(); ++i) hubs_.push_back(std::make_unique<hub>(registry_));
@@ -20,15 +29,19 @@ void hub_set::on_every_hub(std::function<std::size_t(hub&)> fn, std::function<vo
     state->fn = std::move(fn);
     state->done = std::move(done);
     state->remaining.store(hubs_.size(), std::memory_order_relaxed);
+    const auto run = [](const std::shared_ptr<gather>& g, hub& h) {
+        g->total.fetch_add(g->fn(h), std::memory_order_relaxed);
+        // acq_rel: the last thread sees every other thread's addition.
+        if (g->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1 && g->done) {
+            g->done(g->total.load(std::memory_order_relaxed));
+        }
+    };
+    const auto here = current_thread < hubs_.size() ? current_thread : k_no_thread;
     for (std::size_t i = 0; i < hubs_.size(); ++i) {
-        posts_[i]([state, h = hubs_[i].get()] {
-            state->total.fetch_add(state->fn(*h), std::memory_order_relaxed);
-            // acq_rel: the last thread sees every other thread's addition.
-            if (state->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1 && state->done) {
-                state->done(state->total.load(std::memory_order_relaxed));
-            }
-        });
+        if (i != here) posts_[i]([state, run, h = hubs_[i].get()] { run(state, *h); });
     }
+    // The others are on their way; this thread's hub runs now.
+    if (here != k_no_thread) run(state, *hubs_[here]);
 }
 
 }  // namespace zena::hub

@@ -2,10 +2,12 @@
 // The hubs of every event-loop thread, and the one way work crosses between them.
 //
 // Threading: constructed before the threads start; `local(i)` is used only on thread i.
-// `on_every_hub` may be called from any thread: it posts one task per thread (never one per
-// connection), each task runs on its hub's thread, and `done` runs once, on the thread that
-// finished last. Tasks posted from one thread run on each target thread in the order they were
-// posted, which is what keeps one publisher's events in order.
+// `on_every_hub` may be called from any thread: it posts one task per other thread (never one
+// per connection), each task runs on its hub's thread, and `done` runs once, on the thread that
+// finished last. On an event-loop thread (one that called enter(i)), that thread's own hub runs
+// at once, inside the call: no hop through its queue. Tasks posted from one thread run on each
+// target thread in the order they were posted, and a thread's own hub runs in call order, which
+// is what keeps one publisher's events in order.
 
 #include <cstddef>
 #include <functional>
@@ -27,6 +29,9 @@ public:
     std::size_t size() const { return hubs_.size(); }
     hub& local(std::size_t thread) { return *hubs_[thread]; }
     user_registry& registry() { return registry_; }
+
+    // Marks the calling thread as event-loop thread `thread` (for the rest of its life).
+    static void enter(std::size_t thread);
 
     // Runs `fn` on every hub, each on its own thread; `done` gets the sum of what they returned.
     // `fn` is shared by all threads, so it must only read what it captured.

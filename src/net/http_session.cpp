@@ -16,6 +16,26 @@ namespace {
 
 std::string json_error(std::string_view message) { return protocol::json_object().add("error", message).str(); }
 
+// A prepared response as it goes on the wire: status line, fields, blank line, body.
+void append_wire(const http::response<http::string_body>& res, std::string& out) {
+    out += res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+    out += std::to_string(res.result_int());
+    out += ' ';
+    const auto reason = res.reason();
+    out.append(reason.data(), reason.size());
+    out += "\r\n";
+    for (const auto& field : res) {
+        const auto name = field.name_string();
+        const auto value = field.value();
+        out.append(name.data(), name.size());
+        out += ": ";
+        out.append(value.data(), value.size());
+        out += "\r\n";
+    }
+    out += "\r\n";
+    out += res.body();
+}
+
 }  // namespace
 
 template <typename Stream>
@@ -47,22 +67,40 @@ void basic_http_session<Stream>::shutdown(boost::asio::socket_base::shutdown_typ
 
 template <typename Stream>
 void basic_http_session<Stream>::do_read() {
+    reading_ = true;
     const auto& settings = services_.settings;
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(settings.http_max_header_bytes));
     parser_->body_limit(static_cast<std::uint64_t>(settings.http_max_body_bytes));
+    // A pipelined request already read with an earlier one is parsed here, without a trip
+    // through the event loop: a burst of requests is handled in one pass. (The recursion through
+    // on_read is bounded by k_max_pipelined.)
+    beast::error_code ec;
+    while (buffer_.size() > 0 && !parser_->is_done()) {
+        const auto used = parser_->put(buffer_.data(), ec);
+        buffer_.consume(used);
+        if (ec == http::error::need_more) {
+            ec = {};
+            break;
+        }
+        if (ec || used == 0) break;
+    }
+    if (ec) return on_read(ec, 0);
+    if (parser_->is_done()) return on_read({}, 0);
     beast::get_lowest_layer(stream_).expires_after(std::chrono::milliseconds(settings.http_request_timeout_ms));
+    if (parser_->is_header_done()) return on_header({});
     http::async_read_header(
         stream_, buffer_, *parser_,
-        [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+        [self = this->shared_from_this()](beast::error_code read_ec, std::size_t) { self->on_header(read_ec); });
 }
 
 template <typename Stream>
 void basic_http_session<Stream>::on_header(beast::error_code ec) {
     if (ec) return on_read(ec, 0);
     const auto& request = parser_->get();
-    // curl and others wait (a second, for curl) for "100 Continue" before sending a body.
-    if (!parser_->is_done() && beast::iequals(request[http::field::expect], "100-continue")) {
+    // curl and others wait (a second, for curl) for "100 Continue" before sending a body. Behind
+    // pipelined responses still to be written it is skipped: the client sends the body anyway.
+    if (!parser_->is_done() && beast::iequals(request[http::field::expect], "100-continue") && responses_.empty()) {
         auto interim = std::make_shared<http::response<http::empty_body>>(http::status::continue_, request.version());
         http::async_write(stream_, *interim,
                           [self = this->shared_from_this(), interim](beast::error_code write_ec, std::size_t) {
@@ -81,8 +119,11 @@ void basic_http_session<Stream>::read_body() {
 
 template <typename Stream>
 void basic_http_session<Stream>::on_read(beast::error_code ec, std::size_t) {
+    reading_ = false;
     if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == boost::asio::error::eof) {
-        shutdown(boost::asio::ip::tcp::socket::shutdown_both);
+        // The client is done sending; what it asked before still gets its answers.
+        if (responses_.empty()) shutdown(boost::asio::ip::tcp::socket::shutdown_both);
+        closing_ = true;
         return;
     }
     if (ec) {
@@ -105,7 +146,25 @@ void basic_http_session<Stream>::on_read(beast::error_code ec, std::size_t) {
     auto& request = parser_->get();
     keep_alive_ = request.keep_alive();
     version_ = request.version();
+    const bool api =
+        api::server_api::owns(target_path(std::string_view(request.target().data(), request.target().size())));
+    if (!api && !responses_.empty()) {
+        // An upgrade or another route waits for the answers before it: it may take the stream.
+        deferred_.emplace(std::move(request));
+        return;
+    }
     route(request);
+    read_next();
+}
+
+template <typename Stream>
+void basic_http_session<Stream>::read_next() {
+    // Pipelining: the next request is read while earlier answers are produced, so every request
+    // a client sent together is handled in one pass. Bounded: past k_max_pipelined unanswered
+    // requests, reading waits for the writes.
+    if (reading_ || closing_ || deferred_ || !keep_alive_ || upgraded_) return;
+    if (responses_.size() >= k_max_pipelined) return;
+    do_read();
 }
 
 template <typename Stream>
@@ -125,17 +184,19 @@ void basic_http_session<Stream>::route(http::request<http::string_body>& request
     if (api::server_api::owns(path)) {
         const auto method = std::string_view(request.method_string());
         const auto authorization = request[http::field::authorization];
+        const auto slot = reserve();
         services_.api.handle(
             api::http_request{method, target, std::string_view(authorization.data(), authorization.size()),
                               request.body()},
-            [self = this->shared_from_this()](api::http_response reply) {
-                boost::asio::post(self->stream_.get_executor(), [self, reply = std::move(reply)]() mutable {
-                    auto res = std::make_shared<response>(static_cast<http::status>(reply.status), self->version_);
-                    res->set(http::field::content_type, "application/json");
-                    for (const auto& [name, value] : reply.headers) res->set(name, value);
-                    res->body() = std::move(reply.body);
-                    self->write(res);
-                });
+            [self = this->shared_from_this(), slot, version = version_](api::http_response reply) {
+                boost::asio::post(
+                    self->stream_.get_executor(), [self, slot, version, reply = std::move(reply)]() mutable {
+                        auto res = std::make_shared<response>(static_cast<http::status>(reply.status), version);
+                        res->set(http::field::content_type, "application/json");
+                        for (const auto& [name, value] : reply.headers) res->set(name, value);
+                        res->body() = std::move(reply.body);
+                        self->fill(slot, res);
+                    });
             });
         return;
     }
@@ -211,6 +272,7 @@ void basic_http_session<Stream>::upgrade(http::request<http::string_body>&& requ
     }
     services_.open_sockets.fetch_add(1, std::memory_order_relaxed);
     net::admission ticket{services_, std::move(key)};
+    upgraded_ = true;  // the stream goes to the WebSocket endpoint
 
     const auto& settings = services_.settings;
     ws::endpoint::options options{static_cast<std::size_t>(settings.max_message_bytes),
@@ -270,26 +332,68 @@ void basic_http_session<Stream>::respond(http::status status, std::string body, 
 }
 
 template <typename Stream>
-void basic_http_session<Stream>::write(const std::shared_ptr<response>& res) {
-    res->set(http::field::server, "zena-realtime");
-    // A response that set Connection itself (426's "Upgrade") keeps it.
-    if (res->find(http::field::connection) == res->end()) res->keep_alive(keep_alive_);
-    res->prepare_payload();
-    const bool keep_alive = keep_alive_;
-    http::async_write(stream_, *res,
-                      [self = this->shared_from_this(), res, keep_alive](beast::error_code ec, std::size_t) {
-                          self->on_write(keep_alive, ec);
-                      });
+std::uint64_t basic_http_session<Stream>::reserve() {
+    responses_.push_back({nullptr, keep_alive_});
+    return first_slot_ + responses_.size() - 1;
 }
 
 template <typename Stream>
-void basic_http_session<Stream>::on_write(bool keep_alive, beast::error_code ec) {
+void basic_http_session<Stream>::write(const std::shared_ptr<response>& res) {
+    fill(reserve(), res);
+}
+
+template <typename Stream>
+void basic_http_session<Stream>::fill(std::uint64_t slot, const std::shared_ptr<response>& res) {
+    auto& pending = responses_[static_cast<std::size_t>(slot - first_slot_)];
+    res->set(http::field::server, "zena-realtime");
+    // A response that set Connection itself (426's "Upgrade") keeps it.
+    if (res->find(http::field::connection) == res->end()) res->keep_alive(pending.keep_alive);
+    res->prepare_payload();
+    pending.res = res;
+    write_front();
+}
+
+template <typename Stream>
+void basic_http_session<Stream>::write_front() {
+    // Answers go out in the order the requests came: every answer ready at the front, in one
+    // write, so a pipelined burst costs one system call, not one per request.
+    if (writing_) return;
+    std::size_t count = 0;
+    bool keep_alive = true;
+    out_.clear();
+    for (const auto& pending : responses_) {
+        if (!pending.res || !keep_alive) break;
+        append_wire(*pending.res, out_);
+        keep_alive = pending.keep_alive;
+        ++count;
+    }
+    if (count == 0) return;
+    writing_ = true;
+    boost::asio::async_write(stream_, boost::asio::buffer(out_),
+                             [self = this->shared_from_this(), count, keep_alive](beast::error_code ec, std::size_t) {
+                                 self->on_write(count, keep_alive, ec);
+                             });
+}
+
+template <typename Stream>
+void basic_http_session<Stream>::on_write(std::size_t count, bool keep_alive, beast::error_code ec) {
+    writing_ = false;
+    for (std::size_t i = 0; i < count; ++i) responses_.pop_front();
+    first_slot_ += count;
     if (ec) return;
     if (!keep_alive) {
         shutdown(boost::asio::ip::tcp::socket::shutdown_send);
         return;
     }
-    do_read();
+    if (!responses_.empty()) return write_front();
+    if (out_.capacity() > k_kept_out_bytes) std::string{}.swap(out_);
+    if (closing_) return shutdown(boost::asio::ip::tcp::socket::shutdown_both);
+    if (deferred_) {
+        auto request = std::move(*deferred_);
+        deferred_.reset();
+        route(request);
+    }
+    read_next();
 }
 
 template class basic_http_session<beast::tcp_stream>;

@@ -7,6 +7,8 @@
 // Threading: lives on its worker's thread. An API reply may be produced on another thread; it
 // is posted back here before it is written.
 
+#include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 
@@ -32,6 +34,8 @@ private:
     void on_header(beast::error_code ec);
     void read_body();
     void on_read(beast::error_code ec, std::size_t bytes);
+    // Reads the next request, unless one is being read or the pipeline is full or closing.
+    void read_next();
     void route(http::request<http::string_body>& request);
     // The admission checks (origin, capacity, address), then the WebSocket: a ws_session, or an
     // echo_session for /echo (websocket.test_echo).
@@ -41,8 +45,14 @@ private:
     // 426 for a plain request on a WebSocket path.
     void upgrade_required();
     void respond(http::status status, std::string body, std::string_view content_type = "application/json");
+    // A place in the answer order for the request just read; returns its slot.
+    std::uint64_t reserve();
+    // The answer for `slot`; written once every earlier answer is.
+    void fill(std::uint64_t slot, const std::shared_ptr<response>& res);
+    // Reserves and fills at once: the answer to the request just read.
     void write(const std::shared_ptr<response>& res);
-    void on_write(bool keep_alive, beast::error_code ec);
+    void write_front();
+    void on_write(std::size_t count, bool keep_alive, beast::error_code ec);
     void shutdown(boost::asio::socket_base::shutdown_type what);
 
     Stream stream_;
@@ -50,8 +60,25 @@ private:
     std::optional<http::request_parser<http::string_body>> parser_;
     worker& worker_;
     services& services_;
-    bool keep_alive_ = false;
+    bool keep_alive_ = false;  // of the request just read
     unsigned version_ = 11;
+    // Unanswered requests in order: the answer (null until produced) and whether to keep the
+    // connection after it. first_slot_ numbers the front.
+    struct pending {
+        std::shared_ptr<response> res;
+        bool keep_alive;
+    };
+    static constexpr std::size_t k_max_pipelined = 64;
+    static constexpr std::size_t k_kept_out_bytes = 4096;  // a larger write buffer is released when idle
+    std::string out_;                                      // the answers being written
+    std::deque<pending> responses_;
+    std::uint64_t first_slot_ = 0;
+    // A request that must wait for the answers before it (anything but the API).
+    std::optional<http::request<http::string_body>> deferred_;
+    bool reading_ = false;
+    bool writing_ = false;
+    bool closing_ = false;   // the client finished sending
+    bool upgraded_ = false;  // the stream went to a WebSocket
 };
 
 using http_session = basic_http_session<beast::tcp_stream>;

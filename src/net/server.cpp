@@ -1,22 +1,36 @@
 #include "net/server.hpp"
 
+#include <algorithm>
+#include <chrono>
+
 #include "net/http_session.hpp"
 #include "net/tls.hpp"
 
 namespace zena::net {
 
 void worker::run() {
-    // Handlers run per turn before the queued frames are written: enough to take in a burst of
-    // pipelined publishes, few enough that a busy loop still writes often.
-    constexpr std::size_t k_handlers_per_turn = 512;
+    hub::hub_set::enter(index);
+    // A turn runs the handlers that are ready, then writes what they queued. Waiting longer
+    // batches more frames into each connection's write, but delays them all. The turn goes on
+    // while it has lasted less than the flush it is saving up for is expected to take (a few
+    // microseconds per connection with frames), so batching at most doubles a frame's wait; at
+    // least k_min_turn, at most k_max_handlers handlers.
+    using clock = std::chrono::steady_clock;
+    constexpr std::size_t k_max_handlers = 4096;
+    constexpr auto k_min_turn = std::chrono::microseconds(50);
+    constexpr auto k_flush_cost = std::chrono::nanoseconds(3000);  // per connection with frames
     for (;;) {
-        // One turn: every handler that is ready now (Asio polls the sockets as part of it), then
-        // every connection's frames from all of them, one write each.
+        const auto start = clock::now();
         std::size_t ran = 0;
-        while (ran < k_handlers_per_turn && io.poll_one() > 0) ++ran;
+        while (ran < k_max_handlers && io.poll_one() > 0) {
+            ++ran;
+            if (ran % 16 != 0) continue;
+            const auto budget = std::max<clock::duration>(k_min_turn, k_flush_cost * flush.size());
+            if (clock::now() - start > budget) break;
+        }
         flush.run();
         if (io.stopped()) return;
-        if (ran < k_handlers_per_turn && io.run_one() == 0) return;  // nothing ready: wait for the next event
+        if (ran == 0 && io.run_one() == 0) return;  // nothing was ready: wait for the next event
     }
 }
 

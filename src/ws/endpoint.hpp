@@ -54,6 +54,8 @@ class flush_queue {
 public:
     void add(std::shared_ptr<endpoint> connection) { pending_.push_back(std::move(connection)); }
     void run();
+    // Connections with frames waiting for the next run().
+    std::size_t size() const { return pending_.size(); }
 
 private:
     std::vector<std::shared_ptr<endpoint>> pending_;

@@ -115,5 +115,39 @@ TEST(HubSet, OnEveryHub_RunsOncePerThreadAndSums) {
     EXPECT_EQ(registry.connections(), 0U);
 }
 
+TEST(HubSet, OnEveryHub_FromAnEventLoopThread_RunsItsOwnHubAtOnce) {
+    user_registry registry;
+    std::vector<hub_set::post_fn> posts;
+    std::vector<std::vector<hub_set::task>> queued(2);
+    for (std::size_t i = 0; i < 2; ++i) {
+        posts.emplace_back([&queued, i](hub_set::task task) { queued[i].push_back(std::move(task)); });
+    }
+    hub_set hubs{posts, registry};
+    auto mine = testing::make(1, "alice");
+    auto theirs = testing::make(2, "alice");
+    // A thread of its own: enter() marks a thread for good.
+    std::thread([&] {
+        hub_set::enter(0);
+        hubs.local(0).add(mine);
+        queued[1].clear();
+        hubs.local(1).add(theirs);
+        std::size_t total = 0;
+        const protocol::outbound frame{protocol::make_event_frame("t", "{}")};
+        hubs.on_every_hub([frame](hub& h) { return h.send_to_user("alice", frame); },
+                          [&](std::size_t n) { total = n; });
+        // Thread 0's hub ran inside the call; thread 1's waits in its queue.
+        EXPECT_EQ(mine->frames.size(), 1U);
+        EXPECT_TRUE(theirs->frames.empty());
+        EXPECT_TRUE(queued[0].empty());
+        ASSERT_EQ(queued[1].size(), 1U);
+        EXPECT_EQ(total, 0U);
+        queued[1].front()();
+        EXPECT_EQ(theirs->frames.size(), 1U);
+        EXPECT_EQ(total, 2U);  // done ran once, after both
+        hubs.local(0).remove(1);
+        hubs.local(1).remove(2);
+    }).join();
+}
+
 }  // namespace
 }  // namespace zena::hub
