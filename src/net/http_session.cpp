@@ -378,7 +378,7 @@ void basic_http_session<Stream>::write_front() {
 template <typename Stream>
 void basic_http_session<Stream>::on_write(std::size_t count, bool keep_alive, beast::error_code ec) {
     writing_ = false;
-    for (std::size_t i = 0; i < count; ++i) responses_.pop_front();
+    responses_.erase(responses_.begin(), responses_.begin() + static_cast<std::ptrdiff_t>(count));
     first_slot_ += count;
     if (ec) return;
     if (!keep_alive) {

@@ -8,9 +8,9 @@
 // is posted back here before it is written.
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "net/services.hpp"
 
@@ -71,7 +71,9 @@ private:
     static constexpr std::size_t k_max_pipelined = 64;
     static constexpr std::size_t k_kept_out_bytes = 4096;  // a larger write buffer is released when idle
     std::string out_;                                      // the answers being written
-    std::deque<pending> responses_;
+    // A vector, not a deque: it allocates nothing for a connection that only upgrades (a deque
+    // allocates its first block at once), and it never holds more than k_max_pipelined.
+    std::vector<pending> responses_;
     std::uint64_t first_slot_ = 0;
     // A request that must wait for the answers before it (anything but the API).
     std::optional<http::request<http::string_body>> deferred_;

@@ -3,6 +3,8 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <boost/asio/bind_allocator.hpp>
+
 #include <array>
 #include <cerrno>
 
@@ -248,8 +250,10 @@ void endpoint::on_drained() {
 void endpoint::do_read() {
     if (ended_) return;
     if (plain()) {
-        socket().async_wait(asio::socket_base::wait_read,
-                            [self = shared_from_this()](boost::system::error_code ec) { self->on_readable(ec); });
+        socket().async_wait(
+            asio::socket_base::wait_read,
+            asio::bind_allocator(slot_allocator<void>(read_slot_),
+                                 [self = shared_from_this()](boost::system::error_code ec) { self->on_readable(ec); }));
         return;
     }
     auto& tls = *std::get<std::unique_ptr<tls_stream>>(stream_);
