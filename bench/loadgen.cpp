@@ -7,6 +7,16 @@
 //   zena-loadgen --port 3000 --secret S --api-key K --connections 1000 --messages 2000
 //                [--mode fanout|targeted] [--publishers 2] [--inflight 8] [--payload 200]
 //                [--sources 4] [--hold-ms 0] [--timeout-ms 60000] [--server-pid PID]
+//                [--batch 1] [--ask-chunks 0] [--ask-interval-us 2000] [--rate 0]
+//
+// --batch K (targeted): each request is one POST /api/batch of K messages to random users;
+// --messages still counts messages. --ask-chunks N (fan-out): while the fan-out runs, one more
+// publisher connection streams N ask.response chunks to user u0, one every --ask-interval-us
+// (default 2000: 500 chunks a second, faster than a model writes), pipelined on one keep-alive
+// connection; their latency and order are reported on their own ("ask"). The fan-out goes on
+// until the stream is done. --rate R (fan-out): publish R messages a second, paced, instead of
+// as fast as --inflight allows (still at most --inflight unanswered): latency at a load every
+// server sustains, rather than at each one's limit.
 //
 // Prints one JSON object with the results. Only loopback targets are accepted.
 #include <arpa/inet.h>
@@ -55,6 +65,10 @@ struct options {
     int hold_ms = 0;
     int timeout_ms = 60000;
     int server_pid = 0;
+    int batch = 1;
+    int ask_chunks = 0;
+    int ask_interval_us = 2000;
+    int rate = 0;
 };
 
 [[noreturn]] void die(const std::string& why) {
@@ -96,12 +110,23 @@ options parse(int argc, char** argv) {
             o.timeout_ms = std::stoi(v);
         else if (a == "--server-pid")
             o.server_pid = std::stoi(v);
+        else if (a == "--batch")
+            o.batch = std::stoi(v);
+        else if (a == "--ask-chunks")
+            o.ask_chunks = std::stoi(v);
+        else if (a == "--ask-interval-us")
+            o.ask_interval_us = std::stoi(v);
+        else if (a == "--rate")
+            o.rate = std::stoi(v);
         else
             die("unknown option " + std::string{a});
     }
     if (o.host.rfind("127.", 0) != 0) die("only loopback targets (127.0.0.0/8) are allowed");
     if (o.mode != "fanout" && o.mode != "targeted") die("--mode is fanout or targeted");
-    if (o.connections < 1 || o.publishers < 1 || o.inflight < 1) die("counts must be positive");
+    if (o.connections < 1 || o.publishers < 1 || o.inflight < 1 || o.batch < 1) die("counts must be positive");
+    if (o.batch > 1 && o.mode != "targeted") die("--batch is for --mode targeted");
+    if (o.ask_chunks > 0 && o.mode != "fanout") die("--ask-chunks is for --mode fanout");
+    if (o.rate < 0) die("--rate must not be negative");
     return o;
 }
 
@@ -230,8 +255,17 @@ int main(int argc, char** argv) {
     jwt.secret = o.secret;
     const int epfd = epoll_create1(EPOLL_CLOEXEC);
     std::vector<ws_conn> conns(static_cast<std::size_t>(o.connections));
-    std::vector<publisher> pubs(static_cast<std::size_t>(o.publishers));
-    const std::int64_t expected_per_conn = o.mode == "fanout" ? o.messages : -1;
+    // The fan-out or targeted publishers, then (with --ask-chunks) the Ask stream's.
+    const int ask = o.ask_chunks > 0 ? o.publishers : -1;
+    std::vector<publisher> pubs(static_cast<std::size_t>(o.publishers + (ask >= 0 ? 1 : 0)));
+    if (o.messages % o.batch != 0) die("--messages must be a multiple of --batch");
+    std::vector<std::uint32_t> ask_latencies_us;
+    std::uint64_t ask_delivered = 0;
+    std::uint64_t ask_reorders = 0;
+    std::int64_t ask_sent = 0;
+    std::int64_t ask_answered = 0;
+    std::int64_t ask_next_ns = 0;   // when the next Ask chunk is due
+    std::int64_t rate_next_ns = 0;  // with --rate: when the next fan-out message is due
     std::vector<std::uint32_t> latencies_us;
     latencies_us.reserve(
         static_cast<std::size_t>(std::min<std::int64_t>(20'000'000, std::int64_t{o.messages} * o.connections)));
@@ -255,7 +289,7 @@ int main(int argc, char** argv) {
         auto& c = conns[static_cast<std::size_t>(i)];
         const auto source = o.sources > 0 ? "127.0.0." + std::to_string(2 + i % o.sources) : std::string{};
         c.fd = open_socket(source, o.host, o.port);
-        c.last_seq.assign(static_cast<std::size_t>(o.publishers), -1);
+        c.last_seq.assign(pubs.size(), -1);
         const auto token =
             zena::auth::mint_jwt(jwt, "u" + std::to_string(i), std::chrono::hours(1), zena::auth::unix_now());
         c.out = "GET /ws HTTP/1.1\r\nHost: " + o.host +
@@ -272,29 +306,57 @@ int main(int argc, char** argv) {
     std::int64_t published = 0;
     std::int64_t answered = 0;
     std::mt19937 rng(12345);
-    const auto body_for = [&](int p, std::int64_t seq) {
-        std::string chunk =
-            "P" + std::to_string(p) + ":" + std::to_string(seq) + ":" + std::to_string(now_ns()) + " " + padding;
-        std::string body;
-        if (o.mode == "fanout") {
-            body = R"({"type":"ask.response","payload":{"chunk":")" + chunk +
-                   R"(","isComplete":false,"streamId":"bench"}})";
-        } else {
-            const auto user = std::uniform_int_distribution<int>(0, o.connections - 1)(rng);
-            body = R"({"userId":"u)" + std::to_string(user) + R"(","type":"ask.response","payload":{"chunk":")" +
-                   chunk + R"(","isComplete":false,"streamId":"bench"}})";
-        }
-        const std::string path = o.mode == "fanout" ? "/api/broadcast-all" : "/api/broadcast";
+    const auto chunk_for = [&](int p, std::int64_t seq) {
+        return "P" + std::to_string(p) + ":" + std::to_string(seq) + ":" + std::to_string(now_ns()) + " " + padding;
+    };
+    const auto targeted_item = [&](int user, const std::string& chunk) {
+        return R"({"userId":"u)" + std::to_string(user) + R"(","type":"ask.response","payload":{"chunk":")" + chunk +
+               R"(","isComplete":false,"streamId":"bench"}})";
+    };
+    const auto request = [&](const std::string& path, const std::string& body) {
         return "POST " + path + " HTTP/1.1\r\nHost: " + o.host + "\r\nAuthorization: Bearer " + o.api_key +
                "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
                body;
     };
+    const auto random_user = [&] { return std::uniform_int_distribution<int>(0, o.connections - 1)(rng); };
+    // One request of publisher p: a fan-out message, o.batch targeted ones, or an Ask chunk to u0.
+    const auto request_for = [&](int p) {
+        auto& pub = pubs[static_cast<std::size_t>(p)];
+        if (p == ask) return request("/api/broadcast", targeted_item(0, chunk_for(p, pub.next_seq++)));
+        if (o.mode == "fanout") {
+            return request("/api/broadcast-all", R"({"type":"ask.response","payload":{"chunk":")" +
+                                                     chunk_for(p, pub.next_seq++) +
+                                                     R"(","isComplete":false,"streamId":"bench"}})");
+        }
+        if (o.batch == 1) return request("/api/broadcast", targeted_item(random_user(), chunk_for(p, pub.next_seq++)));
+        std::string items;
+        for (int k = 0; k < o.batch; ++k) {
+            if (k > 0) items += ',';
+            items += targeted_item(random_user(), chunk_for(p, pub.next_seq++));
+        }
+        return request("/api/batch", R"({"items":[)" + items + "]}");
+    };
     const auto pump = [&](int p) {
         auto& pub = pubs[static_cast<std::size_t>(p)];
-        while (pub.outstanding < o.inflight && published < o.messages) {
-            pub.out += body_for(p, pub.next_seq++);
-            ++pub.outstanding;
-            ++published;
+        if (p == ask) {
+            // The Ask stream: chunks at a steady pace, as a backend relays a model's tokens.
+            const auto now = now_ns();
+            while (ask_sent < o.ask_chunks && now >= ask_next_ns) {
+                pub.out += request_for(p);
+                ++pub.outstanding;
+                ++ask_sent;
+                ask_next_ns += std::int64_t{o.ask_interval_us} * 1000;
+            }
+        } else {
+            // With an Ask stream, the fan-out goes on until the stream is done.
+            const auto more = [&] { return published < o.messages || (ask >= 0 && ask_answered < o.ask_chunks); };
+            const auto now = now_ns();
+            while (pub.outstanding < o.inflight && more() && (o.rate == 0 || now >= rate_next_ns)) {
+                pub.out += request_for(p);
+                ++pub.outstanding;
+                published += o.batch;
+                if (o.rate > 0) rate_next_ns += 1'000'000'000LL / o.rate;
+            }
         }
         pub.flush();
     };
@@ -334,20 +396,26 @@ int main(int argc, char** argv) {
                         const auto pub = std::strtol(p, &end, 10);
                         const auto seq = std::strtoll(end + 1, &end, 10);
                         const auto sent = std::strtoll(end + 1, &end, 10);
-                        const auto lat = (now_ns() - sent) / 1000;
-                        if (latencies_us.size() < latencies_us.capacity()) {
-                            latencies_us.push_back(static_cast<std::uint32_t>(std::min<std::int64_t>(lat, UINT32_MAX)));
-                        }
-                        ++delivered;
-                        ++c.received;
+                        const auto lat = static_cast<std::uint32_t>(
+                            std::min<std::int64_t>((now_ns() - sent) / 1000, UINT32_MAX));
                         auto& last = c.last_seq[static_cast<std::size_t>(pub)];
-                        if (seq == last)
-                            ++duplicates;
-                        else if (seq < last)
-                            ++reorders;
-                        else if (o.mode == "fanout" && seq != last + 1)
-                            ++gaps;
-                        if (seq > last) last = seq;
+                        if (pub == ask) {
+                            ask_latencies_us.push_back(lat);
+                            ++ask_delivered;
+                            if (seq != last + 1) ++ask_reorders;
+                            last = seq;
+                        } else {
+                            if (latencies_us.size() < latencies_us.capacity()) latencies_us.push_back(lat);
+                            ++delivered;
+                            ++c.received;
+                            if (seq == last)
+                                ++duplicates;
+                            else if (seq < last)
+                                ++reorders;
+                            else if (o.mode == "fanout" && seq != last + 1)
+                                ++gaps;
+                            if (seq > last) last = seq;
+                        }
                     }
                 }
             }
@@ -356,7 +424,8 @@ int main(int argc, char** argv) {
     };
 
     // Publisher responses: count them (each is one HTTP response with Content-Length).
-    const auto on_responses = [&](publisher& pub) {
+    const auto on_responses = [&](int p) {
+        auto& pub = pubs[static_cast<std::size_t>(p)];
         for (;;) {
             const auto head_end = pub.in.find("\r\n\r\n");
             if (head_end == std::string::npos) return;
@@ -367,7 +436,10 @@ int main(int argc, char** argv) {
             if (pub.in.compare(0, 12, "HTTP/1.1 200") != 0) die("publish refused: " + pub.in.substr(0, head_end));
             pub.in.erase(0, head_end + 4 + body);
             --pub.outstanding;
-            ++answered;
+            if (p == ask)
+                ++ask_answered;
+            else
+                answered += o.batch;
         }
     };
 
@@ -400,19 +472,31 @@ int main(int argc, char** argv) {
             }
             publishing = true;
             t_publish = now_ns();
-            for (int p = 0; p < o.publishers; ++p) {
-                auto& pub = pubs[static_cast<std::size_t>(p)];
+            ask_next_ns = t_publish;
+            rate_next_ns = t_publish;
+            for (std::size_t p = 0; p < pubs.size(); ++p) {
+                auto& pub = pubs[p];
                 pub.fd = open_socket({}, o.host, o.port);
-                watch(pub.fd, conns.size() + static_cast<std::size_t>(p), EPOLLIN | EPOLLOUT | EPOLLET);
+                watch(pub.fd, conns.size() + p, EPOLLIN | EPOLLOUT | EPOLLET);
             }
         }
-        if (publishing && answered == o.messages) {
+        if (publishing && answered == published && published >= o.messages) {
             const bool all_in = o.mode == "fanout"
-                                    ? delivered >= static_cast<std::uint64_t>(expected_per_conn) * conns.size()
+                                    ? delivered >= static_cast<std::uint64_t>(published) * conns.size()
                                     : delivered >= static_cast<std::uint64_t>(o.messages);
-            if (all_in) break;
+            const bool ask_in = ask < 0 || (ask_answered == o.ask_chunks &&
+                                            ask_delivered >= static_cast<std::uint64_t>(o.ask_chunks));
+            if (all_in && ask_in) break;
         }
-        const int n = epoll_wait(epfd, events.data(), static_cast<int>(events.size()), 50);
+        // While the Ask stream is due, wake often enough to keep its pace.
+        const bool ask_pacing = publishing && ask >= 0 && ask_sent < o.ask_chunks;
+        const bool rate_pacing = publishing && o.rate > 0 && published < o.messages;
+        if (ask_pacing) pump(ask);
+        if (rate_pacing) {
+            for (int p = 0; p < o.publishers; ++p) pump(p);
+        }
+        const bool pacing = ask_pacing || rate_pacing;
+        const int n = epoll_wait(epfd, events.data(), static_cast<int>(events.size()), pacing ? 1 : 50);
         for (int k = 0; k < n; ++k) {
             const auto id = events[static_cast<std::size_t>(k)].data.u64;
             if (id < conns.size()) {
@@ -435,7 +519,7 @@ int main(int argc, char** argv) {
                 const auto p = static_cast<int>(id - conns.size());
                 auto& pub = pubs[static_cast<std::size_t>(p)];
                 if (!pub.fill()) die("the server closed a publisher connection");
-                on_responses(pub);
+                on_responses(p);
                 pump(p);
             }
         }
@@ -449,8 +533,14 @@ int main(int argc, char** argv) {
         return latencies_us[std::min(latencies_us.size() - 1,
                                      static_cast<std::size_t>(q * static_cast<double>(latencies_us.size())))];
     };
-    const std::uint64_t expected = o.mode == "fanout" ? static_cast<std::uint64_t>(o.messages) * conns.size()
-                                                      : static_cast<std::uint64_t>(o.messages);
+    std::sort(ask_latencies_us.begin(), ask_latencies_us.end());
+    const auto ask_pct = [&](double q) -> std::uint32_t {
+        if (ask_latencies_us.empty()) return 0;
+        return ask_latencies_us[std::min(ask_latencies_us.size() - 1,
+                                         static_cast<std::size_t>(q * static_cast<double>(ask_latencies_us.size())))];
+    };
+    const std::uint64_t expected = o.mode == "fanout" ? static_cast<std::uint64_t>(published) * conns.size()
+                                                      : static_cast<std::uint64_t>(published);
     const double connect_s = connect_done ? static_cast<double>(connect_done - t_connect) / 1e9 : 0;
     const double deliver_s = t_last_delivery > t_publish ? static_cast<double>(t_last_delivery - t_publish) / 1e9 : 0;
     std::printf(
@@ -458,16 +548,21 @@ int main(int argc, char** argv) {
         "\"answered\":%lld,\"expected_deliveries\":%llu,\"delivered\":%llu,\"lost\":%lld,\"duplicates\":%llu,"
         "\"reorders\":%llu,\"gaps\":%llu,\"closed_early\":%llu,\"deliveries_per_s\":%.0f,"
         "\"latency_us\":{\"p50\":%u,\"p99\":%u,\"p999\":%u,\"max\":%u},\"server_cpu_s\":%.2f,"
-        "\"loadgen_cpu_s\":%.2f,\"wall_s\":%.2f,\"server_rss_idle_kib\":%ld}\n",
-        o.mode.c_str(), o.connections, welcomed, connect_s > 0 ? o.connections / connect_s : 0, o.messages,
+        "\"loadgen_cpu_s\":%.2f,\"wall_s\":%.2f,\"server_rss_idle_kib\":%ld,\"batch\":%d,"
+        "\"ask\":{\"chunks\":%d,\"delivered\":%llu,\"out_of_order\":%llu,\"latency_us\":{\"p50\":%u,\"p99\":%u,"
+        "\"max\":%u}}}\n",
+        o.mode.c_str(), o.connections, welcomed, connect_s > 0 ? o.connections / connect_s : 0, static_cast<int>(published),
         static_cast<long long>(answered), static_cast<unsigned long long>(expected),
         static_cast<unsigned long long>(delivered),
         static_cast<long long>(expected) - static_cast<long long>(delivered),
         static_cast<unsigned long long>(duplicates), static_cast<unsigned long long>(reorders),
         static_cast<unsigned long long>(gaps), static_cast<unsigned long long>(closed_early),
         deliver_s > 0 ? static_cast<double>(delivered) / deliver_s : 0, pct(0.5), pct(0.99), pct(0.999),
-        latencies_us.empty() ? 0 : latencies_us.back(), server_cpu, self_cpu, deliver_s, rss_idle);
+        latencies_us.empty() ? 0 : latencies_us.back(), server_cpu, self_cpu, deliver_s, rss_idle, o.batch,
+        o.ask_chunks, static_cast<unsigned long long>(ask_delivered), static_cast<unsigned long long>(ask_reorders),
+        ask_pct(0.5), ask_pct(0.99), ask_latencies_us.empty() ? 0 : ask_latencies_us.back());
     const bool clean = welcomed == o.connections && delivered == expected && duplicates == 0 && reorders == 0 &&
-                       gaps == 0 && closed_early == 0;
+                       gaps == 0 && closed_early == 0 && ask_delivered == static_cast<std::uint64_t>(o.ask_chunks) &&
+                       ask_reorders == 0;
     return clean ? 0 : 1;
 }

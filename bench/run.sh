@@ -1,32 +1,51 @@
 #!/usr/bin/env bash
 # The benchmark, one command (bench/README.md):
-#   bench/run.sh [CONNECTIONS] [MESSAGES]     defaults: 10000 connections, 200 messages
-# Builds the release binaries, starts zena-realtime pinned to CPU 0 and the load generator on
-# CPU 1 (taskset), runs each scenario against loopback only, and writes the JSON lines and a
-# table to bench/results/<date>.md.
+#   bench/run.sh [CONNECTIONS] [MESSAGES] [SERVERS]
+#   defaults: 10000 connections, 200 fan-out messages, SERVERS="zena ws bun"
+# Builds the release binaries and the peers (npm ci in bench/peers), then for each server:
+# starts it pinned to CPU 0 (zena-realtime with one event-loop thread), runs each scenario with
+# zena-loadgen pinned to CPU 1, and stops it. Then the raw limit probe (1 and 8 frames per
+# sendmsg). Loopback only. Writes the JSON lines to bench/results/<date>-<time>.md; the ratios
+# are read from them into the dated summary by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 connections=${1:-10000}
 messages=${2:-200}
+servers=${3:-zena ws bun}
 scripts/build.sh release >/dev/null
+(cd bench/peers && npm ci --no-audit --no-fund >/dev/null)
 secret=bench-secret-0123456789abcdef0123456789abcdef
 key=bench-api-key-0123456789
 port=$((20000 + RANDOM % 20000))
-out=bench/results/$(date +%F).md
 mkdir -p bench/results
+out=bench/results/$(date +%F-%H%M).md
 ulimit -n 20000 2>/dev/null || true
+log=/tmp/zena-bench-server.log
 
 start_server() {
-  ZENA_JWT_SECRET=$secret ZENA_API_KEY=$key ZENA_THREADS=1 ZENA_LOG_LEVEL=info \
-  ZENA_MAX_CONNECTIONS_PER_ADDRESS=1000000 ZENA_HANDSHAKES_PER_ADDRESS_PER_SECOND=1000000 \
-  ZENA_MAX_CONNECTIONS=1000000 \
-    taskset -c 0 build/zena-realtime --host 127.0.0.1 --port "$port" >/tmp/zena-bench-server.log 2>&1 &
+  local name=$1
+  : >"$log"
+  case $name in
+    zena)
+      ZENA_JWT_SECRET=$secret ZENA_API_KEY=$key ZENA_THREADS=1 ZENA_LOG_LEVEL=info \
+      ZENA_MAX_CONNECTIONS_PER_ADDRESS=1000000 ZENA_HANDSHAKES_PER_ADDRESS_PER_SECOND=1000000 \
+      ZENA_MAX_CONNECTIONS=1000000 \
+        taskset -c 0 build/zena-realtime --host 127.0.0.1 --port "$port" >"$log" 2>&1 &
+      ;;
+    ws)
+      PORT=$port JWT_SECRET=$secret API_KEY=$key taskset -c 0 node bench/peers/ws_server.mjs >"$log" 2>&1 &
+      ;;
+    bun)
+      PORT=$port JWT_SECRET=$secret API_KEY=$key \
+        taskset -c 0 bench/peers/node_modules/.bin/bun bench/peers/bun_server.mjs >"$log" 2>&1 &
+      ;;
+  esac
   server_pid=$!
-  for _ in $(seq 50); do
-    grep -q listening /tmp/zena-bench-server.log && return 0
+  for _ in $(seq 100); do
+    grep -q listening "$log" && return 0
     sleep 0.1
   done
-  echo "server did not start" >&2; exit 1
+  echo "$name did not start" >&2; cat "$log" >&2; exit 1
 }
 stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; }
 
@@ -39,27 +58,50 @@ loadgen() {
   echo "# Benchmark run $(date -u +%FT%TZ)"
   echo
   echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)."
-  echo "Commit: $(git rev-parse --short HEAD). Server on CPU 0 (1 thread), generator on CPU 1."
+  echo "Commit: $(git rev-parse --short HEAD). Servers on CPU 0 (zena-realtime: 1 thread), generator on CPU 1."
+  echo "Command: bench/run.sh $connections $messages \"$servers\""
   echo
   echo '```'
 } >"$out"
 
-start_server
-rss_before=$(awk '/VmRSS/ {print $2}' /proc/$server_pid/status)
-echo "idle: $connections connections held 5 s" >&2
-idle=$(loadgen --connections "$connections" --messages 0 --hold-ms 5000 || true)
-echo "idle rss_before_kib=$rss_before $idle" >>"$out"
-stop_server
+for name in $servers; do
+  start_server "$name"
+  rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
+  echo "$name idle: $connections connections held 5 s" >&2
+  echo "$name idle rss_before_kib=$rss_before $(loadgen --connections "$connections" --messages 0 --hold-ms 5000 || true)" >>"$out"
+  stop_server
 
-start_server
-echo "fanout: $connections connections x $messages messages, 8 in flight" >&2
-echo "fanout $(loadgen --connections "$connections" --messages "$messages" --publishers 1 --inflight 8 || true)" >>"$out"
-stop_server
+  start_server "$name"
+  echo "$name fanout: $connections connections x $messages messages, 8 in flight" >&2
+  echo "$name fanout $(loadgen --connections "$connections" --messages "$messages" --publishers 1 --inflight 8 || true)" >>"$out"
+  stop_server
 
-start_server
-echo "targeted: 20000 single-user publishes over 4 connections" >&2
-echo "targeted $(loadgen --mode targeted --connections "$connections" --messages 20000 --publishers 4 --inflight 1 || true)" >>"$out"
-stop_server
+  start_server "$name"
+  echo "$name fanout_rate: $connections connections x $messages messages at 40 a second" >&2
+  echo "$name fanout_rate $(loadgen --connections "$connections" --messages "$messages" --publishers 1 --inflight 8 --rate 40 || true)" >>"$out"
+  stop_server
+
+  start_server "$name"
+  echo "$name targeted: 20000 single-user publishes over 4 connections" >&2
+  echo "$name targeted $(loadgen --mode targeted --connections "$connections" --messages 20000 --publishers 4 --inflight 1 || true)" >>"$out"
+  stop_server
+
+  start_server "$name"
+  echo "$name batch: 100000 single-user publishes in /api/batch requests of 50, over 4 connections" >&2
+  echo "$name batch $(loadgen --mode targeted --batch 50 --connections "$connections" --messages 100000 --publishers 4 --inflight 1 || true)" >>"$out"
+  stop_server
+
+  start_server "$name"
+  echo "$name ask: a 1000-chunk stream to one user while the fan-out runs at 40 a second" >&2
+  echo "$name ask $(loadgen --connections "$connections" --messages "$messages" --publishers 1 --inflight 8 --rate 40 --ask-chunks 1000 || true)" >>"$out"
+  stop_server
+done
+
+probe_connections=$((connections < 19000 ? connections : 19000))
+for batch in 1 8; do
+  echo "probe: $probe_connections sockets x $messages frames, $batch per sendmsg" >&2
+  echo "probe $(taskset -c 0 build/zena-send-probe --connections "$probe_connections" --messages "$messages" --batch "$batch" --reader-cpu 1 || true)" >>"$out"
+done
 
 echo '```' >>"$out"
 echo "results: $out" >&2

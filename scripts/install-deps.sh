@@ -16,6 +16,7 @@ packages=(
   libtomlplusplus-dev   # the configuration file
   libhiredis-dev        # Redis: publishes in, client events out (blocking client on its own threads)
   libgtest-dev          # unit tests (built with the project)
+  libbenchmark-dev      # bench/: micro benchmarks of the hub (Google Benchmark)
 )
 if [[ ${1:-} == --test ]]; then
   packages+=(

@@ -1,6 +1,8 @@
 // The benchmark's load generator (bench/loadgen.cpp) at a small scale against the real server,
 // as a correctness check of fan-out under load: every connection gets every message, in order,
-// once (fan-out through /api/broadcast-all), and targeted publishes each reach their one user.
+// once (fan-out through /api/broadcast-all), an Ask stream to one user arrives whole and in
+// order beside it, and targeted publishes (one per request, and in /api/batch requests) each
+// reach their one user.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
@@ -19,13 +21,21 @@ async function run(server, args) {
 test('Loadgen.FanoutAndTargeted_NoLossNoDuplicateNoReorder', async () => {
   const server = await startServer({ env: { ZENA_LOG_LEVEL: 'info', ZENA_MAX_CONNECTIONS_PER_ADDRESS: '100000' } });
   try {
-    const fanout = await run(server, ['--connections', '300', '--messages', '300', '--publishers', '2', '--inflight', '4']);
+    const fanout = await run(server, ['--connections', '300', '--messages', '300', '--publishers', '2', '--inflight', '4',
+      '--ask-chunks', '200']);
     assert.equal(fanout.welcomed, 300);
-    assert.equal(fanout.delivered, 300 * 300);
+    // The fan-out goes on until the Ask stream ends: at least the 300 messages asked for.
+    assert.ok(fanout.messages >= 300, `${fanout.messages} fan-out messages`);
+    assert.equal(fanout.delivered, fanout.messages * 300);
     assert.deepEqual([fanout.lost, fanout.duplicates, fanout.reorders, fanout.gaps, fanout.closed_early], [0, 0, 0, 0, 0]);
+    assert.equal(fanout.ask.delivered, 200);
+    assert.equal(fanout.ask.out_of_order, 0);
     const targeted = await run(server, ['--mode', 'targeted', '--connections', '300', '--messages', '3000']);
     assert.equal(targeted.delivered, 3000);
     assert.deepEqual([targeted.lost, targeted.duplicates, targeted.reorders], [0, 0, 0]);
+    const batched = await run(server, ['--mode', 'targeted', '--connections', '300', '--messages', '3000', '--batch', '10']);
+    assert.equal(batched.delivered, 3000);
+    assert.deepEqual([batched.lost, batched.duplicates, batched.reorders], [0, 0, 0]);
   } finally {
     await server.stop();
   }
