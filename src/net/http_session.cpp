@@ -43,6 +43,18 @@ basic_http_session<Stream>::basic_http_session(Stream&& stream, worker& worker, 
     : stream_(std::move(stream)), worker_(worker), services_(services) {}
 
 template <typename Stream>
+basic_http_session<Stream>::~basic_http_session() {
+    end_handshake();  // it ended before a whole request came
+}
+
+template <typename Stream>
+void basic_http_session<Stream>::end_handshake() {
+    if (!handshaking_) return;
+    handshaking_ = false;
+    worker_.handshake_done();
+}
+
+template <typename Stream>
 void basic_http_session<Stream>::run() {
     boost::asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
         if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
@@ -120,6 +132,7 @@ void basic_http_session<Stream>::read_body() {
 template <typename Stream>
 void basic_http_session<Stream>::on_read(beast::error_code ec, std::size_t) {
     reading_ = false;
+    end_handshake();
     if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == boost::asio::error::eof) {
         // The client is done sending; what it asked before still gets its answers.
         if (responses_.empty()) shutdown(boost::asio::ip::tcp::socket::shutdown_both);

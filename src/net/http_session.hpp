@@ -24,7 +24,11 @@ namespace http = boost::beast::http;
 template <typename Stream>
 class basic_http_session : public std::enable_shared_from_this<basic_http_session<Stream>> {
 public:
+    // Counts as one of `worker`'s handshakes until its first request is read.
     basic_http_session(Stream&& stream, worker& worker, services& services);
+    ~basic_http_session();
+    basic_http_session(const basic_http_session&) = delete;
+    basic_http_session& operator=(const basic_http_session&) = delete;
     void run();
 
 private:
@@ -36,6 +40,8 @@ private:
     void on_read(beast::error_code ec, std::size_t bytes);
     // Reads the next request, unless one is being read or the pipeline is full or closing.
     void read_next();
+    // Gives back this session's place among the worker's handshakes (once).
+    void end_handshake();
     void route(http::request<http::string_body>& request);
     // The admission checks (origin, capacity, address), then the WebSocket: a ws_session, or an
     // echo_session for /echo (websocket.test_echo).
@@ -79,8 +85,9 @@ private:
     std::optional<http::request<http::string_body>> deferred_;
     bool reading_ = false;
     bool writing_ = false;
-    bool closing_ = false;   // the client finished sending
-    bool upgraded_ = false;  // the stream went to a WebSocket
+    bool closing_ = false;     // the client finished sending
+    bool upgraded_ = false;    // the stream went to a WebSocket
+    bool handshaking_ = true;  // counted in worker_'s handshakes (until the first request is read)
 };
 
 using http_session = basic_http_session<beast::tcp_stream>;

@@ -8,6 +8,53 @@
 
 namespace zena::net {
 
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+
+void worker::admit(tcp::socket socket, std::shared_ptr<asio::ssl::context> tls) {
+    if (handshaking_ < k_max_handshaking && waiting_.empty()) {
+        ++handshaking_;
+        return start_session(std::move(socket), std::move(tls));
+    }
+    waiting_.push_back({std::move(socket), std::move(tls)});
+    arm_handshake_timer();
+}
+
+void worker::handshake_done() {
+    --handshaking_;
+    ++finished_since_tick_;
+    if (handshaking_ < k_max_handshaking) start_next(1);
+}
+
+void worker::start_next(std::size_t count) {
+    if (io.stopped()) return;  // shutting down: the waiting sockets just close
+    for (; count > 0 && !waiting_.empty(); --count) {
+        auto next = std::move(waiting_.front());
+        waiting_.pop_front();
+        ++handshaking_;
+        // From the loop, not inside the session that just finished.
+        asio::post(io, [this, next = std::move(next)]() mutable {
+            start_session(std::move(next.socket), std::move(next.tls));
+        });
+    }
+}
+
+void worker::arm_handshake_timer() {
+    if (timer_armed_) return;
+    timer_armed_ = true;
+    finished_since_tick_ = 0;
+    handshake_timer_.expires_after(k_handshake_tick);
+    handshake_timer_.async_wait([this](const boost::system::error_code& ec) {
+        timer_armed_ = false;
+        if (ec || waiting_.empty()) return;
+        // No handshake finished in a whole tick: the ones in progress are slow (or stalled on
+        // purpose). They keep their own deadline; the line moves on without them.
+        if (finished_since_tick_ == 0) start_next(k_max_handshaking);
+        arm_handshake_timer();
+    });
+}
+
 void worker::run() {
     hub::hub_set::enter(index);
     // A turn runs the handlers that are ready, then writes what they queued. Waiting longer
@@ -33,10 +80,6 @@ void worker::run() {
         if (ran == 0 && io.run_one() == 0) return;  // nothing was ready: wait for the next event
     }
 }
-
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-using tcp = asio::ip::tcp;
 
 namespace {
 
@@ -89,6 +132,14 @@ server::server(const config::settings& settings, const auth::jwt_verifier& verif
                                                       static_cast<std::size_t>(settings.max_tracked_addresses)}}} {
     for (std::size_t i = 0; i < hubs_->size(); ++i) {
         workers_.push_back(std::make_unique<worker>(i, hubs_->local(i), settings.invalid_message_log_per_second));
+        auto* w = workers_.back().get();
+        w->start_session = [this, w](tcp::socket socket, const std::shared_ptr<asio::ssl::context>& tls) {
+            if (tls) {
+                std::make_shared<https_session>(https_session_stream(std::move(socket), *tls), *w, services_)->run();
+            } else {
+                std::make_shared<http_session>(beast::tcp_stream(std::move(socket)), *w, services_)->run();
+            }
+        };
     }
     auto& io0 = workers_[0]->io;
     acceptor_.emplace(io0);
@@ -173,11 +224,10 @@ void server::do_accept() {
         }
         boost::system::error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
-        if (tls_) {
-            std::make_shared<https_session>(https_session_stream(std::move(socket), *tls_), target, services_)->run();
-        } else {
-            std::make_shared<http_session>(beast::tcp_stream(std::move(socket)), target, services_)->run();
-        }
+        // The TLS context is read here, on thread 0, where SIGHUP swaps it.
+        asio::post(target.io, [&target, socket = std::move(socket), tls = tls_]() mutable {
+            target.admit(std::move(socket), std::move(tls));
+        });
         do_accept();
     });
 }

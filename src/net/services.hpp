@@ -7,8 +7,11 @@
 // limiter and timers.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -78,7 +81,12 @@ private:
 
 struct worker {
     worker(std::size_t index, hub::hub& hub, double invalid_log_per_second)
-        : index(index), hub(hub), invalid_message_log(invalid_log_per_second), heartbeat_timer(io), expiry_timer(io) {}
+        : index(index),
+          hub(hub),
+          invalid_message_log(invalid_log_per_second),
+          heartbeat_timer(io),
+          expiry_timer(io),
+          handshake_timer_(io) {}
 
     // Runs the event loop until stopped: each turn runs the handlers that are ready, then
     // flushes the connections they queued frames on (the cork).
@@ -91,6 +99,37 @@ struct worker {
     boost::asio::steady_timer heartbeat_timer;
     boost::asio::steady_timer expiry_timer;  // token expiry: hub.expire() every second
     ws::flush_queue flush;                   // connections with frames to write this turn
+
+    // Accepted sockets become HTTP sessions at most k_max_handshaking at a time per thread,
+    // counted until their first request is read. The others wait as bare sockets, in order. A
+    // burst of connections then costs a socket each while it waits, not a session with its
+    // buffers, parser and pending reads (about 3 KiB), whose freed memory would be left in holes
+    // between the long-lived connections. Waiting adds no work: the handshakes are done at the
+    // same rate, one after the other. Slow clients cannot hold the line: whenever
+    // k_handshake_tick passes with sockets waiting and no handshake finished, the next
+    // k_max_handshaking start anyway.
+    static constexpr std::size_t k_max_handshaking = 128;
+    static constexpr std::chrono::milliseconds k_handshake_tick{50};
+    using start_fn = std::function<void(boost::asio::ip::tcp::socket, std::shared_ptr<boost::asio::ssl::context>)>;
+    start_fn start_session;  // makes and runs the session (set by the server)
+    // A socket accepted for this thread (`tls`: its TLS context, or null); on this thread.
+    void admit(boost::asio::ip::tcp::socket socket, std::shared_ptr<boost::asio::ssl::context> tls);
+    // A session's first request was read (or it ended before): the next socket may start.
+    void handshake_done();
+
+private:
+    void start_next(std::size_t count);
+    void arm_handshake_timer();
+
+    struct waiting_socket {
+        boost::asio::ip::tcp::socket socket;
+        std::shared_ptr<boost::asio::ssl::context> tls;
+    };
+    std::size_t handshaking_ = 0;
+    std::size_t finished_since_tick_ = 0;
+    std::deque<waiting_socket> waiting_;
+    boost::asio::steady_timer handshake_timer_;  // armed while sockets wait
+    bool timer_armed_ = false;
 };
 
 }  // namespace zena::net

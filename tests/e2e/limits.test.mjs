@@ -140,3 +140,27 @@ test('Limits.SlowHandshake_IsCutAtTheRequestTimeout', async () => {
     await server.stop();
   }
 });
+
+test('Limits.ManySilentConnections_DoNotHoldUpARealClient', async () => {
+  // At most 128 handshakes run at once per thread; the rest wait in line. 300 sockets that
+  // never send a byte (each cut at the 10 s request timeout) must not stall the line: a real
+  // client behind them is served within a few handshake ticks.
+  const server = await startServer({ env: { ZENA_HTTP_REQUEST_TIMEOUT_MS: '10000', ZENA_THREADS: '1' } });
+  const silent = [];
+  try {
+    for (let i = 0; i < 300; i += 1) {
+      const socket = tcpConnect(server.port, '127.0.0.1');
+      socket.on('error', () => {});
+      silent.push(socket);
+    }
+    await Promise.all(silent.map((socket) => once(socket, 'connect')));
+    const started = Date.now();
+    const client = await connectUser(server, 'patient');
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed < 2000, `the real client waited ${elapsed} ms`);
+    await client.close();
+  } finally {
+    for (const socket of silent) socket.destroy();
+    await server.stop();
+  }
+});

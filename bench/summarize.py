@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Turns a bench/run.sh results file into the tables of a dated summary: one row per scenario,
+one column per server, and the ratios the issue asks for (ours / Bun, ours / ws, ours / the
+probe). Usage: bench/summarize.py bench/results/<date>-<time>.md"""
+import json
+import re
+import sys
+
+LINE = re.compile(r'^(\w+)(?: (\w+))?(?: rss_before_kib=(\d+))? (\{.*\})\s*$')
+
+
+def load(path):
+    runs, probe = {}, {}
+    for line in open(path, encoding='utf-8'):
+        m = LINE.match(line)
+        if not m:
+            continue
+        server, scenario, rss_before, body = m.groups()
+        data = json.loads(body)
+        if server == 'probe':
+            probe[data['batch']] = data
+            continue
+        if rss_before:
+            data['rss_before_kib'] = int(rss_before)
+        runs[(server, scenario)] = data
+    return runs, probe
+
+
+def fmt(n):
+    return f'{n:,.0f}' if n >= 100 else f'{n:,.2f}'
+
+
+def main():
+    runs, probe = load(sys.argv[1])
+    servers = [s for s in ('zena', 'ws', 'bun') if any(k[0] == s for k in runs)]
+    rows = []
+
+    def row(label, value, better='higher'):
+        values = {s: value(runs, s) for s in servers}
+        if any(v is None for v in values.values()):
+            return
+        cells = [fmt(values[s]) for s in servers]
+        ratios = []
+        for peer in ('bun', 'ws'):
+            if peer in values and 'zena' in values and values[peer]:
+                ratios.append(f'{values["zena"] / values[peer]:.2f}')
+            else:
+                ratios.append('')
+        rows.append((label, cells, ratios, better))
+
+    def get(scenario, *path):
+        def value(runs, server):
+            data = runs.get((server, scenario))
+            if data is None:
+                return None
+            for key in path:
+                data = data[key]
+            return data
+        return value
+
+    def idle_kib(runs, server):
+        data = runs.get((server, 'idle'))
+        if data is None:
+            return None
+        return (data['server_rss_idle_kib'] - data['rss_before_kib']) / data['connections']
+
+    row('idle memory, KiB per connection', idle_kib, 'lower')
+    row('connect, handshakes/s (idle run)', get('idle', 'handshakes_per_s'))
+    row('fan-out, deliveries/s (8 in flight)', get('fanout', 'deliveries_per_s'))
+    row('fan-out latency p50, ms', lambda r, s: get('fanout', 'latency_us', 'p50')(r, s) / 1000, 'lower')
+    row('fan-out latency p99, ms', lambda r, s: get('fanout', 'latency_us', 'p99')(r, s) / 1000, 'lower')
+    row('fan-out at 40/s: latency p50, ms',
+        lambda r, s: get('fanout_rate', 'latency_us', 'p50')(r, s) / 1000, 'lower')
+    row('fan-out at 40/s: latency p99, ms',
+        lambda r, s: get('fanout_rate', 'latency_us', 'p99')(r, s) / 1000, 'lower')
+    row('targeted, publishes/s', get('targeted', 'deliveries_per_s'))
+    row('targeted latency p50, µs', get('targeted', 'latency_us', 'p50'), 'lower')
+    row('targeted latency p99, µs', get('targeted', 'latency_us', 'p99'), 'lower')
+    row('batch (/api/batch of 50), messages/s', get('batch', 'deliveries_per_s'))
+    row('Ask chunk latency p50, ms', lambda r, s: get('ask', 'ask', 'latency_us', 'p50')(r, s) / 1000, 'lower')
+    row('Ask chunk latency p99, ms', lambda r, s: get('ask', 'ask', 'latency_us', 'p99')(r, s) / 1000, 'lower')
+
+    print('| scenario | ' + ' | '.join(servers) + ' | ours ÷ Bun | ours ÷ ws | better |')
+    print('|---|' + '---|' * len(servers) + '---|---|---|')
+    for label, cells, ratios, better in rows:
+        print(f'| {label} | ' + ' | '.join(cells) + f' | {ratios[0]} | {ratios[1]} | {better} |')
+
+    if probe and ('zena', 'fanout') in runs:
+        ours = runs[('zena', 'fanout')]['deliveries_per_s']
+        print()
+        print('| limit probe | frames/s | ours (fan-out) ÷ probe |')
+        print('|---|---|---|')
+        for batch, data in sorted(probe.items()):
+            print(f'| {batch} frame(s) per sendmsg | {fmt(data["frames_per_s"])} | {ours / data["frames_per_s"]:.2f} |')
+
+    print()
+    print('| run | server CPU s | generator CPU s | wall s | lost | duplicated | reordered |')
+    print('|---|---|---|---|---|---|---|')
+    for (server, scenario), data in runs.items():
+        print(f'| {server} {scenario} | {data["server_cpu_s"]} | {data["loadgen_cpu_s"]} | {data["wall_s"]} | '
+              f'{data["lost"]} | {data["duplicates"]} | {data["reorders"]} |')
+
+
+if __name__ == '__main__':
+    main()
