@@ -9,14 +9,15 @@ void hub::add(std::shared_ptr<connection> conn) {
     assert(conn && !index_.contains(conn->id()));
     registry_.add(conn->user_id());
     by_user_[conn->user_id()].push_back(conn.get());
-    index_.emplace(conn->id(), all_.size());
+    index_.emplace(conn->id(), slot{all_.size()});
     all_.push_back(std::move(conn));
 }
 
 void hub::remove(connection_id id) {
     const auto it = index_.find(id);
     if (it == index_.end()) return;
-    const std::size_t pos = it->second;
+    const std::size_t pos = it->second.pos;
+    if (it->second.deadline != k_no_deadline) --deadlines_;  // its heap entry is now stale
     connection* conn = all_[pos].get();
 
     auto user_it = by_user_.find(conn->user_id());
@@ -26,16 +27,11 @@ void hub::remove(connection_id id) {
     if (list.empty()) by_user_.erase(user_it);
     registry_.remove(conn->user_id());
 
-    if (const auto e = expiry_of_.find(id); e != expiry_of_.end()) {
-        expiries_.erase(e->second);
-        expiry_of_.erase(e);
-    }
-
     // Swap-remove keeps the array dense.
     index_.erase(it);
     if (pos + 1 != all_.size()) {
         all_[pos] = std::move(all_.back());
-        index_[all_[pos]->id()] = pos;
+        index_[all_[pos]->id()].pos = pos;
     }
     all_.pop_back();
 }
@@ -74,26 +70,44 @@ std::size_t hub::heartbeat() {
     return terminated;
 }
 
+namespace {
+
+// Orders the heap soonest first.
+constexpr auto later = [](const auto& a, const auto& b) { return a.at > b.at; };
+
+}  // namespace
+
 void hub::set_expiry(connection_id id, std::int64_t at_s) {
-    if (!index_.contains(id)) return;
-    if (const auto e = expiry_of_.find(id); e != expiry_of_.end()) {
-        expiries_.erase(e->second);
-        e->second = expiries_.emplace(at_s, id);
-        return;
+    const auto it = index_.find(id);
+    if (it == index_.end()) return;
+    if (it->second.deadline == k_no_deadline) ++deadlines_;
+    it->second.deadline = at_s;
+    expiries_.push_back({at_s, id});
+    std::push_heap(expiries_.begin(), expiries_.end(), later);
+    compact_expiries();
+}
+
+void hub::compact_expiries() {
+    if (expiries_.size() <= 2 * deadlines_ + 64) return;
+    expiries_.clear();
+    for (const auto& [id, s] : index_) {
+        if (s.deadline != k_no_deadline) expiries_.push_back({s.deadline, id});
     }
-    expiry_of_.emplace(id, expiries_.emplace(at_s, id));
+    std::make_heap(expiries_.begin(), expiries_.end(), later);
 }
 
 std::size_t hub::expire(std::int64_t now_s) {
     std::size_t closed = 0;
-    while (!expiries_.empty() && expiries_.begin()->first <= now_s) {
-        const auto id = expiries_.begin()->second;
-        expiries_.erase(expiries_.begin());
-        expiry_of_.erase(id);
-        if (const auto it = index_.find(id); it != index_.end()) {
-            all_[it->second]->close(protocol::close_code::policy_violation, "token expired");
-            ++closed;
-        }
+    while (!expiries_.empty() && expiries_.front().at <= now_s) {
+        const auto due = expiries_.front();
+        std::pop_heap(expiries_.begin(), expiries_.end(), later);
+        expiries_.pop_back();
+        const auto it = index_.find(due.id);
+        if (it == index_.end() || it->second.deadline != due.at) continue;  // gone, or moved
+        it->second.deadline = k_no_deadline;
+        --deadlines_;
+        all_[it->second.pos]->close(protocol::close_code::policy_violation, "token expired");
+        ++closed;
     }
     return closed;
 }

@@ -5,9 +5,10 @@
 // reach it through hub_set, which posts). No locks. Delivery hands each target connection the
 // same shared frame; a connection over its send budget closes itself (see connection::send).
 
+#include <boost/container/small_vector.hpp>
 #include <cstddef>
 #include <cstdint>
-#include <map>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -58,13 +59,29 @@ private:
     std::vector<std::shared_ptr<connection>> snapshot() const { return all_; }
 
     user_registry& registry_;
+    static constexpr std::int64_t k_no_deadline = std::numeric_limits<std::int64_t>::min();
+    struct slot {
+        std::size_t pos;                        // in all_
+        std::int64_t deadline = k_no_deadline;  // the token's, when it has one
+    };
+    struct expiry {
+        std::int64_t at;
+        connection_id id;
+    };
+    // Rebuilds expiries_ from index_ once stale entries outnumber live ones.
+    void compact_expiries();
+
     // Dense array for fast fan-out, with each connection's position for O(1) removal.
     std::vector<std::shared_ptr<connection>> all_;
-    std::unordered_map<connection_id, std::size_t> index_;
-    std::unordered_map<std::string, std::vector<connection*>, string_hash, std::equal_to<>> by_user_;
-    // Token deadlines, soonest first, and where each connection's entry is.
-    std::multimap<std::int64_t, connection_id> expiries_;
-    std::unordered_map<connection_id, std::multimap<std::int64_t, connection_id>::iterator> expiry_of_;
+    std::unordered_map<connection_id, slot> index_;
+    // Most users have one connection here: it is held inline, with no allocation of its own.
+    std::unordered_map<std::string, boost::container::small_vector<connection*, 1>, string_hash, std::equal_to<>>
+        by_user_;
+    // Token deadlines as a min-heap, 16 bytes a connection. A moved deadline or a removed
+    // connection leaves its old entry behind; expire() skips an entry that no longer matches
+    // the connection's slot, and compact_expiries() drops them in bulk.
+    std::vector<expiry> expiries_;
+    std::size_t deadlines_ = 0;  // connections with a deadline
 };
 
 }  // namespace zena::hub

@@ -328,11 +328,21 @@ void basic_http_session<Stream>::upgrade(http::request<http::string_body>&& requ
 template <typename Stream>
 ws::transport basic_http_session<Stream>::take_transport() {
     if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
-        // The bare socket: a tcp_stream's timers are not needed past the upgrade.
-        return ws::transport{stream_.release_socket()};
+        // The bare socket, rebound to this thread's io_context: a tcp_stream's timers and a
+        // type-erased executor are not needed past the upgrade.
+        auto socket = stream_.release_socket();
+        ws::plain_socket plain(worker_.io.get_executor());
+        beast::error_code ec;
+        const auto protocol = socket.local_endpoint(ec).protocol();
+        // On a failure the socket stays closed and the endpoint ends at its first read.
+        if (!ec) {
+            const auto fd = socket.release(ec);
+            if (!ec) plain.assign(protocol, fd, ec);
+        }
+        return ws::transport{std::move(plain)};
     } else {
         beast::get_lowest_layer(stream_).expires_never();
-        return ws::transport{std::make_unique<ws::tls_stream>(std::move(stream_))};
+        return ws::transport{std::make_unique<ws::tls_transport>(ws::tls_transport{std::move(stream_), {}, {}})};
     }
 }
 

@@ -49,14 +49,14 @@ endpoint::endpoint(transport&& stream, flush_queue& flusher, options opts)
 
 endpoint::~endpoint() = default;
 
-asio::ip::tcp::socket& endpoint::socket() {
-    if (auto* s = std::get_if<asio::ip::tcp::socket>(&stream_)) return *s;
-    return std::get<std::unique_ptr<tls_stream>>(stream_)->next_layer().socket();
+asio::any_io_executor endpoint::executor() {
+    if (plain()) return socket().get_executor();
+    return tls().stream.get_executor();
 }
 
 void endpoint::start(std::string response, std::string_view already_read) {
-    raw_out_ = std::move(response);
-    if (!plain()) tls_in_.resize(k_tls_read_bytes);
+    raw_out_ = std::make_unique<std::string>(std::move(response));
+    if (!plain()) tls().in.resize(k_tls_read_bytes);
     schedule_flush();
     if (!already_read.empty() && !consume(already_read)) return;
     do_read();
@@ -66,7 +66,7 @@ void endpoint::start(std::string response, std::string_view already_read) {
 
 std::size_t endpoint::waiting_from() const {
     if (!plain()) return head_ + tls_frames_;
-    return head_ + (offset_ > 0 && raw_out_.empty() ? 1 : 0);
+    return head_ + (offset_ > 0 && !raw_out_ ? 1 : 0);
 }
 
 endpoint::queued endpoint::enqueue(const protocol::outbound& message) {
@@ -120,7 +120,7 @@ void endpoint::queue_close(std::string_view payload, bool then_end) {
     close_queued_ = true;
     end_after_close_ = then_end;
     push(protocol::frame::make(opcode::close, payload), protocol::delivery_class::ordered, 0);
-    close_timer_ = std::make_unique<asio::steady_timer>(socket().get_executor());
+    close_timer_ = std::make_unique<asio::steady_timer>(executor());
     close_timer_->expires_after(options_.close_timeout);
     close_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
         if (!ec) self->terminate();
@@ -144,12 +144,12 @@ void endpoint::flush() {
 
 void endpoint::write_plain() {
     const int fd = socket().native_handle();
-    while (!raw_out_.empty() || head_ < queue_.size()) {
+    while (raw_out_ || head_ < queue_.size()) {
         std::array<iovec, k_max_iov> iov{};
         std::size_t count = 0;
         std::size_t skip = offset_;
-        if (!raw_out_.empty()) {
-            iov[count++] = {raw_out_.data() + skip, raw_out_.size() - skip};
+        if (raw_out_) {
+            iov[count++] = {raw_out_->data() + skip, raw_out_->size() - skip};
             skip = 0;
         }
         for (auto i = head_; i < queue_.size() && count < k_max_iov; ++i) {
@@ -182,21 +182,24 @@ void endpoint::write_plain() {
 }
 
 void endpoint::write_tls() {
-    if (raw_out_.empty() && head_ == queue_.size()) return on_drained();
-    tls_out_ = std::move(raw_out_);
-    raw_out_.clear();
+    if (!raw_out_ && head_ == queue_.size()) return on_drained();
+    auto& t = tls();
+    t.out.clear();
+    if (raw_out_) {
+        t.out = std::move(*raw_out_);
+        raw_out_.reset();
+    }
     tls_frames_ = queue_.size() - head_;
-    for (auto i = head_; i < queue_.size(); ++i) tls_out_ += bytes_of(queue_[i]);
+    for (auto i = head_; i < queue_.size(); ++i) t.out += bytes_of(queue_[i]);
     writing_ = true;
-    auto& tls = *std::get<std::unique_ptr<tls_stream>>(stream_);
-    asio::async_write(tls, asio::buffer(tls_out_),
+    asio::async_write(t.stream, asio::buffer(t.out),
                       [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
                           self->writing_ = false;
                           if (self->ended_) return;
                           if (ec) return self->terminate();
                           const auto frames = self->tls_frames_;
                           self->tls_frames_ = 0;
-                          self->tls_out_.clear();
+                          self->tls().out.clear();
                           for (std::size_t i = 0; i < frames && !self->ended_; ++i) {
                               self->advance(self->bytes_of(self->queue_[self->head_]).size());
                           }
@@ -205,15 +208,15 @@ void endpoint::write_tls() {
 }
 
 void endpoint::advance(std::size_t n) {
-    if (!raw_out_.empty()) {
-        const auto rest = raw_out_.size() - offset_;
+    if (raw_out_) {
+        const auto rest = raw_out_->size() - offset_;
         if (n < rest) {
             offset_ += n;
             return;
         }
         n -= rest;
         offset_ = 0;
-        std::string{}.swap(raw_out_);
+        raw_out_.reset();
     }
     while (head_ < queue_.size()) {
         auto& e = queue_[head_];
@@ -256,13 +259,13 @@ void endpoint::do_read() {
                                  [self = shared_from_this()](boost::system::error_code ec) { self->on_readable(ec); }));
         return;
     }
-    auto& tls = *std::get<std::unique_ptr<tls_stream>>(stream_);
-    tls.async_read_some(asio::buffer(tls_in_),
-                        [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-                            if (self->ended_) return;
-                            if (ec) return self->terminate();
-                            if (self->consume(std::string_view(self->tls_in_.data(), n))) self->do_read();
-                        });
+    auto& t = tls();
+    t.stream.async_read_some(asio::buffer(t.in),
+                             [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                                 if (self->ended_) return;
+                                 if (ec) return self->terminate();
+                                 if (self->consume(std::string_view(self->tls().in.data(), n))) self->do_read();
+                             });
 }
 
 void endpoint::on_readable(boost::system::error_code ec) {
@@ -329,15 +332,21 @@ void endpoint::terminate() {
     if (ended_) return;
     ended_ = true;
     boost::system::error_code ignored;
-    auto& s = socket();
-    s.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    s.close(ignored);
+    const auto drop = [&ignored](auto& s) {
+        s.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+        s.close(ignored);
+    };
+    if (plain()) {
+        drop(socket());
+    } else {
+        drop(tls().stream.next_layer().socket());
+    }
     if (close_timer_) close_timer_->cancel();
     queue_.clear();
     head_ = 0;
     queued_bytes_ = 0;
     // Reported from a handler of its own: the caller may be iterating the hub.
-    asio::post(s.get_executor(), [self = shared_from_this()] { self->end(); });
+    asio::post(executor(), [self = shared_from_this()] { self->end(); });
 }
 
 void endpoint::end() { on_end(); }

@@ -33,8 +33,11 @@ void frame_reader::fail(std::uint16_t code, const char* reason) {
     state_ = status::failed;
     failure_code_ = code;
     failure_reason_ = reason;
-    partial_.clear();
-    message_.clear();
+    // Cleared, not freed: the bytes being read may be the held ones.
+    if (held_) {
+        held_->partial.clear();
+        held_->message.clear();
+    }
 }
 
 std::size_t frame_reader::consume(std::string_view in, handler& h) {
@@ -49,16 +52,20 @@ std::size_t frame_reader::consume(std::string_view in, handler& h) {
 
 frame_reader::status frame_reader::feed(std::string_view data, handler& h) {
     if (state_ != status::more) return state_;
-    if (partial_.empty()) {
+    if (!held_ || held_->partial.empty()) {
         const auto used = consume(data, h);
-        if (state_ == status::more) partial_.assign(data.substr(used));
+        if (state_ == status::more && used < data.size()) hold().partial.assign(data.substr(used));
         return state_;
     }
-    partial_.append(data);
-    const auto used = consume(partial_, h);
+    auto& partial = held_->partial;
+    partial.append(data);
+    const auto used = consume(partial, h);
     if (state_ == status::more) {
-        partial_.erase(0, used);
-        if (partial_.empty()) std::string{}.swap(partial_);  // an idle reader holds nothing
+        partial.erase(0, used);
+        if (partial.empty()) {
+            std::string{}.swap(partial);
+            release_if_idle();  // an idle reader holds nothing
+        }
     }
     return state_;
 }
@@ -112,7 +119,8 @@ std::size_t frame_reader::read_frame(std::string_view in, handler& h) {
         if (op != opcode::continuation && in_message_) {
             return fail(k_protocol_error, "new message before the last one ended"), 0;
         }
-        if (length > max_message_bytes_ - message_.size()) return fail(k_too_big, "message too big"), 0;
+        const std::size_t so_far = held_ ? held_->message.size() : 0;
+        if (length > max_message_bytes_ - so_far) return fail(k_too_big, "message too big"), 0;
     }
     const std::size_t total = header + 4 + static_cast<std::size_t>(length);
     if (in.size() < total) return 0;
@@ -139,8 +147,10 @@ std::size_t frame_reader::read_frame(std::string_view in, handler& h) {
                 if (!valid_utf8(body.substr(2))) return fail(k_invalid_payload, "close reason is not UTF-8"), 0;
             }
             state_ = status::closed;
-            partial_.clear();
-            message_.clear();
+            if (held_) {
+                held_->partial.clear();
+                held_->message.clear();
+            }
             h.on_close(code, n >= 2 ? body.substr(2) : std::string_view{});
         }
         return total;
@@ -160,16 +170,18 @@ std::size_t frame_reader::read_frame(std::string_view in, handler& h) {
         deliver(buffer, false, h);
         return state_ == status::more ? total : 0;
     }
-    const auto start = message_.size();
-    message_.resize(start + n);
-    unmask(masked, n, mask, message_.data() + start);
-    if (check_utf8 && !utf8_.feed(std::string_view(message_).substr(start))) {
+    auto& message = hold().message;
+    const auto start = message.size();
+    message.resize(start + n);
+    unmask(masked, n, mask, message.data() + start);
+    if (check_utf8 && !utf8_.feed(std::string_view(message).substr(start))) {
         return fail(k_invalid_payload, "text is not UTF-8"), 0;
     }
     in_message_ = !fin;
     if (fin) {
-        std::string whole = std::move(message_);
-        message_.clear();
+        std::string whole = std::move(message);
+        message.clear();
+        release_if_idle();
         deliver(whole, true, h);
     }
     return state_ == status::more ? total : 0;

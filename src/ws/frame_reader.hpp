@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -52,7 +53,7 @@ public:
     std::uint16_t failure_code() const { return failure_code_; }
     std::string_view failure_reason() const { return failure_reason_; }
     // Bytes held between calls (an incomplete frame and a fragmented message).
-    std::size_t held_bytes() const { return partial_.size() + message_.size(); }
+    std::size_t held_bytes() const { return held_ ? held_->partial.size() + held_->message.size() : 0; }
 
 private:
     // Reads frames from the front of `in` while they are whole; returns the bytes used.
@@ -70,12 +71,25 @@ private:
     status state_ = status::more;
     std::uint16_t failure_code_ = 0;
     const char* failure_reason_ = "";
-    std::string partial_;      // the start of a frame not yet complete
-    std::string message_;      // the fragments so far of a message not yet complete
+    // What is kept between reads, made only when something is: an idle reader holds a null
+    // pointer, not two empty strings.
+    struct held {
+        std::string partial;  // the start of a frame not yet complete
+        std::string message;  // the fragments so far of a message not yet complete
+    };
+    held& hold() {
+        if (!held_) held_ = std::make_unique<held>();
+        return *held_;
+    }
+    // Drops the held storage once nothing is in it.
+    void release_if_idle() {
+        if (held_ && held_->partial.empty() && held_->message.empty()) held_.reset();
+    }
+    std::unique_ptr<held> held_;
     bool in_message_ = false;  // a fragmented message has started
     bool message_text_ = false;
     bool message_compressed_ = false;
-    utf8_validator utf8_;  // of message_, for uncompressed text
+    utf8_validator utf8_;  // of the held message, for uncompressed text
 };
 
 }  // namespace zena::ws

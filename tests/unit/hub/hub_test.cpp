@@ -114,6 +114,24 @@ TEST_F(HubTest, Expire_ClosesOnlyConnectionsPastTheirDeadline_AndMovedDeadlinesH
     EXPECT_EQ(h.expire(1000), 0U);
 }
 
+TEST_F(HubTest, Expire_AfterManyRefreshesAndDepartures_StillFiresEachLiveDeadlineOnce) {
+    // Refreshes and departures leave stale deadline entries; they are compacted, never fired.
+    std::vector<std::shared_ptr<testing::recording_connection>> conns;
+    for (connection_id id = 1; id <= 50; ++id) {
+        conns.push_back(make(id, "u" + std::to_string(id)));
+        h.add(conns.back());
+    }
+    for (int round = 0; round < 20; ++round) {
+        for (connection_id id = 1; id <= 50; ++id) h.set_expiry(id, 1000 + round * 10 + static_cast<std::int64_t>(id));
+    }
+    for (connection_id id = 26; id <= 50; ++id) h.remove(id);
+    EXPECT_EQ(h.expire(1000 + 19 * 10), 0U) << "every earlier deadline was moved";
+    EXPECT_EQ(h.expire(1000 + 19 * 10 + 50), 25U) << "the live ones fire once; the departed do not";
+    for (connection_id id = 1; id <= 25; ++id) EXPECT_TRUE(conns[id - 1]->closed) << id;
+    for (connection_id id = 26; id <= 50; ++id) EXPECT_FALSE(conns[id - 1]->closed) << id;
+    EXPECT_EQ(h.expire(100000), 0U);
+}
+
 TEST(UserRegistry, CountsAcrossManyUsers) {
     user_registry registry;
     for (int i = 0; i < 1000; ++i) registry.add("user-" + std::to_string(i % 100));
