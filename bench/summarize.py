@@ -58,6 +58,12 @@ def main():
             return data
         return value
 
+    def ms(scenario, *path):
+        def value(runs, server):
+            us = get(scenario, *path)(runs, server)
+            return None if us is None else us / 1000
+        return value
+
     def idle_kib(runs, server):
         data = runs.get((server, 'idle'))
         if data is None:
@@ -67,18 +73,16 @@ def main():
     row('idle memory, KiB per connection', idle_kib, 'lower')
     row('connect, handshakes/s (idle run)', get('idle', 'handshakes_per_s'))
     row('fan-out, deliveries/s (8 in flight)', get('fanout', 'deliveries_per_s'))
-    row('fan-out latency p50, ms', lambda r, s: get('fanout', 'latency_us', 'p50')(r, s) / 1000, 'lower')
-    row('fan-out latency p99, ms', lambda r, s: get('fanout', 'latency_us', 'p99')(r, s) / 1000, 'lower')
-    row('fan-out at 40/s: latency p50, ms',
-        lambda r, s: get('fanout_rate', 'latency_us', 'p50')(r, s) / 1000, 'lower')
-    row('fan-out at 40/s: latency p99, ms',
-        lambda r, s: get('fanout_rate', 'latency_us', 'p99')(r, s) / 1000, 'lower')
+    row('fan-out latency p50, ms', ms('fanout', 'latency_us', 'p50'), 'lower')
+    row('fan-out latency p99, ms', ms('fanout', 'latency_us', 'p99'), 'lower')
+    row('fan-out at 40/s: latency p50, ms', ms('fanout_rate', 'latency_us', 'p50'), 'lower')
+    row('fan-out at 40/s: latency p99, ms', ms('fanout_rate', 'latency_us', 'p99'), 'lower')
     row('targeted, publishes/s', get('targeted', 'deliveries_per_s'))
     row('targeted latency p50, µs', get('targeted', 'latency_us', 'p50'), 'lower')
     row('targeted latency p99, µs', get('targeted', 'latency_us', 'p99'), 'lower')
     row('batch (/api/batch of 50), messages/s', get('batch', 'deliveries_per_s'))
-    row('Ask chunk latency p50, ms', lambda r, s: get('ask', 'ask', 'latency_us', 'p50')(r, s) / 1000, 'lower')
-    row('Ask chunk latency p99, ms', lambda r, s: get('ask', 'ask', 'latency_us', 'p99')(r, s) / 1000, 'lower')
+    row('Ask chunk latency p50, ms', ms('ask', 'ask', 'latency_us', 'p50'), 'lower')
+    row('Ask chunk latency p99, ms', ms('ask', 'ask', 'latency_us', 'p99'), 'lower')
 
     print('| scenario | ' + ' | '.join(servers) + ' | ours ÷ Bun | ours ÷ ws | better |')
     print('|---|' + '---|' * len(servers) + '---|---|---|')
