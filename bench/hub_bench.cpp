@@ -3,66 +3,24 @@
 // takes one of this machine's two cores, so the end-to-end benchmark runs the server on one
 // thread; this says what a second thread adds.
 //
-// Each thread is a plain task loop (what hub_set needs of an event loop: post a task). A
+// Each thread is the hub tests' task_thread (what hub_set needs of an event loop: post a task). A
 // connection here does what ws::endpoint does when a frame is queued (append the shared frame
 // to its queue, join its thread's flush list); the "flush" then clears the queues without a
 // system call.
 //   build/zena-hub-bench [--benchmark_filter=...]
 #include <benchmark/benchmark.h>
 
-#include <condition_variable>
-#include <deque>
 #include <functional>
 #include <latch>
-#include <mutex>
-#include <thread>
 #include <vector>
 
 #include "hub/hub_set.hpp"
+#include "hub/task_thread.hpp"
 #include "protocol/envelope.hpp"
 
 namespace {
 
 using zena::hub::hub_set;
-
-class task_loop {
-public:
-    task_loop() : thread_([this] { run(); }) {}
-    ~task_loop() {
-        post({});
-        thread_.join();
-    }
-    task_loop(const task_loop&) = delete;
-    task_loop& operator=(const task_loop&) = delete;
-
-    void post(std::function<void()> task) {
-        {
-            const std::lock_guard lock(mutex_);
-            tasks_.push_back(std::move(task));
-        }
-        ready_.notify_one();
-    }
-
-private:
-    void run() {
-        for (;;) {
-            std::function<void()> task;
-            {
-                std::unique_lock lock(mutex_);
-                ready_.wait(lock, [this] { return !tasks_.empty(); });
-                task = std::move(tasks_.front());
-                tasks_.pop_front();
-            }
-            if (!task) return;
-            task();
-        }
-    }
-
-    std::mutex mutex_;
-    std::condition_variable ready_;
-    std::deque<std::function<void()>> tasks_;
-    std::thread thread_;
-};
 
 // Per thread: the connections that queued frames since the last flush.
 struct flush_list {
@@ -90,10 +48,10 @@ void broadcast(benchmark::State& state) {
     const auto connections = static_cast<std::size_t>(state.range(0));
     const auto threads = static_cast<std::size_t>(state.range(1));
     const auto per_turn = static_cast<std::size_t>(state.range(2));  // messages per flush
-    std::vector<std::unique_ptr<task_loop>> loops;
+    std::vector<std::unique_ptr<zena::hub::testing::task_thread>> loops;
     std::vector<hub_set::post_fn> posts;
     for (std::size_t i = 0; i < threads; ++i) {
-        loops.push_back(std::make_unique<task_loop>());
+        loops.push_back(std::make_unique<zena::hub::testing::task_thread>());
         posts.emplace_back([loop = loops.back().get()](hub_set::task t) { loop->post(std::move(t)); });
     }
     zena::hub::user_registry registry;

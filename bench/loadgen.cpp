@@ -38,6 +38,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "auth/jwt.hpp"
@@ -78,48 +79,35 @@ struct options {
 
 options parse(int argc, char** argv) {
     options o;
+    // One table: each flag and the field it sets.
+    const std::pair<std::string_view, std::string*> text[] = {
+        {"--host", &o.host}, {"--secret", &o.secret}, {"--api-key", &o.api_key}, {"--mode", &o.mode}};
+    const std::pair<std::string_view, int*> numbers[] = {{"--port", &o.port},
+                                                         {"--connections", &o.connections},
+                                                         {"--messages", &o.messages},
+                                                         {"--publishers", &o.publishers},
+                                                         {"--inflight", &o.inflight},
+                                                         {"--payload", &o.payload},
+                                                         {"--sources", &o.sources},
+                                                         {"--hold-ms", &o.hold_ms},
+                                                         {"--timeout-ms", &o.timeout_ms},
+                                                         {"--server-pid", &o.server_pid},
+                                                         {"--batch", &o.batch},
+                                                         {"--ask-chunks", &o.ask_chunks},
+                                                         {"--ask-interval-us", &o.ask_interval_us},
+                                                         {"--rate", &o.rate}};
     for (int i = 1; i < argc; ++i) {
         const std::string_view a = argv[i];
         if (i + 1 >= argc) die("missing value for " + std::string{a});
         const std::string v = argv[++i];
-        if (a == "--host")
-            o.host = v;
-        else if (a == "--port")
-            o.port = std::stoi(v);
-        else if (a == "--secret")
-            o.secret = v;
-        else if (a == "--api-key")
-            o.api_key = v;
-        else if (a == "--connections")
-            o.connections = std::stoi(v);
-        else if (a == "--messages")
-            o.messages = std::stoi(v);
-        else if (a == "--mode")
-            o.mode = v;
-        else if (a == "--publishers")
-            o.publishers = std::stoi(v);
-        else if (a == "--inflight")
-            o.inflight = std::stoi(v);
-        else if (a == "--payload")
-            o.payload = std::stoi(v);
-        else if (a == "--sources")
-            o.sources = std::stoi(v);
-        else if (a == "--hold-ms")
-            o.hold_ms = std::stoi(v);
-        else if (a == "--timeout-ms")
-            o.timeout_ms = std::stoi(v);
-        else if (a == "--server-pid")
-            o.server_pid = std::stoi(v);
-        else if (a == "--batch")
-            o.batch = std::stoi(v);
-        else if (a == "--ask-chunks")
-            o.ask_chunks = std::stoi(v);
-        else if (a == "--ask-interval-us")
-            o.ask_interval_us = std::stoi(v);
-        else if (a == "--rate")
-            o.rate = std::stoi(v);
-        else
-            die("unknown option " + std::string{a});
+        bool known = false;
+        for (const auto& [name, field] : text) {
+            if (a == name) *field = v, known = true;
+        }
+        for (const auto& [name, field] : numbers) {
+            if (a == name) *field = std::stoi(v), known = true;
+        }
+        if (!known) die("unknown option " + std::string{a});
     }
     if (o.host.rfind("127.", 0) != 0) die("only loopback targets (127.0.0.0/8) are allowed");
     if (o.mode != "fanout" && o.mode != "targeted") die("--mode is fanout or targeted");
@@ -396,8 +384,8 @@ int main(int argc, char** argv) {
                         const auto pub = std::strtol(p, &end, 10);
                         const auto seq = std::strtoll(end + 1, &end, 10);
                         const auto sent = std::strtoll(end + 1, &end, 10);
-                        const auto lat = static_cast<std::uint32_t>(
-                            std::min<std::int64_t>((now_ns() - sent) / 1000, UINT32_MAX));
+                        const auto lat =
+                            static_cast<std::uint32_t>(std::min<std::int64_t>((now_ns() - sent) / 1000, UINT32_MAX));
                         auto& last = c.last_seq[static_cast<std::size_t>(pub)];
                         if (pub == ask) {
                             ask_latencies_us.push_back(lat);
@@ -481,11 +469,10 @@ int main(int argc, char** argv) {
             }
         }
         if (publishing && answered == published && published >= o.messages) {
-            const bool all_in = o.mode == "fanout"
-                                    ? delivered >= static_cast<std::uint64_t>(published) * conns.size()
-                                    : delivered >= static_cast<std::uint64_t>(o.messages);
-            const bool ask_in = ask < 0 || (ask_answered == o.ask_chunks &&
-                                            ask_delivered >= static_cast<std::uint64_t>(o.ask_chunks));
+            const bool all_in = o.mode == "fanout" ? delivered >= static_cast<std::uint64_t>(published) * conns.size()
+                                                   : delivered >= static_cast<std::uint64_t>(o.messages);
+            const bool ask_in =
+                ask < 0 || (ask_answered == o.ask_chunks && ask_delivered >= static_cast<std::uint64_t>(o.ask_chunks));
             if (all_in && ask_in) break;
         }
         // While the Ask stream is due, wake often enough to keep its pace.
@@ -551,8 +538,8 @@ int main(int argc, char** argv) {
         "\"loadgen_cpu_s\":%.2f,\"wall_s\":%.2f,\"server_rss_idle_kib\":%ld,\"batch\":%d,"
         "\"ask\":{\"chunks\":%d,\"delivered\":%llu,\"out_of_order\":%llu,\"latency_us\":{\"p50\":%u,\"p99\":%u,"
         "\"max\":%u}}}\n",
-        o.mode.c_str(), o.connections, welcomed, connect_s > 0 ? o.connections / connect_s : 0, static_cast<int>(published),
-        static_cast<long long>(answered), static_cast<unsigned long long>(expected),
+        o.mode.c_str(), o.connections, welcomed, connect_s > 0 ? o.connections / connect_s : 0,
+        static_cast<int>(published), static_cast<long long>(answered), static_cast<unsigned long long>(expected),
         static_cast<unsigned long long>(delivered),
         static_cast<long long>(expected) - static_cast<long long>(delivered),
         static_cast<unsigned long long>(duplicates), static_cast<unsigned long long>(reorders),

@@ -64,37 +64,30 @@ loadgen() {
   echo '```'
 } >"$out"
 
+# One scenario on a freshly started server: scenario SERVER NAME DESCRIPTION LOADGEN-ARGS...
+# The idle scenario also records the server's RSS before the connections.
+scenario() {
+  local name=$1 label=$2 what=$3
+  shift 3
+  start_server "$name"
+  local before=""
+  [[ $label == idle ]] && before=" rss_before_kib=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")"
+  echo "$name $label: $what" >&2
+  echo "$name $label$before $(loadgen --connections "$connections" "$@" || true)" >>"$out"
+  stop_server
+}
+
+fanout=(--messages "$messages" --publishers 1 --inflight 8)
 for name in $servers; do
-  start_server "$name"
-  rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
-  echo "$name idle: $connections connections held 5 s" >&2
-  echo "$name idle rss_before_kib=$rss_before $(loadgen --connections "$connections" --messages 0 --hold-ms 5000 || true)" >>"$out"
-  stop_server
-
-  start_server "$name"
-  echo "$name fanout: $connections connections x $messages messages, 8 in flight" >&2
-  echo "$name fanout $(loadgen --connections "$connections" --messages "$messages" --publishers 1 --inflight 8 || true)" >>"$out"
-  stop_server
-
-  start_server "$name"
-  echo "$name fanout_rate: $connections connections x $messages messages at 40 a second" >&2
-  echo "$name fanout_rate $(loadgen --connections "$connections" --messages "$messages" --publishers 1 --inflight 8 --rate 40 || true)" >>"$out"
-  stop_server
-
-  start_server "$name"
-  echo "$name targeted: 20000 single-user publishes over 4 connections" >&2
-  echo "$name targeted $(loadgen --mode targeted --connections "$connections" --messages 20000 --publishers 4 --inflight 1 || true)" >>"$out"
-  stop_server
-
-  start_server "$name"
-  echo "$name batch: 100000 single-user publishes in /api/batch requests of 50, over 4 connections" >&2
-  echo "$name batch $(loadgen --mode targeted --batch 50 --connections "$connections" --messages 100000 --publishers 4 --inflight 1 || true)" >>"$out"
-  stop_server
-
-  start_server "$name"
-  echo "$name ask: a 1000-chunk stream to one user while the fan-out runs at 40 a second" >&2
-  echo "$name ask $(loadgen --connections "$connections" --messages "$messages" --publishers 1 --inflight 8 --rate 40 --ask-chunks 1000 || true)" >>"$out"
-  stop_server
+  scenario "$name" idle "$connections connections held 5 s" --messages 0 --hold-ms 5000
+  scenario "$name" fanout "$connections connections x $messages messages, 8 in flight" "${fanout[@]}"
+  scenario "$name" fanout_rate "$connections connections x $messages messages at 40 a second" "${fanout[@]}" --rate 40
+  scenario "$name" targeted "20000 single-user publishes over 4 connections" \
+    --mode targeted --messages 20000 --publishers 4 --inflight 1
+  scenario "$name" batch "100000 single-user publishes in /api/batch requests of 50, over 4 connections" \
+    --mode targeted --batch 50 --messages 100000 --publishers 4 --inflight 1
+  scenario "$name" ask "a 1000-chunk stream to one user while the fan-out runs at 40 a second" \
+    "${fanout[@]}" --rate 40 --ask-chunks 1000
 done
 
 probe_connections=$((connections < 19000 ? connections : 19000))

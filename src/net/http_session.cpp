@@ -159,9 +159,9 @@ void basic_http_session<Stream>::on_read(beast::error_code ec, std::size_t) {
     auto& request = parser_->get();
     keep_alive_ = request.keep_alive();
     version_ = request.version();
-    const bool api =
-        api::server_api::owns(target_path(std::string_view(request.target().data(), request.target().size())));
-    if (!api && !responses_.empty()) {
+    // Only with answers pending does the route matter here (route() finds it again).
+    if (!responses_.empty() &&
+        !api::server_api::owns(target_path(std::string_view(request.target().data(), request.target().size())))) {
         // An upgrade or another route waits for the answers before it: it may take the stream.
         deferred_.emplace(std::move(request));
         return;

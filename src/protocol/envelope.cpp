@@ -24,10 +24,7 @@ std::string_view frame::deflated_wire() const {
     std::call_once(deflate_once_, [this] {
         const auto compressed = ws::compress_message(payload());
         if (compressed.size() >= size()) return;  // incompressible: the plain frame is smaller
-        deflated_.resize(ws::k_max_header_bytes);
-        const auto n = ws::write_header(deflated_.data(), op_, compressed.size(), true);
-        deflated_.resize(n);
-        deflated_ += compressed;
+        deflated_ = ws::make_frame(op_, compressed, true);
     });
     return deflated_.empty() ? wire() : std::string_view(deflated_);
 }

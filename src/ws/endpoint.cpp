@@ -86,7 +86,7 @@ endpoint::queued endpoint::enqueue(const protocol::outbound& message) {
     } else if (message.delivery == delivery_class::ephemeral && queue_.size() > from) {
         return queued::dropped;  // behind: not worth queueing
     }
-    const auto size = options_.deflate_outgoing ? message.frame->deflated_wire().size() : message.frame->wire().size();
+    const auto size = bytes_of(*message.frame).size();
     if (queued_bytes_ + size > options_.send_queue_max_bytes) return queued::full;
     push(message.frame, message.delivery, message.latest_key);
     return queued::yes;
@@ -317,8 +317,6 @@ void endpoint::on_ping(std::string_view payload) {
     }
 }
 
-void endpoint::on_pong() { on_pong_received(); }
-
 void endpoint::on_close(std::optional<std::uint16_t> code, std::string_view) {
     close_received_ = true;
     if (close_written_) return terminate();  // it answers ours: the handshake is complete
@@ -346,9 +344,7 @@ void endpoint::terminate() {
     head_ = 0;
     queued_bytes_ = 0;
     // Reported from a handler of its own: the caller may be iterating the hub.
-    asio::post(executor(), [self = shared_from_this()] { self->end(); });
+    asio::post(executor(), [self = shared_from_this()] { self->on_end(); });
 }
-
-void endpoint::end() { on_end(); }
 
 }  // namespace zena::ws

@@ -159,7 +159,8 @@ public:
 protected:
     // A whole client message (frame_reader::handler): text is valid UTF-8.
     void on_message(std::string_view data, bool text) override = 0;
-    virtual void on_pong_received() {}
+    // A pong from the client (frame_reader::handler).
+    void on_pong() override {}
     // Whether to answer a client's ping (the owner's rate limit may say no).
     virtual bool allow_ping() { return true; }
     // The connection is over; called once.
@@ -175,7 +176,6 @@ private:
 
     // frame_reader::handler
     void on_ping(std::string_view payload) override;
-    void on_pong() override;
     void on_close(std::optional<std::uint16_t> code, std::string_view reason) override;
 
     bool plain() const { return std::holds_alternative<plain_socket>(stream_); }
@@ -183,9 +183,11 @@ private:
     tls_transport& tls() { return *std::get<std::unique_ptr<tls_transport>>(stream_); }
     // The executor of the connection's thread.
     boost::asio::any_io_executor executor();
-    std::string_view bytes_of(const entry& e) const {
-        return options_.deflate_outgoing ? e.frame->deflated_wire() : e.frame->wire();
+    // What this connection writes for a frame: compressed when it negotiated permessage-deflate.
+    std::string_view bytes_of(const protocol::frame& f) const {
+        return options_.deflate_outgoing ? f.deflated_wire() : f.wire();
     }
+    std::string_view bytes_of(const entry& e) const { return bytes_of(*e.frame); }
     // Index of the first frame not yet handed to the socket: the ones before it are being written.
     std::size_t waiting_from() const;
     // Forgets the frames not yet handed to the socket.
@@ -203,7 +205,6 @@ private:
     void on_readable(boost::system::error_code ec);
     // Hands bytes to the reader; false when reading is over.
     bool consume(std::string_view data);
-    void end();
 
     transport stream_;
     flush_queue& flusher_;

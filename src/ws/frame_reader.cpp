@@ -33,11 +33,7 @@ void frame_reader::fail(std::uint16_t code, const char* reason) {
     state_ = status::failed;
     failure_code_ = code;
     failure_reason_ = reason;
-    // Cleared, not freed: the bytes being read may be the held ones.
-    if (held_) {
-        held_->partial.clear();
-        held_->message.clear();
-    }
+    forget_held();
 }
 
 std::size_t frame_reader::consume(std::string_view in, handler& h) {
@@ -132,28 +128,8 @@ std::size_t frame_reader::read_frame(std::string_view in, handler& h) {
     if (control) {
         char payload[k_max_control_payload];
         unmask(masked, n, mask, payload);
-        const std::string_view body(payload, n);
-        if (op == opcode::ping) {
-            h.on_ping(body);
-        } else if (op == opcode::pong) {
-            h.on_pong();
-        } else {
-            if (n == 1) return fail(k_protocol_error, "close payload of one byte"), 0;
-            std::optional<std::uint16_t> code;
-            if (n >= 2) {
-                code = static_cast<std::uint16_t>((static_cast<unsigned>(static_cast<unsigned char>(payload[0])) << 8) |
-                                                  static_cast<unsigned char>(payload[1]));
-                if (!valid_close_code(*code)) return fail(k_protocol_error, "invalid close code"), 0;
-                if (!valid_utf8(body.substr(2))) return fail(k_invalid_payload, "close reason is not UTF-8"), 0;
-            }
-            state_ = status::closed;
-            if (held_) {
-                held_->partial.clear();
-                held_->message.clear();
-            }
-            h.on_close(code, n >= 2 ? body.substr(2) : std::string_view{});
-        }
-        return total;
+        read_control(op, std::string_view(payload, n), h);
+        return state_ == status::failed ? 0 : total;
     }
 
     if (op != opcode::continuation) {
@@ -185,6 +161,32 @@ std::size_t frame_reader::read_frame(std::string_view in, handler& h) {
         deliver(whole, true, h);
     }
     return state_ == status::more ? total : 0;
+}
+
+void frame_reader::forget_held() {
+    // Cleared, not freed: the bytes being read may be the held ones.
+    if (held_) {
+        held_->partial.clear();
+        held_->message.clear();
+    }
+}
+
+void frame_reader::read_control(opcode op, std::string_view body, handler& h) {
+    if (op == opcode::ping) return h.on_ping(body);
+    if (op == opcode::pong) return h.on_pong();
+    if (body.size() == 1) return fail(k_protocol_error, "close payload of one byte");
+    std::optional<std::uint16_t> code;
+    std::string_view reason;
+    if (body.size() >= 2) {
+        code = static_cast<std::uint16_t>((static_cast<unsigned>(static_cast<unsigned char>(body[0])) << 8) |
+                                          static_cast<unsigned char>(body[1]));
+        reason = body.substr(2);
+        if (!valid_close_code(*code)) return fail(k_protocol_error, "invalid close code");
+        if (!valid_utf8(reason)) return fail(k_invalid_payload, "close reason is not UTF-8");
+    }
+    state_ = status::closed;
+    forget_held();
+    h.on_close(code, reason);
 }
 
 void frame_reader::deliver(std::string_view data, bool fragmented, handler& h) {

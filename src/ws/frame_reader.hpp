@@ -62,6 +62,10 @@ private:
     // yet (or the reader stopped: see state_).
     std::size_t read_frame(std::string_view in, handler& h);
     void fail(std::uint16_t code, const char* reason);
+    // A whole, unmasked ping, pong or close frame.
+    void read_control(opcode op, std::string_view body, handler& h);
+    // Empties what is held between reads (on a close or a failure).
+    void forget_held();
     // The whole message is in `data` (unmasked, maybe compressed): check and deliver it.
     // `fragmented`: it came in several frames, whose text utf8_ has already seen.
     void deliver(std::string_view data, bool fragmented, handler& h);

@@ -45,7 +45,7 @@ public:
 private:
     std::shared_ptr<ws_session> self() { return std::static_pointer_cast<ws_session>(shared_from_this()); }
     void on_message(std::string_view data, bool text) override;
-    void on_pong_received() override { awaiting_pong_ = false; }
+    void on_pong() override { awaiting_pong_ = false; }
     bool allow_ping() override { return within_rate(); }
     void on_end() override;
     void handle_text(std::string_view text);

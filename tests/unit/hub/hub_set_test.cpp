@@ -3,57 +3,21 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <condition_variable>
-#include <deque>
 #include <future>
-#include <mutex>
 #include <thread>
 
+#include "hub/task_thread.hpp"
 #include "hub/test_connection.hpp"
 
 namespace zena::hub {
 namespace {
 
-// A real thread per hub running a task queue: the same contract as an io_context.
-class task_thread {
-public:
-    task_thread() : thread_([this] { loop(); }) {}
-    ~task_thread() {
-        post({});
-        thread_.join();
-    }
-    void post(std::function<void()> task) {
-        std::lock_guard lock{mutex_};
-        tasks_.push_back(std::move(task));
-        cv_.notify_one();
-    }
-
-private:
-    void loop() {
-        for (;;) {
-            std::function<void()> task;
-            {
-                std::unique_lock lock{mutex_};
-                cv_.wait(lock, [&] { return !tasks_.empty(); });
-                task = std::move(tasks_.front());
-                tasks_.pop_front();
-            }
-            if (!task) return;
-            task();
-        }
-    }
-    std::mutex mutex_;
-    std::condition_variable cv_;
-    std::deque<std::function<void()>> tasks_;
-    std::thread thread_;
-};
-
 TEST(HubSet, OnEveryHub_RunsOncePerThreadAndSums) {
     user_registry registry;
-    std::vector<std::unique_ptr<task_thread>> threads;
+    std::vector<std::unique_ptr<testing::task_thread>> threads;
     std::vector<hub_set::post_fn> posts;
     for (int i = 0; i < 4; ++i) {
-        threads.push_back(std::make_unique<task_thread>());
+        threads.push_back(std::make_unique<testing::task_thread>());
         posts.emplace_back([t = threads.back().get()](hub_set::task task) { t->post(std::move(task)); });
     }
     hub_set hubs{posts, registry};
