@@ -208,7 +208,10 @@ void basic_http_session<Stream>::route(http::request<http::string_body>& request
                         res->set(http::field::content_type, "application/json");
                         for (const auto& [name, value] : reply.headers) res->set(name, value);
                         res->body() = std::move(reply.body);
-                        self->fill(slot, res);
+                        // Paced by delivery while this thread's batch is full (net::worker).
+                        if (!self->worker_.answer_after_flush()) return self->fill(slot, res);
+                        observability::metrics::add(self->services_.metrics.api_answers_paced);
+                        self->worker_.after_flush([self, slot, res] { self->fill(slot, res); });
                     });
             });
         return;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <utility>
 
 #include "net/http_session.hpp"
 #include "net/tls.hpp"
@@ -61,7 +62,8 @@ void worker::run() {
     // batches more frames into each connection's write, but delays them all. The turn goes on
     // while it has lasted less than the flush it is saving up for is expected to take (a few
     // microseconds per connection with frames), so batching at most doubles a frame's wait; at
-    // least k_min_turn, at most k_max_handlers handlers.
+    // least k_min_turn, at most k_max_handlers handlers, and no more than a full batch
+    // (batch_full). API answers held back by the pacing (after_flush) go out after the flush.
     using clock = std::chrono::steady_clock;
     constexpr std::size_t k_max_handlers = 4096;
     constexpr auto k_min_turn = std::chrono::microseconds(50);
@@ -71,13 +73,19 @@ void worker::run() {
         std::size_t ran = 0;
         while (ran < k_max_handlers && io.poll_one() > 0) {
             ++ran;
+            if (batch_full()) break;
             if (ran % 16 != 0) continue;
             const auto budget = std::max<clock::duration>(k_min_turn, k_flush_cost * flush.size());
             if (clock::now() - start > budget) break;
         }
         flush.run();
         if (io.stopped()) return;
-        if (ran == 0 && io.run_one() == 0) return;  // nothing was ready: wait for the next event
+        const bool answered = !after_flush_.empty();
+        if (answered) {
+            auto answers = std::exchange(after_flush_, {});
+            for (auto& answer : answers) answer();
+        }
+        if (ran == 0 && !answered && io.run_one() == 0) return;  // nothing was ready: wait for the next event
     }
 }
 

@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "api/server_api.hpp"
 #include "auth/jwt.hpp"
@@ -100,6 +101,19 @@ struct worker {
     boost::asio::steady_timer expiry_timer;  // token expiry: hub.expire() every second
     ws::flush_queue flush;                   // connections with frames to write this turn
 
+    // Pacing publishers by delivery. One write to a client costs some microseconds whatever it
+    // carries, so a flush that writes several frames per connection delivers many times more
+    // than one that writes one; but a frame waits for the whole flush it is in. Once this turn's
+    // batch holds k_pace_frames frames per connection, a publish still joins it, but its HTTP
+    // answer waits for the flush (after_flush): the publisher sends its next message when its
+    // last is on the wire, instead of queueing it behind a whole flush. At twice that the turn
+    // ends (docs/architecture.md, "Publisher pacing").
+    static constexpr std::size_t k_pace_frames = 8;
+    bool answer_after_flush() const { return flush.size() > 0 && flush.frames() >= k_pace_frames * flush.size(); }
+    bool batch_full() const { return flush.size() > 0 && flush.frames() >= 2 * k_pace_frames * flush.size(); }
+    // Runs `fn` on this thread once the coming flush has written.
+    void after_flush(std::function<void()> fn) { after_flush_.push_back(std::move(fn)); }
+
     // Accepted sockets become HTTP sessions at most k_max_handshaking at a time per thread,
     // counted until their first request is read. The others wait as bare sockets, in order. A
     // burst of connections then costs a socket each while it waits, not a session with its
@@ -125,6 +139,7 @@ private:
         boost::asio::ip::tcp::socket socket;
         std::shared_ptr<boost::asio::ssl::context> tls;
     };
+    std::vector<std::function<void()>> after_flush_;
     std::size_t handshaking_ = 0;
     std::size_t finished_since_tick_ = 0;
     std::deque<waiting_socket> waiting_;

@@ -41,7 +41,8 @@ struct metrics {
     counter tokens_expired{0};                  // connections closed 1008 at their token's exp
     counter tokens_refreshed{0};                // auth.refresh accepted
     counter http_requests{0};
-    counter api_rejections{0};  // API calls answered with 4xx
+    counter api_rejections{0};     // API calls answered with 4xx
+    counter api_answers_paced{0};  // API answers held until the turn's flush (net::worker pacing)
 
     static void add(counter& c, std::uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
 

@@ -40,6 +40,7 @@ const protocol::shared_frame& ping_frame() {
 
 void flush_queue::run() {
     running_.swap(pending_);
+    frames_ = 0;
     for (auto& connection : running_) connection->flush();
     running_.clear();
 }
@@ -95,6 +96,7 @@ endpoint::queued endpoint::enqueue(const protocol::outbound& message) {
 void endpoint::push(protocol::shared_frame frame, protocol::delivery_class delivery, std::uint64_t key) {
     queue_.push_back({std::move(frame), key, delivery});
     queued_bytes_ += bytes_of(queue_.back()).size();
+    flusher_.frame_queued();
     schedule_flush();
 }
 

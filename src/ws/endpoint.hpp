@@ -111,11 +111,14 @@ private:
 class flush_queue {
 public:
     void add(std::shared_ptr<endpoint> connection) { pending_.push_back(std::move(connection)); }
+    void frame_queued() { ++frames_; }
     void run();
-    // Connections with frames waiting for the next run().
+    // Connections with frames waiting for the next run(), and the frames queued since the last.
     std::size_t size() const { return pending_.size(); }
+    std::size_t frames() const { return frames_; }
 
 private:
+    std::size_t frames_ = 0;
     std::vector<std::shared_ptr<endpoint>> pending_;
     std::vector<std::shared_ptr<endpoint>> running_;
 };
