@@ -32,16 +32,16 @@ address_limits::verdict address_limits::admit(const std::string& key, std::int64
         if (s.entries.size() >= settings_.max_tracked / k_stripes + 1) {
             // Forget the addresses that hold nothing before refusing a new one.
             for (auto e = s.entries.begin(); e != s.entries.end();) {
-                const bool idle = e->second.connections == 0 && e->second.handshakes.full(now_ms);
+                const bool idle = e->second.connections == 0 && e->second.handshakes.full(handshake_rate_, now_ms);
                 e = idle ? s.entries.erase(e) : std::next(e);
             }
             if (s.entries.size() >= settings_.max_tracked / k_stripes + 1) return verdict::table_full;
         }
-        const double rate = settings_.handshakes_per_second > 0 ? settings_.handshakes_per_second : 1;
-        it = s.entries.emplace(key, entry{0, util::token_bucket{rate, rate * 2}}).first;
+        it = s.entries.emplace(key, entry{0, util::token_bucket{handshake_rate_}}).first;
     }
     auto& e = it->second;
-    if (settings_.handshakes_per_second > 0 && !e.handshakes.take(now_ms)) return verdict::too_many_handshakes;
+    if (settings_.handshakes_per_second > 0 && !e.handshakes.take(handshake_rate_, now_ms))
+        return verdict::too_many_handshakes;
     if (settings_.max_connections_per_address > 0 && e.connections >= settings_.max_connections_per_address) {
         return verdict::too_many_connections;
     }

@@ -30,7 +30,8 @@ class address_limits {
 public:
     enum class verdict : std::uint8_t { ok, too_many_connections, too_many_handshakes, table_full };
 
-    explicit address_limits(address_limit_settings settings) : settings_(settings) {}
+    explicit address_limits(address_limit_settings settings)
+        : settings_(settings), handshake_rate_(rate_of(settings.handshakes_per_second)) {}
 
     // The key an address is counted under: the IPv4 address, or the IPv6 /64 prefix. `address`
     // is the textual form (as Asio prints it).
@@ -55,7 +56,14 @@ private:
     };
     stripe& stripe_of(const std::string& key) const { return stripes_[std::hash<std::string>{}(key) % k_stripes]; }
 
+    // Bursts of twice the rate; with no limit (0) the bucket is never asked.
+    static util::token_rate rate_of(double per_second) {
+        const double rate = per_second > 0 ? per_second : 1;
+        return {rate, rate * 2};
+    }
+
     address_limit_settings settings_;
+    util::token_rate handshake_rate_;
     mutable std::array<stripe, k_stripes> stripes_;
 };
 

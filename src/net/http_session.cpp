@@ -291,9 +291,7 @@ void basic_http_session<Stream>::upgrade(http::request<http::string_body>&& requ
     upgraded_ = true;  // the stream goes to the WebSocket endpoint
 
     const auto& settings = services_.settings;
-    ws::endpoint::options options{static_cast<std::size_t>(settings.max_message_bytes),
-                                  static_cast<std::size_t>(settings.send_queue_max_bytes),
-                                  std::chrono::milliseconds(settings.handshake_timeout_ms)};
+    ws::endpoint::options options{services_.endpoint_limits};
     std::string extensions;
     if (settings.permessage_deflate) {
         const auto offered = request[http::field::sec_websocket_extensions];

@@ -137,7 +137,10 @@ server::server(const config::settings& settings, const auth::jwt_verifier& verif
                 origins_of(settings),
                 address_limits{address_limit_settings{static_cast<std::size_t>(settings.max_connections_per_address),
                                                       settings.handshakes_per_address_per_second,
-                                                      static_cast<std::size_t>(settings.max_tracked_addresses)}}} {
+                                                      static_cast<std::size_t>(settings.max_tracked_addresses)}},
+                ws::endpoint::limits{static_cast<std::size_t>(settings.max_message_bytes),
+                                     static_cast<std::size_t>(settings.send_queue_max_bytes),
+                                     std::chrono::milliseconds(settings.handshake_timeout_ms)}} {
     for (std::size_t i = 0; i < hubs_->size(); ++i) {
         workers_.push_back(std::make_unique<worker>(i, hubs_->local(i), settings.invalid_message_log_per_second));
         auto* w = workers_.back().get();

@@ -50,8 +50,9 @@ struct services {
     observability::metrics& metrics;
     hub::user_registry& registry;
     client_event_handler on_client_event;
-    auth::origin_policy origins;  // websocket.allowed_origins
-    address_limits addresses;     // limits.*_per_address
+    auth::origin_policy origins;           // websocket.allowed_origins
+    address_limits addresses;              // limits.*_per_address
+    ws::endpoint::limits endpoint_limits;  // every WebSocket connection's (held by reference)
     std::atomic<bool> draining{false};
     std::atomic<std::uint64_t> next_connection_id{1};
     std::atomic<std::int64_t> open_sockets{0};  // WebSockets admitted and not yet destroyed

@@ -17,7 +17,7 @@ bool init_logging(std::string_view level) {
 }
 
 bool log_limiter::allow(std::int64_t now_ms) {
-    if (bucket_.take(now_ms)) return true;
+    if (bucket_.take(rate_, now_ms)) return true;
     ++suppressed_;
     return false;
 }

@@ -20,7 +20,7 @@ bool init_logging(std::string_view level);
 // reported by the next line that passes. One per thread; not thread-safe.
 class log_limiter {
 public:
-    explicit log_limiter(double per_second) : bucket_(per_second, per_second) {}
+    explicit log_limiter(double per_second) : rate_{per_second, per_second}, bucket_(rate_) {}
 
     // True when a line may be written now (`now_ms`: any monotonic clock in milliseconds).
     bool allow(std::int64_t now_ms);
@@ -28,6 +28,7 @@ public:
     std::uint64_t take_suppressed();
 
 private:
+    util::token_rate rate_;
     util::token_bucket bucket_;
     std::uint64_t suppressed_ = 0;
 };

@@ -20,8 +20,9 @@ constexpr std::size_t k_max_iov = 64;
 constexpr std::size_t k_read_bytes = 64 * 1024;
 constexpr int k_reads_per_wakeup = 4;
 constexpr std::size_t k_tls_read_bytes = 16 * 1024;
-// A drained queue keeps its storage up to this many entries; a burst's larger one is released.
-constexpr std::size_t k_kept_queue_capacity = 16;
+// A queue's first storage: room for a few frames, so a burst grows it once or twice, not at
+// every frame. A drained queue releases it: an idle connection holds no queue at all.
+constexpr std::size_t k_first_queue_capacity = 4;
 // The key that makes a waiting pong replace an older one (RFC 6455 §5.5.3 allows answering only
 // the latest ping); event keys are hashes and never take it.
 constexpr std::uint64_t k_pong_key = 0;
@@ -46,7 +47,11 @@ void flush_queue::run() {
 }
 
 endpoint::endpoint(transport&& stream, flush_queue& flusher, options opts)
-    : stream_(std::move(stream)), flusher_(flusher), options_(opts), reader_(opts.max_message_bytes, opts.deflate) {}
+    : stream_(std::move(stream)),
+      flusher_(flusher),
+      limits_(opts.shared),
+      reader_(opts.shared.max_message_bytes, opts.deflate),
+      deflate_outgoing_(opts.deflate_outgoing) {}
 
 endpoint::~endpoint() = default;
 
@@ -66,7 +71,7 @@ void endpoint::start(std::string response, std::string_view already_read) {
 // ---- the send queue
 
 std::size_t endpoint::waiting_from() const {
-    if (!plain()) return head_ + tls_frames_;
+    if (!plain()) return head_ + tls().frames_out;
     return head_ + (offset_ > 0 && !raw_out_ ? 1 : 0);
 }
 
@@ -88,12 +93,13 @@ endpoint::queued endpoint::enqueue(const protocol::outbound& message) {
         return queued::dropped;  // behind: not worth queueing
     }
     const auto size = bytes_of(*message.frame).size();
-    if (queued_bytes_ + size > options_.send_queue_max_bytes) return queued::full;
+    if (queued_bytes_ + size > limits_.send_queue_max_bytes) return queued::full;
     push(message.frame, message.delivery, message.latest_key);
     return queued::yes;
 }
 
 void endpoint::push(protocol::shared_frame frame, protocol::delivery_class delivery, std::uint64_t key) {
+    if (queue_.capacity() == 0) queue_.reserve(k_first_queue_capacity);
     queue_.push_back({std::move(frame), key, delivery});
     queued_bytes_ += bytes_of(queue_.back()).size();
     flusher_.frame_queued();
@@ -123,7 +129,7 @@ void endpoint::queue_close(std::string_view payload, bool then_end) {
     end_after_close_ = then_end;
     push(protocol::frame::make(opcode::close, payload), protocol::delivery_class::ordered, 0);
     close_timer_ = std::make_unique<asio::steady_timer>(executor());
-    close_timer_->expires_after(options_.close_timeout);
+    close_timer_->expires_after(limits_.close_timeout);
     close_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
         if (!ec) self->terminate();
     });
@@ -191,7 +197,7 @@ void endpoint::write_tls() {
         t.out = std::move(*raw_out_);
         raw_out_.reset();
     }
-    tls_frames_ = queue_.size() - head_;
+    tls().frames_out = queue_.size() - head_;
     for (auto i = head_; i < queue_.size(); ++i) t.out += bytes_of(queue_[i]);
     writing_ = true;
     asio::async_write(t.stream, asio::buffer(t.out),
@@ -199,8 +205,8 @@ void endpoint::write_tls() {
                           self->writing_ = false;
                           if (self->ended_) return;
                           if (ec) return self->terminate();
-                          const auto frames = self->tls_frames_;
-                          self->tls_frames_ = 0;
+                          const auto frames = self->tls().frames_out;
+                          self->tls().frames_out = 0;
                           self->tls().out.clear();
                           for (std::size_t i = 0; i < frames && !self->ended_; ++i) {
                               self->advance(self->bytes_of(self->queue_[self->head_]).size());
@@ -247,7 +253,7 @@ void endpoint::on_drained() {
     queue_.clear();
     head_ = 0;
     offset_ = 0;
-    if (queue_.capacity() > k_kept_queue_capacity) std::vector<entry>{}.swap(queue_);
+    std::vector<entry>{}.swap(queue_);
 }
 
 // ---- reading

@@ -15,7 +15,7 @@
 //
 // When behind: a latest-class frame replaces a waiting one with the same key, an ephemeral one
 // is dropped while frames wait, and an ordered one that would take the queued bytes past
-// options.send_queue_max_bytes is refused with queued::full (the owner then says it fell behind
+// limits.send_queue_max_bytes is refused with queued::full (the owner then says it fell behind
 // and closes). A publisher never waits.
 //
 // Threading: lives on its worker's thread; every method runs there. Owned by its pending
@@ -52,6 +52,7 @@ struct tls_transport {
     tls_stream stream;
     std::string out;
     std::vector<char> in;
+    std::size_t frames_out = 0;  // frames in the write in flight
 };
 using transport = std::variant<plain_socket, std::unique_ptr<tls_transport>>;
 
@@ -125,12 +126,17 @@ private:
 
 class endpoint : public std::enable_shared_from_this<endpoint>, private frame_reader::handler {
 public:
-    struct options {
+    // The same for every connection of a server (net::services::endpoint_limits): each
+    // connection holds a reference, not a copy.
+    struct limits {
         std::size_t max_message_bytes;            // larger client messages close with 1009
         std::size_t send_queue_max_bytes;         // queued wire bytes before queued::full
         std::chrono::milliseconds close_timeout;  // a close handshake not finished by then drops the TCP
-        bool deflate = false;                     // permessage-deflate was negotiated
-        bool deflate_outgoing = false;            // and this connection gets compressed frames
+    };
+    struct options {
+        const limits& shared;           // outlives the connection
+        bool deflate = false;           // permessage-deflate was negotiated
+        bool deflate_outgoing = false;  // and this connection gets compressed frames
     };
 
     enum class queued {
@@ -152,7 +158,7 @@ public:
 
     queued enqueue(const protocol::outbound& message);
     // Drops the frames still waiting, queues `last` (if any) and a close frame; later messages are
-    // refused. The TCP connection ends when the client answers, or after options.close_timeout.
+    // refused. The TCP connection ends when the client answers, or after limits.close_timeout.
     void close(std::uint16_t code, std::string_view reason, protocol::shared_frame last = nullptr);
     void ping();
     // Drops the TCP connection now.
@@ -184,11 +190,12 @@ private:
     bool plain() const { return std::holds_alternative<plain_socket>(stream_); }
     plain_socket& socket() { return std::get<plain_socket>(stream_); }
     tls_transport& tls() { return *std::get<std::unique_ptr<tls_transport>>(stream_); }
+    const tls_transport& tls() const { return *std::get<std::unique_ptr<tls_transport>>(stream_); }
     // The executor of the connection's thread.
     boost::asio::any_io_executor executor();
     // What this connection writes for a frame: compressed when it negotiated permessage-deflate.
     std::string_view bytes_of(const protocol::frame& f) const {
-        return options_.deflate_outgoing ? f.deflated_wire() : f.wire();
+        return deflate_outgoing_ ? f.deflated_wire() : f.wire();
     }
     std::string_view bytes_of(const entry& e) const { return bytes_of(*e.frame); }
     // Index of the first frame not yet handed to the socket: the ones before it are being written.
@@ -209,18 +216,19 @@ private:
     // Hands bytes to the reader; false when reading is over.
     bool consume(std::string_view data);
 
+    // An idle connection is mostly this object: the fields are ordered to leave no padding.
     transport stream_;
     flush_queue& flusher_;
-    options options_;
+    const limits& limits_;
     frame_reader reader_;
     std::unique_ptr<std::string> raw_out_;  // bytes before any frame: the 101 response, until written
     std::vector<entry> queue_;              // [head_, end) not yet written
     std::size_t head_ = 0;
     std::size_t offset_ = 0;        // bytes of queue_[head_] (or raw_out_) already written
     std::size_t queued_bytes_ = 0;  // wire bytes in queue_ from head_
-    std::size_t tls_frames_ = 0;    // frames in the TLS write in flight
+    handler_slot read_slot_;        // the read wait's operation
     std::unique_ptr<boost::asio::steady_timer> close_timer_;
-    handler_slot read_slot_;  // the read wait's operation
+    bool deflate_outgoing_;  // permessage-deflate: this connection gets compressed frames
     bool flush_scheduled_ = false;
     bool writing_ = false;  // waiting for the socket (plain) or a TLS write in flight
     bool close_queued_ = false;

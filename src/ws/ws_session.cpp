@@ -10,13 +10,6 @@ namespace zena::ws {
 
 using protocol::close_code;
 
-namespace {
-
-// Seconds of over-rate sending (at twice the rate) tolerated before the close.
-constexpr double k_excess_seconds = 5;
-
-}  // namespace
-
 ws_session::ws_session(transport&& stream, endpoint::options opts, net::worker& worker, net::services& services,
                        net::admission ticket, std::optional<auth::jwt_result> auth)
     : hub::connection(services.next_connection_id.fetch_add(1, std::memory_order_relaxed),
@@ -25,13 +18,11 @@ ws_session::ws_session(transport&& stream, endpoint::options opts, net::worker& 
       worker_(worker),
       services_(services),
       ticket_(std::move(ticket)),
+      message_rate_(message_rate(services.settings)),
+      excess_allowance_(excess_rate(services.settings)),
       auth_error_(auth ? auth->error : auth::jwt_error::none),
-      awaiting_token_(!auth),
-      message_rate_(services.settings.client_messages_per_second,
-                    static_cast<double>(services.settings.client_messages_burst)),
-      excess_allowance_(services.settings.client_messages_per_second,
-                        services.settings.client_messages_per_second * k_excess_seconds) {
-    if (auth) handshake_expiry_ = auth->identity.expires_at;
+      awaiting_token_(!auth) {
+    if (auth && auth->identity.expires_at) handshake_expiry_ = *auth->identity.expires_at;
 }
 
 void ws_session::run(std::string response, std::string_view already_read) {
@@ -54,7 +45,7 @@ void ws_session::run(std::string response, std::string_view already_read) {
             self->close(close_code::policy_violation, "authentication timeout");
         });
     } else {
-        admit(handshake_expiry_);
+        admit(handshake_expiry_ == k_no_expiry ? std::nullopt : std::optional(handshake_expiry_));
     }
     start(std::move(response), already_read);
 }
@@ -97,9 +88,9 @@ std::int64_t ws_session::deadline_of(std::optional<std::int64_t> expires_at) con
 
 bool ws_session::within_rate() {
     const auto now = observability::monotonic_ms();
-    if (message_rate_.take(now)) return true;
+    if (message_rate_.take(message_rate(services_.settings), now)) return true;
     observability::metrics::add(services_.metrics.client_messages_rate_limited);
-    if (!excess_allowance_.take(now) && !closing()) {
+    if (!excess_allowance_.take(excess_rate(services_.settings), now) && !closing()) {
         observability::metrics::add(services_.metrics.rate_limit_closes);
         spdlog::info("connection closed conn={} user={} reason=message_rate code=1008", id(), user_id());
         close(close_code::policy_violation, "message rate limit exceeded");

@@ -13,6 +13,8 @@
 // the connection is sent {"type":"connection.behind"} and closed with 4000 (slow_consumer). A
 // publisher never waits.
 
+#include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -62,17 +64,29 @@ private:
     // Whether the client's message rate allows one more; closes a connection that keeps at it.
     bool within_rate();
 
+    // The limits of the two buckets, from the settings (the buckets hold only their state).
+    static util::token_rate message_rate(const config::settings& s) {
+        return {s.client_messages_per_second, static_cast<double>(s.client_messages_burst)};
+    }
+    static util::token_rate excess_rate(const config::settings& s) {
+        return {s.client_messages_per_second, s.client_messages_per_second * k_excess_seconds};
+    }
+    // Seconds of over-rate sending (at twice the rate) tolerated before the close.
+    static constexpr double k_excess_seconds = 5;
+    static constexpr std::int64_t k_no_expiry = std::numeric_limits<std::int64_t>::min();
+
+    // An idle connection is mostly this object: the fields are ordered to leave no padding.
     net::worker& worker_;
     net::services& services_;
     net::admission ticket_;
-    auth::jwt_error auth_error_;
-    bool awaiting_token_ = false;                            // no token yet: the first message must be `auth`
     std::unique_ptr<boost::asio::steady_timer> auth_timer_;  // only while awaiting_token_
     util::token_bucket message_rate_;                        // websocket.client_messages_per_second
     util::token_bucket excess_allowance_;                    // messages over the rate before a close
-    bool registered_ = false;                                // in the hub
-    bool awaiting_pong_ = false;                             // a ping was sent and no pong has come back yet
-    std::optional<std::int64_t> handshake_expiry_;           // exp of the handshake's token, until admit()
+    std::int64_t handshake_expiry_ = k_no_expiry;  // exp of the handshake's token (none: no exp), until admit()
+    auth::jwt_error auth_error_;
+    bool awaiting_token_ = false;  // no token yet: the first message must be `auth`
+    bool registered_ = false;      // in the hub
+    bool awaiting_pong_ = false;   // a ping was sent and no pong has come back yet
 };
 
 }  // namespace zena::ws
