@@ -17,6 +17,8 @@ namespace zena::hub {
 
 using connection_id = std::uint64_t;
 
+class hub;
+
 class connection {
 public:
     connection(connection_id id, std::string user_id) : id_(id), user_id_(std::move(user_id)) {}
@@ -48,8 +50,15 @@ protected:
     void set_user_id(std::string user_id) { user_id_ = std::move(user_id); }
 
 private:
+    friend class hub;
+    static constexpr std::uint32_t k_nowhere = UINT32_MAX;
+
     connection_id id_;
     std::string user_id_;
+    // Its hub's bookkeeping, kept here so that the hub needs no index of its own: the place in
+    // the hub's array of connections, and in its heap of token deadlines (while it has one).
+    std::uint32_t hub_pos_ = k_nowhere;
+    std::uint32_t deadline_pos_ = k_nowhere;
 };
 
 }  // namespace zena::hub

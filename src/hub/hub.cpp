@@ -6,32 +6,31 @@
 namespace zena::hub {
 
 void hub::add(std::shared_ptr<connection> conn) {
-    assert(conn && !index_.contains(conn->id()));
+    assert(conn && conn->hub_pos_ == connection::k_nowhere);
     registry_.add(conn->user_id());
     by_user_[conn->user_id()].push_back(conn.get());
-    index_.emplace(conn->id(), slot{all_.size()});
+    conn->hub_pos_ = static_cast<std::uint32_t>(all_.size());
     all_.push_back(std::move(conn));
 }
 
-void hub::remove(connection_id id) {
-    const auto it = index_.find(id);
-    if (it == index_.end()) return;
-    const std::size_t pos = it->second.pos;
-    if (it->second.deadline != k_no_deadline) --deadlines_;  // its heap entry is now stale
-    connection* conn = all_[pos].get();
-
-    auto user_it = by_user_.find(conn->user_id());
+void hub::remove(connection& conn) {
+    if (!holds(conn)) return;
+    drop_deadline(conn);
+    auto user_it = by_user_.find(conn.user_id());
     assert(user_it != by_user_.end());
     auto& list = user_it->second;
-    list.erase(std::find(list.begin(), list.end(), conn));
+    list.erase(std::find(list.begin(), list.end(), &conn));
     if (list.empty()) by_user_.erase(user_it);
-    registry_.remove(conn->user_id());
+    registry_.remove(conn.user_id());
 
-    // Swap-remove keeps the array dense.
-    index_.erase(it);
+    // Swap-remove keeps the array dense. The last reference may be the array's: keep the
+    // connection alive until its bookkeeping is done.
+    const std::size_t pos = conn.hub_pos_;
+    conn.hub_pos_ = connection::k_nowhere;
+    auto held = std::move(all_[pos]);
     if (pos + 1 != all_.size()) {
         all_[pos] = std::move(all_.back());
-        index_[all_[pos]->id()].pos = pos;
+        all_[pos]->hub_pos_ = static_cast<std::uint32_t>(pos);
     }
     all_.pop_back();
 }
@@ -70,43 +69,67 @@ std::size_t hub::heartbeat() {
     return terminated;
 }
 
-namespace {
-
-// Orders the heap soonest first.
-constexpr auto later = [](const auto& a, const auto& b) { return a.at > b.at; };
-
-}  // namespace
-
-void hub::set_expiry(connection_id id, std::int64_t at_s) {
-    const auto it = index_.find(id);
-    if (it == index_.end()) return;
-    if (it->second.deadline == k_no_deadline) ++deadlines_;
-    it->second.deadline = at_s;
-    expiries_.push_back({at_s, id});
-    std::push_heap(expiries_.begin(), expiries_.end(), later);
-    compact_expiries();
+void hub::place(std::size_t i, deadline d) {
+    d.conn->deadline_pos_ = static_cast<std::uint32_t>(i);
+    deadlines_[i] = d;
 }
 
-void hub::compact_expiries() {
-    if (expiries_.size() <= 2 * deadlines_ + 64) return;
-    expiries_.clear();
-    for (const auto& [id, s] : index_) {
-        if (s.deadline != k_no_deadline) expiries_.push_back({s.deadline, id});
+void hub::sift_up(std::size_t i) {
+    const auto d = deadlines_[i];
+    while (i > 0) {
+        const auto parent = (i - 1) / 2;
+        if (deadlines_[parent].at <= d.at) break;
+        place(i, deadlines_[parent]);
+        i = parent;
     }
-    std::make_heap(expiries_.begin(), expiries_.end(), later);
+    place(i, d);
+}
+
+void hub::sift_down(std::size_t i) {
+    const auto d = deadlines_[i];
+    const auto n = deadlines_.size();
+    for (;;) {
+        auto child = 2 * i + 1;
+        if (child >= n) break;
+        if (child + 1 < n && deadlines_[child + 1].at < deadlines_[child].at) ++child;
+        if (deadlines_[child].at >= d.at) break;
+        place(i, deadlines_[child]);
+        i = child;
+    }
+    place(i, d);
+}
+
+void hub::drop_deadline(connection& conn) {
+    const auto i = conn.deadline_pos_;
+    if (i == connection::k_nowhere) return;
+    conn.deadline_pos_ = connection::k_nowhere;
+    const auto last = deadlines_.back();
+    deadlines_.pop_back();
+    if (i == deadlines_.size()) return;  // it was the last entry
+    place(i, last);
+    sift_up(i);
+    sift_down(last.conn->deadline_pos_);
+}
+
+void hub::set_expiry(connection& conn, std::int64_t at_s) {
+    if (!holds(conn)) return;
+    if (conn.deadline_pos_ == connection::k_nowhere) {
+        deadlines_.push_back({at_s, &conn});
+        sift_up(deadlines_.size() - 1);
+        return;
+    }
+    const auto i = conn.deadline_pos_;
+    deadlines_[i].at = at_s;
+    sift_up(i);
+    sift_down(conn.deadline_pos_);
 }
 
 std::size_t hub::expire(std::int64_t now_s) {
     std::size_t closed = 0;
-    while (!expiries_.empty() && expiries_.front().at <= now_s) {
-        const auto due = expiries_.front();
-        std::pop_heap(expiries_.begin(), expiries_.end(), later);
-        expiries_.pop_back();
-        const auto it = index_.find(due.id);
-        if (it == index_.end() || it->second.deadline != due.at) continue;  // gone, or moved
-        it->second.deadline = k_no_deadline;
-        --deadlines_;
-        all_[it->second.pos]->close(protocol::close_code::policy_violation, "token expired");
+    while (!deadlines_.empty() && deadlines_.front().at <= now_s) {
+        connection& conn = *deadlines_.front().conn;
+        drop_deadline(conn);
+        conn.close(protocol::close_code::policy_violation, "token expired");
         ++closed;
     }
     return closed;

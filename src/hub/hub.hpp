@@ -8,7 +8,6 @@
 #include <boost/container/small_vector.hpp>
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -26,10 +25,10 @@ public:
     hub(const hub&) = delete;
     hub& operator=(const hub&) = delete;
 
-    // Adds a connection (and counts it in the registry). Ids are unique per process.
+    // Adds a connection (and counts it in the registry); it is in no hub yet.
     void add(std::shared_ptr<connection> conn);
-    // Removes a connection; a no-op for an id that is not here (removal is idempotent).
-    void remove(connection_id id);
+    // Removes a connection; a no-op for one that is not here (removal is idempotent).
+    void remove(connection& conn);
 
     // Queues `message` to every connection of `user`; returns how many took it.
     std::size_t send_to_user(std::string_view user, const protocol::outbound& message);
@@ -44,10 +43,10 @@ public:
     // Heartbeat tick for every connection; returns how many were terminated.
     std::size_t heartbeat();
 
-    // Token expiry: connection `id` (already added) is closed with 1008 "token expired" by the
-    // first expire() at or after `at_s` (seconds on the caller's clock). A later call moves
-    // the deadline (a refreshed token); removal forgets it.
-    void set_expiry(connection_id id, std::int64_t at_s);
+    // Token expiry: `conn` (already added; otherwise a no-op) is closed with 1008 "token
+    // expired" by the first expire() at or after `at_s` (seconds on the caller's clock). A later
+    // call moves the deadline (a refreshed token); removal forgets it.
+    void set_expiry(connection& conn, std::int64_t at_s);
     // Closes the connections whose deadline has come; returns how many.
     std::size_t expire(std::int64_t now_s);
 
@@ -58,30 +57,30 @@ private:
     // Snapshot of the connections, for the operations that may end connections while iterating.
     std::vector<std::shared_ptr<connection>> snapshot() const { return all_; }
 
-    user_registry& registry_;
-    static constexpr std::int64_t k_no_deadline = std::numeric_limits<std::int64_t>::min();
-    struct slot {
-        std::size_t pos;                        // in all_
-        std::int64_t deadline = k_no_deadline;  // the token's, when it has one
-    };
-    struct expiry {
+    bool holds(const connection& conn) const {
+        return conn.hub_pos_ < all_.size() && all_[conn.hub_pos_].get() == &conn;
+    }
+    struct deadline {
         std::int64_t at;
-        connection_id id;
+        connection* conn;
     };
-    // Rebuilds expiries_ from index_ once stale entries outnumber live ones.
-    void compact_expiries();
+    // The deadline heap. place() puts `d` at `i` and tells its connection where; the sifts
+    // restore the order around `i`; drop_deadline() takes a connection's entry out.
+    void place(std::size_t i, deadline d);
+    void sift_up(std::size_t i);
+    void sift_down(std::size_t i);
+    void drop_deadline(connection& conn);
 
-    // Dense array for fast fan-out, with each connection's position for O(1) removal.
+    user_registry& registry_;
+    // Dense array for fast fan-out; each connection knows its position, for O(1) removal.
     std::vector<std::shared_ptr<connection>> all_;
-    std::unordered_map<connection_id, slot> index_;
     // Most users have one connection here: it is held inline, with no allocation of its own.
     std::unordered_map<std::string, boost::container::small_vector<connection*, 1>, string_hash, std::equal_to<>>
         by_user_;
-    // Token deadlines as a min-heap, 16 bytes a connection. A moved deadline or a removed
-    // connection leaves its old entry behind; expire() skips an entry that no longer matches
-    // the connection's slot, and compact_expiries() drops them in bulk.
-    std::vector<expiry> expiries_;
-    std::size_t deadlines_ = 0;  // connections with a deadline
+    // Token deadlines as a min-heap, 16 bytes a connection that has one. Each connection knows
+    // its entry's position, so a refresh moves the entry and a departure removes it in
+    // O(log n): the heap holds exactly the live deadlines.
+    std::vector<deadline> deadlines_;
 };
 
 }  // namespace zena::hub

@@ -62,14 +62,17 @@ class endpoint;
 // wait for readability). Asio allocates each operation through its handler's allocator; with
 // this one an idle connection's wait lives in the connection instead of a block of its own on
 // the heap (about 600 bytes, as Asio recycles blocks of any earlier operation's size). Larger
-// requests, or a second one at once, go to the heap.
+// requests, more strictly aligned ones, or a second one at once, go to the heap.
 class handler_slot {
 public:
     // What a wait's operation on a plain_socket takes with this Boost (measured: 104).
     static constexpr std::size_t k_bytes = 104;
+    // Asio's operations hold pointers and integers. Aligned to 8, not 16: the connection that
+    // holds the slot needs no padding to 16 either.
+    static constexpr std::size_t k_align = 8;
 
-    void* allocate(std::size_t bytes) {
-        if (!in_use_ && bytes <= k_bytes) {
+    void* allocate(std::size_t bytes, std::size_t align) {
+        if (!in_use_ && bytes <= k_bytes && align <= k_align) {
             in_use_ = true;
             return storage_;
         }
@@ -84,7 +87,7 @@ public:
     }
 
 private:
-    alignas(std::max_align_t) unsigned char storage_[k_bytes];
+    alignas(k_align) unsigned char storage_[k_bytes];
     bool in_use_ = false;
 };
 
@@ -96,7 +99,10 @@ public:
     template <typename U>
     slot_allocator(const slot_allocator<U>& other) noexcept
         : slot_(other.slot()) {}  // NOLINT(google-explicit-constructor)
-    T* allocate(std::size_t n) { return static_cast<T*>(slot_->allocate(n * sizeof(T))); }
+    T* allocate(std::size_t n) {
+        static_assert(alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__, "the heap fallback is plain operator new");
+        return static_cast<T*>(slot_->allocate(n * sizeof(T), alignof(T)));
+    }
     void deallocate(T* p, std::size_t) noexcept { slot_->deallocate(p); }
     handler_slot* slot() const noexcept { return slot_; }
     friend bool operator==(const slot_allocator& a, const slot_allocator& b) noexcept { return a.slot_ == b.slot_; }

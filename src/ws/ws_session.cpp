@@ -59,7 +59,7 @@ void ws_session::admit(std::optional<std::int64_t> expires_at) {
     }
     worker_.hub.add(self());
     registered_ = true;
-    if (expires_at) worker_.hub.set_expiry(id(), deadline_of(expires_at));
+    if (expires_at) worker_.hub.set_expiry(*this, deadline_of(expires_at));
     observability::metrics::add(services_.metrics.connections_opened);
     spdlog::debug("connection opened conn={} user={} thread={}", id(), user_id(), worker_.index);
 
@@ -177,7 +177,7 @@ void ws_session::handle_protocol_message(const protocol::client_message& message
         }
         observability::metrics::add(services_.metrics.tokens_refreshed);
         // A token without exp lifts the deadline.
-        worker_.hub.set_expiry(id(), deadline_of(identity->expires_at));
+        worker_.hub.set_expiry(*this, deadline_of(identity->expires_at));
         return;
     }
     // `auth` once authenticated: nothing to do.
@@ -221,7 +221,7 @@ void ws_session::on_end() {
     registered_ = false;
     observability::metrics::add(services_.metrics.connections_closed);
     spdlog::debug("connection closed conn={} user={}", id(), user_id());
-    worker_.hub.remove(id());
+    worker_.hub.remove(*this);
 }
 
 }  // namespace zena::ws

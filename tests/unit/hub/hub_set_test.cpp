@@ -70,8 +70,8 @@ TEST(HubSet, OnEveryHub_RunsOncePerThreadAndSums) {
     std::atomic<int> removed{0};
     for (std::size_t i = 0; i < 4; ++i) {
         posts[i]([&, i] {
-            hubs.local(i).remove(i * 10);
-            hubs.local(i).remove(i * 10 + 1);
+            hubs.local(i).remove(*conns[i * 2]);
+            hubs.local(i).remove(*conns[i * 2 + 1]);
             ++removed;
         });
     }
@@ -108,8 +108,8 @@ TEST(HubSet, OnEveryHub_FromAnEventLoopThread_RunsItsOwnHubAtOnce) {
         queued[1].front()();
         EXPECT_EQ(theirs->frames.size(), 1U);
         EXPECT_EQ(total, 2U);  // done ran once, after both
-        hubs.local(0).remove(1);
-        hubs.local(1).remove(2);
+        hubs.local(0).remove(*mine);
+        hubs.local(1).remove(*theirs);
     }).join();
 }
 

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <random>
+#include <set>
+
 #include "hub/test_connection.hpp"
 
 namespace zena::hub {
@@ -51,11 +55,11 @@ TEST_F(HubTest, Remove_IsIdempotentAndUpdatesTheRegistry) {
     h.add(b);
     EXPECT_EQ(registry.connections(), 3U);
     EXPECT_EQ(registry.users(), 2U);
-    h.remove(1);
-    h.remove(1);
+    h.remove(*a1);
+    h.remove(*a1);
     EXPECT_EQ(registry.connections_of("alice"), 1U);
     EXPECT_EQ(h.size(), 2U);
-    h.remove(2);
+    h.remove(*a2);
     EXPECT_EQ(registry.users(), 1U);
     EXPECT_EQ(h.user_connections("alice"), 0U);
     EXPECT_EQ(h.send_to_user("alice", frame), 0U);
@@ -97,39 +101,90 @@ TEST_F(HubTest, Expire_ClosesOnlyConnectionsPastTheirDeadline_AndMovedDeadlinesH
     h.add(a);
     h.add(b);
     h.add(c);
-    h.set_expiry(1, 100);
-    h.set_expiry(2, 100);
-    h.set_expiry(3, 200);
-    h.set_expiry(2, 300);  // bob refreshed
+    h.set_expiry(*a, 100);
+    h.set_expiry(*b, 100);
+    h.set_expiry(*c, 200);
+    h.set_expiry(*b, 300);  // bob refreshed
     EXPECT_EQ(h.expire(99), 0U);
     EXPECT_EQ(h.expire(100), 1U);
     EXPECT_EQ(a->closed, protocol::close_code::policy_violation);
     EXPECT_FALSE(b->closed);
     EXPECT_EQ(h.expire(100), 0U) << "each deadline fires once";
-    h.remove(3);  // carol left before her deadline
+    h.remove(*c);  // carol left before her deadline
     EXPECT_EQ(h.expire(250), 0U);
     EXPECT_EQ(h.expire(300), 1U);
     EXPECT_EQ(b->closed, protocol::close_code::policy_violation);
-    h.set_expiry(42, 1);  // not here: ignored
+    auto stranger = make(42, "dave");
+    h.set_expiry(*stranger, 1);  // not here: ignored
+    h.remove(*stranger);
     EXPECT_EQ(h.expire(1000), 0U);
 }
 
 TEST_F(HubTest, Expire_AfterManyRefreshesAndDepartures_StillFiresEachLiveDeadlineOnce) {
-    // Refreshes and departures leave stale deadline entries; they are compacted, never fired.
     std::vector<std::shared_ptr<testing::recording_connection>> conns;
     for (connection_id id = 1; id <= 50; ++id) {
         conns.push_back(make(id, "u" + std::to_string(id)));
         h.add(conns.back());
     }
     for (int round = 0; round < 20; ++round) {
-        for (connection_id id = 1; id <= 50; ++id) h.set_expiry(id, 1000 + round * 10 + static_cast<std::int64_t>(id));
+        for (auto& c : conns) h.set_expiry(*c, 1000 + round * 10 + static_cast<std::int64_t>(c->id()));
     }
-    for (connection_id id = 26; id <= 50; ++id) h.remove(id);
+    for (std::size_t i = 25; i < 50; ++i) h.remove(*conns[i]);
     EXPECT_EQ(h.expire(1000 + 19 * 10), 0U) << "every earlier deadline was moved";
     EXPECT_EQ(h.expire(1000 + 19 * 10 + 50), 25U) << "the live ones fire once; the departed do not";
-    for (connection_id id = 1; id <= 25; ++id) EXPECT_TRUE(conns[id - 1]->closed) << id;
-    for (connection_id id = 26; id <= 50; ++id) EXPECT_FALSE(conns[id - 1]->closed) << id;
+    for (std::size_t i = 0; i < 25; ++i) EXPECT_TRUE(conns[i]->closed) << i;
+    for (std::size_t i = 25; i < 50; ++i) EXPECT_FALSE(conns[i]->closed) << i;
     EXPECT_EQ(h.expire(100000), 0U);
+}
+
+// The deadline heap against a plain model: random deadlines, refreshes, departures and arrivals;
+// every expire() closes exactly the live connections whose deadline has come.
+TEST_F(HubTest, Expire_MatchesAModel_UnderRandomRefreshesAndDepartures) {
+    std::mt19937 rng(7);
+    std::vector<std::shared_ptr<testing::recording_connection>> conns;
+    std::map<connection_id, std::int64_t> model;  // live connections with a deadline
+    std::set<connection_id> live;
+    connection_id next = 1;
+    std::int64_t now = 0;
+    for (int step = 0; step < 5000; ++step) {
+        const auto op = rng() % 10;
+        if (op < 3 || live.empty()) {
+            conns.push_back(make(next, "u" + std::to_string(next)));
+            h.add(conns.back());
+            live.insert(next++);
+            continue;
+        }
+        auto it = live.begin();
+        std::advance(it, static_cast<long>(rng() % live.size()));
+        auto& conn = *conns[*it - 1];
+        if (op < 7) {
+            const std::int64_t at = now + static_cast<std::int64_t>(rng() % 100);
+            h.set_expiry(conn, at);
+            model[conn.id()] = at;
+        } else if (op < 9) {
+            h.remove(conn);
+            model.erase(conn.id());
+            live.erase(it);
+        } else {
+            now += static_cast<std::int64_t>(rng() % 20);
+            std::vector<connection_id> due;
+            for (auto m = model.begin(); m != model.end();) {
+                if (m->second > now) {
+                    ++m;
+                    continue;
+                }
+                due.push_back(m->first);
+                m = model.erase(m);
+            }
+            ASSERT_EQ(h.expire(now), due.size()) << "step " << step;
+            for (const auto id : due) {
+                ASSERT_TRUE(conns[id - 1]->closed) << "due: " << id;
+                h.remove(*conns[id - 1]);  // as a closed connection leaves
+                live.erase(id);
+            }
+            for (const auto& [id, at] : model) ASSERT_FALSE(conns[id - 1]->closed) << "not yet due: " << id;
+        }
+    }
 }
 
 TEST(UserRegistry, CountsAcrossManyUsers) {
