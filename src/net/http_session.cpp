@@ -57,7 +57,7 @@ void basic_http_session<Stream>::end_handshake() {
 template <typename Stream>
 void basic_http_session<Stream>::run() {
     boost::asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
-        if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+        if constexpr (std::is_same_v<Stream, plain_http_stream>) {
             self->do_read();
         } else {
             // The TLS handshake first, bounded like a request head.
@@ -328,19 +328,10 @@ void basic_http_session<Stream>::upgrade(http::request<http::string_body>&& requ
 
 template <typename Stream>
 ws::transport basic_http_session<Stream>::take_transport() {
-    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
-        // The bare socket, rebound to this thread's io_context: a tcp_stream's timers and a
-        // type-erased executor are not needed past the upgrade.
-        auto socket = stream_.release_socket();
-        ws::plain_socket plain(worker_.io.get_executor());
-        beast::error_code ec;
-        const auto protocol = socket.local_endpoint(ec).protocol();
-        // On a failure the socket stays closed and the endpoint ends at its first read.
-        if (!ec) {
-            const auto fd = socket.release(ec);
-            if (!ec) plain.assign(protocol, fd, ec);
-        }
-        return ws::transport{std::move(plain)};
+    if constexpr (std::is_same_v<Stream, plain_http_stream>) {
+        // The bare socket, already bound to this thread's io_context: the stream's timers are
+        // not needed past the upgrade.
+        return ws::transport{stream_.release_socket()};
     } else {
         beast::get_lowest_layer(stream_).expires_never();
         return ws::transport{std::make_unique<ws::tls_transport>(ws::tls_transport{std::move(stream_), {}, {}})};
@@ -420,7 +411,7 @@ void basic_http_session<Stream>::on_write(std::size_t count, bool keep_alive, be
     read_next();
 }
 
-template class basic_http_session<beast::tcp_stream>;
+template class basic_http_session<plain_http_stream>;
 template class basic_http_session<beast::ssl_stream<beast::tcp_stream>>;
 
 }  // namespace zena::net

@@ -90,7 +90,12 @@ private:
     bool handshaking_ = true;  // counted in worker_'s handshakes (until the first request is read)
 };
 
-using http_session = basic_http_session<beast::tcp_stream>;
+// Plain HTTP runs on a socket bound to its thread's io_context from the accept on: the upgrade
+// hands that socket to the WebSocket endpoint as it is (a type-erased executor would need a
+// release and re-registration with epoll, five system calls per handshake).
+using plain_http_stream =
+    beast::basic_stream<boost::asio::ip::tcp, boost::asio::io_context::executor_type, beast::unlimited_rate_policy>;
+using http_session = basic_http_session<plain_http_stream>;
 using https_session = basic_http_session<beast::ssl_stream<beast::tcp_stream>>;
 
 }  // namespace zena::net

@@ -13,7 +13,7 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
 
-void worker::admit(tcp::socket socket, std::shared_ptr<asio::ssl::context> tls) {
+void worker::admit(ws::plain_socket socket, std::shared_ptr<asio::ssl::context> tls) {
     if (handshaking_ < k_max_handshaking && waiting_.empty()) {
         ++handshaking_;
         return start_session(std::move(socket), std::move(tls));
@@ -91,7 +91,7 @@ void worker::run() {
 
 namespace {
 
-beast::ssl_stream<beast::tcp_stream> https_session_stream(tcp::socket&& socket, asio::ssl::context& ctx) {
+beast::ssl_stream<beast::tcp_stream> https_session_stream(ws::plain_socket&& socket, asio::ssl::context& ctx) {
     return beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), ctx);
 }
 
@@ -144,11 +144,11 @@ server::server(const config::settings& settings, const auth::jwt_verifier& verif
     for (std::size_t i = 0; i < hubs_->size(); ++i) {
         workers_.push_back(std::make_unique<worker>(i, hubs_->local(i), settings.invalid_message_log_per_second));
         auto* w = workers_.back().get();
-        w->start_session = [this, w](tcp::socket socket, const std::shared_ptr<asio::ssl::context>& tls) {
+        w->start_session = [this, w](ws::plain_socket socket, const std::shared_ptr<asio::ssl::context>& tls) {
             if (tls) {
                 std::make_shared<https_session>(https_session_stream(std::move(socket), *tls), *w, services_)->run();
             } else {
-                std::make_shared<http_session>(beast::tcp_stream(std::move(socket)), *w, services_)->run();
+                std::make_shared<http_session>(plain_http_stream(std::move(socket)), *w, services_)->run();
             }
         };
     }
@@ -222,7 +222,7 @@ void server::shutdown() {
 void server::do_accept() {
     auto& target = *workers_[next_worker_];
     next_worker_ = (next_worker_ + 1) % workers_.size();
-    acceptor_->async_accept(target.io, [this, &target](const boost::system::error_code& ec, tcp::socket socket) {
+    acceptor_->async_accept(target.io, [this, &target](const boost::system::error_code& ec, ws::plain_socket socket) {
         if (ec == asio::error::operation_aborted || !acceptor_->is_open()) return;
         if (ec) {
             // Out of descriptors, most likely: back off briefly instead of spinning.

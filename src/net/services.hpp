@@ -125,10 +125,10 @@ struct worker {
     // k_max_handshaking start anyway.
     static constexpr std::size_t k_max_handshaking = 128;
     static constexpr std::chrono::milliseconds k_handshake_tick{50};
-    using start_fn = std::function<void(boost::asio::ip::tcp::socket, std::shared_ptr<boost::asio::ssl::context>)>;
+    using start_fn = std::function<void(ws::plain_socket, std::shared_ptr<boost::asio::ssl::context>)>;
     start_fn start_session;  // makes and runs the session (set by the server)
     // A socket accepted for this thread (`tls`: its TLS context, or null); on this thread.
-    void admit(boost::asio::ip::tcp::socket socket, std::shared_ptr<boost::asio::ssl::context> tls);
+    void admit(ws::plain_socket socket, std::shared_ptr<boost::asio::ssl::context> tls);
     // A session's first request was read (or it ended before): the next socket may start.
     void handshake_done();
 
@@ -137,7 +137,7 @@ private:
     void arm_handshake_timer();
 
     struct waiting_socket {
-        boost::asio::ip::tcp::socket socket;
+        ws::plain_socket socket;
         std::shared_ptr<boost::asio::ssl::context> tls;
     };
     std::vector<std::function<void()>> after_flush_;
