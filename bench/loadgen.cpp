@@ -8,7 +8,7 @@
 //                [--mode fanout|targeted] [--publishers 2] [--inflight 8] [--payload 200]
 //                [--sources 4] [--hold-ms 0] [--timeout-ms 60000] [--server-pid PID]
 //                [--batch 1] [--ask-chunks 0] [--ask-interval-us 2000] [--rate 0]
-//                [--connect-inflight 1024]
+//                [--connect-inflight 1024] [--deflate 0]
 //
 // --batch K (targeted): each request is one POST /api/batch of K messages to random users;
 // --messages still counts messages. --ask-chunks N (fan-out): while the fan-out runs, one more
@@ -20,6 +20,8 @@
 // server sustains, rather than at each one's limit. --connect-inflight C: at most C handshakes
 // in progress at once (0: all N at once); a burst of 19,000 SYNs overflows any listen backlog,
 // and a server that then resets connections measures its backlog, not its handshakes.
+// --deflate 1: offer permessage-deflate with no context takeover either way (RFC 7692), insist
+// that the server accepts, and inflate every compressed message before checking it.
 //
 // Prints one JSON object with the results. Only loopback targets are accepted.
 #include <arpa/inet.h>
@@ -45,6 +47,7 @@
 #include <vector>
 
 #include "auth/jwt.hpp"
+#include "ws/deflate.hpp"
 
 namespace {
 
@@ -74,6 +77,7 @@ struct options {
     int ask_interval_us = 2000;
     int rate = 0;
     int connect_inflight = 1024;
+    int deflate = 0;
 };
 
 [[noreturn]] void die(const std::string& why) {
@@ -100,7 +104,8 @@ options parse(int argc, char** argv) {
                                                          {"--ask-chunks", &o.ask_chunks},
                                                          {"--ask-interval-us", &o.ask_interval_us},
                                                          {"--rate", &o.rate},
-                                                         {"--connect-inflight", &o.connect_inflight}};
+                                                         {"--connect-inflight", &o.connect_inflight},
+                                                         {"--deflate", &o.deflate}};
     for (int i = 1; i < argc; ++i) {
         const std::string_view a = argv[i];
         if (i + 1 >= argc) die("missing value for " + std::string{a});
@@ -264,6 +269,7 @@ int main(int argc, char** argv) {
     std::int64_t ask_next_ns = 0;   // when the next Ask chunk is due
     std::int64_t rate_next_ns = 0;  // with --rate: when the next fan-out message is due
     std::vector<std::uint32_t> latencies_us;
+    std::string inflated;  // the last compressed message, inflated
     latencies_us.reserve(
         static_cast<std::size_t>(std::min<std::int64_t>(20'000'000, std::int64_t{o.messages} * o.connections)));
     std::uint64_t delivered = 0;
@@ -297,7 +303,11 @@ int main(int argc, char** argv) {
                 "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
                 "Authorization: Bearer " +
-                token + "\r\n\r\n";
+                token + "\r\n" +
+                (o.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; "
+                             "server_no_context_takeover\r\n"
+                           : "") +
+                "\r\n";
         watch(c.fd, static_cast<std::uint64_t>(i), EPOLLIN | EPOLLOUT | EPOLLET);
     };
     const int first = o.connect_inflight > 0 ? std::min(o.connect_inflight, o.connections) : o.connections;
@@ -383,7 +393,13 @@ int main(int argc, char** argv) {
                 off = 10;
             }
             if (c.in.size() < off + len) return true;
-            const std::string_view payload(c.in.data() + off, len);
+            std::string_view payload(c.in.data() + off, len);
+            if ((b0 & 0x40) != 0) {  // RSV1: a compressed message (permessage-deflate)
+                if (zena::ws::inflate_message(payload, 1U << 20, inflated) != zena::ws::inflate_status::ok) {
+                    die("a compressed message did not inflate");
+                }
+                payload = inflated;
+            }
             const auto opcode = b0 & 0x0f;
             if (opcode == 0x8) return false;
             if (opcode == 0x9) c.out += masked_frame(0xA, payload);
@@ -509,6 +525,9 @@ int main(int argc, char** argv) {
                     const auto end = c.in.find("\r\n\r\n");
                     if (end != std::string::npos) {
                         if (c.in.compare(0, 12, "HTTP/1.1 101") != 0) die("upgrade refused: " + c.in.substr(0, end));
+                        if (o.deflate && c.in.substr(0, end).find("permessage-deflate") == std::string::npos) {
+                            die("the server declined permessage-deflate");
+                        }
                         c.upgraded = true;
                         c.in.erase(0, end + 4);
                     }

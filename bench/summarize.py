@@ -37,12 +37,12 @@ def main():
 
     def row(label, value, better='higher'):
         values = {s: value(runs, s) for s in servers}
-        if any(v is None for v in values.values()):
+        if values.get('zena') is None:
             return
-        cells = [fmt(values[s]) for s in servers]
+        cells = ['' if values[s] is None else fmt(values[s]) for s in servers]
         ratios = []
         for peer in ('bun', 'ws'):
-            if peer in values and 'zena' in values and values[peer]:
+            if values.get(peer) and values.get('zena') is not None:
                 ratios.append(f'{values["zena"] / values[peer]:.2f}')
             else:
                 ratios.append('')
@@ -83,6 +83,8 @@ def main():
     row('batch (/api/batch of 50), messages/s', get('batch', 'deliveries_per_s'))
     row('Ask chunk latency p50, ms', ms('ask', 'ask', 'latency_us', 'p50'), 'lower')
     row('Ask chunk latency p99, ms', ms('ask', 'ask', 'latency_us', 'p99'), 'lower')
+    row('fan-out with permessage-deflate, deliveries/s', get('fanout_deflate', 'deliveries_per_s'))
+    row('fan-out with permessage-deflate, latency p99, ms', ms('fanout_deflate', 'latency_us', 'p99'), 'lower')
 
     print('| scenario | ' + ' | '.join(servers) + ' | ours ÷ Bun | ours ÷ ws | better |')
     print('|---|' + '---|' * len(servers) + '---|---|---|')

@@ -2,12 +2,15 @@
 // documents it: every connection subscribes to its user's topic and to one for everyone, and a
 // publish is server.publish(topic) (uWS's pub/sub fan-out). Same `connected` welcome, same JWT
 // check, same HTTP API as the ws peer. Bun pings idle connections itself (idleTimeout 120 s).
-//   PORT=... JWT_SECRET=... API_KEY=... bun bun_server.mjs
+// With DEFLATE=1 it negotiates permessage-deflate and publishes compressed (the benchmark's
+// fanout_deflate scenario); otherwise it runs as Bun does by default, without compression.
+//   PORT=... JWT_SECRET=... API_KEY=... [DEFLATE=1] bun bun_server.mjs
 import { bearer, envelope, verifyJwt } from './jwt.mjs';
 
 const port = Number(process.env.PORT);
 const secret = process.env.JWT_SECRET;
 const apiKey = process.env.API_KEY;
+const deflate = process.env.DEFLATE === '1';
 const json = (status, body) => new Response(body, { status, headers: { 'Content-Type': 'application/json' } });
 
 const server = Bun.serve({
@@ -26,13 +29,13 @@ const server = Bun.serve({
     const body = await req.json();
     let delivered = 0;
     if (url.pathname === '/api/broadcast-all') {
-      srv.publish('all', envelope(body.type, body.payload));
+      srv.publish('all', envelope(body.type, body.payload), deflate);
       delivered = srv.subscriberCount('all');
     } else {
       for (const item of url.pathname === '/api/batch' ? body.items : [body]) {
         const text = envelope(item.type, item.payload);
         for (const user of item.userIds ?? [item.userId]) {
-          srv.publish(`user:${user}`, text);
+          srv.publish(`user:${user}`, text, deflate);
           delivered += 1;
         }
       }
@@ -41,6 +44,7 @@ const server = Bun.serve({
   },
   websocket: {
     idleTimeout: 120,
+    perMessageDeflate: deflate,
     sendPings: true,
     open(ws) {
       ws.subscribe('all');
