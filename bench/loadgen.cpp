@@ -269,7 +269,8 @@ int main(int argc, char** argv) {
     std::int64_t ask_next_ns = 0;   // when the next Ask chunk is due
     std::int64_t rate_next_ns = 0;  // with --rate: when the next fan-out message is due
     std::vector<std::uint32_t> latencies_us;
-    std::string inflated;  // the last compressed message, inflated
+    std::string inflated;          // the last compressed message, inflated
+    std::uint64_t compressed = 0;  // messages that came compressed
     latencies_us.reserve(
         static_cast<std::size_t>(std::min<std::int64_t>(20'000'000, std::int64_t{o.messages} * o.connections)));
     std::uint64_t delivered = 0;
@@ -399,6 +400,7 @@ int main(int argc, char** argv) {
                     die("a compressed message did not inflate");
                 }
                 payload = inflated;
+                ++compressed;
             }
             const auto opcode = b0 & 0x0f;
             if (opcode == 0x8) return false;
@@ -573,7 +575,7 @@ int main(int argc, char** argv) {
         "\"answered\":%lld,\"expected_deliveries\":%llu,\"delivered\":%llu,\"lost\":%lld,\"duplicates\":%llu,"
         "\"reorders\":%llu,\"gaps\":%llu,\"closed_early\":%llu,\"deliveries_per_s\":%.0f,"
         "\"latency_us\":{\"p50\":%u,\"p99\":%u,\"p999\":%u,\"max\":%u},\"server_cpu_s\":%.2f,"
-        "\"loadgen_cpu_s\":%.2f,\"wall_s\":%.2f,\"server_rss_idle_kib\":%ld,\"batch\":%d,"
+        "\"loadgen_cpu_s\":%.2f,\"wall_s\":%.2f,\"server_rss_idle_kib\":%ld,\"batch\":%d,\"compressed\":%llu,"
         "\"ask\":{\"chunks\":%d,\"delivered\":%llu,\"out_of_order\":%llu,\"latency_us\":{\"p50\":%u,\"p99\":%u,"
         "\"max\":%u}}}\n",
         o.mode.c_str(), o.connections, welcomed, connect_s > 0 ? o.connections / connect_s : 0,
@@ -584,8 +586,9 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(gaps), static_cast<unsigned long long>(closed_early),
         deliver_s > 0 ? static_cast<double>(delivered) / deliver_s : 0, pct(0.5), pct(0.99), pct(0.999),
         latencies_us.empty() ? 0 : latencies_us.back(), server_cpu, self_cpu, deliver_s, rss_idle, o.batch,
-        o.ask_chunks, static_cast<unsigned long long>(ask_delivered), static_cast<unsigned long long>(ask_reorders),
-        ask_pct(0.5), ask_pct(0.99), ask_latencies_us.empty() ? 0 : ask_latencies_us.back());
+        static_cast<unsigned long long>(compressed), o.ask_chunks, static_cast<unsigned long long>(ask_delivered),
+        static_cast<unsigned long long>(ask_reorders), ask_pct(0.5), ask_pct(0.99),
+        ask_latencies_us.empty() ? 0 : ask_latencies_us.back());
     const bool clean = welcomed == o.connections && delivered == expected && duplicates == 0 && reorders == 0 &&
                        gaps == 0 && closed_early == 0 && ask_delivered == static_cast<std::uint64_t>(o.ask_chunks) &&
                        ask_reorders == 0;

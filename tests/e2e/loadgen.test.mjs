@@ -2,7 +2,7 @@
 // as a correctness check of fan-out under load: every connection gets every message, in order,
 // once (fan-out through /api/broadcast-all), an Ask stream to one user arrives whole and in
 // order beside it, and targeted publishes (one per request, and in /api/batch requests) each
-// reach their one user.
+// reach their one user. The same fan-out runs again with permessage-deflate.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
@@ -36,6 +36,24 @@ test('Loadgen.FanoutAndTargeted_NoLossNoDuplicateNoReorder', async () => {
     const batched = await run(server, ['--mode', 'targeted', '--connections', '300', '--messages', '3000', '--batch', '10']);
     assert.equal(batched.delivered, 3000);
     assert.deepEqual([batched.lost, batched.duplicates, batched.reorders], [0, 0, 0]);
+  } finally {
+    await server.stop();
+  }
+});
+
+// The broadcast compressed once and sent to every connection that negotiated permessage-deflate:
+// the generator insists on the extension and inflates each message before checking it.
+test('Loadgen.FanoutWithPermessageDeflate_NoLossNoDuplicateNoReorder', async () => {
+  const server = await startServer({
+    env: { ZENA_LOG_LEVEL: 'info', ZENA_MAX_CONNECTIONS_PER_ADDRESS: '100000', ZENA_PERMESSAGE_DEFLATE: 'true' },
+  });
+  try {
+    const fanout = await run(server, ['--connections', '200', '--messages', '200', '--publishers', '2', '--inflight', '4',
+      '--deflate', '1']);
+    assert.equal(fanout.welcomed, 200);
+    assert.equal(fanout.delivered, 200 * 200);
+    assert.ok(fanout.compressed >= 200 * 200, `${fanout.compressed} compressed messages`);
+    assert.deepEqual([fanout.lost, fanout.duplicates, fanout.reorders, fanout.gaps, fanout.closed_early], [0, 0, 0, 0, 0]);
   } finally {
     await server.stop();
   }
