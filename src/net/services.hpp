@@ -109,7 +109,7 @@ struct worker {
     // answer waits for the flush (after_flush): the publisher sends its next message when its
     // last is on the wire, instead of queueing it behind a whole flush. At twice that the turn
     // ends (docs/architecture.md, "Publisher pacing").
-    static constexpr std::size_t k_pace_frames = 8;
+    static constexpr std::size_t k_pace_frames = 16;
     bool answer_after_flush() const { return flush.size() > 0 && flush.frames() >= k_pace_frames * flush.size(); }
     bool batch_full() const { return flush.size() > 0 && flush.frames() >= 2 * k_pace_frames * flush.size(); }
     // Runs `fn` on this thread once the coming flush has written.

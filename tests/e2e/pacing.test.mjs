@@ -1,5 +1,5 @@
 // Publisher pacing (net::worker, docs/architecture.md "The turn"): once a turn has queued
-// k_pace_frames (8) frames per connection it is about to write, a publish's answer waits until
+// k_pace_frames (16) frames per connection it is about to write, a publish's answer waits until
 // those frames are written. Nothing is lost or reordered by the wait, and below the threshold
 // answers are not held. One event-loop thread, so that the publisher's session and the
 // connection it publishes to share one turn.
@@ -15,24 +15,24 @@ function items(userId, from, count) {
   }));
 }
 
-test('Pacing.BatchOfEightToOneConnection_IsAnsweredAfterItsFlush', async () => {
+test('Pacing.BatchOfTwentyToOneConnection_IsAnsweredAfterItsFlush', async () => {
   const server = await startServer({ env: { ZENA_THREADS: '1' } });
   try {
     const alice = await connectUser(server, 'alice');
     assert.equal(await metric(server, PACED), 0);
 
-    // Seven frames for alice's one connection: under the threshold, answered at once.
-    let res = await api(server, 'POST', '/api/batch', { items: items('alice', 0, 7) });
+    // Fifteen frames for alice's one connection: under the threshold, answered at once.
+    let res = await api(server, 'POST', '/api/batch', { items: items('alice', 0, 15) });
     assert.equal(res.status, 200);
     assert.equal(await metric(server, PACED), 0);
 
-    // Ten: the turn's batch holds 10 frames for one connection, so the answer is paced.
-    res = await api(server, 'POST', '/api/batch', { items: items('alice', 7, 10) });
+    // Twenty: the turn's batch holds 20 frames for one connection, so the answer is paced.
+    res = await api(server, 'POST', '/api/batch', { items: items('alice', 15, 20) });
     assert.equal(res.status, 200);
-    assert.deepEqual(res.body.results, Array.from({ length: 10 }, () => ({ delivered: 1 })));
+    assert.deepEqual(res.body.results, Array.from({ length: 20 }, () => ({ delivered: 1 })));
     assert.equal(await metric(server, PACED), 1);
 
-    for (let i = 0; i < 17; i += 1) {
+    for (let i = 0; i < 35; i += 1) {
       assert.equal((await alice.next(2000)).payload.threadId, String(i));
     }
     await alice.close();
