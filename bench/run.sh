@@ -53,7 +53,7 @@ stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; }
 
 loadgen() {
   taskset -c 1 build/zena-loadgen --port "$port" --secret "$secret" --api-key "$key" --server-pid "$server_pid" \
-    --sources 8 --timeout-ms 120000 "$@"
+    --sources 32 --timeout-ms 120000 "$@"
 }
 
 {
