@@ -100,11 +100,22 @@ def main():
             print(f'| {batch} frame(s) per sendmsg | {fmt(data["frames_per_s"])} | {ours / data["frames_per_s"]:.2f} |')
 
     print()
-    print('| run | server CPU s | generator CPU s | wall s | lost | duplicated | reordered |')
-    print('|---|---|---|---|---|---|---|')
+    print('| run | server CPU s | generator CPU s | wall s | bottleneck | lost | duplicated | reordered |')
+    print('|---|---|---|---|---|---|---|---|')
     for (server, scenario), data in runs.items():
         print(f'| {server} {scenario} | {data["server_cpu_s"]} | {data["loadgen_cpu_s"]} | {data["wall_s"]} | '
-              f'{data["lost"]} | {data["duplicates"]} | {data["reorders"]} |')
+              f'{bottleneck(scenario, data)} | {data["lost"]} | {data["duplicates"]} | {data["reorders"]} |')
+
+
+def bottleneck(scenario, data):
+    """Which side limited a run: the one busy (CPU) for at least 90 % of the wall time. The idle
+    run has none: it only connects."""
+    wall = data['wall_s']
+    if scenario == 'idle' or not wall:
+        return ''
+    busy = [name for name, cpu in (('server', data['server_cpu_s']), ('generator', data['loadgen_cpu_s']))
+            if cpu >= 0.9 * wall]
+    return ' and '.join(busy) if busy else 'neither: round trips'
 
 
 if __name__ == '__main__':
