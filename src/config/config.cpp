@@ -111,7 +111,8 @@ const std::array k_options{
     option{"websocket.permessage_deflate", "ZENA_PERMESSAGE_DEFLATE", "permessage-deflate",
            &settings::permessage_deflate, "", 0, 0, false,
            "Negotiate permessage-deflate (RFC 7692) with clients that offer it, with the parameters browsers send. "
-           "Off by default: each compressing connection holds zlib state (tens of KiB) and costs CPU per message."},
+           "Off by default: most events are a few hundred bytes. A broadcast is compressed once for every "
+           "connection, and no connection holds zlib state (docs/conformance.md)."},
     option{"websocket.test_echo", "ZENA_TEST_ECHO", "test-echo", &settings::test_echo, "", 0, 0, false,
            "Serve /echo, a WebSocket that needs no token and echoes every message, for conformance tools. Never "
            "in production: it is logged loudly at start."},
