@@ -102,7 +102,9 @@ void endpoint::push(protocol::shared_frame frame, protocol::delivery_class deliv
     if (queue_.capacity() == 0) queue_.reserve(k_first_queue_capacity);
     queue_.push_back({std::move(frame), key, delivery});
     queued_bytes_ += bytes_of(queue_.back()).size();
-    flusher_.frame_queued();
+    // Counted for the turn's batch only when the turn's flush will write it: a connection
+    // waiting for its socket writes from its own wait.
+    if (!writing_ && !ended_) flusher_.frame_queued();
     schedule_flush();
 }
 
