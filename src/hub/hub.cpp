@@ -107,8 +107,13 @@ void hub::drop_deadline(connection& conn) {
     deadlines_.pop_back();
     if (i == deadlines_.size()) return;  // it was the last entry
     place(i, last);
+    reorder(i);
+}
+
+void hub::reorder(std::size_t i) {
+    const connection* conn = deadlines_[i].conn;
     sift_up(i);
-    sift_down(last.conn->deadline_pos_);
+    sift_down(conn->deadline_pos_);
 }
 
 void hub::set_expiry(connection& conn, std::int64_t at_s) {
@@ -118,10 +123,8 @@ void hub::set_expiry(connection& conn, std::int64_t at_s) {
         sift_up(deadlines_.size() - 1);
         return;
     }
-    const auto i = conn.deadline_pos_;
-    deadlines_[i].at = at_s;
-    sift_up(i);
-    sift_down(conn.deadline_pos_);
+    deadlines_[conn.deadline_pos_].at = at_s;
+    reorder(conn.deadline_pos_);
 }
 
 std::size_t hub::expire(std::int64_t now_s) {

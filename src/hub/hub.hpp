@@ -64,9 +64,11 @@ private:
         std::int64_t at;
         connection* conn;
     };
-    // The deadline heap. place() puts `d` at `i` and tells its connection where; the sifts
-    // restore the order around `i`; drop_deadline() takes a connection's entry out.
+    // The deadline heap. place() puts `d` at `i` and tells its connection where; reorder()
+    // restores the order around an entry whose deadline moved (the sifts, up then down);
+    // drop_deadline() takes a connection's entry out.
     void place(std::size_t i, deadline d);
+    void reorder(std::size_t i);
     void sift_up(std::size_t i);
     void sift_down(std::size_t i);
     void drop_deadline(connection& conn);

@@ -110,8 +110,8 @@ struct worker {
     // last is on the wire, instead of queueing it behind a whole flush. At twice that the turn
     // ends (docs/architecture.md, "Publisher pacing").
     static constexpr std::size_t k_pace_frames = 16;
-    bool answer_after_flush() const { return flush.size() > 0 && flush.frames() >= k_pace_frames * flush.size(); }
-    bool batch_full() const { return flush.size() > 0 && flush.frames() >= 2 * k_pace_frames * flush.size(); }
+    bool answer_after_flush() const { return batch_holds(k_pace_frames); }
+    bool batch_full() const { return batch_holds(2 * k_pace_frames); }
     // Runs `fn` on this thread once the coming flush has written.
     void after_flush(std::function<void()> fn) { after_flush_.push_back(std::move(fn)); }
 
@@ -133,6 +133,10 @@ struct worker {
     void handshake_done();
 
 private:
+    // The connections this turn will write hold `per_connection` frames each on average.
+    bool batch_holds(std::size_t per_connection) const {
+        return flush.size() > 0 && flush.frames() >= per_connection * flush.size();
+    }
     void start_next(std::size_t count);
     void arm_handshake_timer();
 

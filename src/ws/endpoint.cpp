@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cerrno>
+#include <utility>
 
 namespace zena::ws {
 
@@ -102,10 +103,10 @@ void endpoint::push(protocol::shared_frame frame, protocol::delivery_class deliv
     if (queue_.capacity() == 0) queue_.reserve(k_first_queue_capacity);
     queue_.push_back({std::move(frame), key, delivery});
     queued_bytes_ += bytes_of(queue_.back()).size();
-    // Counted for the turn's batch only when the turn's flush will write it: a connection
-    // waiting for its socket writes from its own wait.
-    if (!writing_ && !ended_) flusher_.frame_queued();
     schedule_flush();
+    // It counts toward the turn's batch when the turn's flush will write it (a connection
+    // waiting for its socket writes from its own wait).
+    if (flush_scheduled_) flusher_.frame_queued();
 }
 
 void endpoint::drop_waiting() {
@@ -199,7 +200,7 @@ void endpoint::write_tls() {
         t.out = std::move(*raw_out_);
         raw_out_.reset();
     }
-    tls().frames_out = queue_.size() - head_;
+    t.frames_out = queue_.size() - head_;
     for (auto i = head_; i < queue_.size(); ++i) t.out += bytes_of(queue_[i]);
     writing_ = true;
     asio::async_write(t.stream, asio::buffer(t.out),
@@ -207,9 +208,9 @@ void endpoint::write_tls() {
                           self->writing_ = false;
                           if (self->ended_) return;
                           if (ec) return self->terminate();
-                          const auto frames = self->tls().frames_out;
-                          self->tls().frames_out = 0;
-                          self->tls().out.clear();
+                          auto& done = self->tls();
+                          const auto frames = std::exchange(done.frames_out, 0);
+                          done.out.clear();
                           for (std::size_t i = 0; i < frames && !self->ended_; ++i) {
                               self->advance(self->bytes_of(self->queue_[self->head_]).size());
                           }

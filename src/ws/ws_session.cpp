@@ -22,7 +22,7 @@ ws_session::ws_session(transport&& stream, endpoint::options opts, net::worker& 
       excess_allowance_(excess_rate(services.settings)),
       auth_error_(auth ? auth->error : auth::jwt_error::none),
       awaiting_token_(!auth) {
-    if (auth && auth->identity.expires_at) handshake_expiry_ = *auth->identity.expires_at;
+    if (auth) handshake_deadline_ = deadline_of(auth->identity.expires_at);
 }
 
 void ws_session::run(std::string response, std::string_view already_read) {
@@ -45,12 +45,12 @@ void ws_session::run(std::string response, std::string_view already_read) {
             self->close(close_code::policy_violation, "authentication timeout");
         });
     } else {
-        admit(handshake_expiry_ == k_no_expiry ? std::nullopt : std::optional(handshake_expiry_));
+        admit(handshake_deadline_);
     }
     start(std::move(response), already_read);
 }
 
-void ws_session::admit(std::optional<std::int64_t> expires_at) {
+void ws_session::admit(std::int64_t deadline) {
     const auto limit = static_cast<std::size_t>(services_.settings.max_connections_per_user);
     if (services_.registry.connections_of(user_id()) >= limit) {
         observability::metrics::add(services_.metrics.connections_refused_user_limit);
@@ -59,7 +59,7 @@ void ws_session::admit(std::optional<std::int64_t> expires_at) {
     }
     worker_.hub.add(self());
     registered_ = true;
-    if (expires_at) worker_.hub.set_expiry(*this, deadline_of(expires_at));
+    if (deadline != k_no_deadline) worker_.hub.set_expiry(*this, deadline);
     observability::metrics::add(services_.metrics.connections_opened);
     spdlog::debug("connection opened conn={} user={} thread={}", id(), user_id(), worker_.index);
 
@@ -82,7 +82,7 @@ void ws_session::on_message(std::string_view data, bool text) {
 
 std::int64_t ws_session::deadline_of(std::optional<std::int64_t> expires_at) const {
     // A token without exp has no deadline.
-    if (!expires_at) return std::numeric_limits<std::int64_t>::max();
+    if (!expires_at) return k_no_deadline;
     return *expires_at + services_.verifier.settings().leeway.count();
 }
 
@@ -156,7 +156,7 @@ void ws_session::handle_auth(const protocol::client_message& message) {
     auto identity = verify_inband(message);
     if (!identity) return;
     set_user_id(std::move(identity->user_id));
-    admit(identity->expires_at);
+    admit(deadline_of(identity->expires_at));
 }
 
 void ws_session::handle_protocol_message(const protocol::client_message& message) {

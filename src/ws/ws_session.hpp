@@ -51,10 +51,11 @@ private:
     bool allow_ping() override { return within_rate(); }
     void on_end() override;
     void handle_text(std::string_view text);
-    // The token checked: joins the hub (unless the user has too many connections) and sends
-    // the welcome.
-    void admit(std::optional<std::int64_t> expires_at);
-    // When the connection closes for its token's `exp` (seconds; with the configured leeway).
+    // The token checked: joins the hub (unless the user has too many connections), with the
+    // token's deadline (deadline_of), and sends the welcome.
+    void admit(std::int64_t deadline);
+    // When the connection closes for its token's `exp` (seconds; with the configured leeway);
+    // k_no_deadline for a token without exp.
     std::int64_t deadline_of(std::optional<std::int64_t> expires_at) const;
     // The first message of a connection without a token in its handshake.
     void handle_auth(const protocol::client_message& message);
@@ -73,7 +74,7 @@ private:
     }
     // Seconds of over-rate sending (at twice the rate) tolerated before the close.
     static constexpr double k_excess_seconds = 5;
-    static constexpr std::int64_t k_no_expiry = std::numeric_limits<std::int64_t>::min();
+    static constexpr std::int64_t k_no_deadline = std::numeric_limits<std::int64_t>::max();
 
     // An idle connection is mostly this object: the fields are ordered to leave no padding.
     net::worker& worker_;
@@ -82,7 +83,7 @@ private:
     std::unique_ptr<boost::asio::steady_timer> auth_timer_;  // only while awaiting_token_
     util::token_bucket message_rate_;                        // websocket.client_messages_per_second
     util::token_bucket excess_allowance_;                    // messages over the rate before a close
-    std::int64_t handshake_expiry_ = k_no_expiry;  // exp of the handshake's token (none: no exp), until admit()
+    std::int64_t handshake_deadline_ = k_no_deadline;        // of the handshake's token, until admit()
     auth::jwt_error auth_error_;
     bool awaiting_token_ = false;  // no token yet: the first message must be `auth`
     bool registered_ = false;      // in the hub
