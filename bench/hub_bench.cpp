@@ -30,15 +30,15 @@ struct flush_list {
 struct bench_connection final : zena::hub::connection {
     bench_connection(zena::hub::connection_id id, std::string user, flush_list& list)
         : connection(id, std::move(user)), list_(list) {}
-    bool send(const zena::protocol::outbound& message) override {
+    bool send(const zena::ws::outbound& message) override {
         if (queue.empty()) list_.dirty.push_back(this);
         queue.push_back(message.frame);
         return true;
     }
-    void close(zena::protocol::close_code, std::string_view) override {}
+    void close(zena::ws::close_code, std::string_view) override {}
     bool heartbeat() override { return true; }
 
-    std::vector<zena::protocol::shared_frame> queue;
+    std::vector<zena::ws::shared_frame> queue;
 
 private:
     flush_list& list_;
@@ -74,7 +74,7 @@ void broadcast(benchmark::State& state) {
             hubs.local(t).add(std::make_shared<bench_connection>(i, "u" + std::to_string(i), lists[t]));
         }
     });
-    const zena::protocol::outbound message{zena::protocol::make_event_frame(
+    const zena::ws::outbound message{zena::protocol::make_event_frame(
         "ask.response", R"({"chunk":")" + std::string(150, 'x') + R"(","isComplete":false,"streamId":"s"})")};
 
     for (auto _ : state) {

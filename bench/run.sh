@@ -14,47 +14,9 @@ messages=${2:-200}
 servers=${3:-zena ws bun}
 scripts/build.sh release >/dev/null
 (cd bench/peers && npm ci --no-audit --no-fund >/dev/null)
-secret=bench-secret-0123456789abcdef0123456789abcdef
-key=bench-api-key-0123456789
-port=$((20000 + RANDOM % 20000))
+source bench/lib.sh
 mkdir -p bench/results
 out=bench/results/$(date +%F-%H%M).md
-ulimit -n 20000 2>/dev/null || true
-log=/tmp/zena-bench-server.log
-
-# start_server NAME [DEFLATE]: DEFLATE=1 lets the server negotiate permessage-deflate.
-start_server() {
-  local name=$1 deflate=${2:-0}
-  : >"$log"
-  case $name in
-    zena)
-      ZENA_PERMESSAGE_DEFLATE=$([[ $deflate == 1 ]] && echo true || echo false) \
-      ZENA_JWT_SECRET=$secret ZENA_API_KEY=$key ZENA_THREADS=1 ZENA_LOG_LEVEL=info \
-      ZENA_MAX_CONNECTIONS_PER_ADDRESS=1000000 ZENA_HANDSHAKES_PER_ADDRESS_PER_SECOND=1000000 \
-      ZENA_MAX_CONNECTIONS=1000000 \
-        taskset -c 0 build/zena-realtime --host 127.0.0.1 --port "$port" >"$log" 2>&1 &
-      ;;
-    ws)
-      PORT=$port JWT_SECRET=$secret API_KEY=$key taskset -c 0 node bench/peers/ws_server.mjs >"$log" 2>&1 &
-      ;;
-    bun)
-      DEFLATE=$deflate PORT=$port JWT_SECRET=$secret API_KEY=$key \
-        taskset -c 0 bench/peers/node_modules/.bin/bun bench/peers/bun_server.mjs >"$log" 2>&1 &
-      ;;
-  esac
-  server_pid=$!
-  for _ in $(seq 100); do
-    grep -q listening "$log" && return 0
-    sleep 0.1
-  done
-  echo "$name did not start" >&2; cat "$log" >&2; exit 1
-}
-stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; }
-
-loadgen() {
-  taskset -c 1 build/zena-loadgen --port "$port" --secret "$secret" --api-key "$key" --server-pid "$server_pid" \
-    --sources 32 --timeout-ms 120000 "$@"
-}
 
 {
   echo "# Benchmark run $(date -u +%FT%TZ)"

@@ -11,7 +11,7 @@
 #include "auth/origin_policy.hpp"
 #include "auth/token_source.hpp"
 #include "net/handshake.hpp"
-#include "net/url.hpp"
+#include "util/url.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     std::string_view rest(reinterpret_cast<const char*>(data), size);
@@ -24,13 +24,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     parts[3] = rest;
     const auto& [target, authorization, protocols, origin] = parts;
 
-    (void)zena::net::target_path(target);
-    const auto redacted = zena::net::redact_target(target);
+    (void)zena::util::target_path(target);
+    const auto redacted = zena::util::redact_target(target);
     if (target.find('?') != std::string_view::npos && !redacted.ends_with("?<redacted>")) {
         __builtin_trap();  // a query, which may hold a token, must never reach a log line
     }
-    (void)zena::net::query_param(target, "token");
-    (void)zena::net::percent_decode(target, true);
+    (void)zena::util::query_param(target, "token");
+    (void)zena::util::percent_decode(target, true);
     (void)zena::auth::find_token(target, authorization, protocols);
     (void)zena::auth::offers_subprotocol(protocols, zena::auth::k_subprotocol);
     if (zena::net::valid_websocket_key(authorization) && authorization.size() != 24) __builtin_trap();

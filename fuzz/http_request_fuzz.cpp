@@ -11,7 +11,7 @@
 
 #include "auth/token_source.hpp"
 #include "net/handshake.hpp"
-#include "net/url.hpp"
+#include "util/url.hpp"
 
 namespace http = boost::beast::http;
 
@@ -31,8 +31,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         rest.remove_prefix(used);
         const auto& request = parser.get();
         const std::string_view target(request.target().data(), request.target().size());
-        (void)zena::net::target_path(target);
-        (void)zena::net::redact_target(target);
+        (void)zena::util::target_path(target);
+        (void)zena::util::redact_target(target);
         if (boost::beast::websocket::is_upgrade(request)) {
             const auto key = request[http::field::sec_websocket_key];
             (void)zena::net::valid_websocket_key(std::string_view(key.data(), key.size()));

@@ -12,7 +12,7 @@
 #include "config/dev_credentials.hpp"
 #include "observability/log.hpp"
 #include "protocol/catalog.hpp"
-#include "protocol/close_codes.hpp"
+#include "protocol/close_codes_json.hpp"
 
 namespace {
 
@@ -46,18 +46,13 @@ int token_command(std::vector<std::string> args) {
     if (user.empty()) return fail("token needs --user ID");
     if (ttl <= 0) return fail("--ttl must be positive");
     auto loaded = config::load(rest, config::process_env);
-    if (!loaded.error.empty()) return fail(loaded.error);
+    if (!loaded.status) return fail(loaded.status.message());
     if (loaded.dev_mode) {
-        if (auto error = config::apply_dev_credentials(loaded.values); !error.empty()) return fail(error);
+        if (auto applied = config::apply_dev_credentials(loaded.values); !applied) return fail(applied.message());
     }
     const auto& s = loaded.values;
-    auth::jwt_settings jwt;
-    jwt.algorithm = *auth::parse_jwt_algorithm(s.jwt_algorithm);
-    jwt.secret = s.jwt_secret;
-    jwt.issuer = s.jwt_issuer;
-    jwt.audience = s.jwt_audience;
-    jwt.user_claim = s.jwt_user_claim;
-    std::printf("%s\n", auth::mint_jwt(jwt, user, std::chrono::seconds(ttl), auth::unix_now()).c_str());
+    std::printf("%s\n",
+                auth::mint_jwt(app::jwt_settings_of(s), user, std::chrono::seconds(ttl), auth::unix_now()).c_str());
     return 0;
 }
 
@@ -66,8 +61,7 @@ int token_command(std::vector<std::string> args) {
 // start for other reasons (no secret, say) still has a catalog to show.
 int catalog_command(const std::vector<std::string>& args) {
     const auto loaded = config::load(args, config::process_env);
-    std::string error;
-    if (!app::load_catalog(loaded.values, error)) return fail(error);
+    if (auto catalog = app::load_catalog(loaded.values); !catalog) return fail(catalog.message());
     if (loaded.values.catalog_path.empty()) {
         const auto text = protocol::builtin_catalog_json();
         std::printf("%.*s", static_cast<int>(text.size()), text.data());
@@ -104,16 +98,17 @@ int main(int argc, char** argv) {
         std::printf("%s", config::help_text().c_str());
         return 0;
     }
-    if (!loaded.error.empty()) return fail(loaded.error);
+    if (!loaded.status) return fail(loaded.status.message());
     observability::init_logging(loaded.values.log_level);
     if (loaded.dev_mode) {
         bool created = false;
-        if (auto error = config::apply_dev_credentials(loaded.values, &created); !error.empty()) return fail(error);
+        if (auto applied = config::apply_dev_credentials(loaded.values, &created); !applied) {
+            return fail(applied.message());
+        }
         spdlog::warn("dev mode: credentials {} {}", created ? "generated in" : "read from",
                      loaded.values.dev_state_file);
     }
-    std::string catalog_error;
-    const auto catalog = app::load_catalog(loaded.values, catalog_error);
-    if (!catalog) return fail(catalog_error);
+    const auto catalog = app::load_catalog(loaded.values);
+    if (!catalog) return fail(catalog.message());
     return app::run(loaded.values, *catalog, loaded.dev_mode);
 }

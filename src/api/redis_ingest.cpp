@@ -37,7 +37,7 @@ redis_ingest::~redis_ingest() {
 
 std::unique_ptr<redis::connection> redis_ingest::connect(const char* what, std::chrono::milliseconds& backoff) {
     std::string error;
-    auto c = redis::connection::open(settings_.endpoint, std::chrono::milliseconds(settings_.timeout_ms), error);
+    auto c = redis::connection::open(settings_.endpoint, settings_.timeout, error);
     if (c) {
         spdlog::info("redis publish {} connected host={} port={}", what, settings_.endpoint.host,
                      settings_.endpoint.port);

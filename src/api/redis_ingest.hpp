@@ -15,6 +15,7 @@
 // nothing).
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -33,7 +34,7 @@ struct redis_ingest_settings {
     std::string channel;  // empty: no channel
     std::string stream;   // empty: no stream
     std::size_t max_message_bytes = 1 << 20;
-    std::int64_t timeout_ms = 2000;
+    std::chrono::milliseconds timeout{2000};
     std::size_t max_in_flight = 1024;
 };
 

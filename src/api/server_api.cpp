@@ -8,10 +8,12 @@
 #include <unordered_set>
 
 #include "auth/token_source.hpp"
-#include "net/url.hpp"
+#include "protocol/channel.hpp"
 #include "protocol/envelope.hpp"
 #include "protocol/json_reader.hpp"
 #include "protocol/json_writer.hpp"
+#include "util/url.hpp"
+#include "ws/close_codes.hpp"
 
 namespace zena::api {
 namespace {
@@ -30,19 +32,7 @@ bool valid_type(std::string_view type) {
 // A user id as the API accepts it: what a JWT's user claim can hold.
 bool valid_user(std::string_view user) { return !user.empty() && user.size() <= 256; }
 
-struct publish_request {
-    bool all = false;                // to every connection (broadcast-all)
-    std::vector<std::string> users;  // otherwise, to these users' connections
-    protocol::outbound message;
-};
-
-// Delivers one publish on one thread's hub; returns the connections it reached there.
-std::size_t deliver(hub::hub& h, const publish_request& publish) {
-    if (publish.all) return h.send_to_all(publish.message);
-    std::size_t delivered = 0;
-    for (const auto& user : publish.users) delivered += h.send_to_user(user, publish.message);
-    return delivered;
-}
+using publish_batch = std::vector<engine::publication>;
 
 // Parses a request body that must be one JSON object.
 std::optional<http_response> parse_body(std::string_view body, simdjson::dom::object& object) {
@@ -57,10 +47,10 @@ std::optional<http_response> parse_body(std::string_view body, simdjson::dom::ob
 // How connections that are behind treat the event: its catalog delivery class, and for latest
 // the key built from the type and the key field's value (a required string, checked above).
 void set_delivery(const protocol::event_spec* spec, std::string_view type, simdjson::dom::element payload,
-                  protocol::outbound& out) {
+                  ws::outbound& out) {
     if (!spec) return;  // permissive, unknown type: ordered
     out.delivery = spec->delivery;
-    if (spec->delivery == protocol::delivery_class::latest) {
+    if (spec->delivery == ws::delivery_class::latest) {
         std::string_view key_value;
         if (payload[spec->delivery_key].get_string().get(key_value) != simdjson::SUCCESS) key_value = {};
         out.latest_key = protocol::latest_key_of(type, key_value);
@@ -82,10 +72,11 @@ std::optional<http_response> check_event(const protocol::catalog& catalog, bool 
     return std::nullopt;
 }
 
-// Checks one publish, {"type", "payload", and unless `out.all` "userId" | "userIds"}, whole.
-// On failure returns the error response; on success fills `out`.
+// Checks one publish, {"type", "payload", and unless `out.everyone` "userId" | "userIds"},
+// whole. On failure returns the error response; on success fills `out`: the event, to each
+// user's personal channel.
 std::optional<http_response> parse_publish(simdjson::dom::object object, const protocol::catalog& catalog,
-                                           const api_limits& limits, publish_request& out) {
+                                           const api_limits& limits, engine::publication& out) {
     const std::size_t max_users = limits.max_users_per_publish;
 
     std::string_view type;
@@ -101,7 +92,7 @@ std::optional<http_response> parse_publish(simdjson::dom::object object, const p
     }
     if (auto error = check_event(catalog, limits.permissive, type, payload)) return error;
 
-    if (!out.all) {
+    if (!out.everyone) {
         simdjson::dom::element user_id;
         simdjson::dom::element user_ids;
         const bool has_one = object["userId"].get(user_id) == simdjson::SUCCESS;
@@ -112,7 +103,7 @@ std::optional<http_response> parse_publish(simdjson::dom::object object, const p
             if (user_id.get_string().get(user) != simdjson::SUCCESS || !valid_user(user)) {
                 return error_response(400, "userId must be a non-empty string of at most 256 bytes", "userId");
             }
-            out.users.emplace_back(user);
+            out.channels.push_back(protocol::personal_channel(user));
         } else {
             simdjson::dom::array list;
             if (user_ids.get_array().get(list) != simdjson::SUCCESS) {
@@ -131,13 +122,17 @@ std::optional<http_response> parse_publish(simdjson::dom::object object, const p
                                           "userIds[" + std::to_string(index) + "]");
                 }
                 // A user listed twice gets the event once.
-                if (seen.insert(user).second) out.users.emplace_back(user);
+                if (seen.insert(user).second) out.channels.push_back(protocol::personal_channel(user));
                 ++index;
             }
         }
     }
-    out.message.frame = protocol::make_event_frame(type, protocol::minify_json(payload));
-    set_delivery(catalog.server_event(type), type, payload, out.message);
+    auto e = std::make_shared<engine::event>();
+    e->type = type;
+    e->payload = protocol::minify_json(payload);
+    e->message.frame = protocol::make_event_frame(type, e->payload);
+    set_delivery(catalog.server_event(type), type, payload, e->message);
+    out.event = std::move(e);
     return std::nullopt;
 }
 
@@ -153,9 +148,14 @@ http_response error_response(int status, std::string_view message, std::string_v
     return http_response{status, body.str(), {}};
 }
 
-server_api::server_api(hub::hub_set& hubs, observability::metrics& metrics, const protocol::catalog& catalog,
-                       std::string api_key, api_limits limits)
-    : hubs_(hubs), metrics_(metrics), catalog_(catalog), api_key_(std::move(api_key)), limits_(limits) {}
+server_api::server_api(engine::broker& broker, hub::hub_set& hubs, observability::metrics& metrics,
+                       const protocol::catalog& catalog, std::string api_key, api_limits limits)
+    : broker_(broker),
+      hubs_(hubs),
+      metrics_(metrics),
+      catalog_(catalog),
+      api_key_(std::move(api_key)),
+      limits_(limits) {}
 
 bool server_api::authorized(std::string_view authorization) const {
     const auto presented = auth::bearer_credential(authorization);
@@ -174,7 +174,7 @@ void server_api::handle(const http_request& request, std::function<void(http_res
         response.headers.emplace_back("WWW-Authenticate", "Bearer");
         return respond(std::move(response));
     }
-    const auto path = net::target_path(request.target);
+    const auto path = util::target_path(request.target);
     const auto method_not_allowed = [&](std::string_view allow) {
         auto response = error_response(405, "method not allowed");
         response.headers.emplace_back("Allow", std::string{allow});
@@ -203,7 +203,7 @@ void server_api::handle(const http_request& request, std::function<void(http_res
     if (path.starts_with(k_users) && path.ends_with(k_connections) &&
         path.size() > k_users.size() + k_connections.size()) {
         const auto encoded = path.substr(k_users.size(), path.size() - k_users.size() - k_connections.size());
-        auto user = net::percent_decode(encoded, false);
+        auto user = util::percent_decode(encoded, false);
         if (!user || !valid_user(*user) || user->find('/') != std::string::npos) {
             return respond(error_response(400, "userId in the path is not valid", "userId"));
         }
@@ -242,15 +242,19 @@ void server_api::publish_message(std::string_view body, const refusal_fn& on_ref
 }
 
 void server_api::publish(simdjson::dom::object object, bool all, std::function<void(http_response)> reply) {
-    auto publish = std::make_shared<publish_request>();
-    publish->all = all;
-    if (auto error = parse_publish(object, catalog_, limits_, *publish)) return reply(std::move(*error));
+    auto batch = std::make_shared<publish_batch>(1);
+    auto& publication = batch->front();
+    publication.everyone = all;
+    if (auto error = parse_publish(object, catalog_, limits_, publication)) return reply(std::move(*error));
     observability::metrics::add(metrics_.events_published);
-    hubs_.on_every_hub([publish](hub::hub& h) { return deliver(h, *publish); },
-                       [this, reply = std::move(reply)](std::size_t delivered) {
-                           observability::metrics::add(metrics_.messages_delivered, delivered);
-                           reply(ok(json_object().add("delivered", std::uint64_t{delivered}).str()));
-                       });
+    broker_.publish(std::move(batch),
+                    [this, reply = std::move(reply)](util::result<std::vector<engine::publish_outcome>> outcome) {
+                        if (!outcome)
+                            return reply(error_response(503, "the engine is unavailable: " + outcome.message()));
+                        const auto delivered = outcome->front().delivered;
+                        observability::metrics::add(metrics_.messages_delivered, delivered);
+                        reply(ok(json_object().add("delivered", std::uint64_t{delivered}).str()));
+                    });
 }
 
 void server_api::batch(simdjson::dom::object object, std::function<void(http_response)> reply,
@@ -263,72 +267,61 @@ void server_api::batch(simdjson::dom::object object, std::function<void(http_res
         return reply(error_response(
             400, "items holds more than " + std::to_string(limits_.max_batch_items) + " publishes", "items"));
     }
-    // Each item is checked on its own; the valid ones go out in their order, in one task per
-    // thread, and every item gets its own answer.
-    struct plan {
-        std::vector<publish_request> publishes;
-        std::vector<std::optional<http_response>> errors;  // per item; nullopt: publishes[slot[i]]
-        std::vector<std::size_t> slot;
-        std::unique_ptr<std::atomic<std::size_t>[]> delivered;
-    };
-    auto batch = std::make_shared<plan>();
+    // Each item is checked on its own; the valid ones go out in their order, as one publish to
+    // the broker (one task per thread), and every item gets its own answer.
+    auto publishes = std::make_shared<publish_batch>();
+    auto errors = std::make_shared<std::vector<std::optional<http_response>>>();  // per item; nullopt: published
     for (simdjson::dom::element item : items) {
         simdjson::dom::object publish_object;
-        publish_request publish;
+        engine::publication publication;
         std::optional<http_response> error;
         if (item.get_object().get(publish_object) != simdjson::SUCCESS) {
             error = error_response(400, "each item must be a JSON object");
         } else {
             bool all = false;
-            publish.all = publish_object["all"].get_bool().get(all) == simdjson::SUCCESS && all;
-            error = parse_publish(publish_object, catalog_, limits_, publish);
+            publication.everyone = publish_object["all"].get_bool().get(all) == simdjson::SUCCESS && all;
+            error = parse_publish(publish_object, catalog_, limits_, publication);
         }
-        batch->slot.push_back(batch->publishes.size());
         if (error) {
             if (on_refused) on_refused(*error);
             observability::metrics::add(metrics_.api_rejections);
         } else {
-            batch->publishes.push_back(std::move(publish));
+            publishes->push_back(std::move(publication));
         }
-        batch->errors.push_back(std::move(error));
+        errors->push_back(std::move(error));
     }
-    batch->delivered = std::make_unique<std::atomic<std::size_t>[]>(batch->publishes.size());
-    observability::metrics::add(metrics_.events_published, batch->publishes.size());
+    observability::metrics::add(metrics_.events_published, publishes->size());
 
-    auto answer = [this, batch, reply = std::move(reply)](std::size_t total) {
-        observability::metrics::add(metrics_.messages_delivered, total);
+    auto answer = [this, errors, reply = std::move(reply)](util::result<std::vector<engine::publish_outcome>> outcome) {
+        if (!outcome) return reply(error_response(503, "the engine is unavailable: " + outcome.message()));
+        const auto& outcomes = *outcome;
+        std::size_t total = 0;
         std::string out = "{\"results\":[";
-        for (std::size_t i = 0; i < batch->errors.size(); ++i) {
+        std::size_t next = 0;  // the outcome of the next published item
+        for (std::size_t i = 0; i < errors->size(); ++i) {
             if (i > 0) out += ',';
-            if (const auto& error = batch->errors[i]) {
+            if (const auto& error = (*errors)[i]) {
                 // {"status":400,"error":...,"field":...}
                 out += "{\"status\":" + std::to_string(error->status) + ',' + error->body.substr(1);
             } else {
-                out += json_object().add("delivered", std::uint64_t{batch->delivered[batch->slot[i]].load()}).str();
+                const auto delivered = outcomes[next++].delivered;
+                total += delivered;
+                out += json_object().add("delivered", std::uint64_t{delivered}).str();
             }
         }
         out += "]}";
+        observability::metrics::add(metrics_.messages_delivered, total);
         reply(ok(std::move(out)));
     };
-    if (batch->publishes.empty()) return answer(0);
-    hubs_.on_every_hub(
-        [batch](hub::hub& h) {
-            std::size_t total = 0;
-            for (std::size_t k = 0; k < batch->publishes.size(); ++k) {
-                const auto n = deliver(h, batch->publishes[k]);
-                batch->delivered[k].fetch_add(n, std::memory_order_relaxed);
-                total += n;
-            }
-            return total;
-        },
-        std::move(answer));
+    if (publishes->empty()) return answer(std::vector<engine::publish_outcome>{});
+    broker_.publish(std::move(publishes), std::move(answer));
 }
 
 void server_api::disconnect_user(std::string user, std::function<void(http_response)> reply) {
     auto shared_user = std::make_shared<const std::string>(std::move(user));
     hubs_.on_every_hub(
         [shared_user](hub::hub& h) {
-            return h.close_user(*shared_user, protocol::close_code::disconnected, "disconnected by server");
+            return h.close_user(*shared_user, ws::close_code::disconnected, "disconnected by server");
         },
         [shared_user, reply = std::move(reply)](std::size_t closed) {
             reply(ok(json_object().add("userId", *shared_user).add("closed", std::uint64_t{closed}).str()));

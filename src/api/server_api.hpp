@@ -17,12 +17,13 @@
 #include <utility>
 #include <vector>
 
+#include "engine/broker.hpp"
 #include "hub/hub_set.hpp"
 #include "observability/metrics.hpp"
 #include "protocol/catalog.hpp"
 
 namespace simdjson::dom {
-class object;  // protocol/json_reader.hpp; kept out of this header, which the HTTP session includes
+class object;  // protocol/json_reader.hpp: only the files that parse include simdjson
 }
 
 namespace zena::api {
@@ -51,9 +52,10 @@ inline constexpr std::size_t k_max_type_bytes = 128;
 
 class server_api {
 public:
-    // Publishes are checked against `catalog`, which must outlive the API.
-    server_api(hub::hub_set& hubs, observability::metrics& metrics, const protocol::catalog& catalog,
-               std::string api_key, api_limits limits);
+    // Publishes are checked against `catalog` and go out through `broker`; `hubs` answers the
+    // counts and closes a user's connections. Each must outlive the API.
+    server_api(engine::broker& broker, hub::hub_set& hubs, observability::metrics& metrics,
+               const protocol::catalog& catalog, std::string api_key, api_limits limits);
 
     // True for the paths this API owns (/api/...).
     static bool owns(std::string_view path) { return path == "/api" || path.starts_with("/api/"); }
@@ -76,6 +78,7 @@ private:
     http_response stats() const;
     bool authorized(std::string_view authorization) const;
 
+    engine::broker& broker_;
     hub::hub_set& hubs_;
     observability::metrics& metrics_;
     const protocol::catalog& catalog_;

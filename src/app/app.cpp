@@ -2,29 +2,27 @@
 
 #include <cstdio>
 
+#include <algorithm>
+#include <thread>
+
 #include "api/redis_ingest.hpp"
+#include "api/server_api.hpp"
 #include "auth/jwt.hpp"
+#include "engine/memory/memory_broker.hpp"
+#include "engine/memory/memory_history.hpp"
+#include "hub/hub_set.hpp"
 #include "net/jwks_fetcher.hpp"
 #include "net/server.hpp"
 #include "observability/metrics.hpp"
+#include "protocol/channel.hpp"
 #include "redis/connection.hpp"
+#include "session/context.hpp"
 #include "upstream/redis_stream.hpp"
 #include "upstream/routes.hpp"
 #include "upstream/webhook.hpp"
 
 namespace zena::app {
 namespace {
-
-auth::jwt_settings jwt_settings_of(const config::settings& s) {
-    auth::jwt_settings j;
-    j.algorithm = *auth::parse_jwt_algorithm(s.jwt_algorithm);  // validated at load
-    j.secret = s.jwt_secret;
-    j.leeway = std::chrono::seconds(s.jwt_leeway_s);
-    j.issuer = s.jwt_issuer;
-    j.audience = s.jwt_audience;
-    j.user_claim = s.jwt_user_claim;
-    return j;
-}
 
 void print_dev_banner(const config::settings& s, std::uint16_t port) {
     const auto token = auth::mint_jwt(jwt_settings_of(s), "alice", std::chrono::hours(24), auth::unix_now());
@@ -47,39 +45,54 @@ void print_dev_banner(const config::settings& s, std::uint16_t port) {
 }
 
 // The routes of client events (upstream.routes, or all to every configured destination),
-// checked against the catalog and the destinations configured; nullopt with `error` set.
-std::optional<upstream::routes> upstream_routes(const config::settings& s, const protocol::catalog& catalog,
-                                                std::string& error) {
-    const bool webhook = !s.webhook_url.empty();
-    const bool redis = !s.redis_url.empty() && !s.redis_client_events_stream.empty();
-    if (s.upstream_routes.empty()) {
+// checked against the catalog and the destinations configured.
+util::result<upstream::routes> upstream_routes(const config::settings& s, const protocol::catalog& catalog) {
+    const bool webhook = s.webhook_url.value.has_value();
+    const bool redis = s.redis_url.value && !s.redis_client_events_stream.empty();
+    if (!s.upstream_routes.value) {
         return upstream::routes::to_all((webhook ? upstream::k_to_webhook : 0U) | (redis ? upstream::k_to_redis : 0U));
     }
-    auto routes = upstream::routes::parse(s.upstream_routes, error);  // syntax checked at load
-    if (!routes) return std::nullopt;
-    for (const auto& type : routes->named_types()) {
+    const auto& routes = *s.upstream_routes.value;
+    for (const auto& type : routes.named_types()) {
         const auto* spec = catalog.client_event(type);
         if (!spec || spec->protocol) {
-            error = "upstream.routes names " + type + ", which is not a client event in the catalog";
-            return std::nullopt;
+            return util::error{"upstream.routes names " + type + ", which is not a client event in the catalog"};
         }
     }
-    if ((routes->used() & upstream::k_to_webhook) && !webhook) {
-        error = "upstream.routes sends events to webhook, but webhook.url is not set";
-        return std::nullopt;
+    if ((routes.used() & upstream::k_to_webhook) && !webhook) {
+        return util::error{"upstream.routes sends events to webhook, but webhook.url is not set"};
     }
-    if ((routes->used() & upstream::k_to_redis) && !redis) {
-        error = "upstream.routes sends events to redis, but redis.url or redis.client_events_stream is not set";
-        return std::nullopt;
+    if ((routes.used() & upstream::k_to_redis) && !redis) {
+        return util::error{
+            "upstream.routes sends events to redis, but redis.url or redis.client_events_stream is not set"};
     }
     return routes;
 }
 
+std::size_t thread_count(const config::settings& settings) {
+    if (settings.threads > 0) return static_cast<std::size_t>(settings.threads);
+    return std::max(1U, std::thread::hardware_concurrency());
+}
+
 }  // namespace
 
-std::optional<protocol::catalog> load_catalog(const config::settings& settings, std::string& error) {
-    if (settings.catalog_path.empty()) return protocol::catalog::parse(protocol::builtin_catalog_json(), error);
-    return protocol::catalog::load_file(settings.catalog_path, error);
+auth::jwt_settings jwt_settings_of(const config::settings& s) {
+    auth::jwt_settings j;
+    j.algorithm = s.jwt_algorithm.value;
+    j.secret = s.jwt_secret;
+    j.leeway = s.jwt_leeway;
+    j.issuer = s.jwt_issuer;
+    j.audience = s.jwt_audience;
+    j.user_claim = s.jwt_user_claim;
+    return j;
+}
+
+util::result<protocol::catalog> load_catalog(const config::settings& settings) {
+    std::string error;
+    auto catalog = settings.catalog_path.empty() ? protocol::catalog::parse(protocol::builtin_catalog_json(), error)
+                                                 : protocol::catalog::load_file(settings.catalog_path, error);
+    if (!catalog) return util::error{error};
+    return std::move(*catalog);
 }
 
 int run(const config::settings& settings, const protocol::catalog& catalog, bool dev_mode) {
@@ -96,43 +109,50 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
     }
     const auth::jwt_verifier verifier{jwt_settings_of(settings), {}, std::move(keys)};
     std::unique_ptr<net::jwks_fetcher> jwks;
-    if (!settings.jwks_url.empty()) {
-        jwks = std::make_unique<net::jwks_fetcher>(
-            net::jwks_fetch_settings{settings.jwks_url, settings.jwks_refresh_s, settings.jwks_ca_file, 10000},
-            verifier);
+    if (settings.jwks_url.value) {
+        jwks = std::make_unique<net::jwks_fetcher>(net::jwks_fetch_settings{.url = *settings.jwks_url.value,
+                                                                            .refresh = settings.jwks_refresh,
+                                                                            .ca_file = settings.jwks_ca_file,
+                                                                            .timeout = std::chrono::seconds(10)},
+                                                   verifier);
         if (auto error = jwks->start(); !error.empty()) {
-            spdlog::error("auth.jwks_url {}: {}", settings.jwks_url, error);
+            spdlog::error("auth.jwks_url {}: {}", settings.jwks_url.text, error);
             return 1;
         }
     }
     observability::metrics metrics;
     // Client events go upstream from here, each type to the destinations its route names.
-    std::string error;
-    const auto routes = upstream_routes(settings, catalog, error);
+    const auto routes = upstream_routes(settings, catalog);
     if (!routes) {
-        spdlog::error("{}", error);
+        spdlog::error("{}", routes.message());
         return 1;
     }
     std::unique_ptr<upstream::webhook> hook;
     if (routes->used() & upstream::k_to_webhook) {
         hook = std::make_unique<upstream::webhook>(
-            upstream::webhook_settings{settings.webhook_url, settings.webhook_secret, settings.webhook_timeout_ms,
-                                       settings.webhook_max_attempts, settings.webhook_backoff_ms,
-                                       static_cast<std::size_t>(settings.webhook_max_queue)},
+            upstream::webhook_settings{.url = *settings.webhook_url.value,
+                                       .secret = settings.webhook_secret,
+                                       .timeout = settings.webhook_timeout,
+                                       .max_attempts = settings.webhook_max_attempts,
+                                       .backoff = settings.webhook_backoff,
+                                       .max_queue = static_cast<std::size_t>(settings.webhook_max_queue)},
             metrics);
-        spdlog::info("webhook enabled url={} signed={}", settings.webhook_url, !settings.webhook_secret.empty());
+        spdlog::info("webhook enabled url={} signed={}", settings.webhook_url.text, !settings.webhook_secret.empty());
     }
-    const auto redis_endpoint = settings.redis_url.empty() ? std::nullopt : redis::parse_url(settings.redis_url);
+    const auto& redis_endpoint = settings.redis_url.value;
     std::unique_ptr<upstream::redis_stream> stream;
     if (routes->used() & upstream::k_to_redis) {
         stream = std::make_unique<upstream::redis_stream>(
             upstream::redis_stream_settings{
-                *redis_endpoint, settings.redis_client_events_stream, settings.redis_client_events_max_len,
-                static_cast<std::size_t>(settings.redis_client_events_max_queue), settings.redis_timeout_ms},
+                .endpoint = *redis_endpoint,
+                .stream = settings.redis_client_events_stream,
+                .max_len = settings.redis_client_events_max_len,
+                .max_queue = static_cast<std::size_t>(settings.redis_client_events_max_queue),
+                .timeout = settings.redis_timeout},
             metrics);
     }
     auto on_client_event = [&routes, hook = hook.get(), stream = stream.get(), &metrics](
-                               const net::client_event_source& source, const protocol::client_message& message) {
+                               const session::client_event_source& source, const protocol::client_message& message) {
         spdlog::debug("client event conn={} user={} type={} payload={}", source.connection, source.user_id,
                       message.type, message.payload_json);
         const auto to = routes->of(message.type);
@@ -150,19 +170,55 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
     spdlog::info("catalog loaded source={} server_events={} client_events={} permissive={}",
                  settings.catalog_path.empty() ? "builtin" : settings.catalog_path, catalog.server_events().size(),
                  catalog.client_events().size(), settings.catalog_permissive);
-    net::server server{settings, verifier, catalog, metrics, on_client_event};
-    if (auto listen_error = server.listen(); !listen_error.empty()) {
-        spdlog::error("{}", listen_error);
+    // The event loops, one per thread, and this node's delivery index: a hub per loop.
+    std::vector<std::unique_ptr<session::loop>> loops;
+    const auto threads = thread_count(settings);
+    std::vector<hub::hub_set::post_fn> posts;
+    for (std::size_t i = 0; i < threads; ++i) {
+        loops.push_back(std::make_unique<session::loop>(i, settings.invalid_message_log_per_second));
+        posts.emplace_back([io = &loops.back()->io](hub::hub_set::task t) { boost::asio::post(*io, std::move(t)); });
+    }
+    hub::user_registry registry;
+    hub::hub_set hubs{std::move(posts), registry};
+
+    // The engine: broker and history (the memory engine, one process).
+    engine::memory_history history;
+    engine::memory_broker broker{hubs, history};
+    // This node's interest: a user's personal channel, from their first connection here to their last.
+    registry.on_interest([&broker](std::string_view user, bool present) {
+        const auto channel = protocol::personal_channel(user);
+        if (present) {
+            broker.subscribe(channel);
+        } else {
+            broker.unsubscribe(channel);
+        }
+    });
+
+    api::server_api api{
+        broker,
+        hubs,
+        metrics,
+        catalog,
+        settings.api_key,
+        api::api_limits{.max_users_per_publish = static_cast<std::size_t>(settings.max_users_per_publish),
+                        .permissive = settings.catalog_permissive,
+                        .max_batch_items = static_cast<std::size_t>(settings.max_batch_items)}};
+    session::shared sessions{settings, verifier, catalog, metrics, hubs, on_client_event};
+    net::server server{loops, sessions, api};
+    if (auto listened = server.listen(); !listened) {
+        spdlog::error("{}", listened.message());
         return 1;
     }
     // Publishes through Redis; stopped (declared after the server) before the server goes.
     std::unique_ptr<api::redis_ingest> ingest;
     if (redis_endpoint && (!settings.redis_publish_channel.empty() || !settings.redis_publish_stream.empty())) {
         ingest = std::make_unique<api::redis_ingest>(
-            api::redis_ingest_settings{*redis_endpoint, settings.redis_publish_channel, settings.redis_publish_stream,
-                                       static_cast<std::size_t>(settings.http_max_body_bytes),
-                                       settings.redis_timeout_ms},
-            server.api(), metrics);
+            api::redis_ingest_settings{.endpoint = *redis_endpoint,
+                                       .channel = settings.redis_publish_channel,
+                                       .stream = settings.redis_publish_stream,
+                                       .max_message_bytes = static_cast<std::size_t>(settings.http_max_body_bytes),
+                                       .timeout = settings.redis_timeout},
+            api, metrics);
         spdlog::info("redis publishing enabled channel={} stream={}", settings.redis_publish_channel,
                      settings.redis_publish_stream);
     }

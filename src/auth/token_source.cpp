@@ -1,7 +1,7 @@
 #include "auth/token_source.hpp"
 
-#include "net/url.hpp"
 #include "util/text.hpp"
+#include "util/url.hpp"
 
 namespace zena::auth {
 
@@ -30,7 +30,7 @@ std::string find_token(std::string_view target, std::string_view authorization, 
         return false;
     });
     if (!offered.empty()) return std::string{offered};
-    return net::query_param(target, "token").value_or(std::string{});
+    return util::query_param(target, "token").value_or(std::string{});
 }
 
 bool offers_subprotocol(std::string_view protocols, std::string_view name) {

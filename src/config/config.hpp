@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/settings.hpp"
+#include "util/result.hpp"
 
 namespace zena::config {
 
@@ -21,7 +22,7 @@ std::optional<std::string> process_env(std::string_view name);
 
 struct load_result {
     settings values;
-    std::string error;      // empty on success
+    util::status status;    // the first problem found, naming the option
     bool help = false;      // --help was asked for
     bool dev_mode = false;  // resolved from `mode` and whether a secret and an API key are set
 };
@@ -29,8 +30,8 @@ struct load_result {
 // `args` are the command-line arguments after the program name (and subcommand).
 load_result load(const std::vector<std::string>& args, const env_lookup& env);
 
-// Checks values against each other and their ranges; empty when fine.
-std::string validate(const settings& s, bool dev_mode);
+// Checks values against each other (each was checked alone as it was read).
+util::status validate(const settings& s, bool dev_mode);
 
 // The --help text.
 std::string help_text();

@@ -25,7 +25,7 @@ std::string random_hex(std::size_t bytes) {
     return out;
 }
 
-dev_credentials load_or_create_dev_credentials(const std::string& path) {
+util::result<dev_credentials> load_or_create_dev_credentials(const std::string& path) {
     dev_credentials creds;
     if (std::ifstream existing{path}) {
         try {
@@ -33,11 +33,10 @@ dev_credentials load_or_create_dev_credentials(const std::string& path) {
             creds.jwt_secret = table["jwt_secret"].value_or(std::string{});
             creds.api_key = table["api_key"].value_or(std::string{});
         } catch (const toml::parse_error& e) {
-            creds.error = "dev state file " + path + ": " + std::string{e.description()};
-            return creds;
+            return util::error{"dev state file " + path + ": " + std::string{e.description()}};
         }
         if (creds.jwt_secret.size() < 32 || creds.api_key.size() < 16) {
-            creds.error = "dev state file " + path + " lacks jwt_secret or api_key; delete it to regenerate";
+            return util::error{"dev state file " + path + " lacks jwt_secret or api_key; delete it to regenerate"};
         }
         return creds;
     }
@@ -45,10 +44,7 @@ dev_credentials load_or_create_dev_credentials(const std::string& path) {
     creds.api_key = "dev_" + random_hex(16);
     creds.created = true;
     std::ofstream out{path, std::ios::trunc};
-    if (!out) {
-        creds.error = "cannot write dev state file " + path;
-        return creds;
-    }
+    if (!out) return util::error{"cannot write dev state file " + path};
     ::chmod(path.c_str(), S_IRUSR | S_IWUSR);
     out << "# zena-realtime dev mode credentials. Never use these in production.\n"
         << "jwt_secret = \"" << creds.jwt_secret << "\"\n"
@@ -62,13 +58,13 @@ dev_credentials load_or_create_dev_credentials(const std::string& path) {
 
 namespace zena::config {
 
-std::string apply_dev_credentials(settings& s, bool* created) {
+util::status apply_dev_credentials(settings& s, bool* created) {
     if (!s.jwt_secret.empty() && !s.api_key.empty()) return {};
     auto creds = load_or_create_dev_credentials(s.dev_state_file);
-    if (!creds.error.empty()) return creds.error;
-    if (s.jwt_secret.empty()) s.jwt_secret = creds.jwt_secret;
-    if (s.api_key.empty()) s.api_key = creds.api_key;
-    if (created) *created = creds.created;
+    if (!creds) return creds.failure();
+    if (s.jwt_secret.empty()) s.jwt_secret = creds->jwt_secret;
+    if (s.api_key.empty()) s.api_key = creds->api_key;
+    if (created) *created = creds->created;
     return {};
 }
 

@@ -2,11 +2,31 @@
 // Every setting of the server, with its default. The option table in config.cpp names each one
 // for the TOML file, the environment and the command line, and documents it; this struct is
 // what the rest of the program reads. Settings are immutable once the server starts.
+//
+// Values are typed once, when they are loaded: durations are std::chrono durations, and what
+// has a grammar (URLs, the origin policy, the upstream routes, the JWT algorithm) is kept parsed
+// beside the text it came from (`parsed`). Nothing reads the text again to find its meaning.
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
+#include "auth/jwt.hpp"
+#include "auth/origin_policy.hpp"
+#include "redis/connection.hpp"
+#include "upstream/routes.hpp"
+#include "util/url.hpp"
+
 namespace zena::config {
+
+// A value read from text at load: the text as the operator wrote it (for messages and the
+// generated docs; empty for "not set") and what it means, checked.
+template <typename T>
+struct parsed {
+    std::string text;
+    T value{};
+};
 
 struct settings {
     // [server]
@@ -20,12 +40,12 @@ struct settings {
 
     // [auth]
     std::string jwt_secret;
-    std::string jwks_file;  // public keys for RS256/ES256/EdDSA tokens; empty: none
-    std::string jwks_url;   // or fetched from here, and refreshed
-    std::int64_t jwks_refresh_s = 300;
+    std::string jwks_file;                           // public keys for RS256/ES256/EdDSA tokens; empty: none
+    parsed<std::optional<util::http_url>> jwks_url;  // or fetched from here, and refreshed
+    std::chrono::seconds jwks_refresh{300};
     std::string jwks_ca_file;
-    std::string jwt_algorithm = "HS256";
-    std::int64_t jwt_leeway_s = 30;
+    parsed<auth::jwt_algorithm> jwt_algorithm{"HS256", auth::jwt_algorithm::hs256};
+    std::chrono::seconds jwt_leeway{30};
     std::string jwt_issuer;
     std::string jwt_audience;
     std::string jwt_user_claim = "sub";
@@ -33,16 +53,16 @@ struct settings {
     std::string dev_state_file = ".zena-dev.toml";
 
     // [websocket]
-    std::int64_t heartbeat_interval_ms = 30000;
-    std::int64_t handshake_timeout_ms = 10000;
+    std::chrono::milliseconds heartbeat_interval{30000};
+    std::chrono::milliseconds handshake_timeout{10000};
     std::int64_t max_message_bytes = 64 * 1024;
     std::int64_t send_queue_max_bytes = 1024 * 1024;
-    std::string allowed_origins;  // empty: any origin
+    parsed<auth::origin_policy> allowed_origins;  // empty: any origin
     double client_messages_per_second = 20;
     std::int64_t client_messages_burst = 50;
-    std::int64_t auth_timeout_ms = 5000;  // for a token sent in-band, as the first message
-    bool permessage_deflate = false;      // RFC 7692, when the client offers it
-    bool test_echo = false;               // /echo for conformance tools: never in production
+    std::chrono::milliseconds auth_timeout{5000};  // for a token sent in-band, as the first message
+    bool permessage_deflate = false;               // RFC 7692, when the client offers it
+    bool test_echo = false;                        // /echo for conformance tools: never in production
 
     // [limits]: what one outsider can make the server spend
     std::int64_t max_connections = 100000;
@@ -54,7 +74,7 @@ struct settings {
     // [http]
     std::int64_t http_max_body_bytes = 1024 * 1024;
     std::int64_t http_max_header_bytes = 8 * 1024;
-    std::int64_t http_request_timeout_ms = 30000;
+    std::chrono::milliseconds http_request_timeout{30000};
     std::int64_t max_users_per_publish = 10000;
     std::int64_t max_batch_items = 1000;
 
@@ -63,19 +83,19 @@ struct settings {
     bool catalog_permissive = false;
 
     // [webhook]: client events to the backend
-    std::string webhook_url;  // empty: no webhook
+    parsed<std::optional<util::http_url>> webhook_url;  // not set: no webhook
     std::string webhook_secret;
-    std::int64_t webhook_timeout_ms = 5000;
+    std::chrono::milliseconds webhook_timeout{5000};
     std::int64_t webhook_max_attempts = 5;
-    std::int64_t webhook_backoff_ms = 200;
+    std::chrono::milliseconds webhook_backoff{200};
     std::int64_t webhook_max_queue = 10000;
 
     // [upstream]: which client events go where (upstream/routes.hpp); empty: all to all
-    std::string upstream_routes;
+    parsed<std::optional<upstream::routes>> upstream_routes;
 
     // [redis]
-    std::string redis_url;  // empty: no Redis
-    std::int64_t redis_timeout_ms = 2000;
+    parsed<std::optional<redis::endpoint>> redis_url;  // not set: no Redis
+    std::chrono::milliseconds redis_timeout{2000};
     std::string redis_publish_channel = "zena:publish";
     std::string redis_publish_stream = "zena:publish";
     std::string redis_client_events_stream = "zena:client-events";
@@ -83,7 +103,7 @@ struct settings {
     std::int64_t redis_client_events_max_queue = 10000;
 
     // [shutdown]
-    std::int64_t shutdown_drain_ms = 5000;
+    std::chrono::milliseconds shutdown_drain{5000};
 
     // [log]
     std::string log_level = "info";

@@ -10,8 +10,8 @@
 #include <string>
 #include <string_view>
 
-#include "protocol/close_codes.hpp"
-#include "protocol/outbound.hpp"
+#include "ws/close_codes.hpp"
+#include "ws/outbound.hpp"
 
 namespace zena::hub {
 
@@ -34,10 +34,10 @@ public:
     // ordered one that would pass the send-queue budget makes the connection say it fell behind
     // and close with close_code::slow_consumer. True when the message was queued (or replaced
     // an older one). Never blocks.
-    virtual bool send(const protocol::outbound& message) = 0;
+    virtual bool send(const ws::outbound& message) = 0;
 
     // Starts the close handshake with `code`; later sends are refused.
-    virtual void close(protocol::close_code code, std::string_view reason) = 0;
+    virtual void close(ws::close_code code, std::string_view reason) = 0;
 
     // One heartbeat tick: if the previous ping was not answered, terminates the connection and
     // returns false; otherwise sends a new ping (unless closing: a close handshake has its own

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cassert>
 
+#include "protocol/channel.hpp"
+
 namespace zena::hub {
 
 void hub::add(std::shared_ptr<connection> conn) {
@@ -35,7 +37,7 @@ void hub::remove(connection& conn) {
     all_.pop_back();
 }
 
-std::size_t hub::send_to_user(std::string_view user, const protocol::outbound& message) {
+std::size_t hub::send_to_user(std::string_view user, const ws::outbound& message) {
     const auto it = by_user_.find(user);
     if (it == by_user_.end()) return 0;
     std::size_t delivered = 0;
@@ -43,13 +45,20 @@ std::size_t hub::send_to_user(std::string_view user, const protocol::outbound& m
     return delivered;
 }
 
-std::size_t hub::send_to_all(const protocol::outbound& message) {
+std::size_t hub::send_to_channel(std::string_view channel, const ws::outbound& message) {
+    // Only personal channels today; the connections of other channels are indexed by the
+    // channels issue.
+    if (const auto user = protocol::personal_channel_user(channel)) return send_to_user(*user, message);
+    return 0;
+}
+
+std::size_t hub::send_to_all(const ws::outbound& message) {
     std::size_t delivered = 0;
     for (const auto& conn : all_) delivered += conn->send(message) ? 1 : 0;
     return delivered;
 }
 
-std::size_t hub::close_user(std::string_view user, protocol::close_code code, std::string_view reason) {
+std::size_t hub::close_user(std::string_view user, ws::close_code code, std::string_view reason) {
     const auto it = by_user_.find(user);
     if (it == by_user_.end()) return 0;
     const auto targets = it->second;
@@ -57,7 +66,7 @@ std::size_t hub::close_user(std::string_view user, protocol::close_code code, st
     return targets.size();
 }
 
-std::size_t hub::close_all(protocol::close_code code, std::string_view reason) {
+std::size_t hub::close_all(ws::close_code code, std::string_view reason) {
     const auto targets = snapshot();
     for (const auto& conn : targets) conn->close(code, reason);
     return targets.size();
@@ -132,7 +141,7 @@ std::size_t hub::expire(std::int64_t now_s) {
     while (!deadlines_.empty() && deadlines_.front().at <= now_s) {
         connection& conn = *deadlines_.front().conn;
         drop_deadline(conn);
-        conn.close(protocol::close_code::policy_violation, "token expired");
+        conn.close(ws::close_code::policy_violation, "token expired");
         ++closed;
     }
     return closed;

@@ -31,14 +31,17 @@ public:
     void remove(connection& conn);
 
     // Queues `message` to every connection of `user`; returns how many took it.
-    std::size_t send_to_user(std::string_view user, const protocol::outbound& message);
+    std::size_t send_to_user(std::string_view user, const ws::outbound& message);
+    // Queues `message` to every connection that holds `channel` here (a personal channel,
+    // user:<id>, is held by each connection of its user); returns how many took it.
+    std::size_t send_to_channel(std::string_view channel, const ws::outbound& message);
     // Queues `message` to every connection on this thread; returns how many took it.
-    std::size_t send_to_all(const protocol::outbound& message);
+    std::size_t send_to_all(const ws::outbound& message);
 
     // Starts closing every connection of `user`; returns how many.
-    std::size_t close_user(std::string_view user, protocol::close_code code, std::string_view reason);
+    std::size_t close_user(std::string_view user, ws::close_code code, std::string_view reason);
     // Starts closing every connection; returns how many.
-    std::size_t close_all(protocol::close_code code, std::string_view reason);
+    std::size_t close_all(ws::close_code code, std::string_view reason);
 
     // Heartbeat tick for every connection; returns how many were terminated.
     std::size_t heartbeat();

@@ -11,6 +11,7 @@ void user_registry::add(std::string_view user) {
     if (it == s.counts.end()) {
         s.counts.emplace(std::string{user}, 1);
         users_.fetch_add(1, std::memory_order_relaxed);
+        if (interest_) interest_(user, true);
     } else {
         ++it->second;
     }
@@ -26,6 +27,7 @@ void user_registry::remove(std::string_view user) {
     if (--it->second == 0) {
         s.counts.erase(it);
         users_.fetch_sub(1, std::memory_order_relaxed);
+        if (interest_) interest_(user, false);
     }
     connections_.fetch_sub(1, std::memory_order_relaxed);
 }

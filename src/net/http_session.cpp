@@ -1,12 +1,12 @@
 #include "net/http_session.hpp"
 
 #include "auth/token_source.hpp"
+#include "net/echo_session.hpp"
 #include "net/handshake.hpp"
-#include "net/url.hpp"
 #include "protocol/json_writer.hpp"
+#include "session/client.hpp"
+#include "util/url.hpp"
 #include "ws/deflate.hpp"
-#include "ws/echo_session.hpp"
-#include "ws/ws_session.hpp"
 
 namespace zena::net {
 
@@ -61,8 +61,7 @@ void basic_http_session<Stream>::run() {
             self->do_read();
         } else {
             // The TLS handshake first, bounded like a request head.
-            beast::get_lowest_layer(self->stream_)
-                .expires_after(std::chrono::milliseconds(self->services_.settings.http_request_timeout_ms));
+            beast::get_lowest_layer(self->stream_).expires_after(self->services_.settings().http_request_timeout);
             self->stream_.async_handshake(boost::asio::ssl::stream_base::server, [self](beast::error_code ec) {
                 if (ec) return;  // not TLS, an old version, or gone: nothing to answer
                 self->do_read();
@@ -80,7 +79,7 @@ void basic_http_session<Stream>::shutdown(boost::asio::socket_base::shutdown_typ
 template <typename Stream>
 void basic_http_session<Stream>::do_read() {
     reading_ = true;
-    const auto& settings = services_.settings;
+    const auto& settings = services_.settings();
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(settings.http_max_header_bytes));
     parser_->body_limit(static_cast<std::uint64_t>(settings.http_max_body_bytes));
@@ -99,7 +98,7 @@ void basic_http_session<Stream>::do_read() {
     }
     if (ec) return on_read(ec, 0);
     if (parser_->is_done()) return on_read({}, 0);
-    beast::get_lowest_layer(stream_).expires_after(std::chrono::milliseconds(settings.http_request_timeout_ms));
+    beast::get_lowest_layer(stream_).expires_after(settings.http_request_timeout);
     if (parser_->is_header_done()) return on_header({});
     http::async_read_header(
         stream_, buffer_, *parser_,
@@ -155,13 +154,13 @@ void basic_http_session<Stream>::on_read(beast::error_code ec, std::size_t) {
         }
         return;  // connection reset or similar: nothing to answer
     }
-    observability::metrics::add(services_.metrics.http_requests);
+    observability::metrics::add(services_.metrics().http_requests);
     auto& request = parser_->get();
     keep_alive_ = request.keep_alive();
     version_ = request.version();
     // Only with answers pending does the route matter here (route() finds it again).
     if (!responses_.empty() &&
-        !api::server_api::owns(target_path(std::string_view(request.target().data(), request.target().size())))) {
+        !api::server_api::owns(util::target_path(std::string_view(request.target().data(), request.target().size())))) {
         // An upgrade or another route waits for the answers before it: it may take the stream.
         deferred_.emplace(std::move(request));
         return;
@@ -183,10 +182,11 @@ void basic_http_session<Stream>::read_next() {
 template <typename Stream>
 void basic_http_session<Stream>::route(http::request<http::string_body>& request) {
     const auto target = std::string_view(request.target().data(), request.target().size());
-    const auto path = target_path(target);
-    spdlog::debug("http request method={} target={}", std::string_view(request.method_string()), redact_target(target));
+    const auto path = util::target_path(target);
+    spdlog::debug("http request method={} target={}", std::string_view(request.method_string()),
+                  util::redact_target(target));
 
-    if (path == "/echo" && services_.settings.test_echo) {
+    if (path == "/echo" && services_.settings().test_echo) {
         if (websocket::is_upgrade(request)) return upgrade(std::move(request), true);
         return upgrade_required();
     }
@@ -210,7 +210,7 @@ void basic_http_session<Stream>::route(http::request<http::string_body>& request
                         res->body() = std::move(reply.body);
                         // Paced by delivery while this thread's batch is full (net::worker).
                         if (!self->worker_.answer_after_flush()) return self->fill(slot, res);
-                        observability::metrics::add(self->services_.metrics.api_answers_paced);
+                        observability::metrics::add(self->services_.metrics().api_answers_paced);
                         self->worker_.after_flush([self, slot, res] { self->fill(slot, res); });
                     });
             });
@@ -225,7 +225,8 @@ void basic_http_session<Stream>::route(http::request<http::string_body>& request
     }
     if (path == "/metrics") {
         return respond(http::status::ok,
-                       services_.metrics.render(services_.registry.connections(), services_.registry.users()),
+                       services_.metrics().render(services_.sessions.hubs.registry().connections(),
+                                                  services_.sessions.hubs.registry().users()),
                        "text/plain; version=0.0.4");
     }
     respond(http::status::not_found, R"({"error":"not found"})");
@@ -261,12 +262,12 @@ void basic_http_session<Stream>::upgrade(http::request<http::string_body>&& requ
     // Cross-Site WebSocket Hijacking: a page from another site never gets a socket.
     const auto origin = request[http::field::origin];
     if (!services_.origins.allows(std::string_view(origin.data(), origin.size()))) {
-        observability::metrics::add(services_.metrics.handshakes_refused_origin);
+        observability::metrics::add(services_.metrics().handshakes_refused_origin);
         spdlog::info("handshake refused reason=origin origin=\"{}\"", std::string_view(origin.data(), origin.size()));
         return respond(http::status::forbidden, R"({"error":"origin not allowed"})");
     }
-    if (services_.open_sockets.load(std::memory_order_relaxed) >= services_.settings.max_connections) {
-        observability::metrics::add(services_.metrics.handshakes_refused_capacity);
+    if (services_.open_sockets.load(std::memory_order_relaxed) >= services_.settings().max_connections) {
+        observability::metrics::add(services_.metrics().handshakes_refused_capacity);
         return respond(http::status::service_unavailable, R"({"error":"server at connection capacity"})");
     }
     boost::system::error_code ec;
@@ -275,7 +276,7 @@ void basic_http_session<Stream>::upgrade(http::request<http::string_body>&& requ
     auto key = address_limits::key_of(remote.address().to_string());
     const auto verdict = services_.addresses.admit(key, observability::monotonic_ms());
     if (verdict != address_limits::verdict::ok) {
-        observability::metrics::add(services_.metrics.handshakes_refused_address);
+        observability::metrics::add(services_.metrics().handshakes_refused_address);
         spdlog::info("handshake refused reason=\"{}\" address={}", to_string(verdict), key);
         auto res = std::make_shared<response>(verdict == address_limits::verdict::table_full
                                                   ? http::status::service_unavailable
@@ -290,7 +291,7 @@ void basic_http_session<Stream>::upgrade(http::request<http::string_body>&& requ
     net::admission ticket{services_, std::move(key)};
     upgraded_ = true;  // the stream goes to the WebSocket endpoint
 
-    const auto& settings = services_.settings;
+    const auto& settings = services_.settings();
     ws::endpoint::options options{services_.endpoint_limits};
     std::string extensions;
     if (settings.permessage_deflate) {
@@ -307,7 +308,8 @@ void basic_http_session<Stream>::upgrade(http::request<http::string_body>&& requ
     const auto ws_key = std::string_view(key_field.data(), key_field.size());
 
     if (echo) {
-        return std::make_shared<ws::echo_session>(take_transport(), options, worker_, std::move(ticket))
+        return std::make_shared<admitted<echo_session>>(std::move(ticket), take_transport(), options,
+                                                        worker_.loop.flush)
             ->start(upgrade_response(ws_key, {}, extensions), already_read);
     }
 
@@ -318,10 +320,10 @@ void basic_http_session<Stream>::upgrade(http::request<http::string_body>&& requ
                                         std::string_view(authorization.data(), authorization.size()), protocols_view);
     // No token in the handshake: the client may still send one in-band (an `auth` message).
     std::optional<auth::jwt_result> result;
-    if (!token.empty()) result = services_.verifier.verify(token);
+    if (!token.empty()) result = services_.sessions.verifier.verify(token);
     const bool subprotocol = auth::offers_subprotocol(protocols_view, auth::k_subprotocol);
-    std::make_shared<ws::ws_session>(take_transport(), options, worker_, services_, std::move(ticket),
-                                     std::move(result))
+    std::make_shared<admitted<session::client>>(std::move(ticket), take_transport(), options, worker_.loop,
+                                                services_.sessions, std::move(result))
         ->run(upgrade_response(ws_key, subprotocol ? auth::k_subprotocol : std::string_view{}, extensions),
               already_read);
 }

@@ -1,6 +1,6 @@
 #pragma once
 // One HTTP connection: reads requests (bounded head, body and time), routes them, and hands a
-// WebSocket upgrade on /ws to a ws_session (and /echo to an echo_session when
+// WebSocket upgrade on /ws to a session::client (and /echo to an echo_session when
 // websocket.test_echo is on). Routes: /ws, /api/* (server_api), /healthz,
 // /readyz, /metrics; anything else 404.
 //
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "net/services.hpp"
+#include "net/worker.hpp"
 
 namespace zena::net {
 
@@ -43,7 +44,7 @@ private:
     // Gives back this session's place among the worker's handshakes (once).
     void end_handshake();
     void route(http::request<http::string_body>& request);
-    // The admission checks (origin, capacity, address), then the WebSocket: a ws_session, or an
+    // The admission checks (origin, capacity, address), then the WebSocket: a session::client, or an
     // echo_session for /echo (websocket.test_echo).
     void upgrade(http::request<http::string_body>&& request, bool echo);
     // The connection's stream, handed to the WebSocket endpoint after the upgrade.

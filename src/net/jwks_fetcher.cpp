@@ -5,9 +5,9 @@
 #include <future>
 #include <thread>
 
-#include "net/beast_fwd.hpp"
-#include "net/url.hpp"
 #include "observability/log.hpp"
+#include "util/url.hpp"
+#include "ws/asio.hpp"
 
 namespace zena::net {
 
@@ -19,7 +19,6 @@ struct jwks_fetcher::impl {
     impl(jwks_fetch_settings s, const auth::jwt_verifier& v)
         : settings(std::move(s)),
           verifier(v),
-          url(parse_http_url(settings.url)),
           tls(asio::ssl::context::tls_client),
           work(asio::make_work_guard(io)),
           timer(io) {
@@ -44,7 +43,7 @@ struct jwks_fetcher::impl {
             state->tcp().socket().close(ignored);
             done(std::move(error));
         };
-        state->deadline.expires_after(std::chrono::milliseconds(settings.timeout_ms));
+        state->deadline.expires_after(settings.timeout);
         state->deadline.async_wait([finish](boost::system::error_code ec) {
             if (!ec) finish("timed out");
         });
@@ -101,7 +100,7 @@ struct jwks_fetcher::impl {
             if (!keys) return finish("the JWKS does not load: " + error);
             const auto count = keys->size();
             verifier.set_keys(std::make_shared<const auth::key_set>(std::move(*keys)));
-            spdlog::info("jwks fetched url={} keys={}", settings.url, count);
+            spdlog::info("jwks fetched url={} keys={}", util::to_string(settings.url), count);
             finish({});
         };
         auto on_written = [state, on_response](boost::system::error_code ec, std::size_t) {
@@ -120,13 +119,13 @@ struct jwks_fetcher::impl {
     }
 
     void schedule() {
-        timer.expires_after(std::chrono::seconds(settings.refresh_s));
+        timer.expires_after(settings.refresh);
         timer.async_wait([this](boost::system::error_code ec) {
             if (ec) return;
             fetch([this](const std::string& error) {
                 if (!error.empty()) {
-                    spdlog::warn("jwks refresh failed, keeping the keys in use url={} error=\"{}\"", settings.url,
-                                 error);
+                    spdlog::warn("jwks refresh failed, keeping the keys in use url={} error=\"{}\"",
+                                 util::to_string(settings.url), error);
                 }
                 schedule();
             });
@@ -135,7 +134,7 @@ struct jwks_fetcher::impl {
 
     jwks_fetch_settings settings;
     const auth::jwt_verifier& verifier;
-    http_url url;
+    const util::http_url& url = settings.url;
     asio::io_context io{1};
     asio::ssl::context tls;
     asio::executor_work_guard<asio::io_context::executor_type> work;

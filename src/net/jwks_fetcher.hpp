@@ -8,18 +8,20 @@
 // Threading: owns one thread and its io_context; the verifier's set_keys is thread-safe. The
 // socket loops never wait for a fetch.
 
+#include <chrono>
 #include <memory>
 #include <string>
 
 #include "auth/jwt.hpp"
+#include "util/url.hpp"
 
 namespace zena::net {
 
 struct jwks_fetch_settings {
-    std::string url;
-    std::int64_t refresh_s = 300;
+    util::http_url url;
+    std::chrono::seconds refresh{300};
     std::string ca_file;
-    std::int64_t timeout_ms = 10000;
+    std::chrono::milliseconds timeout{10000};
 };
 
 class jwks_fetcher {

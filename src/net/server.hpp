@@ -1,7 +1,9 @@
 #pragma once
-// The listener and its event-loop threads: one io_context and one hub per thread, one acceptor
-// handing new sockets to the threads round-robin, one heartbeat timer per thread (not one per
-// connection), and the drain on SIGTERM/SIGINT.
+// The listener and its event-loop threads: a worker over each of the app's loops (one
+// io_context and one hub per thread), one acceptor handing new sockets to the threads
+// round-robin, one heartbeat timer per thread (not one per connection), and the drain on
+// SIGTERM/SIGINT. It builds nothing of the application: the loops, the hubs, the sessions'
+// context and the API come from the app (app/app.cpp).
 //
 // Threading: construct and call listen()/run() from the main thread. run() blocks until the
 // server has drained and every thread has stopped. Signals are handled on thread 0.
@@ -13,24 +15,23 @@
 #include <thread>
 #include <vector>
 
-#include "hub/hub_set.hpp"
 #include "net/services.hpp"
+#include "net/worker.hpp"
+#include "util/result.hpp"
 
 namespace zena::net {
 
 class server {
 public:
-    server(const config::settings& settings, const auth::jwt_verifier& verifier, const protocol::catalog& catalog,
-           observability::metrics& metrics, client_event_handler on_client_event);
+    // One worker per loop; `sessions.hubs` has one hub per loop, in the same order.
+    server(const std::vector<std::unique_ptr<session::loop>>& loops, session::shared& sessions, api::server_api& api);
     ~server();
     server(const server&) = delete;
     server& operator=(const server&) = delete;
 
-    // Binds the listening socket; an error message, or empty on success.
-    std::string listen();
+    // Binds the listening socket.
+    util::status listen();
     std::uint16_t port() const { return port_; }
-    // The server API, for publishes that arrive another way than HTTP (Redis).
-    api::server_api& api() { return *api_; }
 
     // Serves until SIGTERM/SIGINT (or shutdown()), drains, and returns.
     void run();
@@ -47,10 +48,8 @@ private:
     void check_drained(std::chrono::steady_clock::time_point deadline);
 
     const config::settings& settings_;
-    hub::user_registry registry_;
+    hub::hub_set& hubs_;
     std::vector<std::unique_ptr<worker>> workers_;
-    std::unique_ptr<hub::hub_set> hubs_;
-    std::unique_ptr<api::server_api> api_;
     services services_;
     // On worker 0, created once the workers exist.
     std::optional<boost::asio::ip::tcp::acceptor> acceptor_;

@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "net/beast_fwd.hpp"
+#include "ws/asio.hpp"
 
 namespace zena::net {
 

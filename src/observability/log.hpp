@@ -1,7 +1,7 @@
 #pragma once
 // Logging: spdlog's default logger, lines in logfmt style (`msg key=value ...`), so they stay
 // readable for people and parseable by log shippers. Secrets never go through here: request
-// targets are redacted by the caller (net::redact_target) and tokens are never formatted.
+// targets are redacted by the caller (util::redact_target) and tokens are never formatted.
 
 #include <cstdint>
 #include <string_view>

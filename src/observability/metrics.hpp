@@ -1,6 +1,8 @@
 #pragma once
 // Process-wide counters, rendered for Prometheus at /metrics. Every thread increments them with
-// relaxed atomics; the hot path adds once per publish per thread, never once per connection.
+// relaxed atomics. A publish adds its totals (published, delivered) once, not once per
+// connection; what happens to one connection's queue (a latest frame replaced, an ephemeral one
+// dropped, a slow-consumer close) is added by that connection, on those rarer paths only.
 
 #include <atomic>
 #include <cstdint>

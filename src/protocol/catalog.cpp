@@ -2,9 +2,14 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
+#include "protocol/json_reader.hpp"
+
 namespace zena::protocol {
+
+using ws::delivery_class;
 namespace {
 
 using kind = field_type::kind;
@@ -346,6 +351,13 @@ std::optional<validation_error> catalog::validate_absent(const event_spec& spec)
         if (!f.optional) return validation_error{"payload." + f.name, "is required"};
     }
     return std::nullopt;
+}
+
+std::uint64_t latest_key_of(std::string_view type, std::string_view key_value) {
+    std::string joined;
+    joined.reserve(type.size() + key_value.size() + 1);
+    joined.append(type).append(1, '\0').append(key_value);
+    return std::hash<std::string>{}(joined);
 }
 
 }  // namespace zena::protocol

@@ -13,8 +13,11 @@
 #include <string_view>
 #include <vector>
 
-#include "protocol/json_reader.hpp"
-#include "protocol/outbound.hpp"
+#include "ws/outbound.hpp"
+
+namespace simdjson::dom {
+class element;  // protocol/json_reader.hpp: only the files that parse include simdjson
+}
 
 namespace zena::protocol {
 
@@ -35,7 +38,7 @@ struct field_type {
 
 struct event_spec {
     std::string type;
-    delivery_class delivery = delivery_class::ordered;
+    ws::delivery_class delivery = ws::delivery_class::ordered;
     std::string delivery_key;                   // with latest: the payload field that keys it
     bool protocol = false;                      // sent by the server itself; the API may not publish it
     std::shared_ptr<const field_type> payload;  // always an object
@@ -67,6 +70,10 @@ private:
     std::map<std::string, event_spec, std::less<>> server_;
     std::map<std::string, event_spec, std::less<>> client_;
 };
+
+// The key of a latest-class event (ws::outbound::latest_key): a hash of its type and the value of
+// its key field.
+std::uint64_t latest_key_of(std::string_view type, std::string_view key_value);
 
 // The catalog shipped in the repository (catalog/events.json), compiled into the binary.
 std::string_view builtin_catalog_json();

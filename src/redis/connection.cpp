@@ -6,7 +6,7 @@
 #include <cerrno>
 #include <charconv>
 
-#include "net/url.hpp"
+#include "util/url.hpp"
 
 namespace zena::redis {
 namespace {
@@ -42,8 +42,8 @@ std::optional<endpoint> parse_url(std::string_view url) {
         const auto userinfo = authority.substr(0, at);
         authority.remove_prefix(at + 1);
         const auto colon = userinfo.find(':');
-        auto user = net::percent_decode(userinfo.substr(0, colon), false);
-        auto password = net::percent_decode(
+        auto user = util::percent_decode(userinfo.substr(0, colon), false);
+        auto password = util::percent_decode(
             colon == std::string_view::npos ? std::string_view{} : userinfo.substr(colon + 1), false);
         if (!user || !password) return std::nullopt;
         out.username = std::move(*user);

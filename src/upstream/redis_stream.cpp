@@ -72,7 +72,7 @@ bool redis_stream::append_batch(redis::connection& c, std::size_t n) {
 void redis_stream::run() {
     std::unique_ptr<redis::connection> c;
     auto backoff = k_min_backoff;
-    const std::chrono::milliseconds timeout{settings_.timeout_ms};
+    const auto timeout = settings_.timeout;
     for (;;) {
         std::size_t n = 0;
         {

@@ -10,6 +10,7 @@
 // backoff and the events wait; the queue keeps at most `max_queue`, and beyond that the oldest
 // is dropped and counted (the socket loops are never slowed by Redis).
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -27,7 +28,7 @@ struct redis_stream_settings {
     std::string stream = "zena:client-events";
     std::int64_t max_len = 100000;  // MAXLEN ~: Redis trims the stream to about this many entries
     std::size_t max_queue = 10000;
-    std::int64_t timeout_ms = 2000;  // connect and each round trip
+    std::chrono::milliseconds timeout{2000};  // connect and each round trip
 };
 
 class redis_stream {

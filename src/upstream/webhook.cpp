@@ -3,8 +3,8 @@
 #include <deque>
 #include <thread>
 
-#include "net/beast_fwd.hpp"
 #include "observability/log.hpp"
+#include "ws/asio.hpp"
 
 namespace zena::upstream {
 
@@ -16,7 +16,6 @@ struct webhook::impl {
     impl(webhook_settings s, observability::metrics& m)
         : settings(std::move(s)),
           metrics(m),
-          url(net::parse_http_url(settings.url)),
           work(asio::make_work_guard(io)),
           retry_timer(io),
           resolver(io),
@@ -44,7 +43,7 @@ struct webhook::impl {
     void attempt(std::int64_t n) {
         sending = true;
         auto stream = std::make_shared<beast::tcp_stream>(io);
-        stream->expires_after(std::chrono::milliseconds(settings.timeout_ms));
+        stream->expires_after(settings.timeout);
         auto request = std::make_shared<http::request<http::string_body>>(http::verb::post, url.target, 11);
         request->set(http::field::host, url.host);
         request->set(http::field::content_type, "application/json");
@@ -81,9 +80,9 @@ struct webhook::impl {
         if (error.empty()) {
             observability::metrics::add(metrics.webhook.delivered);
         } else if (n < settings.max_attempts) {
-            const auto delay = settings.backoff_ms << std::min<std::int64_t>(n - 1, 10);
-            spdlog::debug("webhook attempt failed attempt={} error=\"{}\" retry_ms={}", n, error, delay);
-            retry_timer.expires_after(std::chrono::milliseconds(delay));
+            const auto delay = settings.backoff * (std::int64_t{1} << std::min<std::int64_t>(n - 1, 10));
+            spdlog::debug("webhook attempt failed attempt={} error=\"{}\" retry_ms={}", n, error, delay.count());
+            retry_timer.expires_after(delay);
             retry_timer.async_wait([this, n](beast::error_code ec) {
                 if (!ec) attempt(n + 1);
             });
@@ -103,7 +102,7 @@ struct webhook::impl {
 
     webhook_settings settings;
     observability::metrics& metrics;
-    net::http_url url;
+    const util::http_url& url = settings.url;
     asio::io_context io{1};
     asio::executor_work_guard<asio::io_context::executor_type> work;
     asio::steady_timer retry_timer;

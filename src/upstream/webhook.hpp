@@ -7,23 +7,24 @@
 // with backoff. When full: the queue keeps at most `max_queue` events; a new event beyond that
 // drops the oldest, which is counted (the socket loops are never slowed by the backend).
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 
-#include "net/url.hpp"
 #include "observability/metrics.hpp"
 #include "upstream/webhook_body.hpp"
+#include "util/url.hpp"
 
 namespace zena::upstream {
 
 struct webhook_settings {
-    std::string url;     // http://host[:port]/path
+    util::http_url url;  // http://host[:port]/path
     std::string secret;  // HMAC key; empty: no signature header
-    std::int64_t timeout_ms = 5000;
+    std::chrono::milliseconds timeout{5000};
     std::int64_t max_attempts = 5;
-    std::int64_t backoff_ms = 200;  // doubled after each failed attempt
+    std::chrono::milliseconds backoff{200};  // doubled after each failed attempt
     std::size_t max_queue = 10000;
 };
 

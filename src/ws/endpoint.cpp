@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <utility>
 
+#include "ws/close_codes.hpp"
+
 namespace zena::ws {
 
 namespace asio = boost::asio;
@@ -33,8 +35,8 @@ char* thread_read_buffer() {
     return buffer.data();
 }
 
-const protocol::shared_frame& ping_frame() {
-    static const auto frame = protocol::frame::make(opcode::ping, {});
+const shared_frame& ping_frame() {
+    static const auto frame = frame::make(opcode::ping, {});
     return frame;
 }
 
@@ -76,9 +78,8 @@ std::size_t endpoint::waiting_from() const {
     return head_ + (offset_ > 0 && !raw_out_ ? 1 : 0);
 }
 
-endpoint::queued endpoint::enqueue(const protocol::outbound& message) {
-    using protocol::delivery_class;
-    if (close_queued_ || ended_) return queued::refused;
+endpoint::queued endpoint::enqueue(const outbound& message) {
+    if (phase_ != phase::open) return queued::refused;
     const auto from = waiting_from();
     if (message.delivery == delivery_class::latest) {
         for (auto i = from; i < queue_.size(); ++i) {
@@ -99,7 +100,7 @@ endpoint::queued endpoint::enqueue(const protocol::outbound& message) {
     return queued::yes;
 }
 
-void endpoint::push(protocol::shared_frame frame, protocol::delivery_class delivery, std::uint64_t key) {
+void endpoint::push(shared_frame frame, delivery_class delivery, std::uint64_t key) {
     if (queue_.capacity() == 0) queue_.reserve(k_first_queue_capacity);
     queue_.push_back({std::move(frame), key, delivery});
     queued_bytes_ += bytes_of(queue_.back()).size();
@@ -116,21 +117,20 @@ void endpoint::drop_waiting() {
 }
 
 void endpoint::ping() {
-    if (close_queued_ || ended_) return;
-    push(ping_frame(), protocol::delivery_class::ordered, 0);
+    if (phase_ != phase::open) return;
+    push(ping_frame(), delivery_class::ordered, 0);
 }
 
-void endpoint::close(std::uint16_t code, std::string_view reason, protocol::shared_frame last) {
-    if (close_queued_ || ended_) return;
+void endpoint::close(std::uint16_t code, std::string_view reason, shared_frame last) {
+    if (phase_ != phase::open) return;
     drop_waiting();
-    if (last) push(std::move(last), protocol::delivery_class::ordered, 0);
+    if (last) push(std::move(last), delivery_class::ordered, 0);
     queue_close(close_payload(code, reason), false);
 }
 
 void endpoint::queue_close(std::string_view payload, bool then_end) {
-    close_queued_ = true;
-    end_after_close_ = then_end;
-    push(protocol::frame::make(opcode::close, payload), protocol::delivery_class::ordered, 0);
+    phase_ = then_end ? phase::closing_then_end : phase::closing;
+    push(frame::make(opcode::close, payload), delivery_class::ordered, 0);
     close_timer_ = std::make_unique<asio::steady_timer>(executor());
     close_timer_->expires_after(limits_.close_timeout);
     close_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
@@ -141,14 +141,14 @@ void endpoint::queue_close(std::string_view payload, bool then_end) {
 // ---- writing
 
 void endpoint::schedule_flush() {
-    if (flush_scheduled_ || writing_ || ended_) return;
+    if (flush_scheduled_ || writing_ || phase_ == phase::ended) return;
     flush_scheduled_ = true;
     flusher_.add(shared_from_this());
 }
 
 void endpoint::flush() {
     flush_scheduled_ = false;
-    if (writing_ || ended_) return;
+    if (writing_ || phase_ == phase::ended) return;
     if (plain()) return write_plain();
     write_tls();
 }
@@ -179,7 +179,7 @@ void endpoint::write_plain() {
                 socket().async_wait(asio::socket_base::wait_write,
                                     [self = shared_from_this()](boost::system::error_code ec) {
                                         self->writing_ = false;
-                                        if (ec || self->ended_) return;
+                                        if (ec || self->ended()) return;
                                         self->write_plain();
                                     });
                 return;
@@ -187,7 +187,7 @@ void endpoint::write_plain() {
             return terminate();  // reset or gone
         }
         advance(static_cast<std::size_t>(n));
-        if (ended_) return;
+        if (ended()) return;
     }
     on_drained();
 }
@@ -206,15 +206,15 @@ void endpoint::write_tls() {
     asio::async_write(t.stream, asio::buffer(t.out),
                       [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
                           self->writing_ = false;
-                          if (self->ended_) return;
+                          if (self->ended()) return;
                           if (ec) return self->terminate();
                           auto& done = self->tls();
                           const auto frames = std::exchange(done.frames_out, 0);
                           done.out.clear();
-                          for (std::size_t i = 0; i < frames && !self->ended_; ++i) {
+                          for (std::size_t i = 0; i < frames && !self->ended(); ++i) {
                               self->advance(self->bytes_of(self->queue_[self->head_]).size());
                           }
-                          if (!self->ended_) self->write_tls();
+                          if (!self->ended()) self->write_tls();
                       });
 }
 
@@ -244,10 +244,10 @@ void endpoint::advance(std::size_t n) {
         e.frame.reset();
         ++head_;
         if (was_close) {
-            close_written_ = true;
             // The handshake is done when the client's close came first; a failed connection
             // waits for nothing.
-            if (close_received_ || end_after_close_) return terminate();
+            if (phase_ == phase::closing_then_end) return terminate();
+            phase_ = phase::close_sent;
         }
     }
 }
@@ -262,7 +262,7 @@ void endpoint::on_drained() {
 // ---- reading
 
 void endpoint::do_read() {
-    if (ended_) return;
+    if (ended()) return;
     if (plain()) {
         socket().async_wait(
             asio::socket_base::wait_read,
@@ -273,14 +273,14 @@ void endpoint::do_read() {
     auto& t = tls();
     t.stream.async_read_some(asio::buffer(t.in),
                              [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-                                 if (self->ended_) return;
+                                 if (self->ended()) return;
                                  if (ec) return self->terminate();
                                  if (self->consume(std::string_view(self->tls().in.data(), n))) self->do_read();
                              });
 }
 
 void endpoint::on_readable(boost::system::error_code ec) {
-    if (ended_) return;
+    if (ended()) return;
     if (ec) return terminate();
     const int fd = socket().native_handle();
     char* buffer = thread_read_buffer();
@@ -301,45 +301,53 @@ void endpoint::on_readable(boost::system::error_code ec) {
 
 bool endpoint::consume(std::string_view data) {
     const auto status = reader_.feed(data, *this);
-    if (ended_) return false;
+    if (ended()) return false;
     switch (status) {
         case frame_reader::status::more: return true;
         case frame_reader::status::closed: return false;  // on_close answered it
         case frame_reader::status::failed: break;
     }
     // _Fail the WebSocket Connection_ (RFC 6455 §7.1.7): the close code, then the TCP goes.
-    if (!close_queued_) {
-        drop_waiting();
-        queue_close(close_payload(reader_.failure_code(), reader_.failure_reason()), true);
-    } else {
-        end_after_close_ = true;
-        if (close_written_) terminate();
+    switch (phase_) {
+        case phase::open:
+            drop_waiting();
+            queue_close(close_payload(reader_.failure_code(), reader_.failure_reason()), true);
+            break;
+        case phase::closing: phase_ = phase::closing_then_end; break;
+        case phase::close_sent: terminate(); break;
+        case phase::closing_then_end:
+        case phase::ended: break;
     }
     return false;
 }
 
 void endpoint::on_ping(std::string_view payload) {
-    if (close_queued_ || !allow_ping()) return;
-    const protocol::outbound pong{protocol::frame::make(opcode::pong, payload), protocol::delivery_class::latest,
-                                  k_pong_key};
+    if (phase_ != phase::open || !allow_ping()) return;
+    const outbound pong{frame::make(opcode::pong, payload), delivery_class::latest, k_pong_key};
     if (enqueue(pong) == queued::full) {
         // A client that pings without reading: the same end as any slow consumer.
-        close(4000, "send queue full");
+        close(static_cast<std::uint16_t>(close_code::slow_consumer), "send queue full");
     }
 }
 
 void endpoint::on_close(std::optional<std::uint16_t> code, std::string_view) {
-    close_received_ = true;
-    if (close_written_) return terminate();  // it answers ours: the handshake is complete
-    if (close_queued_) return;               // ours is on its way; the TCP goes once it is written
+    switch (phase_) {
+        case phase::close_sent: return terminate();  // it answers ours: the handshake is complete
+        case phase::closing:                         // ours is on its way; the TCP goes once it is written
+            phase_ = phase::closing_then_end;
+            return;
+        case phase::closing_then_end:
+        case phase::ended: return;
+        case phase::open: break;
+    }
     // Echo the code (RFC 6455 §5.5.1), after what is already on the wire.
     drop_waiting();
     queue_close(code ? close_payload(*code, {}) : std::string{}, true);
 }
 
 void endpoint::terminate() {
-    if (ended_) return;
-    ended_ = true;
+    if (ended()) return;
+    phase_ = phase::ended;
     boost::system::error_code ignored;
     const auto drop = [&ignored](auto& s) {
         s.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);

@@ -3,7 +3,7 @@
 // socket (Beast reads the HTTP request; it does not carry the frames). It reads client frames
 // through frame_reader, answers pings and closes, and owns the bounded send queue.
 //
-// Writing, the hot path: a queued message is a protocol::shared_frame, the bytes built once for
+// Writing, the hot path: a queued message is a shared_frame, the bytes built once for
 // every connection. Nothing is written when a message is queued. The connection joins its
 // thread's flush_queue, and at the end of the event-loop turn every connection that has frames
 // writes all of them with one sendmsg (a gather of the shared buffers, no copy). Only when the
@@ -35,9 +35,9 @@
 #include <variant>
 #include <vector>
 
-#include "net/beast_fwd.hpp"
-#include "protocol/outbound.hpp"
+#include "ws/asio.hpp"
 #include "ws/frame_reader.hpp"
+#include "ws/outbound.hpp"
 
 namespace zena::ws {
 
@@ -162,14 +162,14 @@ public:
     // after its request, read with it; they are handled first.
     void start(std::string response, std::string_view already_read);
 
-    queued enqueue(const protocol::outbound& message);
+    queued enqueue(const outbound& message);
     // Drops the frames still waiting, queues `last` (if any) and a close frame; later messages are
     // refused. The TCP connection ends when the client answers, or after limits.close_timeout.
-    void close(std::uint16_t code, std::string_view reason, protocol::shared_frame last = nullptr);
+    void close(std::uint16_t code, std::string_view reason, shared_frame last = nullptr);
     void ping();
     // Drops the TCP connection now.
     void terminate();
-    bool closing() const { return close_queued_ || ended_; }
+    bool closing() const { return phase_ != phase::open; }
 
 protected:
     // A whole client message (frame_reader::handler): text is valid UTF-8.
@@ -184,14 +184,20 @@ protected:
 private:
     friend class flush_queue;  // calls flush()
     struct entry {
-        protocol::shared_frame frame;
+        shared_frame frame;
         std::uint64_t latest_key;
-        protocol::delivery_class delivery;
+        delivery_class delivery;
     };
 
     // frame_reader::handler
     void on_ping(std::string_view payload) override;
     void on_close(std::optional<std::uint16_t> code, std::string_view reason) override;
+
+    // The close lifecycle: open; our close frame queued (closing), and then either waiting for
+    // the client's (close_sent) or not (closing_then_end: a failed connection, or an answer to
+    // the client's close); ended once the TCP connection is dropped.
+    enum class phase : std::uint8_t { open, closing, closing_then_end, close_sent, ended };
+    bool ended() const { return phase_ == phase::ended; }
 
     bool plain() const { return std::holds_alternative<plain_socket>(stream_); }
     plain_socket& socket() { return std::get<plain_socket>(stream_); }
@@ -200,15 +206,13 @@ private:
     // The executor of the connection's thread.
     boost::asio::any_io_executor executor();
     // What this connection writes for a frame: compressed when it negotiated permessage-deflate.
-    std::string_view bytes_of(const protocol::frame& f) const {
-        return deflate_outgoing_ ? f.deflated_wire() : f.wire();
-    }
+    std::string_view bytes_of(const frame& f) const { return deflate_outgoing_ ? f.deflated_wire() : f.wire(); }
     std::string_view bytes_of(const entry& e) const { return bytes_of(*e.frame); }
     // Index of the first frame not yet handed to the socket: the ones before it are being written.
     std::size_t waiting_from() const;
     // Forgets the frames not yet handed to the socket.
     void drop_waiting();
-    void push(protocol::shared_frame frame, protocol::delivery_class delivery, std::uint64_t key);
+    void push(shared_frame frame, delivery_class delivery, std::uint64_t key);
     void queue_close(std::string_view payload, bool then_end);
     void schedule_flush();
     void flush();
@@ -237,11 +241,7 @@ private:
     bool deflate_outgoing_;  // permessage-deflate: this connection gets compressed frames
     bool flush_scheduled_ = false;
     bool writing_ = false;  // waiting for the socket (plain) or a TLS write in flight
-    bool close_queued_ = false;
-    bool close_written_ = false;
-    bool close_received_ = false;
-    bool end_after_close_ = false;  // a failed connection: no close handshake to wait for
-    bool ended_ = false;
+    phase phase_ = phase::open;
 };
 
 }  // namespace zena::ws

@@ -5,6 +5,8 @@
 
 #include <array>
 
+#include "ws/deflate.hpp"
+
 namespace zena::ws {
 
 std::size_t write_header(char* out, opcode op, std::size_t payload_size, bool compressed) {
@@ -24,6 +26,30 @@ std::size_t write_header(char* out, opcode op, std::size_t payload_size, bool co
     const auto size = static_cast<std::uint64_t>(payload_size);
     for (int i = 0; i < 8; ++i) p[2 + i] = static_cast<unsigned char>(size >> (56 - 8 * i));
     return 10;
+}
+
+frame::frame(opcode op, std::string buffer) : bytes_(std::move(buffer)), op_(op) {
+    char header[k_max_header_bytes];
+    const auto n = write_header(header, op, size());
+    start_ = static_cast<std::uint8_t>(k_max_header_bytes - n);
+    bytes_.replace(start_, n, header, n);
+}
+
+std::shared_ptr<const frame> frame::make(opcode op, std::string_view payload) {
+    std::string buffer(k_max_header_bytes, '\0');
+    buffer += payload;
+    return std::make_shared<const frame>(op, std::move(buffer));
+}
+
+std::string_view frame::deflated_wire() const {
+    const bool data = op_ == opcode::text || op_ == opcode::binary;
+    if (!data || size() < k_compress_threshold) return wire();
+    std::call_once(deflate_once_, [this] {
+        const auto compressed = compress_message(payload());
+        if (compressed.size() >= size()) return;  // incompressible: the plain frame is smaller
+        deflated_ = make_frame(op_, compressed, true);
+    });
+    return deflated_.empty() ? wire() : std::string_view(deflated_);
 }
 
 std::string make_frame(opcode op, std::string_view payload, bool compressed) {

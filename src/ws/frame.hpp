@@ -1,11 +1,16 @@
 #pragma once
-// RFC 6455 framing, the parts that need no socket: server frame headers, close payloads, UTF-8
-// validation and the handshake's accept key. The reader of client frames is frame_reader.
+// RFC 6455 framing, the parts that need no socket: server frame headers, the shared outgoing
+// frame, close payloads, UTF-8 validation and the handshake's accept key. The reader of client
+// frames is frame_reader.
 //
-// Threading: free functions and value types; no shared state.
+// Threading: free functions and value types. A `frame` is immutable once built and shared by
+// every connection on every thread; its compressed form is made once, by the first thread that
+// asks (std::call_once).
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,6 +37,37 @@ std::size_t write_header(char* out, opcode op, std::size_t payload_size, bool co
 
 // A whole unmasked frame: header and payload.
 std::string make_frame(opcode op, std::string_view payload, bool compressed = false);
+
+// One outgoing WebSocket message: the frame header and the payload in one buffer, built once and
+// handed to every target connection, whichever thread it is on.
+class frame {
+public:
+    // `buffer` holds k_max_header_bytes of room, then the payload.
+    frame(opcode op, std::string buffer);
+
+    static std::shared_ptr<const frame> make(opcode op, std::string_view payload);
+
+    opcode op() const { return op_; }
+    // The message as the application sees it (the JSON text of an event).
+    std::string_view payload() const { return std::string_view(bytes_).substr(k_max_header_bytes); }
+    // Header and payload, as written to a connection without permessage-deflate.
+    std::string_view wire() const { return std::string_view(bytes_).substr(start_); }
+    // The same message for a connection with permessage-deflate: compressed (RSV1) by the first
+    // thread that asks, once for every connection; wire() for control frames and small ones.
+    std::string_view deflated_wire() const;
+    // Payload bytes.
+    std::size_t size() const { return bytes_.size() - k_max_header_bytes; }
+
+private:
+    std::string bytes_;
+    std::uint8_t start_;
+    opcode op_;
+    mutable std::once_flag deflate_once_;
+    mutable std::string deflated_;  // empty: wire() is sent instead
+};
+
+// The bytes of one message, shared read-only across threads and connections.
+using shared_frame = std::shared_ptr<const frame>;
 
 // The payload of a close frame: the code in network order and the reason, cut at a character
 // boundary so that the frame stays within the control limit.

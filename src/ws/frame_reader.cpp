@@ -1,14 +1,15 @@
 #include "ws/frame_reader.hpp"
 
+#include "ws/close_codes.hpp"
 #include "ws/deflate.hpp"
 
 namespace zena::ws {
 
 namespace {
 
-constexpr std::uint16_t k_protocol_error = 1002;
-constexpr std::uint16_t k_invalid_payload = 1007;
-constexpr std::uint16_t k_too_big = 1009;
+constexpr auto k_protocol_error = static_cast<std::uint16_t>(close_code::protocol_error);
+constexpr auto k_invalid_payload = static_cast<std::uint16_t>(close_code::invalid_payload);
+constexpr auto k_too_big = static_cast<std::uint16_t>(close_code::message_too_big);
 
 // XORs `n` bytes of `in` with the 4-byte mask into `out`.
 void unmask(const char* in, std::size_t n, const unsigned char* mask, char* out) {

@@ -4,7 +4,7 @@
 
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 import type { AskResponsePayload, ClientEvents, ConnectedPayload, ServerEvents } from './catalog.generated.js';
-import { closeCodeInfo } from './close_codes.js';
+import { CLOSE_CODE, closeCodeInfo } from './close_codes.js';
 
 /** The part of the WebSocket API the client uses (browsers' WebSocket and `ws` both have it). */
 export interface WebSocketLike {
@@ -305,7 +305,7 @@ export class RealtimeClient {
     if (token === this.refusedToken) {
       // The server refused this token; retrying with it cannot work.
       this.currentState = 'unauthorized';
-      this.setState({ state: 'unauthorized', code: 1008, reason: 'the token was refused; waiting for a new one' });
+      this.setState({ state: 'unauthorized', code: CLOSE_CODE.policyViolation, reason: 'the token was refused; waiting for a new one' });
       return;
     }
     this.lastToken = token;
@@ -393,7 +393,7 @@ export class RealtimeClient {
     this.clearTimer('stableTimer');
     if (this.stopped) return;
     const info = closeCodeInfo(code);
-    if (code === 1008 || code === 4001) {
+    if (code === CLOSE_CODE.policyViolation || code === CLOSE_CODE.disconnected) {
       // Refused or revoked token: reconnect only with a new one.
       this.refusedToken = this.lastToken;
       this.setState({ state: 'closed', code, reason, willReconnect: typeof this.options.token === 'function' });
@@ -410,7 +410,7 @@ export class RealtimeClient {
     }
     this.setState({ state: 'closed', code, reason, willReconnect: true });
     // Going away (a restart): come back soon, spread over a second, without growing the backoff.
-    if (code === 1001) return this.scheduleReconnect(Math.round(1000 * this.random()));
+    if (code === CLOSE_CODE.goingAway) return this.scheduleReconnect(Math.round(1000 * this.random()));
     this.scheduleReconnect();
   }
 

@@ -1,5 +1,5 @@
 // The server's close codes, what they mean and whether to reconnect: a copy of
-// src/protocol/close_codes.hpp, checked against `zena-realtime codes` by a test.
+// src/ws/close_codes.hpp, checked against `zena-realtime codes` by a test.
 
 export interface CloseCodeInfo {
   readonly code: number;
@@ -24,3 +24,16 @@ export const CLOSE_CODES: readonly CloseCodeInfo[] = [
 export function closeCodeInfo(code: number): CloseCodeInfo | undefined {
   return CLOSE_CODES.find((c) => c.code === code);
 }
+
+function codeOf(name: string): number {
+  const info = CLOSE_CODES.find((c) => c.name === name);
+  if (!info) throw new Error(`no close code named ${name}`);
+  return info.code;
+}
+
+/** The codes the client acts on, by name; their numbers come from CLOSE_CODES. */
+export const CLOSE_CODE = {
+  goingAway: codeOf('going_away'),
+  policyViolation: codeOf('policy_violation'),
+  disconnected: codeOf('disconnected'),
+} as const;

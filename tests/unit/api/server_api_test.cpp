@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "engine/memory/memory_broker.hpp"
+#include "engine/memory/memory_history.hpp"
 #include "hub/test_connection.hpp"
 
 namespace zena::api {
@@ -48,8 +50,10 @@ protected:
 
     hub::user_registry registry;
     hub::hub_set hubs{{[](hub::hub_set::task t) { t(); }}, registry};
+    engine::memory_history history;
+    engine::memory_broker broker{hubs, history};
     observability::metrics metrics;
-    server_api api{hubs, metrics, test_catalog(), k_key, api_limits{3, false}};
+    server_api api{broker, hubs, metrics, test_catalog(), k_key, api_limits{3, false}};
     std::shared_ptr<hub::testing::recording_connection> alice = hub::testing::make(1, "alice");
     std::shared_ptr<hub::testing::recording_connection> alice2 = hub::testing::make(2, "alice");
     std::shared_ptr<hub::testing::recording_connection> bob = hub::testing::make(3, "bob");
@@ -111,7 +115,7 @@ TEST_F(ServerApiTest, Catalog_RefusesUnknownTypesWrongPayloadsAndProtocolEvents)
 }
 
 TEST_F(ServerApiTest, Permissive_DeliversUnknownTypesButChecksKnownOnes) {
-    server_api permissive{hubs, metrics, test_catalog(), k_key, api_limits{3, true}};
+    server_api permissive{broker, hubs, metrics, test_catalog(), k_key, api_limits{3, true}};
     std::optional<http_response> out;
     const auto call_permissive = [&](std::string_view body) {
         permissive.handle({"POST", "/api/broadcast", "Bearer " + k_key, body},
@@ -164,7 +168,7 @@ TEST_F(ServerApiTest, Stats_And_UserCounts) {
 
 TEST_F(ServerApiTest, DeleteUser_ClosesWithDisconnected) {
     EXPECT_EQ(call("DELETE", "/api/users/alice/connections").body, R"({"userId":"alice","closed":2})");
-    EXPECT_EQ(alice->closed, protocol::close_code::disconnected);
+    EXPECT_EQ(alice->closed, ws::close_code::disconnected);
     EXPECT_FALSE(bob->closed);
 }
 

@@ -9,6 +9,9 @@
 namespace zena::config {
 namespace {
 
+// The message of a failed load; empty when it loaded.
+std::string error_of(const load_result& r) { return r.status ? std::string{} : r.status.message(); }
+
 struct fake_env {
     std::map<std::string, std::string, std::less<>> vars;
     env_lookup lookup() const {
@@ -25,9 +28,9 @@ const std::string k_key(16, 'k');
 
 TEST(Config, Defaults_AreTheSeedsValues) {
     const auto r = load({}, fake_env{}.lookup());
-    ASSERT_EQ(r.error, "");
+    ASSERT_EQ(error_of(r), "");
     EXPECT_EQ(r.values.port, 3000);
-    EXPECT_EQ(r.values.heartbeat_interval_ms, 30000);
+    EXPECT_EQ(r.values.heartbeat_interval, std::chrono::milliseconds(30000));
     EXPECT_TRUE(r.dev_mode) << "no secret and no key: dev mode";
 }
 
@@ -37,13 +40,13 @@ TEST(Config, Environment_ThenFlags_Override) {
                   {"ZENA_API_KEY", k_key},
                   {"ZENA_HEARTBEAT_INTERVAL_MS", "1000"}}};
     auto r = load({}, env.lookup());
-    ASSERT_EQ(r.error, "");
+    ASSERT_EQ(error_of(r), "");
     EXPECT_EQ(r.values.port, 4000);
-    EXPECT_EQ(r.values.heartbeat_interval_ms, 1000);
+    EXPECT_EQ(r.values.heartbeat_interval, std::chrono::milliseconds(1000));
     EXPECT_FALSE(r.dev_mode);
     r = load({"--port", "5000", "--heartbeat-interval-ms=2000"}, env.lookup());
     EXPECT_EQ(r.values.port, 5000);
-    EXPECT_EQ(r.values.heartbeat_interval_ms, 2000);
+    EXPECT_EQ(r.values.heartbeat_interval, std::chrono::milliseconds(2000));
 }
 
 TEST(Config, File_IsOverriddenByEnvironment) {
@@ -52,7 +55,7 @@ TEST(Config, File_IsOverriddenByEnvironment) {
                         << "\"\napi_key = \"" << k_key << "\"\n[log]\ninvalid_message_per_second = 2.5\n";
     fake_env env{{{"ZENA_CONFIG", path}, {"ZENA_THREADS", "1"}}};
     const auto r = load({}, env.lookup());
-    ASSERT_EQ(r.error, "");
+    ASSERT_EQ(error_of(r), "");
     EXPECT_EQ(r.values.port, 4100);
     EXPECT_EQ(r.values.threads, 1);
     EXPECT_DOUBLE_EQ(r.values.invalid_message_log_per_second, 2.5);
@@ -61,52 +64,86 @@ TEST(Config, File_IsOverriddenByEnvironment) {
 }
 
 TEST(Config, BadValues_AreNamed) {
-    EXPECT_NE(load({"--port", "70000"}, fake_env{}.lookup()).error.find("out of range"), std::string::npos);
-    EXPECT_NE(load({"--port", "12ab"}, fake_env{}.lookup()).error.find("--port"), std::string::npos);
-    EXPECT_NE(load({"--bogus", "1"}, fake_env{}.lookup()).error.find("unknown option --bogus"), std::string::npos);
-    EXPECT_NE(load({"--port"}, fake_env{}.lookup()).error.find("needs a value"), std::string::npos);
-    EXPECT_NE(load({"--mode", "prod"}, fake_env{}.lookup()).error.find("server.mode"), std::string::npos);
-    EXPECT_NE(load({"--log-level", "loud"}, fake_env{}.lookup()).error.find("log.level"), std::string::npos);
+    EXPECT_NE(error_of(load({"--port", "70000"}, fake_env{}.lookup())).find("out of range"), std::string::npos);
+    EXPECT_NE(error_of(load({"--port", "12ab"}, fake_env{}.lookup())).find("--port"), std::string::npos);
+    EXPECT_NE(error_of(load({"--bogus", "1"}, fake_env{}.lookup())).find("unknown option --bogus"), std::string::npos);
+    EXPECT_NE(error_of(load({"--port"}, fake_env{}.lookup())).find("needs a value"), std::string::npos);
+    EXPECT_NE(error_of(load({"--mode", "prod"}, fake_env{}.lookup())).find("server.mode"), std::string::npos);
+    EXPECT_NE(error_of(load({"--log-level", "loud"}, fake_env{}.lookup())).find("log.level"), std::string::npos);
     fake_env env{{{"ZENA_HEARTBEAT_INTERVAL_MS", "x"}}};
-    EXPECT_NE(load({}, env.lookup()).error.find("ZENA_HEARTBEAT_INTERVAL_MS"), std::string::npos);
+    EXPECT_NE(error_of(load({}, env.lookup())).find("ZENA_HEARTBEAT_INTERVAL_MS"), std::string::npos);
 }
 
 TEST(Config, UnknownFileKey_IsAnError) {
     const std::string path = ::testing::TempDir() + "zena_config_typo.toml";
     std::ofstream(path) << "[server]\nprot = 1\n";
-    EXPECT_NE(load({"--config", path}, fake_env{}.lookup()).error.find("unknown option 'server.prot'"),
+    EXPECT_NE(error_of(load({"--config", path}, fake_env{}.lookup())).find("unknown option 'server.prot'"),
               std::string::npos);
     std::ofstream(path) << "[server\n";
-    EXPECT_NE(load({"--config", path}, fake_env{}.lookup()).error.find("line"), std::string::npos);
+    EXPECT_NE(error_of(load({"--config", path}, fake_env{}.lookup())).find("line"), std::string::npos);
     std::remove(path.c_str());
 }
 
 TEST(Config, Production_NeedsSecretAndKey) {
-    EXPECT_NE(load({"--mode", "production"}, fake_env{}.lookup()).error.find("jwt_secret"), std::string::npos);
+    EXPECT_NE(error_of(load({"--mode", "production"}, fake_env{}.lookup())).find("jwt_secret"), std::string::npos);
     fake_env only_secret{{{"ZENA_JWT_SECRET", k_secret}}};
-    EXPECT_NE(load({}, only_secret.lookup()).error.find("api_key"), std::string::npos);
+    EXPECT_NE(error_of(load({}, only_secret.lookup())).find("api_key"), std::string::npos);
     fake_env short_secret{{{"ZENA_JWT_SECRET", "short"}, {"ZENA_API_KEY", k_key}}};
-    EXPECT_NE(load({}, short_secret.lookup()).error.find("at least 32"), std::string::npos);
+    EXPECT_NE(error_of(load({}, short_secret.lookup())).find("at least 32"), std::string::npos);
     fake_env hs512{{{"ZENA_JWT_SECRET", k_secret}, {"ZENA_API_KEY", k_key}, {"ZENA_JWT_ALGORITHM", "HS512"}}};
-    EXPECT_NE(load({}, hs512.lookup()).error.find("at least 64"), std::string::npos);
+    EXPECT_NE(error_of(load({}, hs512.lookup())).find("at least 64"), std::string::npos);
     fake_env none{{{"ZENA_JWT_SECRET", k_secret}, {"ZENA_API_KEY", k_key}, {"ZENA_JWT_ALGORITHM", "none"}}};
-    EXPECT_NE(load({}, none.lookup()).error.find("jwt_algorithm"), std::string::npos);
+    EXPECT_NE(error_of(load({}, none.lookup())).find("jwt_algorithm"), std::string::npos);
 }
 
 TEST(Config, WebhookUrl_MustBeHttp) {
     fake_env https{{{"ZENA_WEBHOOK_URL", "https://backend/events"}}};
-    EXPECT_NE(load({}, https.lookup()).error.find("webhook.url"), std::string::npos);
+    EXPECT_NE(error_of(load({}, https.lookup())).find("webhook.url"), std::string::npos);
     fake_env http{{{"ZENA_WEBHOOK_URL", "http://127.0.0.1:4000/events"}}};
-    EXPECT_EQ(load({}, http.lookup()).error, "");
+    EXPECT_EQ(error_of(load({}, http.lookup())), "");
 }
 
 TEST(Config, RedisUrlAndRoutes_AreCheckedAtLoad) {
     fake_env rediss{{{"ZENA_REDIS_URL", "rediss://cache:6380"}}};
-    EXPECT_NE(load({}, rediss.lookup()).error.find("redis.url"), std::string::npos);
+    EXPECT_NE(error_of(load({}, rediss.lookup())).find("redis.url"), std::string::npos);
     fake_env routes{{{"ZENA_UPSTREAM_ROUTES", "sync.request"}}};
-    EXPECT_NE(load({}, routes.lookup()).error.find("upstream.routes"), std::string::npos);
+    EXPECT_NE(error_of(load({}, routes.lookup())).find("upstream.routes"), std::string::npos);
     fake_env good{{{"ZENA_REDIS_URL", "redis://127.0.0.1:6379/2"}, {"ZENA_UPSTREAM_ROUTES", "*=redis"}}};
-    EXPECT_EQ(load({}, good.lookup()).error, "");
+    EXPECT_EQ(error_of(load({}, good.lookup())), "");
+}
+
+TEST(Config, ValuesWithAGrammar_AreKeptParsed) {
+    fake_env env{{{"ZENA_WEBHOOK_URL", "http://127.0.0.1:4000/events"},
+                  {"ZENA_ALLOWED_ORIGINS", "https://app.example.com"},
+                  {"ZENA_REDIS_URL", "redis://127.0.0.1:6390/2"},
+                  {"ZENA_UPSTREAM_ROUTES", "sync.request=redis,*=none"},
+                  {"ZENA_JWT_ALGORITHM", "HS384"},
+                  {"ZENA_JWT_SECRET", std::string(48, 's')},
+                  {"ZENA_API_KEY", "an-api-key-of-16-bytes"},
+                  {"ZENA_WEBHOOK_BACKOFF_MS", "350"}}};
+    const auto r = load({}, env.lookup());
+    ASSERT_EQ(error_of(r), "");
+    const auto& s = r.values;
+    ASSERT_TRUE(s.webhook_url.value);
+    EXPECT_EQ(s.webhook_url.value->host, "127.0.0.1");
+    EXPECT_EQ(s.webhook_url.value->port, "4000");
+    EXPECT_EQ(s.webhook_url.value->target, "/events");
+    EXPECT_EQ(s.webhook_url.text, "http://127.0.0.1:4000/events");
+    EXPECT_TRUE(s.allowed_origins.value.allows("https://app.example.com"));
+    EXPECT_FALSE(s.allowed_origins.value.allows("https://evil.example.net"));
+    ASSERT_TRUE(s.redis_url.value);
+    EXPECT_EQ(s.redis_url.value->port, 6390);
+    EXPECT_EQ(s.redis_url.value->db, 2);
+    ASSERT_TRUE(s.upstream_routes.value);
+    EXPECT_EQ(s.upstream_routes.value->of("sync.request"), upstream::k_to_redis);
+    EXPECT_EQ(s.upstream_routes.value->of("thread.view"), 0U);
+    EXPECT_EQ(s.jwt_algorithm.value, auth::jwt_algorithm::hs384);
+    EXPECT_EQ(s.webhook_backoff, std::chrono::milliseconds(350));
+    // Not set: nothing parsed, and the defaults mean "none" and "any origin".
+    const auto defaults = load({}, fake_env{}.lookup());
+    EXPECT_FALSE(defaults.values.webhook_url.value);
+    EXPECT_FALSE(defaults.values.redis_url.value);
+    EXPECT_TRUE(defaults.values.allowed_origins.value.allows_any());
 }
 
 TEST(Config, Help_And_Docs_ListEveryOption) {

@@ -8,6 +8,7 @@
 
 #include "hub/task_thread.hpp"
 #include "hub/test_connection.hpp"
+#include "protocol/envelope.hpp"
 
 namespace zena::hub {
 namespace {
@@ -39,7 +40,7 @@ TEST(HubSet, OnEveryHub_RunsOncePerThreadAndSums) {
     while (added < 4) std::this_thread::yield();
     EXPECT_EQ(registry.connections_of("alice"), 8U);
 
-    const protocol::outbound frame{protocol::make_event_frame("t", "{}")};
+    const ws::outbound frame{protocol::make_event_frame("t", "{}")};
     std::promise<std::size_t> total;
     std::atomic<int> done_calls{0};
     hubs.on_every_hub([frame](hub& h) { return h.send_to_user("alice", frame); },
@@ -54,7 +55,7 @@ TEST(HubSet, OnEveryHub_RunsOncePerThreadAndSums) {
     // Order: tasks posted from one thread run in order on each target thread.
     std::promise<void> finished;
     for (int k = 0; k < 100; ++k) {
-        protocol::outbound f{protocol::make_event_frame("seq", std::to_string(k))};
+        ws::outbound f{protocol::make_event_frame("seq", std::to_string(k))};
         hubs.on_every_hub([f](hub& h) { return h.send_to_user("alice", f); },
                           [&, k](std::size_t) {
                               if (k == 99) finished.set_value();
@@ -93,10 +94,10 @@ TEST(HubSet, OnEveryHub_FromAnEventLoopThread_RunsItsOwnHubAtOnce) {
     std::thread([&] {
         hub_set::enter(0);
         hubs.local(0).add(mine);
-        queued[1].clear();
         hubs.local(1).add(theirs);
+        ASSERT_TRUE(queued[0].empty() && queued[1].empty()) << "adding to a hub posts nothing";
         std::size_t total = 0;
-        const protocol::outbound frame{protocol::make_event_frame("t", "{}")};
+        const ws::outbound frame{protocol::make_event_frame("t", "{}")};
         hubs.on_every_hub([frame](hub& h) { return h.send_to_user("alice", frame); },
                           [&](std::size_t n) { total = n; });
         // Thread 0's hub ran inside the call; thread 1's waits in its queue.

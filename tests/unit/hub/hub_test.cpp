@@ -7,6 +7,7 @@
 #include <set>
 
 #include "hub/test_connection.hpp"
+#include "protocol/envelope.hpp"
 
 namespace zena::hub {
 namespace {
@@ -17,7 +18,7 @@ class HubTest : public ::testing::Test {
 protected:
     user_registry registry;
     hub h{registry};
-    protocol::outbound frame{protocol::make_event_frame("thread.new", R"({"threadId":"t"})")};
+    ws::outbound frame{protocol::make_event_frame("thread.new", R"({"threadId":"t"})")};
 };
 
 TEST_F(HubTest, SendToUser_ReachesOnlyThatUsersConnections) {
@@ -37,6 +38,8 @@ TEST_F(HubTest, Send_SharesOneBufferAcrossConnections) {
     h.add(a1);
     h.add(a2);
     h.send_to_user("alice", frame);
+    ASSERT_EQ(a1->frames.size(), 1U);
+    ASSERT_EQ(a2->frames.size(), 1U);
     EXPECT_EQ(a1->frames[0].get(), a2->frames[0].get()) << "encoded once, shared by reference";
 }
 
@@ -71,9 +74,9 @@ TEST_F(HubTest, CloseUser_ClosesEachOfItsConnections) {
     h.add(a1);
     h.add(a2);
     h.add(b);
-    EXPECT_EQ(h.close_user("alice", protocol::close_code::disconnected, "bye"), 2U);
-    EXPECT_EQ(a1->closed, protocol::close_code::disconnected);
-    EXPECT_EQ(a2->closed, protocol::close_code::disconnected);
+    EXPECT_EQ(h.close_user("alice", ws::close_code::disconnected, "bye"), 2U);
+    EXPECT_EQ(a1->closed, ws::close_code::disconnected);
+    EXPECT_EQ(a2->closed, ws::close_code::disconnected);
     EXPECT_FALSE(b->closed);
 }
 
@@ -81,9 +84,9 @@ TEST_F(HubTest, CloseAll_ClosesEveryone) {
     auto a = make(1, "alice"), b = make(2, "bob");
     h.add(a);
     h.add(b);
-    EXPECT_EQ(h.close_all(protocol::close_code::going_away, "shutdown"), 2U);
-    EXPECT_EQ(a->closed, protocol::close_code::going_away);
-    EXPECT_EQ(b->closed, protocol::close_code::going_away);
+    EXPECT_EQ(h.close_all(ws::close_code::going_away, "shutdown"), 2U);
+    EXPECT_EQ(a->closed, ws::close_code::going_away);
+    EXPECT_EQ(b->closed, ws::close_code::going_away);
 }
 
 TEST_F(HubTest, Heartbeat_TicksEveryConnectionAndCountsTheDead) {
@@ -107,13 +110,13 @@ TEST_F(HubTest, Expire_ClosesOnlyConnectionsPastTheirDeadline_AndMovedDeadlinesH
     h.set_expiry(*b, 300);  // bob refreshed
     EXPECT_EQ(h.expire(99), 0U);
     EXPECT_EQ(h.expire(100), 1U);
-    EXPECT_EQ(a->closed, protocol::close_code::policy_violation);
+    EXPECT_EQ(a->closed, ws::close_code::policy_violation);
     EXPECT_FALSE(b->closed);
     EXPECT_EQ(h.expire(100), 0U) << "each deadline fires once";
     h.remove(*c);  // carol left before her deadline
     EXPECT_EQ(h.expire(250), 0U);
     EXPECT_EQ(h.expire(300), 1U);
-    EXPECT_EQ(b->closed, protocol::close_code::policy_violation);
+    EXPECT_EQ(b->closed, ws::close_code::policy_violation);
     auto stranger = make(42, "dave");
     h.set_expiry(*stranger, 1);  // not here: ignored
     h.remove(*stranger);

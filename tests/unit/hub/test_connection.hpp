@@ -1,6 +1,6 @@
 #pragma once
 // A hub::connection that records what the hub asks of it, for hub and API unit tests. The real
-// transport (ws_session) is exercised end to end in tests/e2e.
+// transport (session::client over ws::endpoint) has its own unit tests and the end-to-end ones.
 
 #include <optional>
 #include <vector>
@@ -13,12 +13,12 @@ class recording_connection : public connection {
 public:
     recording_connection(connection_id id, std::string user) : connection(id, std::move(user)) {}
 
-    bool send(const protocol::outbound& message) override {
+    bool send(const ws::outbound& message) override {
         if (closed || !accept) return false;
         frames.push_back(message.frame);
         return true;
     }
-    void close(protocol::close_code code, std::string_view) override {
+    void close(ws::close_code code, std::string_view) override {
         if (!closed) closed = code;
     }
     bool heartbeat() override {
@@ -26,8 +26,8 @@ public:
         return alive;
     }
 
-    std::vector<protocol::shared_frame> frames;
-    std::optional<protocol::close_code> closed;
+    std::vector<ws::shared_frame> frames;
+    std::optional<ws::close_code> closed;
     bool accept = true;
     bool alive = true;
     int heartbeats = 0;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "protocol/json_reader.hpp"
+
 #include "protocol/shipped_catalog.hpp"
 
 namespace zena::protocol {
@@ -25,10 +27,10 @@ TEST(Catalog, Shipped_HasTheSeedsEventsWithTheirDeliveryClasses) {
     for (const auto* type : {"sync.request", "thread.view", "typing.start"}) {
         EXPECT_NE(shipped().client_event(type), nullptr) << type;
     }
-    EXPECT_EQ(shipped().server_event("sync.progress")->delivery, delivery_class::latest);
+    EXPECT_EQ(shipped().server_event("sync.progress")->delivery, ws::delivery_class::latest);
     EXPECT_EQ(shipped().server_event("sync.progress")->delivery_key, "accountId");
-    EXPECT_EQ(shipped().server_event("ask.response")->delivery, delivery_class::ordered);
-    EXPECT_EQ(shipped().client_event("typing.start")->delivery, delivery_class::ephemeral);
+    EXPECT_EQ(shipped().server_event("ask.response")->delivery, ws::delivery_class::ordered);
+    EXPECT_EQ(shipped().client_event("typing.start")->delivery, ws::delivery_class::ephemeral);
     EXPECT_TRUE(shipped().server_event("connected")->protocol);
     EXPECT_EQ(shipped().server_event("no.such"), nullptr);
 }

@@ -22,7 +22,7 @@ TEST(ClientMessage, SeedEvents_Parse) {
     EXPECT_EQ(m.type, "thread.view");
     EXPECT_EQ(m.payload_json, R"({"threadId":"thread-123"})");
     m = parse(R"({"type":"typing.start","payload":{}})");
-    EXPECT_EQ(m.spec->delivery, delivery_class::ephemeral);
+    EXPECT_EQ(m.spec->delivery, ws::delivery_class::ephemeral);
 }
 
 TEST(ClientMessage, ExtraTopLevelFields_AreAllowed) {

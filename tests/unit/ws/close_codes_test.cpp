@@ -1,10 +1,10 @@
-#include "protocol/close_codes.hpp"
+#include "ws/close_codes.hpp"
 
 #include <gtest/gtest.h>
 
 #include <set>
 
-namespace zena::protocol {
+namespace zena::ws {
 namespace {
 
 TEST(CloseCodes, Table_IsAscendingUniqueAndComplete) {
@@ -26,12 +26,5 @@ TEST(CloseCodes, SeedCodes_HaveTheirMeaning) {
     EXPECT_TRUE(describe(close_code::going_away).reconnect);
 }
 
-TEST(CloseCodes, Json_ListsEveryCode) {
-    const auto json = close_codes_json();
-    for (const auto& info : close_codes()) {
-        EXPECT_NE(json.find("\"code\":" + std::to_string(static_cast<unsigned>(info.code))), std::string::npos);
-    }
-}
-
 }  // namespace
-}  // namespace zena::protocol
+}  // namespace zena::ws

@@ -1,14 +1,16 @@
 #pragma once
 // The one table of WebSocket close codes the server uses, with what each means and whether a
 // client should reconnect. The TypeScript client mirrors this table (checked by a test against
-// `zena-realtime codes`); docs/protocol.md lists it for humans.
+// `zena-realtime codes`, protocol/close_codes_json.hpp); docs/protocol.md lists it for humans.
+// It lives in the frame layer because close codes are WebSocket's: the frame layer closes with
+// the RFC's (1002, 1007, 1009) and with slow_consumer.
 
 #include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
 
-namespace zena::protocol {
+namespace zena::ws {
 
 enum class close_code : std::uint16_t {
     normal = 1000,            // the client or server finished normally
@@ -37,7 +39,4 @@ std::span<const close_info> close_codes();
 // The entry for `code`; every enumerator has one.
 const close_info& describe(close_code code);
 
-// The table as a JSON array, for the `zena-realtime codes` command.
-std::string close_codes_json();
-
-}  // namespace zena::protocol
+}  // namespace zena::ws

@@ -1,6 +1,8 @@
 #pragma once
-// The Asio and Beast headers the network layer uses, in one place: the precompiled header of
-// zena_net. Nothing outside src/net, src/ws and src/app includes Asio or Beast.
+// The Asio and Beast headers of the layers that use them (ws, session, upstream, net, app), in
+// one place: the precompiled header of their libraries. Not a forward header: it is the whole
+// of each. The folders that may include Asio or Beast are the ones scripts/check_layers.py
+// names; Asio and Beast themselves are compiled once, in ws/asio_impl.cpp.
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>

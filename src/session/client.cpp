@@ -1,23 +1,23 @@
-#include "ws/ws_session.hpp"
+#include "session/client.hpp"
 
 #include <exception>
 #include <limits>
 
+#include "protocol/envelope.hpp"
 #include "protocol/json_reader.hpp"
 #include "protocol/json_writer.hpp"
 
-namespace zena::ws {
+namespace zena::session {
 
-using protocol::close_code;
+using ws::close_code;
 
-ws_session::ws_session(transport&& stream, endpoint::options opts, net::worker& worker, net::services& services,
-                       net::admission ticket, std::optional<auth::jwt_result> auth)
+client::client(ws::transport&& stream, ws::endpoint::options opts, loop& home, shared& services,
+               std::optional<auth::jwt_result> auth)
     : hub::connection(services.next_connection_id.fetch_add(1, std::memory_order_relaxed),
                       auth ? std::move(auth->identity.user_id) : std::string{}),
-      endpoint(std::move(stream), worker.flush, opts),
-      worker_(worker),
+      endpoint(std::move(stream), home.flush, opts),
+      home_(home),
       services_(services),
-      ticket_(std::move(ticket)),
       message_rate_(message_rate(services.settings)),
       excess_allowance_(excess_rate(services.settings)),
       auth_error_(auth ? auth->error : auth::jwt_error::none),
@@ -25,7 +25,7 @@ ws_session::ws_session(transport&& stream, endpoint::options opts, net::worker& 
     if (auth) handshake_deadline_ = deadline_of(auth->identity.expires_at);
 }
 
-void ws_session::run(std::string response, std::string_view already_read) {
+void client::run(std::string response, std::string_view already_read) {
     // The handshake's verdict first: what the client sent after its request is read after it.
     if (auth_error_ != auth::jwt_error::none) {
         observability::metrics::add(services_.metrics.auth_failures);
@@ -35,8 +35,8 @@ void ws_session::run(std::string response, std::string_view already_read) {
         return start(std::move(response), {});
     }
     if (awaiting_token_) {
-        auth_timer_ = std::make_unique<boost::asio::steady_timer>(worker_.io);
-        auth_timer_->expires_after(std::chrono::milliseconds(services_.settings.auth_timeout_ms));
+        auth_timer_ = std::make_unique<boost::asio::steady_timer>(home_.io);
+        auth_timer_->expires_after(services_.settings.auth_timeout);
         auth_timer_->async_wait([self = self()](boost::system::error_code timer_ec) {
             if (timer_ec || !self->awaiting_token_) return;
             observability::metrics::add(self->services_.metrics.auth_failures);
@@ -50,43 +50,43 @@ void ws_session::run(std::string response, std::string_view already_read) {
     start(std::move(response), already_read);
 }
 
-void ws_session::admit(std::int64_t deadline) {
+void client::admit(std::int64_t deadline) {
     const auto limit = static_cast<std::size_t>(services_.settings.max_connections_per_user);
-    if (services_.registry.connections_of(user_id()) >= limit) {
+    if (services_.hubs.registry().connections_of(user_id()) >= limit) {
         observability::metrics::add(services_.metrics.connections_refused_user_limit);
         spdlog::info("connection refused user={} reason=\"too many connections for this user\" code=1013", user_id());
         return close(close_code::try_again_later, "too many connections for this user");
     }
-    worker_.hub.add(self());
+    hub().add(self());
     registered_ = true;
-    if (deadline != k_no_deadline) worker_.hub.set_expiry(*this, deadline);
+    if (deadline != k_no_deadline) hub().set_expiry(*this, deadline);
     observability::metrics::add(services_.metrics.connections_opened);
-    spdlog::debug("connection opened conn={} user={} thread={}", id(), user_id(), worker_.index);
+    spdlog::debug("connection opened conn={} user={} thread={}", id(), user_id(), home_.index);
 
     const auto payload = protocol::json_object()
                              .add("connectionId", std::to_string(id()))
                              .add("userId", user_id())
-                             .add("heartbeatIntervalMs", services_.settings.heartbeat_interval_ms)
+                             .add("heartbeatIntervalMs", std::int64_t{services_.settings.heartbeat_interval.count()})
                              .add("serverTime", auth::unix_now_ms())
                              .str();
-    send({protocol::make_event_frame("connected", payload), protocol::delivery_class::ordered, 0});
+    send({protocol::make_event_frame("connected", payload), ws::delivery_class::ordered, 0});
 }
 
-void ws_session::on_message(std::string_view data, bool text) {
+void client::on_message(std::string_view data, bool text) {
     if (text) return handle_text(data);
-    if (worker_.invalid_message_log.allow(observability::monotonic_ms())) {
+    if (home_.invalid_message_log.allow(observability::monotonic_ms())) {
         observability::metrics::add(services_.metrics.client_messages_invalid);
         spdlog::warn("client message ignored conn={} user={} error=binary_not_supported", id(), user_id());
     }
 }
 
-std::int64_t ws_session::deadline_of(std::optional<std::int64_t> expires_at) const {
+std::int64_t client::deadline_of(std::optional<std::int64_t> expires_at) const {
     // A token without exp has no deadline.
     if (!expires_at) return k_no_deadline;
     return *expires_at + services_.verifier.settings().leeway.count();
 }
 
-bool ws_session::within_rate() {
+bool client::within_rate() {
     const auto now = observability::monotonic_ms();
     if (message_rate_.take(message_rate(services_.settings), now)) return true;
     observability::metrics::add(services_.metrics.client_messages_rate_limited);
@@ -98,13 +98,13 @@ bool ws_session::within_rate() {
     return false;
 }
 
-void ws_session::handle_text(std::string_view text) {
+void client::handle_text(std::string_view text) {
     if (closing() || !within_rate()) return;
     const auto message = protocol::parse_client_message(text, services_.catalog);
     if (awaiting_token_) return handle_auth(message);
     if (message.error != protocol::client_error::none) {
         observability::metrics::add(services_.metrics.client_messages_invalid);
-        auto& limiter = worker_.invalid_message_log;
+        auto& limiter = home_.invalid_message_log;
         if (limiter.allow(observability::monotonic_ms())) {
             spdlog::warn("client message ignored conn={} user={} error={} field={} type=\"{}\" suppressed={}", id(),
                          user_id(), protocol::to_string(message.error), message.field, message.type,
@@ -124,7 +124,7 @@ void ws_session::handle_text(std::string_view text) {
     }
 }
 
-std::optional<auth::jwt_identity> ws_session::verify_inband(const protocol::client_message& message) {
+std::optional<auth::jwt_identity> client::verify_inband(const protocol::client_message& message) {
     // The payload is {"token": string}, checked against the catalog; never logged.
     simdjson::dom::element payload;
     std::string_view view;
@@ -145,7 +145,7 @@ std::optional<auth::jwt_identity> ws_session::verify_inband(const protocol::clie
     return std::move(result.identity);
 }
 
-void ws_session::handle_auth(const protocol::client_message& message) {
+void client::handle_auth(const protocol::client_message& message) {
     awaiting_token_ = false;
     if (auth_timer_) auth_timer_->cancel();
     if (message.error != protocol::client_error::none || message.type != "auth") {
@@ -159,12 +159,12 @@ void ws_session::handle_auth(const protocol::client_message& message) {
     admit(deadline_of(identity->expires_at));
 }
 
-void ws_session::handle_protocol_message(const protocol::client_message& message) {
+void client::handle_protocol_message(const protocol::client_message& message) {
     // The protocol's own messages never go upstream.
     if (message.type == "ping") {
         // Liveness for clients that cannot see protocol pings (browsers).
         const auto pong = protocol::json_object().add("serverTime", auth::unix_now_ms()).str();
-        send({protocol::make_event_frame("pong", pong), protocol::delivery_class::ephemeral, 0});
+        send({protocol::make_event_frame("pong", pong), ws::delivery_class::ephemeral, 0});
         return;
     }
     if (message.type == "auth.refresh") {
@@ -177,13 +177,13 @@ void ws_session::handle_protocol_message(const protocol::client_message& message
         }
         observability::metrics::add(services_.metrics.tokens_refreshed);
         // A token without exp lifts the deadline.
-        worker_.hub.set_expiry(*this, deadline_of(identity->expires_at));
+        hub().set_expiry(*this, deadline_of(identity->expires_at));
         return;
     }
     // `auth` once authenticated: nothing to do.
 }
 
-bool ws_session::send(const protocol::outbound& message) {
+bool client::send(const ws::outbound& message) {
     switch (enqueue(message)) {
         case queued::yes: return true;
         case queued::replaced: observability::metrics::add(services_.metrics.messages_coalesced); return true;
@@ -198,11 +198,11 @@ bool ws_session::send(const protocol::outbound& message) {
     return false;
 }
 
-void ws_session::close(protocol::close_code code, std::string_view reason) {
+void client::close(ws::close_code code, std::string_view reason) {
     endpoint::close(static_cast<std::uint16_t>(code), reason);
 }
 
-bool ws_session::heartbeat() {
+bool client::heartbeat() {
     // A close not finished in time ends on the endpoint's own timer.
     if (closing()) return true;
     if (awaiting_pong_) {
@@ -215,13 +215,13 @@ bool ws_session::heartbeat() {
     return true;
 }
 
-void ws_session::on_end() {
+void client::on_end() {
     if (auth_timer_) auth_timer_->cancel();
     if (!registered_) return;
     registered_ = false;
     observability::metrics::add(services_.metrics.connections_closed);
     spdlog::debug("connection closed conn={} user={}", id(), user_id());
-    worker_.hub.remove(*this);
+    hub().remove(*this);
 }
 
-}  // namespace zena::ws
+}  // namespace zena::session

@@ -1,12 +1,10 @@
-#include "protocol/close_codes.hpp"
+#include "ws/close_codes.hpp"
 
 #include <array>
 #include <cassert>
 #include <string>
 
-#include "protocol/json_writer.hpp"
-
-namespace zena::protocol {
+namespace zena::ws {
 namespace {
 
 constexpr std::array k_table{
@@ -38,22 +36,4 @@ const close_info& describe(close_code code) {
     return k_table[0];
 }
 
-std::string close_codes_json() {
-    std::string out = "[";
-    for (const auto& info : k_table) {
-        if (out.size() > 1) out += ',';
-        out += "{\"code\":";
-        out += std::to_string(static_cast<unsigned>(info.code));
-        out += ",\"name\":";
-        append_json_string(out, info.name);
-        out += ",\"meaning\":";
-        append_json_string(out, info.meaning);
-        out += ",\"reconnect\":";
-        out += info.reconnect ? "true" : "false";
-        out += '}';
-    }
-    out += ']';
-    return out;
-}
-
-}  // namespace zena::protocol
+}  // namespace zena::ws

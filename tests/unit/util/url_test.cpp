@@ -1,8 +1,8 @@
-#include "net/url.hpp"
+#include "util/url.hpp"
 
 #include <gtest/gtest.h>
 
-namespace zena::net {
+namespace zena::util {
 namespace {
 
 TEST(Url, TargetPath_DropsTheQuery) {
@@ -59,4 +59,4 @@ TEST(HttpUrl, RefusesWhatItCannotCall) {
 }
 
 }  // namespace
-}  // namespace zena::net
+}  // namespace zena::util

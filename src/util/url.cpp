@@ -1,6 +1,6 @@
-#include "net/url.hpp"
+#include "util/url.hpp"
 
-namespace zena::net {
+namespace zena::util {
 namespace {
 
 int hex_value(char c) {
@@ -86,4 +86,8 @@ http_url parse_http_url(std::string_view url) {
     return out;
 }
 
-}  // namespace zena::net
+std::string to_string(const http_url& url) {
+    return (url.tls ? "https://" : "http://") + url.host + ":" + url.port + url.target;
+}
+
+}  // namespace zena::util

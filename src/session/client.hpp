@@ -1,10 +1,11 @@
 #pragma once
-// One user's WebSocket connection: the token check (in the handshake or a first `auth`
-// message), joining the hub, client events, heartbeat and token expiry. Its frames, send queue
-// and close handshake are the endpoint's; the hub sees it only as a hub::connection.
+// The application's connection: one user's WebSocket. The token check (in the handshake or a
+// first `auth` message), joining the hub, client events routed upstream, the message rate,
+// heartbeat and token expiry. Its frames, send queue and close handshake are the endpoint's (the
+// frame layer, ws/); the hub sees it only as a hub::connection.
 //
-// Threading: lives on its worker's thread; every method runs there. Owned by its pending
-// asynchronous operations and, once authenticated, by its worker's hub, which drops it when the
+// Threading: lives on its loop's thread; every method runs there. Owned by its pending
+// asynchronous operations and, once authenticated, by its thread's hub, which drops it when the
 // connection ends.
 //
 // When behind (see endpoint): a latest-class frame replaces a queued one with the same key; an
@@ -21,31 +22,31 @@
 
 #include "auth/jwt.hpp"
 #include "hub/connection.hpp"
-#include "net/services.hpp"
+#include "session/context.hpp"
 #include "util/token_bucket.hpp"
 #include "ws/endpoint.hpp"
 
-namespace zena::ws {
+namespace zena::session {
 
-class ws_session final : public hub::connection, public endpoint {
+class client : public hub::connection, public ws::endpoint {
 public:
     // `auth` is the outcome of the token check done on the upgrade request: a failure still
     // completes the upgrade and then closes with 1008 and the reason, as the seed requires.
     // nullopt: the handshake carried no token, and the first message must be an `auth` message
-    // within websocket.auth_timeout_ms. `ticket` is the connection's share of the limits.
-    ws_session(transport&& stream, endpoint::options opts, net::worker& worker, net::services& services,
-               net::admission ticket, std::optional<auth::jwt_result> auth);
+    // within websocket.auth_timeout_ms.
+    client(ws::transport&& stream, ws::endpoint::options opts, loop& home, shared& services,
+           std::optional<auth::jwt_result> auth);
 
     // Sends the 101 `response` and starts the connection; `already_read`: bytes that came after
     // the upgrade request.
     void run(std::string response, std::string_view already_read);
 
-    bool send(const protocol::outbound& message) override;
-    void close(protocol::close_code code, std::string_view reason) override;
+    bool send(const ws::outbound& message) override;
+    void close(ws::close_code code, std::string_view reason) override;
     bool heartbeat() override;
 
 private:
-    std::shared_ptr<ws_session> self() { return std::static_pointer_cast<ws_session>(shared_from_this()); }
+    std::shared_ptr<client> self() { return std::static_pointer_cast<client>(shared_from_this()); }
     void on_message(std::string_view data, bool text) override;
     void on_pong() override { awaiting_pong_ = false; }
     bool allow_ping() override { return within_rate(); }
@@ -76,10 +77,11 @@ private:
     static constexpr double k_excess_seconds = 5;
     static constexpr std::int64_t k_no_deadline = std::numeric_limits<std::int64_t>::max();
 
+    hub::hub& hub() { return services_.hubs.local(home_.index); }
+
     // An idle connection is mostly this object: the fields are ordered to leave no padding.
-    net::worker& worker_;
-    net::services& services_;
-    net::admission ticket_;
+    loop& home_;
+    shared& services_;
     std::unique_ptr<boost::asio::steady_timer> auth_timer_;  // only while awaiting_token_
     util::token_bucket message_rate_;                        // websocket.client_messages_per_second
     util::token_bucket excess_allowance_;                    // messages over the rate before a close
@@ -90,4 +92,4 @@ private:
     bool awaiting_pong_ = false;   // a ping was sent and no pong has come back yet
 };
 
-}  // namespace zena::ws
+}  // namespace zena::session

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-namespace zena::net {
+namespace zena::util {
 
 // The path of a request target, without the query.
 std::string_view target_path(std::string_view target);
@@ -31,4 +31,7 @@ struct http_url {
 // for anything else. (The webhook takes http:// only; the JWKS fetch takes both.)
 http_url parse_http_url(std::string_view url);
 
-}  // namespace zena::net
+// The URL again, for logs: scheme://host:port/target.
+std::string to_string(const http_url& url);
+
+}  // namespace zena::util

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# A/B of two zena-realtime binaries on the benchmark's fan-out and targeted scenarios, run
+# alternately (A, B, A, B, ...) so that the drift of this shared machine falls on both alike:
+#   bench/ab.sh BINARY_A BINARY_B [RUNS] [CONNECTIONS]     defaults: 3 runs each, 10000
+# The scenarios are bench/run.sh's `fanout` (200 broadcast-all messages, 8 in flight: answer-
+# gated) and `targeted` (100,000 single-user publishes over 4 connections, 1 in flight each),
+# with the same generator, pinning and credentials (bench/lib.sh). One JSON line per run goes to
+# bench/results/<date>-<time>-ab.md, prefixed with the side and the scenario; summarize it with
+# bench/summarize.py or read deliveries_per_s / publishes_per_s and the latency fields.
+# Loopback only; every run is bounded by the generator's --timeout-ms.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if (($# < 2)); then
+  echo "usage: bench/ab.sh BINARY_A BINARY_B [RUNS] [CONNECTIONS]" >&2
+  exit 2
+fi
+binary_a=$(realpath "$1")
+binary_b=$(realpath "$2")
+runs=${3:-3}
+connections=${4:-10000}
+ninja -C build zena-loadgen >/dev/null
+source bench/lib.sh
+mkdir -p bench/results
+out=bench/results/$(date +%F-%H%M)-ab.md
+{
+  echo "# A/B run $(date -u +%FT%TZ)"
+  echo
+  echo "Machine: $(nproc) cores, $(uname -r). Servers on CPU 0 (1 thread), generator on CPU 1."
+  echo "A: $binary_a"
+  echo "B: $binary_b"
+  echo "Command: bench/ab.sh $* ($runs runs each, $connections connections)"
+  echo
+  echo '```'
+} >"$out"
+
+one() {  # one SIDE BINARY SCENARIO ARGS...
+  local side=$1 binary=$2 label=$3
+  shift 3
+  ZENA_BINARY=$binary start_server zena
+  echo "$side $label" >&2
+  echo "$side $label $(loadgen --connections "$connections" "$@" || true)" >>"$out"
+  stop_server
+}
+
+for ((i = 1; i <= runs; i++)); do
+  for side in A B; do
+    binary=$binary_a
+    [[ $side == B ]] && binary=$binary_b
+    one "$side" "$binary" fanout --messages 200 --publishers 1 --inflight 8
+    one "$side" "$binary" targeted --mode targeted --messages 100000 --publishers 4 --inflight 1
+  done
+done
+echo '```' >>"$out"
+echo "results: $out" >&2

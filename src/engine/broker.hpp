@@ -1,0 +1,64 @@
+#pragma once
+// The engine seam's broker: how a publish reaches every connection of its channels, on this node
+// or on every node, and what this node is interested in. One interface, two implementations:
+// memory (engine/memory, one process: the node's own hubs are everyone) and Redis (engine/redis,
+// many nodes: Pub/Sub carries publishes to the nodes that hold the channel). Both are held to
+// tests/contract/broker_contract.
+//
+// Every publish takes the same path whatever the broker: the broker assigns each stored event
+// its position (history append and delivery are one step per channel: a lock in memory, one
+// script in Redis) and delivers to this node's hubs through engine::local_delivery.
+//
+// Threading: every method may be called from any thread. `done` is called exactly once, on the
+// calling thread or on another (the thread whose hub finished last, or a Redis reply); a caller
+// on an event loop posts back to its own thread. Publications of one publish() reach each
+// connection in their order, and two publish() calls made one after the other from one thread
+// reach each connection in that order.
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/event.hpp"
+#include "util/result.hpp"
+
+namespace zena::engine {
+
+// One event to some channels (each user of a broadcastToUsers has one: user:<id>), or to every
+// connection. The event is shared by all of them: its frame is built once.
+struct publication {
+    std::shared_ptr<const engine::event> event;
+    std::vector<std::string> channels;
+    bool everyone = false;  // every connection of every node; `channels` is then empty
+    bool history = false;   // append to each channel's history (never for an ephemeral event)
+    history_limits limits;  // with `history`
+};
+
+// What became of one publication.
+struct publish_outcome {
+    std::size_t delivered = 0;        // connections it was queued to (this node's, for Redis)
+    std::vector<position> positions;  // with `history`: each channel's position, in its order
+};
+
+class broker {
+public:
+    virtual ~broker() = default;
+
+    // Per publication, in order; or why nothing was published (the engine is unreachable).
+    using publish_done = std::function<void(util::result<std::vector<publish_outcome>>)>;
+
+    // Publishes each of `batch` in its order; they cross to the hubs together.
+    virtual void publish(std::shared_ptr<const std::vector<publication>> batch, publish_done done) = 0;
+
+    // This node's interest: a connection here holds `channel` (the first one to) or no longer
+    // does (the last one). Calls for one channel come in the order the holders changed; a broker
+    // that routes by interest (Redis) subscribes and unsubscribes accordingly, never one round
+    // trip per call.
+    virtual void subscribe(std::string_view channel) = 0;
+    virtual void unsubscribe(std::string_view channel) = 0;
+};
+
+}  // namespace zena::engine

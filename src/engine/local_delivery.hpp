@@ -1,0 +1,32 @@
+#pragma once
+// The last step of every publish, whatever the broker: the publications reach this node's hubs,
+// one task per event-loop thread for the whole batch (never one per connection or per channel),
+// and the connections each one reached are summed.
+//
+// Threading: deliver() may be called from any thread; `done` runs once, on the thread whose hub
+// finished last (on an event-loop thread, that thread's own hub runs inside the call). Batches
+// delivered one after the other from one thread reach each connection in that order.
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "engine/broker.hpp"
+#include "hub/hub_set.hpp"
+
+namespace zena::engine {
+
+class local_delivery {
+public:
+    explicit local_delivery(hub::hub_set& hubs) : hubs_(hubs) {}
+
+    // `done` gets, per publication, the connections it was queued to on this node.
+    void deliver(std::shared_ptr<const std::vector<publication>> batch,
+                 std::function<void(std::vector<std::size_t>)> done);
+
+private:
+    hub::hub_set& hubs_;
+};
+
+}  // namespace zena::engine

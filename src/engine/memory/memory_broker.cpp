@@ -1,0 +1,113 @@
+#include "engine/memory/memory_broker.hpp"
+
+#include <algorithm>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace zena::engine {
+
+namespace {
+
+// The answer of a stored publish, held back while the broker's lock is held: an event-loop
+// thread runs its own hub inside the hand-over, so the delivery may finish (and answer) before
+// the lock is released, and an answer that published again would then wait for it forever.
+struct answer_gate {
+    explicit answer_gate(broker::publish_done d) : done(std::move(d)) {}
+    std::mutex mutex;
+    bool open = false;
+    std::optional<std::vector<publish_outcome>> held;
+    broker::publish_done done;
+
+    void answer(std::vector<publish_outcome> outcomes) {
+        std::unique_lock lock{mutex};
+        if (!open) {
+            held = std::move(outcomes);
+            return;
+        }
+        lock.unlock();
+        done(std::move(outcomes));
+    }
+    // The lock is released: answer now if the delivery already finished, or when it does.
+    void release() {
+        std::unique_lock lock{mutex};
+        open = true;
+        if (!held) return;
+        auto outcomes = std::move(*held);
+        held.reset();
+        lock.unlock();
+        done(std::move(outcomes));
+    }
+};
+
+std::vector<publish_outcome> outcomes_of(std::vector<std::size_t> delivered,
+                                         std::vector<std::vector<position>>& positions) {
+    std::vector<publish_outcome> outcomes(delivered.size());
+    for (std::size_t i = 0; i < delivered.size(); ++i) {
+        outcomes[i].delivered = delivered[i];
+        outcomes[i].positions = std::move(positions[i]);
+    }
+    return outcomes;
+}
+
+}  // namespace
+
+void memory_broker::publish(std::shared_ptr<const std::vector<publication>> batch, publish_done done) {
+    const bool stored = std::any_of(batch->begin(), batch->end(), [](const publication& p) { return p.history; });
+    if (!stored) {
+        // No position to assign and no lock: straight to the hubs.
+        return delivery_.deliver(batch, [done = std::move(done)](std::vector<std::size_t> delivered) {
+            std::vector<std::vector<position>> none(delivered.size());
+            done(outcomes_of(std::move(delivered), none));
+        });
+    }
+
+    // Refused whole, before anything is appended: past this check a memory append cannot fail,
+    // so a batch is stored in every channel or in none.
+    const auto refuse = [&](std::size_t i, std::string_view why) {
+        done(util::error{"publication " + std::to_string(i + 1) + " of the batch " + std::string(why) +
+                         "; nothing was published"});
+    };
+    for (std::size_t i = 0; i < batch->size(); ++i) {
+        const auto& p = (*batch)[i];
+        if (!p.history) continue;
+        if (!p.event) return refuse(i, "asks for history but carries no event");
+        if (p.event->message.delivery == ws::delivery_class::ephemeral) {
+            return refuse(i, "asks for history, but an ephemeral event is never stored");
+        }
+    }
+
+    // The memory history answers inside the call: every position is known before the hand-over,
+    // and the lock keeps another publisher's appends from overtaking this batch's delivery. The
+    // answer, an error or the outcomes, waits until the lock is released, so that `done` may
+    // publish again.
+    auto positions = std::make_shared<std::vector<std::vector<position>>>(batch->size());
+    auto gate = std::make_shared<answer_gate>(std::move(done));
+    std::optional<util::error> failed;
+    {
+        std::lock_guard lock{order_};
+        for (std::size_t i = 0; i < batch->size() && !failed; ++i) {
+            const auto& p = (*batch)[i];
+            if (!p.history) continue;
+            for (const auto& channel : p.channels) {
+                std::optional<util::result<position>> appended;
+                history_.append(channel, p.event, p.limits, [&](util::result<position> r) { appended = std::move(r); });
+                if (!appended || !appended->ok()) {
+                    failed = util::error{appended ? appended->message() : "history did not answer"};
+                    break;
+                }
+                (*positions)[i].push_back(std::move(appended->value()));
+            }
+        }
+        if (!failed) {
+            delivery_.deliver(batch, [positions, gate](std::vector<std::size_t> delivered) {
+                gate->answer(outcomes_of(std::move(delivered), *positions));
+            });
+        }
+    }
+    if (failed) return gate->done(std::move(*failed));
+    gate->release();
+}
+
+}  // namespace zena::engine

@@ -1,0 +1,37 @@
+#pragma once
+// The broker of one process (engine.type = memory, the default): this node's hubs are every
+// connection there is, so a publish goes straight to them (engine::local_delivery), and
+// interest needs no routing. Stored publications are appended to the memory history and posted
+// to the hubs under one lock, so that each channel's seq order is the order its connections
+// receive; publications without history take no lock at all. A batch with a stored publication
+// that cannot be stored (an ephemeral event) is refused whole, before anything is appended; the
+// answer of a stored publish is given once the lock is released, so `done` may publish again.
+//
+// Threading: any thread (see engine::broker).
+
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <vector>
+
+#include "engine/broker.hpp"
+#include "engine/local_delivery.hpp"
+#include "engine/memory/memory_history.hpp"
+
+namespace zena::engine {
+
+class memory_broker final : public broker {
+public:
+    memory_broker(hub::hub_set& hubs, memory_history& history) : delivery_(hubs), history_(history) {}
+
+    void publish(std::shared_ptr<const std::vector<publication>> batch, publish_done done) override;
+    void subscribe(std::string_view) override {}
+    void unsubscribe(std::string_view) override {}
+
+private:
+    local_delivery delivery_;
+    memory_history& history_;
+    std::mutex order_;  // held from a stored publication's append to its hand-over to the hubs
+};
+
+}  // namespace zena::engine

@@ -1,0 +1,86 @@
+#include "net/worker.hpp"
+
+#include <algorithm>
+#include <utility>
+
+namespace zena::net {
+
+namespace asio = boost::asio;
+
+void worker::admit(ws::plain_socket socket, std::shared_ptr<asio::ssl::context> tls) {
+    if (handshaking_ < k_max_handshaking && waiting_.empty()) {
+        ++handshaking_;
+        return start_session(std::move(socket), std::move(tls));
+    }
+    waiting_.push_back({std::move(socket), std::move(tls)});
+    arm_handshake_timer();
+}
+
+void worker::handshake_done() {
+    --handshaking_;
+    ++finished_since_tick_;
+    if (handshaking_ < k_max_handshaking) start_next(1);
+}
+
+void worker::start_next(std::size_t count) {
+    if (loop.io.stopped()) return;  // shutting down: the waiting sockets just close
+    for (; count > 0 && !waiting_.empty(); --count) {
+        auto next = std::move(waiting_.front());
+        waiting_.pop_front();
+        ++handshaking_;
+        // From the loop, not inside the session that just finished.
+        asio::post(loop.io, [this, next = std::move(next)]() mutable {
+            start_session(std::move(next.socket), std::move(next.tls));
+        });
+    }
+}
+
+void worker::arm_handshake_timer() {
+    if (timer_armed_) return;
+    timer_armed_ = true;
+    finished_since_tick_ = 0;
+    handshake_timer_.expires_after(k_handshake_tick);
+    handshake_timer_.async_wait([this](const boost::system::error_code& ec) {
+        timer_armed_ = false;
+        if (ec || waiting_.empty()) return;
+        // No handshake finished in a whole tick: the ones in progress are slow (or stalled on
+        // purpose). They keep their own deadline; the line moves on without them.
+        if (finished_since_tick_ == 0) start_next(k_max_handshaking);
+        arm_handshake_timer();
+    });
+}
+
+void worker::run() {
+    hub::hub_set::enter(loop.index);
+    // A turn runs the handlers that are ready, then writes what they queued. Waiting longer
+    // batches more frames into each connection's write, but delays them all. The turn goes on
+    // while it has lasted less than the flush it is saving up for is expected to take (a few
+    // microseconds per connection with frames), so batching at most doubles a frame's wait; at
+    // least k_min_turn, at most k_max_handlers handlers, and no more than a full batch
+    // (batch_full). API answers held back by the pacing (after_flush) go out after the flush.
+    using clock = std::chrono::steady_clock;
+    constexpr std::size_t k_max_handlers = 4096;
+    constexpr auto k_min_turn = std::chrono::microseconds(50);
+    constexpr auto k_flush_cost = std::chrono::nanoseconds(3000);  // per connection with frames
+    for (;;) {
+        const auto start = clock::now();
+        std::size_t ran = 0;
+        while (ran < k_max_handlers && loop.io.poll_one() > 0) {
+            ++ran;
+            if (batch_full()) break;
+            if (ran % 16 != 0) continue;
+            const auto budget = std::max<clock::duration>(k_min_turn, k_flush_cost * loop.flush.size());
+            if (clock::now() - start > budget) break;
+        }
+        loop.flush.run();
+        if (loop.io.stopped()) return;
+        const bool answered = !after_flush_.empty();
+        if (answered) {
+            auto answers = std::exchange(after_flush_, {});
+            for (auto& answer : answers) answer();
+        }
+        if (ran == 0 && !answered && loop.io.run_one() == 0) return;  // nothing was ready: wait for the next event
+    }
+}
+
+}  // namespace zena::net
