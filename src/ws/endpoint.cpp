@@ -85,9 +85,11 @@ endpoint::queued endpoint::enqueue(const outbound& message) {
         for (auto i = from; i < queue_.size(); ++i) {
             auto& e = queue_[i];
             if (e.delivery == delivery_class::latest && e.latest_key == message.latest_key) {
-                queued_bytes_ = queued_bytes_ - bytes_of(e).size();
-                e.frame = message.frame;  // only the newest is worth sending
-                queued_bytes_ += bytes_of(e).size();
+                // Only the newest is worth sending; it must fit the budget as a new frame would.
+                const auto rest = queued_bytes_ - bytes_of(e).size();
+                if (rest + bytes_of(*message.frame).size() > limits_.send_queue_max_bytes) return queued::full;
+                e.frame = message.frame;
+                queued_bytes_ = rest + bytes_of(e).size();
                 return queued::replaced;
             }
         }

@@ -1,0 +1,448 @@
+#include "ws/endpoint.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ws/close_codes.hpp"
+#include "ws/socket_pair.hpp"
+
+namespace zena::ws {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::pattern;
+using testing::server_frame;
+using testing::socket_pair;
+
+constexpr std::string_view k_head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+
+// An endpoint that records what its owner would be told.
+class recording_endpoint final : public endpoint {
+public:
+    using endpoint::endpoint;
+
+    std::vector<std::pair<std::string, bool>> messages;  // (data, text)
+    int pongs = 0;
+    int ends = 0;
+
+protected:
+    void on_message(std::string_view data, bool text) override { messages.emplace_back(std::string(data), text); }
+    void on_pong() override { ++pongs; }
+    void on_end() override { ++ends; }
+};
+
+outbound ordered(std::string_view payload, opcode op = opcode::text) {
+    return {frame::make(op, payload), delivery_class::ordered, 0};
+}
+outbound latest(std::string_view payload, std::uint64_t key) {
+    return {frame::make(opcode::text, payload), delivery_class::latest, key};
+}
+outbound ephemeral(std::string_view payload) {
+    return {frame::make(opcode::text, payload), delivery_class::ephemeral, 0};
+}
+
+class EndpointTest : public ::testing::Test {
+protected:
+    // Buffers small enough that a 64 KiB frame fills them many times over.
+    static constexpr socket_pair::buffers k_small_buffers{.server_send = 4096, .client_receive = 4096};
+    static constexpr std::size_t k_big = 64 * 1024;
+
+    // Connects, starts the endpoint with a 101 head and reads the head on the client side.
+    void open(socket_pair::buffers sizes = {}) {
+        pair.emplace(io, flush, sizes);
+        conn = std::make_shared<recording_endpoint>(transport{pair->take_server()}, flush, endpoint::options{limits});
+        conn->start(std::string(k_head), {});
+        ASSERT_EQ(pair->read_head(), k_head);
+    }
+
+    void TearDown() override {
+        if (conn) conn->terminate();
+        io.restart();
+        io.poll();
+    }
+
+    // The text of every frame up to (not including) the text frame `marker`; fails at the deadline.
+    std::vector<std::string> texts_until(std::string_view marker) {
+        std::vector<std::string> texts;
+        for (;;) {
+            auto f = pair->next_frame();
+            if (!f) {
+                ADD_FAILURE() << "no frame " << marker << " after " << texts.size() << " frames";
+                return texts;
+            }
+            if (f->payload == marker) return texts;
+            texts.push_back(std::move(f->payload));
+        }
+    }
+
+    // Reads slowly, at most `chunk` bytes between two turns of the loop, until `total` bytes
+    // (after what is already held) have come; false at the deadline.
+    bool read_slowly(std::size_t total, std::size_t chunk = 4096) {
+        const auto deadline = testing::clock::now() + testing::k_wait;
+        while (pair->pending().size() < total) {
+            if (testing::clock::now() >= deadline || pair->eof()) return false;
+            pair->read_available(chunk);
+            pair->turn();
+        }
+        return true;
+    }
+
+    boost::asio::io_context io{1};
+    flush_queue flush;
+    endpoint::limits limits{64 * 1024, 1024 * 1024, 1000ms};
+    std::optional<socket_pair> pair;
+    std::shared_ptr<recording_endpoint> conn;
+};
+
+// ---- writing
+
+TEST_F(EndpointTest, FramesQueuedInOneTurn_GoOutTogetherInOrderAfterFlush) {
+    open();
+    const auto small = ordered("hello");
+    const auto medium = ordered(pattern(300, 1));  // 16-bit length
+    const auto binary = ordered(pattern(4000, 2), opcode::binary);
+    EXPECT_EQ(conn->enqueue(small), endpoint::queued::yes);
+    EXPECT_EQ(conn->enqueue(medium), endpoint::queued::yes);
+    EXPECT_EQ(conn->enqueue(binary), endpoint::queued::yes);
+
+    // Nothing is written when a message is queued: the turn's flush writes them.
+    EXPECT_EQ(pair->read_available(), 0U);
+    EXPECT_EQ(flush.size(), 1U) << "one connection to flush";
+    EXPECT_EQ(flush.frames(), 3U);
+    flush.run();
+    EXPECT_EQ(flush.size(), 0U);
+
+    // All of it is there at once, without another turn of the loop.
+    const std::string expected =
+        std::string(small.frame->wire()) + std::string(medium.frame->wire()) + std::string(binary.frame->wire());
+    pair->read_available();
+    ASSERT_EQ(pair->pending().size(), expected.size());
+    EXPECT_EQ(pair->pending(), expected);
+
+    // The headers, byte for byte: FIN + text, 7-bit length; FIN + text, 126 + 16-bit length.
+    const auto& bytes = pair->pending();
+    EXPECT_EQ(bytes.substr(0, 7), std::string("\x81\x05hello"));
+    EXPECT_EQ(bytes.substr(7, 4), std::string("\x81\x7e\x01\x2c", 4));
+    EXPECT_EQ(bytes.substr(7 + 4 + 300, 4), std::string("\x82\x7e\x0f\xa0", 4));
+
+    std::vector<server_frame> frames;
+    while (auto f = pair->next_frame(0ms)) frames.push_back(std::move(*f));
+    ASSERT_EQ(frames.size(), 3U);
+    EXPECT_EQ(frames[0].op, opcode::text);
+    EXPECT_EQ(frames[0].payload, "hello");
+    EXPECT_EQ(frames[1].payload, pattern(300, 1));
+    EXPECT_EQ(frames[2].op, opcode::binary);
+    EXPECT_EQ(frames[2].payload, pattern(4000, 2));
+    for (const auto& f : frames) {
+        EXPECT_TRUE(f.fin);
+        EXPECT_FALSE(f.masked) << "a server never masks";
+        EXPECT_FALSE(f.rsv1);
+    }
+}
+
+TEST_F(EndpointTest, FramesLargerThanTheKernelBuffers_ArriveWholeAndInOrderAsTheClientReadsSlowly) {
+    open(k_small_buffers);
+    std::vector<outbound> sent;
+    std::size_t total = 0;
+    for (unsigned i = 0; i < 4; ++i) {
+        sent.push_back(ordered(pattern(k_big + i * 1000, i), opcode::binary));
+        total += sent.back().frame->wire().size();
+        ASSERT_EQ(conn->enqueue(sent.back()), endpoint::queued::yes);
+    }
+    flush.run();
+    // The kernel took part of it: the rest waits for the client to read.
+    const auto first = pair->read_available();
+    EXPECT_GT(first, 0U);
+    EXPECT_LT(first, total) << "the buffers were meant to fill";
+
+    ASSERT_TRUE(read_slowly(total));
+    EXPECT_EQ(pair->pending().size(), total) << "no byte more than was queued";
+    for (unsigned i = 0; i < 4; ++i) {
+        auto f = pair->next_frame(0ms);
+        ASSERT_TRUE(f) << "frame " << i;
+        EXPECT_EQ(f->op, opcode::binary);
+        EXPECT_EQ(f->payload.size(), k_big + i * 1000);
+        EXPECT_TRUE(f->payload == sent[i].frame->payload()) << "frame " << i << " differs";
+    }
+    // Drained: a later frame goes out with the next turn.
+    EXPECT_EQ(conn->enqueue(ordered("after")), endpoint::queued::yes);
+    auto f = pair->next_frame();
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->payload, "after");
+    EXPECT_EQ(conn->ends, 0);
+}
+
+TEST_F(EndpointTest, SendQueueBudget_RefusesWithFullOnceItWouldBePassed) {
+    const auto one = ordered(pattern(k_big, 1), opcode::binary);
+    const auto wire = one.frame->wire().size();
+    limits.send_queue_max_bytes = 2 * wire + 100;
+    open(k_small_buffers);
+
+    EXPECT_EQ(conn->enqueue(one), endpoint::queued::yes);
+    EXPECT_EQ(conn->enqueue(ordered(pattern(k_big, 2), opcode::binary)), endpoint::queued::yes);
+    EXPECT_EQ(conn->enqueue(ordered(pattern(k_big, 3), opcode::binary)), endpoint::queued::full);
+    // A smaller one still fits within the budget.
+    EXPECT_EQ(conn->enqueue(ordered("fits")), endpoint::queued::yes);
+    flush.run();
+    // The frame being written still counts: the budget is the bytes not yet on the wire.
+    EXPECT_EQ(conn->enqueue(ordered(pattern(k_big, 4), opcode::binary)), endpoint::queued::full);
+
+    ASSERT_TRUE(read_slowly(2 * wire + 6));
+    auto a = pair->next_frame(0ms), b = pair->next_frame(0ms), c = pair->next_frame(0ms);
+    ASSERT_TRUE(a && b && c);
+    EXPECT_TRUE(a->payload == pattern(k_big, 1));
+    EXPECT_TRUE(b->payload == pattern(k_big, 2));
+    EXPECT_EQ(c->payload, "fits");
+    // Drained: the budget is free again.
+    EXPECT_EQ(conn->enqueue(ordered(pattern(k_big, 5), opcode::binary)), endpoint::queued::yes);
+    EXPECT_FALSE(conn->closing()) << "full is the owner's to act on";
+}
+
+// ---- the delivery classes
+
+TEST_F(EndpointTest, LatestWithTheSameKey_OnlyTheNewestIsWritten) {
+    open();
+    EXPECT_EQ(conn->enqueue(latest("v1", 7)), endpoint::queued::yes);
+    EXPECT_EQ(conn->enqueue(ordered("between")), endpoint::queued::yes);
+    EXPECT_EQ(conn->enqueue(latest("v2", 7)), endpoint::queued::replaced);
+    EXPECT_EQ(conn->enqueue(ordered("end")), endpoint::queued::yes);
+    flush.run();
+    EXPECT_EQ(texts_until("end"), (std::vector<std::string>{"v2", "between"}))
+        << "the newest takes the place of the older one";
+}
+
+TEST_F(EndpointTest, LatestReplacement_MustFitTheBudgetToo) {
+    limits.send_queue_max_bytes = 1000;
+    open();
+    EXPECT_EQ(conn->enqueue(latest("small", 5)), endpoint::queued::yes);
+    EXPECT_EQ(conn->enqueue(ordered(pattern(900, 1), opcode::binary)), endpoint::queued::yes);
+    // A larger newest value would take the queue past the budget: refused like a new frame.
+    EXPECT_EQ(conn->enqueue(latest(pattern(5000, 2), 5)), endpoint::queued::full);
+    EXPECT_EQ(conn->enqueue(latest("newer", 5)), endpoint::queued::replaced) << "one that fits still replaces";
+    EXPECT_EQ(conn->enqueue(ordered("end")), endpoint::queued::yes);
+    flush.run();
+    const auto texts = texts_until("end");
+    ASSERT_FALSE(texts.empty());
+    EXPECT_EQ(texts.front(), "newer");
+}
+
+TEST_F(EndpointTest, LatestWithDifferentKeys_BothAreWritten) {
+    open();
+    EXPECT_EQ(conn->enqueue(latest("a", 1)), endpoint::queued::yes);
+    EXPECT_EQ(conn->enqueue(latest("b", 2)), endpoint::queued::yes);
+    EXPECT_EQ(conn->enqueue(ordered("end")), endpoint::queued::yes);
+    flush.run();
+    EXPECT_EQ(texts_until("end"), (std::vector<std::string>{"a", "b"}));
+}
+
+TEST_F(EndpointTest, Ephemeral_DroppedWhileFramesWaitQueuedWhenTheQueueIsEmpty) {
+    open();
+    EXPECT_EQ(conn->enqueue(ephemeral("e1")), endpoint::queued::yes) << "nothing waits: it goes";
+    EXPECT_EQ(conn->enqueue(ephemeral("e2")), endpoint::queued::dropped);
+    flush.run();
+    EXPECT_EQ(conn->enqueue(ordered("o1")), endpoint::queued::yes);
+    EXPECT_EQ(conn->enqueue(ephemeral("e3")), endpoint::queued::dropped);
+    flush.run();
+    EXPECT_EQ(conn->enqueue(ephemeral("e4")), endpoint::queued::yes) << "drained: it goes again";
+    EXPECT_EQ(conn->enqueue(ordered("end")), endpoint::queued::yes);
+    flush.run();
+    EXPECT_EQ(texts_until("end"), (std::vector<std::string>{"e1", "o1", "e4"}));
+}
+
+TEST_F(EndpointTest, LatestWhileTheSocketIsFull_ReplacesTheWaitingFrameNotTheOneBeingWritten) {
+    open(k_small_buffers);
+    const auto big = latest(pattern(4 * k_big, 9), 42);
+    ASSERT_EQ(conn->enqueue(big), endpoint::queued::yes);
+    flush.run();
+    ASSERT_LT(pair->read_available(), big.frame->wire().size()) << "the first frame is still being written";
+
+    // The one on the wire cannot be taken back: a newer one waits behind it, and replaces
+    // nothing; the next replaces that one.
+    EXPECT_EQ(conn->enqueue(latest("second", 42)), endpoint::queued::yes);
+    EXPECT_EQ(conn->enqueue(latest("third", 42)), endpoint::queued::replaced);
+    EXPECT_EQ(conn->enqueue(ordered("end")), endpoint::queued::yes);
+    // And an ephemeral one is dropped: frames wait.
+    EXPECT_EQ(conn->enqueue(ephemeral("skip")), endpoint::queued::dropped);
+
+    const auto texts = texts_until("end");
+    ASSERT_EQ(texts.size(), 2U);
+    EXPECT_TRUE(texts[0] == big.frame->payload()) << "the frame being written arrives whole";
+    EXPECT_EQ(texts[1], "third");
+}
+
+// ---- the close handshake
+
+TEST_F(EndpointTest, CloseDuringAFlush_DropsTheWaitingFramesAndFollowsWhatIsOnTheWire) {
+    open(k_small_buffers);
+    const auto first = ordered(pattern(k_big, 1), opcode::binary);
+    ASSERT_EQ(conn->enqueue(first), endpoint::queued::yes);
+    ASSERT_EQ(conn->enqueue(ordered(pattern(k_big, 2), opcode::binary)), endpoint::queued::yes);
+    ASSERT_EQ(conn->enqueue(ordered(pattern(k_big, 3), opcode::binary)), endpoint::queued::yes);
+    flush.run();
+    ASSERT_LT(pair->read_available(), first.frame->wire().size()) << "the first frame is still being written";
+
+    conn->close(static_cast<std::uint16_t>(close_code::normal), "bye");
+    EXPECT_TRUE(conn->closing());
+    EXPECT_EQ(conn->enqueue(ordered("late")), endpoint::queued::refused);
+    EXPECT_EQ(conn->enqueue(ephemeral("late")), endpoint::queued::refused);
+
+    auto f = pair->next_frame();
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->op, opcode::binary);
+    EXPECT_TRUE(f->payload == first.frame->payload()) << "what was on the wire is finished";
+    f = pair->next_frame();
+    ASSERT_TRUE(f);
+    ASSERT_EQ(f->op, opcode::close) << "the waiting frames are dropped";
+    EXPECT_EQ(f->close_code(), 1000);
+    EXPECT_EQ(f->close_reason(), "bye");
+    EXPECT_EQ(conn->ends, 0) << "waiting for the client's answer";
+
+    pair->send_frame(opcode::close, testing::close_body(1000));
+    ASSERT_TRUE(pair->wait_eof(testing::k_prompt)) << "the answer ends the connection";
+    ASSERT_TRUE(pair->turn_until([&] { return conn->ends > 0; }));
+    pair->turn_until([] { return false; }, 20ms);
+    EXPECT_EQ(conn->ends, 1);
+}
+
+TEST_F(EndpointTest, CloseWithoutAnAnswer_DropsTheTcpAfterTheCloseTimeout) {
+    limits.close_timeout = 50ms;
+    open();
+    const auto start = testing::clock::now();
+    conn->close(static_cast<std::uint16_t>(close_code::going_away), "restart");
+    auto f = pair->next_frame();
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->op, opcode::close);
+    EXPECT_EQ(f->close_code(), 1001);
+    EXPECT_EQ(conn->ends, 0);
+
+    ASSERT_TRUE(pair->wait_eof(1000ms));
+    EXPECT_GE(testing::clock::now() - start, 50ms) << "not before the timeout";
+    ASSERT_TRUE(pair->turn_until([&] { return conn->ends > 0; }));
+    EXPECT_EQ(conn->ends, 1);
+}
+
+TEST_F(EndpointTest, ClientClosesFirst_TheCodeIsEchoedAndTheConnectionEnds) {
+    open();
+    pair->send_frame(opcode::close, testing::close_body(4321, "done"));
+    auto f = pair->next_frame();
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->op, opcode::close);
+    EXPECT_EQ(f->close_code(), 4321);
+    EXPECT_TRUE(pair->wait_eof(testing::k_prompt));
+    ASSERT_TRUE(pair->turn_until([&] { return conn->ends > 0; }));
+    EXPECT_EQ(conn->ends, 1);
+    EXPECT_TRUE(conn->messages.empty());
+}
+
+TEST_F(EndpointTest, ClientClosesWhileFramesWait_TheyAreDroppedAndTheEchoFollowsTheWire) {
+    open(k_small_buffers);
+    const auto first = ordered(pattern(k_big, 1), opcode::binary);
+    ASSERT_EQ(conn->enqueue(first), endpoint::queued::yes);
+    ASSERT_EQ(conn->enqueue(ordered(pattern(k_big, 2), opcode::binary)), endpoint::queued::yes);
+    flush.run();
+    pair->send_frame(opcode::close, testing::close_body(1000));
+    // The endpoint reads the close on a later turn, while its write waits.
+    auto f = pair->next_frame();
+    ASSERT_TRUE(f);
+    EXPECT_TRUE(f->payload == first.frame->payload());
+    f = pair->next_frame();
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->op, opcode::close);
+    EXPECT_EQ(f->close_code(), 1000);
+    EXPECT_TRUE(pair->wait_eof(testing::k_prompt));
+    ASSERT_TRUE(pair->turn_until([&] { return conn->ends > 0; }));
+    EXPECT_EQ(conn->ends, 1);
+}
+
+TEST_F(EndpointTest, UnmaskedClientFrame_ClosesWith1002AndEnds) {
+    open();
+    pair->send_frame(opcode::text, "not masked", true, false);
+    auto f = pair->next_frame();
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->op, opcode::close);
+    EXPECT_EQ(f->close_code(), 1002);
+    EXPECT_TRUE(pair->wait_eof(testing::k_prompt)) << "a failed connection waits for no answer";
+    ASSERT_TRUE(pair->turn_until([&] { return conn->ends > 0; }));
+    EXPECT_EQ(conn->ends, 1);
+    EXPECT_TRUE(conn->messages.empty());
+}
+
+TEST_F(EndpointTest, ClientDropsTheTcp_TheEndIsReportedOnce) {
+    open();
+    ::shutdown(pair->client_fd(), SHUT_RDWR);
+    ASSERT_TRUE(pair->turn_until([&] { return conn->ends > 0; }));
+    conn->terminate();
+    pair->turn_until([] { return false; }, 20ms);
+    EXPECT_EQ(conn->ends, 1);
+    EXPECT_EQ(conn->enqueue(ordered("late")), endpoint::queued::refused);
+}
+
+TEST_F(EndpointTest, Terminate_ReportsTheEndFromAHandlerOfItsOwn) {
+    open();
+    conn->terminate();
+    EXPECT_EQ(conn->ends, 0) << "never from inside the call";
+    ASSERT_TRUE(pair->turn_until([&] { return conn->ends > 0; }));
+    EXPECT_TRUE(pair->wait_eof(testing::k_prompt));
+    EXPECT_EQ(conn->ends, 1);
+}
+
+// ---- reading and control frames
+
+TEST_F(EndpointTest, Ping_IsAnsweredWithAPongCarryingItsPayload) {
+    open();
+    pair->send_frame(opcode::ping, "are you there");
+    auto f = pair->next_frame();
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->op, opcode::pong);
+    EXPECT_EQ(f->payload, "are you there");
+    EXPECT_EQ(conn->ends, 0);
+}
+
+TEST_F(EndpointTest, ServerPing_GoesOutAndTheClientsPongIsReported) {
+    open();
+    conn->ping();
+    auto f = pair->next_frame();
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->op, opcode::ping);
+    pair->send_frame(opcode::pong, "");
+    ASSERT_TRUE(pair->turn_until([&] { return conn->pongs > 0; }));
+    EXPECT_EQ(conn->pongs, 1);
+}
+
+TEST_F(EndpointTest, ClientMessages_AreDeliveredWholeWhateverTheReads) {
+    open();
+    // One text message in two fragments, the second split across two writes, then a binary one.
+    const auto bytes = testing::client_frame(opcode::text, "hel", false) +
+                       testing::client_frame(opcode::continuation, "lo, world") +
+                       testing::client_frame(opcode::binary, pattern(60000, 4));
+    const auto split = testing::client_frame(opcode::text, "hel", false).size() + 5;
+    pair->send(std::string_view(bytes).substr(0, split));
+    pair->turn_until([] { return false; }, 5ms);
+    EXPECT_TRUE(conn->messages.empty()) << "not yet whole";
+    pair->send(std::string_view(bytes).substr(split));
+    ASSERT_TRUE(pair->turn_until([&] { return conn->messages.size() == 2; }));
+    EXPECT_EQ(conn->messages[0], (std::pair<std::string, bool>{"hello, world", true}));
+    EXPECT_FALSE(conn->messages[1].second);
+    EXPECT_TRUE(conn->messages[1].first == pattern(60000, 4));
+}
+
+TEST_F(EndpointTest, MessageOverTheLimit_ClosesWith1009) {
+    limits.max_message_bytes = 1000;
+    open();
+    pair->send_frame(opcode::text, pattern(1001, 1));
+    auto f = pair->next_frame();
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->op, opcode::close);
+    EXPECT_EQ(f->close_code(), 1009);
+    EXPECT_TRUE(pair->wait_eof(testing::k_prompt));
+    EXPECT_TRUE(conn->messages.empty());
+}
+
+}  // namespace
+}  // namespace zena::ws
