@@ -1,7 +1,7 @@
 // libFuzzer: what a WebSocket handshake carries that the server reads itself, beside Beast's
-// HTTP parser: the request target (path, query, token parameter, the redacted form for logs),
-// the Authorization and Sec-WebSocket-Protocol headers (the second part is also tried as a
-// Sec-WebSocket-Key), and the Origin against an allowlist.
+// HTTP parser: the request target (path and its decoded segments, query, token parameter, the
+// redacted form for logs), the Authorization and Sec-WebSocket-Protocol headers (the second
+// part is also tried as a Sec-WebSocket-Key), and the Origin against an allowlist.
 // The input is split at its first three newlines into target, authorization, protocols, origin.
 #include <cstddef>
 #include <cstdint>
@@ -28,6 +28,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto redacted = zena::util::redact_target(target);
     if (target.find('?') != std::string_view::npos && !redacted.ends_with("?<redacted>")) {
         __builtin_trap();  // a query, which may hold a token, must never reach a log line
+    }
+    // The API's user routes split the path before decoding: a decoded '/' never adds a segment.
+    const auto path = zena::util::target_path(target);
+    if (const auto segments = zena::util::path_segments(path)) {
+        std::size_t slashes = 0;
+        for (const char c : path) slashes += c == '/' ? 1 : 0;
+        if (segments->size() != slashes + (path.starts_with('/') ? 0 : 1)) __builtin_trap();
     }
     (void)zena::util::query_param(target, "token");
     (void)zena::util::percent_decode(target, true);

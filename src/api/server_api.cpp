@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <charconv>
 #include <memory>
 #include <optional>
 #include <unordered_set>
@@ -32,12 +33,164 @@ bool valid_type(std::string_view type) {
 // A user id as the API accepts it: what a JWT's user claim can hold.
 bool valid_user(std::string_view user) { return !user.empty() && user.size() <= 256; }
 
+// A user id decoded from a path: as above, and UTF-8 (a claim is a JSON string, so it is; a
+// decoded path segment may not be).
+bool valid_user_id(std::string_view user) {
+    return valid_user(user) && simdjson::validate_utf8(user.data(), user.size());
+}
+
 using publish_batch = std::vector<engine::publication>;
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// Why the parser cannot hold the number `token` (as it appears in the body), or nullopt when it
+// can. Checks the JSON grammar -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?, then the range:
+// integers must fit in 64 bits (int64 when negative, uint64 otherwise), other numbers in a
+// double (a number too small for one reads as 0, as the parser does).
+std::optional<std::string_view> number_trouble(std::string_view token) {
+    constexpr std::string_view k_invalid = "is not a valid JSON number";
+    std::size_t i = 0;
+    const auto digits = [&] {
+        const auto start = i;
+        while (i < token.size() && is_digit(token[i])) ++i;
+        return i - start;
+    };
+    const bool negative = i < token.size() && token[i] == '-';
+    if (negative) ++i;
+    const auto int_start = i;
+    const auto int_digits = digits();
+    if (int_digits == 0 || (int_digits > 1 && token[int_start] == '0')) return k_invalid;
+    bool integer = true;
+    std::size_t frac_start = i;
+    std::size_t frac_digits = 0;
+    if (i < token.size() && token[i] == '.') {
+        integer = false;
+        frac_start = ++i;
+        frac_digits = digits();
+        if (frac_digits == 0) return k_invalid;
+    }
+    std::int64_t exponent = 0;
+    if (i < token.size() && (token[i] == 'e' || token[i] == 'E')) {
+        integer = false;
+        ++i;
+        const bool exponent_negative = i < token.size() && token[i] == '-';
+        if (i < token.size() && (token[i] == '+' || token[i] == '-')) ++i;
+        const auto exponent_start = i;
+        if (digits() == 0) return k_invalid;
+        constexpr std::int64_t k_saturated = 1'000'000'000;  // far past any double's exponent
+        for (auto k = exponent_start; k < i; ++k) exponent = std::min(exponent * 10 + (token[k] - '0'), k_saturated);
+        if (exponent_negative) exponent = -exponent;
+    }
+    if (i != token.size()) return k_invalid;
+    const auto* first = token.data();
+    const auto* last = token.data() + token.size();
+    if (integer) {
+        std::errc ec{};
+        if (negative) {
+            std::int64_t value = 0;
+            ec = std::from_chars(first, last, value).ec;
+        } else {
+            std::uint64_t value = 0;
+            ec = std::from_chars(first, last, value).ec;
+        }
+        if (ec == std::errc::result_out_of_range) {
+            return "is an integer out of range (integers must fit in 64 bits: -2^63 to 2^64-1)";
+        }
+        return std::nullopt;
+    }
+    double value = 0;
+    if (std::from_chars(first, last, value).ec != std::errc::result_out_of_range) return std::nullopt;
+    // Out of range: too large, or too small (which the parser takes as 0). The position of the
+    // first significant digit tells them apart.
+    std::int64_t magnitude = exponent;
+    if (token[int_start] != '0') {
+        magnitude += static_cast<std::int64_t>(int_digits);
+    } else {
+        std::size_t zeros = 0;
+        while (zeros < frac_digits && token[frac_start + zeros] == '0') ++zeros;
+        if (zeros == frac_digits) return std::nullopt;  // zero
+        magnitude -= static_cast<std::int64_t>(zeros);
+    }
+    if (magnitude > 0) return "is a number out of range (larger than a 64-bit double can hold)";
+    return std::nullopt;
+}
+
+// A body the parser refused for a number (simdjson 3.0's DOM says only NUMBER_ERROR, not which
+// number): the body is scanned again for the first number it cannot hold and the field that
+// holds it, as the catalog's errors name it ("payload.amount", "items[2].payload.sources[0].n").
+// Only on that refusal; linear in the body, without recursion. A body too broken to scan gets
+// the general answer.
+http_response number_refusal(std::string_view body) {
+    struct frame {
+        bool array;
+        bool expect_key;        // an object, before a key
+        std::string_view key;   // an object's current key, as written (escapes kept)
+        std::size_t index = 0;  // an array's current item
+    };
+    std::vector<frame> stack;
+    const auto path = [&] {
+        std::string out;
+        for (const auto& f : stack) {
+            if (f.array) {
+                out += '[' + std::to_string(f.index) + ']';
+            } else {
+                if (!out.empty()) out += '.';
+                out.append(f.key);
+            }
+        }
+        return out;
+    };
+    for (std::size_t i = 0; i < body.size();) {
+        const char c = body[i];
+        if (c == '{' || c == '[') {
+            stack.push_back(frame{c == '[', c == '{', {}, 0});
+            ++i;
+        } else if (c == '}' || c == ']') {
+            if (!stack.empty()) stack.pop_back();
+            ++i;
+        } else if (c == ',') {
+            if (!stack.empty()) {
+                if (stack.back().array) {
+                    ++stack.back().index;
+                } else {
+                    stack.back().expect_key = true;
+                }
+            }
+            ++i;
+        } else if (c == '"') {
+            auto end = i + 1;
+            while (end < body.size() && body[end] != '"') end += body[end] == '\\' ? 2 : 1;
+            if (!stack.empty() && !stack.back().array && stack.back().expect_key) {
+                stack.back().key = body.substr(i + 1, std::min(end, body.size()) - i - 1);
+                stack.back().expect_key = false;
+            }
+            i = end + 1;
+        } else if (c == '-' || is_digit(c)) {
+            auto end = i;
+            while (end < body.size() && (is_digit(body[end]) || body[end] == '-' || body[end] == '+' ||
+                                         body[end] == '.' || body[end] == 'e' || body[end] == 'E')) {
+                ++end;
+            }
+            if (const auto trouble = number_trouble(body.substr(i, end - i))) {
+                const auto field = path();
+                if (field.empty()) return error_response(400, "a number in the body " + std::string{*trouble});
+                return error_response(400, field + ' ' + std::string{*trouble}, field);
+            }
+            i = end;
+        } else {
+            ++i;  // whitespace, ':', true, false, null
+        }
+    }
+    return error_response(400, "a number in the body is out of range (integers must fit in 64 bits)");
+}
 
 // Parses a request body that must be one JSON object.
 std::optional<http_response> parse_body(std::string_view body, simdjson::dom::object& object) {
     simdjson::dom::element root;
-    if (protocol::thread_json_parser().parse(body.data(), body.size()).get(root) != simdjson::SUCCESS) {
+    if (const auto error = protocol::thread_json_parser().parse(body.data(), body.size()).get(root);
+        error != simdjson::SUCCESS) {
+        // Valid JSON may still hold a number the parser cannot (past 64 bits, past a double).
+        if (error == simdjson::NUMBER_ERROR) return number_refusal(body);
         return error_response(400, "body is not valid JSON");
     }
     if (root.get_object().get(object) != simdjson::SUCCESS) return error_response(400, "body must be a JSON object");
@@ -149,13 +302,14 @@ http_response error_response(int status, std::string_view message, std::string_v
 }
 
 server_api::server_api(engine::broker& broker, hub::hub_set& hubs, observability::metrics& metrics,
-                       const protocol::catalog& catalog, std::string api_key, api_limits limits)
+                       const protocol::catalog& catalog, std::string api_key, api_limits limits, const readiness& ready)
     : broker_(broker),
       hubs_(hubs),
       metrics_(metrics),
       catalog_(catalog),
       api_key_(std::move(api_key)),
-      limits_(limits) {}
+      limits_(limits),
+      ready_(ready) {}
 
 bool server_api::authorized(std::string_view authorization) const {
     const auto presented = auth::bearer_credential(authorization);
@@ -197,15 +351,17 @@ void server_api::handle(const http_request& request, std::function<void(http_res
         if (request.method != "GET") return method_not_allowed("GET");
         return respond(stats());
     }
-    // /api/users/{userId}/connections
+    // /api/users/{userId}/connections: the path is split into segments before each is decoded,
+    // so a user id holding '/' (sent as %2F) is one segment, like any id a token can carry.
     constexpr std::string_view k_users = "/api/users/";
     constexpr std::string_view k_connections = "/connections";
     if (path.starts_with(k_users) && path.ends_with(k_connections) &&
         path.size() > k_users.size() + k_connections.size()) {
-        const auto encoded = path.substr(k_users.size(), path.size() - k_users.size() - k_connections.size());
-        auto user = util::percent_decode(encoded, false);
-        if (!user || !valid_user(*user) || user->find('/') != std::string::npos) {
-            return respond(error_response(400, "userId in the path is not valid", "userId"));
+        auto segments = util::path_segments(path);
+        std::string* user = segments && segments->size() == 4 ? &(*segments)[2] : nullptr;
+        if (!user || !valid_user_id(*user)) {
+            return respond(error_response(
+                400, "userId in the path is not valid (1-256 bytes of UTF-8, percent-encoded, '/' as %2F)", "userId"));
         }
         if (request.method == "GET") {
             const auto count = hubs_.registry().connections_of(*user);

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "api/readiness.hpp"
 #include "engine/broker.hpp"
 #include "hub/hub_set.hpp"
 #include "observability/metrics.hpp"
@@ -53,9 +54,13 @@ inline constexpr std::size_t k_max_type_bytes = 128;
 class server_api {
 public:
     // Publishes are checked against `catalog` and go out through `broker`; `hubs` answers the
-    // counts and closes a user's connections. Each must outlive the API.
+    // counts and closes a user's connections. `ready` is only held, for /readyz (the HTTP
+    // sessions reach it through the API they are given). Each must outlive the API.
     server_api(engine::broker& broker, hub::hub_set& hubs, observability::metrics& metrics,
-               const protocol::catalog& catalog, std::string api_key, api_limits limits);
+               const protocol::catalog& catalog, std::string api_key, api_limits limits, const readiness& ready);
+
+    // What /readyz reports besides draining (the Redis publish channel, when configured).
+    const readiness& ready() const { return ready_; }
 
     // True for the paths this API owns (/api/...).
     static bool owns(std::string_view path) { return path == "/api" || path.starts_with("/api/"); }
@@ -84,6 +89,7 @@ private:
     const protocol::catalog& catalog_;
     std::string api_key_;
     api_limits limits_;
+    const readiness& ready_;
 };
 
 // {"error": message, "field": field, "event": event}; field and event omitted when empty.

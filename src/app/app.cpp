@@ -115,8 +115,8 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
                                                                             .ca_file = settings.jwks_ca_file,
                                                                             .timeout = std::chrono::seconds(10)},
                                                    verifier);
-        if (auto error = jwks->start(); !error.empty()) {
-            spdlog::error("auth.jwks_url {}: {}", settings.jwks_url.text, error);
+        if (auto fetched = jwks->start(); !fetched) {
+            spdlog::error("auth.jwks_url {}: {}", settings.jwks_url.text, fetched.message());
             return 1;
         }
     }
@@ -194,6 +194,8 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
         }
     });
 
+    // /readyz beyond draining: the Redis ingest reports to it, the HTTP sessions read it via the API.
+    api::readiness readiness;
     api::server_api api{
         broker,
         hubs,
@@ -202,7 +204,8 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
         settings.api_key,
         api::api_limits{.max_users_per_publish = static_cast<std::size_t>(settings.max_users_per_publish),
                         .permissive = settings.catalog_permissive,
-                        .max_batch_items = static_cast<std::size_t>(settings.max_batch_items)}};
+                        .max_batch_items = static_cast<std::size_t>(settings.max_batch_items)},
+        readiness};
     session::shared sessions{settings, verifier, catalog, metrics, hubs, on_client_event};
     net::server server{loops, sessions, api};
     if (auto listened = server.listen(); !listened) {
@@ -218,7 +221,7 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
                                        .stream = settings.redis_publish_stream,
                                        .max_message_bytes = static_cast<std::size_t>(settings.http_max_body_bytes),
                                        .timeout = settings.redis_timeout},
-            api, metrics);
+            api, metrics, readiness);
         spdlog::info("redis publishing enabled channel={} stream={}", settings.redis_publish_channel,
                      settings.redis_publish_stream);
     }

@@ -221,7 +221,48 @@ const std::array k_options{
            .unit = "ms",
            .min = 100,
            .max = 600000,
-           .help = "Time allowed for the WebSocket handshake and for a close handshake to finish."},
+           .help = "Time allowed for a new connection to send its first request (the WebSocket opening handshake, "
+                   "after the TLS handshake when TLS is on); a socket that says nothing is dropped then. Later "
+                   "requests on a kept-alive connection have http.request_timeout_ms. The closing handshake has "
+                   "websocket.close_timeout_ms."},
+    option{.key = "websocket.close_timeout_ms",
+           .env = "ZENA_CLOSE_TIMEOUT_MS",
+           .flag = "close-timeout-ms",
+           .target = &settings::close_timeout,
+           .unit = "ms",
+           .min = 100,
+           .max = 600000,
+           .help = "Once the server has sent its close frame, the TCP connection is dropped when the client's close "
+                   "arrives or after this long, whichever comes first. Meanwhile what the client sends is skipped "
+                   "unread, and after 4 KiB not read at all. A client answers a close within a round trip."},
+    option{.key = "websocket.message_timeout_ms",
+           .env = "ZENA_MESSAGE_TIMEOUT_MS",
+           .flag = "message-timeout-ms",
+           .target = &settings::message_timeout,
+           .unit = "ms",
+           .min = 100,
+           .max = 600000,
+           .help = "A message sent in fragments must be complete this long after its first fragment, or the "
+                   "connection is closed with 1008 (checked on each read and at each heartbeat, so a silent client "
+                   "is closed within this plus websocket.heartbeat_interval_ms)."},
+    option{.key = "websocket.client_frames_per_second",
+           .env = "ZENA_CLIENT_FRAMES_PER_SECOND",
+           .flag = "client-frames-per-second",
+           .target = &settings::client_frames_per_second,
+           .unit = "frames/s",
+           .min = 1,
+           .max = 100000000,
+           .help = "Frames of any kind (data, continuation, ping, pong) one connection may send a second on average, "
+                   "beneath the message rate; past it and the burst, the connection is closed with 1008. Far above "
+                   "what a client sends: about one frame per message, a few for a fragmented one."},
+    option{.key = "websocket.client_frames_burst",
+           .env = "ZENA_CLIENT_FRAMES_BURST",
+           .flag = "client-frames-burst",
+           .target = &settings::client_frames_burst,
+           .unit = "frames",
+           .min = 1,
+           .max = 1000000000,
+           .help = "Frames one connection may send at once before websocket.client_frames_per_second applies."},
     option{.key = "websocket.max_message_bytes",
            .env = "ZENA_MAX_MESSAGE_BYTES",
            .flag = "max-message-bytes",
@@ -273,6 +314,15 @@ const std::array k_options{
            .help =
                "A connection whose handshake carried no token must send {\"type\":\"auth\"} within this time, or it "
                "is closed with 1008."},
+    option{.key = "websocket.inband_auth",
+           .env = "ZENA_INBAND_AUTH",
+           .flag = "inband-auth",
+           .target = &settings::inband_auth,
+           .help =
+               "Let a connection whose handshake carried no token (query, Authorization header or subprotocol) send "
+               "it as its first message, {\"type\":\"auth\"}, within websocket.auth_timeout_ms. Off by default: such "
+               "a connection is closed at once with 1008 (token missing). The SDK sends its token as a subprotocol "
+               "and does not need it."},
     option{.key = "websocket.permessage_deflate",
            .env = "ZENA_PERMESSAGE_DEFLATE",
            .flag = "permessage-deflate",

@@ -55,12 +55,17 @@ struct settings {
     // [websocket]
     std::chrono::milliseconds heartbeat_interval{30000};
     std::chrono::milliseconds handshake_timeout{10000};
+    std::chrono::milliseconds close_timeout{1000};     // our close sent: the client's answer, then the TCP goes
+    std::chrono::milliseconds message_timeout{10000};  // a fragmented message, first fragment to last
+    std::int64_t client_frames_per_second = 1000;      // every frame: data, continuation, ping, pong
+    std::int64_t client_frames_burst = 5000;
     std::int64_t max_message_bytes = 64 * 1024;
     std::int64_t send_queue_max_bytes = 1024 * 1024;
     parsed<auth::origin_policy> allowed_origins;  // empty: any origin
     double client_messages_per_second = 20;
     std::int64_t client_messages_burst = 50;
     std::chrono::milliseconds auth_timeout{5000};  // for a token sent in-band, as the first message
+    bool inband_auth = false;                      // no token in the handshake: wait for an `auth` message
     bool permessage_deflate = false;               // RFC 7692, when the client offers it
     bool test_echo = false;                        // /echo for conformance tools: never in production
 

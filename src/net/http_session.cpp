@@ -38,6 +38,32 @@ void append_wire(const http::response<http::string_body>& res, std::string& out)
 
 }  // namespace
 
+std::optional<framing_refusal> refuse_transfer_encoding(unsigned version, std::span<const std::string_view> lines) {
+    if (lines.empty()) return std::nullopt;
+    const auto trim = [](std::string_view text) {
+        const auto first = text.find_first_not_of(" \t");
+        if (first == std::string_view::npos) return std::string_view{};
+        return text.substr(first, text.find_last_not_of(" \t") - first + 1);
+    };
+    std::string_view last;  // the final coding
+    for (auto value : lines) {
+        while (!value.empty()) {
+            const auto comma = value.find(',');
+            if (const auto coding = trim(value.substr(0, comma)); !coding.empty()) last = coding;
+            value = comma == std::string_view::npos ? std::string_view{} : value.substr(comma + 1);
+        }
+    }
+    if (version < 11) return framing_refusal{400, R"({"error":"Transfer-Encoding in an HTTP/1.0 request"})"};
+    if (!beast::iequals(last, "chunked")) {
+        return framing_refusal{400, R"x({"error":"Transfer-Encoding must end with chunked (RFC 9112 section 6.3)"})x"};
+    }
+    // Exactly "chunked", on one line, as Beast frames it: no coding before it, no empty element.
+    if (lines.size() > 1 || !beast::iequals(trim(lines.front()), "chunked")) {
+        return framing_refusal{501, R"({"error":"no transfer coding other than chunked is supported"})"};
+    }
+    return std::nullopt;
+}
+
 template <typename Stream>
 basic_http_session<Stream>::basic_http_session(Stream&& stream, worker& worker, services& services)
     : stream_(std::move(stream)), worker_(worker), services_(services) {}
@@ -60,14 +86,24 @@ void basic_http_session<Stream>::run() {
         if constexpr (std::is_same_v<Stream, plain_http_stream>) {
             self->do_read();
         } else {
-            // The TLS handshake first, bounded like a request head.
-            beast::get_lowest_layer(self->stream_).expires_after(self->services_.settings().http_request_timeout);
+            // The TLS handshake first, bounded like the first request.
+            beast::get_lowest_layer(self->stream_).expires_after(self->read_timeout());
             self->stream_.async_handshake(boost::asio::ssl::stream_base::server, [self](beast::error_code ec) {
                 if (ec) return;  // not TLS, an old version, or gone: nothing to answer
                 self->do_read();
             });
         }
     });
+}
+
+template <typename Stream>
+std::chrono::milliseconds basic_http_session<Stream>::read_timeout() const {
+    const auto& settings = services_.settings();
+    // A new connection's first request (the WebSocket opening handshake, or a first API call) has
+    // websocket.handshake_timeout_ms, so that a socket that says nothing is dropped early; later
+    // requests on a kept-alive connection have http.request_timeout_ms.
+    if (handshaking_) return std::min(settings.handshake_timeout, settings.http_request_timeout);
+    return settings.http_request_timeout;
 }
 
 template <typename Stream>
@@ -98,7 +134,7 @@ void basic_http_session<Stream>::do_read() {
     }
     if (ec) return on_read(ec, 0);
     if (parser_->is_done()) return on_read({}, 0);
-    beast::get_lowest_layer(stream_).expires_after(settings.http_request_timeout);
+    beast::get_lowest_layer(stream_).expires_after(read_timeout());
     if (parser_->is_header_done()) return on_header({});
     http::async_read_header(
         stream_, buffer_, *parser_,
@@ -106,8 +142,28 @@ void basic_http_session<Stream>::do_read() {
 }
 
 template <typename Stream>
+bool basic_http_session<Stream>::refuse_framing() {
+    const auto& request = parser_->get();
+    std::vector<std::string_view> lines;
+    for (auto [it, end] = request.equal_range(http::field::transfer_encoding); it != end; ++it) {
+        lines.emplace_back(it->value().data(), it->value().size());
+    }
+    const auto refused = refuse_transfer_encoding(request.version(), lines);
+    if (!refused) return false;
+    reading_ = false;
+    end_handshake();
+    keep_alive_ = false;  // the end of this request is unknown: nothing after it is read
+    version_ = 11;
+    spdlog::debug("http request refused reason=transfer-encoding target={}",
+                  util::redact_target(std::string_view(request.target().data(), request.target().size())));
+    respond(static_cast<http::status>(refused->status), std::string{refused->body});
+    return true;
+}
+
+template <typename Stream>
 void basic_http_session<Stream>::on_header(beast::error_code ec) {
     if (ec) return on_read(ec, 0);
+    if (refuse_framing()) return;  // before any body is read
     const auto& request = parser_->get();
     // curl and others wait (a second, for curl) for "100 Continue" before sending a body. Behind
     // pipelined responses still to be written it is skipped: the client sends the body anyway.
@@ -154,6 +210,7 @@ void basic_http_session<Stream>::on_read(beast::error_code ec, std::size_t) {
         }
         return;  // connection reset or similar: nothing to answer
     }
+    if (refuse_framing()) return;
     observability::metrics::add(services_.metrics().http_requests);
     auto& request = parser_->get();
     keep_alive_ = request.keep_alive();
@@ -220,6 +277,11 @@ void basic_http_session<Stream>::route(http::request<http::string_body>& request
     if (path == "/readyz") {
         if (services_.draining.load(std::memory_order_relaxed)) {
             return respond(http::status::service_unavailable, R"({"status":"draining"})");
+        }
+        // What the app's parts report (the Redis publish channel while it is not subscribed).
+        if (auto reason = services_.api.ready().not_ready(); !reason.empty()) {
+            return respond(http::status::service_unavailable,
+                           protocol::json_object().add("status", "not ready").add("reason", reason).str());
         }
         return respond(http::status::ok, R"({"status":"ready"})");
     }

@@ -7,9 +7,12 @@
 // Threading: lives on its worker's thread. An API reply may be produced on another thread; it
 // is posted back here before it is written.
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
+#include <string_view>
 #include <vector>
 
 #include "net/services.hpp"
@@ -19,6 +22,20 @@ namespace zena::net {
 
 namespace beast = boost::beast;
 namespace http = boost::beast::http;
+
+// RFC 9112 §6.1 and §6.3: a request's body is framed by Content-Length, or by a
+// Transfer-Encoding whose final coding is chunked; nothing else can be trusted. Beast reads a
+// Transfer-Encoding it does not take for chunked (`chunked, identity`, `identity`, `xchunked`)
+// as "no body", so the body's bytes would be read as a next request: smuggling, behind a proxy
+// that frames them otherwise. The only one accepted is `chunked` alone (one coding, one field
+// line, HTTP/1.1). Given the request's version (11 for HTTP/1.1) and its Transfer-Encoding
+// field lines, the answer to refuse it with (400, or 501 for codings before chunked), after
+// which the connection closes; nullopt when its framing can be trusted.
+struct framing_refusal {
+    int status;
+    std::string_view body;  // JSON
+};
+std::optional<framing_refusal> refuse_transfer_encoding(unsigned version, std::span<const std::string_view> lines);
 
 // Over plain TCP (`http_session`) or TLS (`https_session`, when server.tls_cert_file is set);
 // both are instantiated in http_session.cpp.
@@ -37,6 +54,10 @@ private:
 
     void do_read();
     void on_header(beast::error_code ec);
+    // Answers a request head whose body cannot be framed safely (a Transfer-Encoding other than
+    // chunked: RFC 9112 §6.3) with 400 or 501, and ends the connection after the answer; true
+    // when it did.
+    bool refuse_framing();
     void read_body();
     void on_read(beast::error_code ec, std::size_t bytes);
     // Reads the next request, unless one is being read or the pipeline is full or closing.
@@ -61,6 +82,8 @@ private:
     void write_front();
     void on_write(std::size_t count, bool keep_alive, beast::error_code ec);
     void shutdown(boost::asio::socket_base::shutdown_type what);
+    // How long the request being read may take (the first one is a handshake).
+    std::chrono::milliseconds read_timeout() const;
 
     Stream stream_;
     beast::flat_buffer buffer_;

@@ -32,42 +32,45 @@ struct jwks_fetcher::impl {
         (void)SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
     }
 
-    // One GET; calls done(error) on the fetcher thread, after installing the keys on success.
-    void fetch(std::function<void(std::string)> done) {
+    // One GET; calls done on the fetcher thread, after installing the keys on success.
+    void fetch(std::function<void(util::status)> done) {
         auto state = std::make_shared<attempt>(io, tls, url.tls);
-        auto finish = [this, state, done = std::move(done)](std::string error) {
+        auto finish = [this, state, done = std::move(done)](util::status status) {
             if (state->finished) return;
             state->finished = true;
             state->deadline.cancel();
             boost::system::error_code ignored;
             state->tcp().socket().close(ignored);
-            done(std::move(error));
+            done(std::move(status));
         };
+        const auto fail = [finish](std::string why) { finish(util::error{std::move(why)}); };
         state->deadline.expires_after(settings.timeout);
         state->deadline.async_wait([finish](boost::system::error_code ec) {
-            if (!ec) finish("timed out");
+            if (!ec) finish(util::error{"timed out"});
         });
         state->request = {http::verb::get, url.target, 11};
         state->request.set(http::field::host, url.host);
         state->request.set(http::field::user_agent, "zena-realtime");
         state->request.set(http::field::accept, "application/json");
-        resolver.async_resolve(url.host, url.port, [this, state, finish](boost::system::error_code ec, const auto& r) {
-            if (ec) return finish("resolve: " + ec.message());
-            state->tcp().async_connect(r, [this, state, finish](boost::system::error_code connect_ec, const auto&) {
-                if (connect_ec) return finish("connect: " + connect_ec.message());
-                if (!url.tls) return send(state, finish);
-                auto& stream = *state->tls_stream;
-                if (SSL_set_tlsext_host_name(stream.native_handle(), url.host.c_str()) != 1) {
-                    return finish("cannot set SNI");
-                }
-                stream.set_verify_callback(asio::ssl::host_name_verification(url.host));
-                stream.async_handshake(asio::ssl::stream_base::client,
-                                       [this, state, finish](boost::system::error_code hs) {
-                                           if (hs) return finish("tls: " + hs.message());
-                                           send(state, finish);
-                                       });
+        resolver.async_resolve(
+            url.host, url.port, [this, state, finish, fail](boost::system::error_code ec, const auto& r) {
+                if (ec) return fail("resolve: " + ec.message());
+                state->tcp().async_connect(
+                    r, [this, state, finish, fail](boost::system::error_code connect_ec, const auto&) {
+                        if (connect_ec) return fail("connect: " + connect_ec.message());
+                        if (!url.tls) return send(state, finish);
+                        auto& stream = *state->tls_stream;
+                        if (SSL_set_tlsext_host_name(stream.native_handle(), url.host.c_str()) != 1) {
+                            return fail("cannot set SNI");
+                        }
+                        stream.set_verify_callback(asio::ssl::host_name_verification(url.host));
+                        stream.async_handshake(asio::ssl::stream_base::client,
+                                               [this, state, finish, fail](boost::system::error_code hs) {
+                                                   if (hs) return fail("tls: " + hs.message());
+                                                   send(state, finish);
+                                               });
+                    });
             });
-        });
     }
 
     struct attempt {
@@ -90,18 +93,19 @@ struct jwks_fetcher::impl {
 
     template <typename Finish>
     void send(const std::shared_ptr<attempt>& state, Finish finish) {
+        const auto fail = [finish](std::string why) { finish(util::error{std::move(why)}); };
         state->parser.body_limit(1024 * 1024);  // a JWKS is a few KiB
-        auto on_response = [this, state, finish](boost::system::error_code ec, std::size_t) {
-            if (ec) return finish("read: " + ec.message());
+        auto on_response = [this, state, finish, fail](boost::system::error_code ec, std::size_t) {
+            if (ec) return fail("read: " + ec.message());
             const auto& response = state->parser.get();
-            if (response.result_int() != 200) return finish("status " + std::to_string(response.result_int()));
+            if (response.result_int() != 200) return fail("status " + std::to_string(response.result_int()));
             std::string error;
             auto keys = auth::key_set::parse(response.body(), error);
-            if (!keys) return finish("the JWKS does not load: " + error);
+            if (!keys) return fail("the JWKS does not load: " + error);
             const auto count = keys->size();
             verifier.set_keys(std::make_shared<const auth::key_set>(std::move(*keys)));
             spdlog::info("jwks fetched url={} keys={}", util::to_string(settings.url), count);
-            finish({});
+            finish(util::status{});
         };
         auto on_written = [state, on_response](boost::system::error_code ec, std::size_t) {
             if (ec) return on_response(ec, 0);
@@ -122,10 +126,10 @@ struct jwks_fetcher::impl {
         timer.expires_after(settings.refresh);
         timer.async_wait([this](boost::system::error_code ec) {
             if (ec) return;
-            fetch([this](const std::string& error) {
-                if (!error.empty()) {
+            fetch([this](const util::status& fetched) {
+                if (!fetched) {
                     spdlog::warn("jwks refresh failed, keeping the keys in use url={} error=\"{}\"",
-                                 util::to_string(settings.url), error);
+                                 util::to_string(settings.url), fetched.message());
                 }
                 schedule();
             });
@@ -151,12 +155,12 @@ jwks_fetcher::~jwks_fetcher() {
     if (impl_->thread.joinable()) impl_->thread.join();
 }
 
-std::string jwks_fetcher::start() {
-    std::promise<std::string> first;
+util::status jwks_fetcher::start() {
+    std::promise<util::status> first;
     auto result = first.get_future();
     asio::post(impl_->io, [this, &first] {
-        impl_->fetch([this, &first](std::string error) {
-            first.set_value(std::move(error));
+        impl_->fetch([this, &first](util::status fetched) {
+            first.set_value(std::move(fetched));
             impl_->schedule();
         });
     });

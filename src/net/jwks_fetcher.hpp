@@ -13,6 +13,7 @@
 #include <string>
 
 #include "auth/jwt.hpp"
+#include "util/result.hpp"
 #include "util/url.hpp"
 
 namespace zena::net {
@@ -31,8 +32,8 @@ public:
     jwks_fetcher(const jwks_fetcher&) = delete;
     jwks_fetcher& operator=(const jwks_fetcher&) = delete;
 
-    // The first fetch, waited for; then the refresh timer starts. Empty on success, else why.
-    std::string start();
+    // The first fetch, waited for; then the refresh timer starts.
+    util::status start();
 
 private:
     struct impl;

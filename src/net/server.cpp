@@ -33,7 +33,11 @@ server::server(const std::vector<std::unique_ptr<session::loop>>& loops, session
                     .max_tracked = static_cast<std::size_t>(settings_.max_tracked_addresses)}},
                 ws::endpoint::limits{.max_message_bytes = static_cast<std::size_t>(settings_.max_message_bytes),
                                      .send_queue_max_bytes = static_cast<std::size_t>(settings_.send_queue_max_bytes),
-                                     .close_timeout = settings_.handshake_timeout}} {
+                                     .close_timeout = settings_.close_timeout,
+                                     .budget = {.frames = {static_cast<double>(settings_.client_frames_per_second),
+                                                           static_cast<double>(settings_.client_frames_burst)},
+                                                .message_timeout = settings_.message_timeout},
+                                     .metrics = &sessions.metrics}} {
     for (const auto& loop : loops) {
         workers_.push_back(std::make_unique<worker>(*loop));
         auto* w = workers_.back().get();

@@ -82,6 +82,18 @@ std::string metrics::render(std::uint64_t connections, std::uint64_t users) cons
     write(out, "zena_redis_publishes_total", "counter", "Publish messages read from Redis.", v(redis_publishes));
     write(out, "zena_redis_publishes_refused_total", "counter",
           "Publish messages from Redis refused (bad JSON, shape or catalog).", v(redis_publishes_refused));
+    write(out, "zena_redis_ingest_gaps_total", "counter",
+          "Times the Redis publish channel's subscription was lost (what is published meanwhile is lost).",
+          v(redis_ingest_gaps));
+    {
+        // Kept in milliseconds, shown in seconds (Prometheus' unit).
+        const auto ms = v(redis_ingest_gap_ms);
+        write_header(out, "zena_redis_ingest_gap_seconds_total", "counter",
+                     "Seconds the Redis publish channel was not subscribed after a lost subscription.");
+        out += "zena_redis_ingest_gap_seconds_total " + std::to_string(ms / 1000) + '.';
+        const auto fraction = std::to_string(ms % 1000);
+        out += std::string(3 - fraction.size(), '0') + fraction + '\n';
+    }
     write_labeled(out, "zena_handshakes_refused_total", "counter", "WebSocket handshakes refused before the upgrade.",
                   {labeled{"reason=\"origin\"", v(handshakes_refused_origin)},
                    labeled{"reason=\"capacity\"", v(handshakes_refused_capacity)},
@@ -93,6 +105,12 @@ std::string metrics::render(std::uint64_t connections, std::uint64_t users) cons
           "Client messages dropped over websocket.client_messages_per_second.", v(client_messages_rate_limited));
     write(out, "zena_rate_limit_closes_total", "counter",
           "Connections closed with 1008 for sending over the message rate for too long.", v(rate_limit_closes));
+    write(out, "zena_frame_budget_closes_total", "counter",
+          "Connections closed with 1008 for sending frames over websocket.client_frames_per_second.",
+          v(frame_budget_closes));
+    write(out, "zena_message_timeout_closes_total", "counter",
+          "Connections closed with 1008 for a fragmented message not finished within websocket.message_timeout_ms.",
+          v(message_timeout_closes));
     write(out, "zena_tokens_expired_total", "counter", "Connections closed with 1008 when their token expired.",
           v(tokens_expired));
     write(out, "zena_tokens_refreshed_total", "counter", "Tokens replaced in-band with auth.refresh.",

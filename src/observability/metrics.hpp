@@ -34,12 +34,16 @@ struct metrics {
     counter client_events_unrouted{0};          // valid client events that no route sends anywhere
     counter redis_publishes{0};                 // publish messages read from Redis
     counter redis_publishes_refused{0};         // of those, refused (bad JSON, shape or catalog)
+    counter redis_ingest_gaps{0};               // times the Redis publish channel's subscription was lost
+    counter redis_ingest_gap_ms{0};             // milliseconds it stayed lost (publishes to it in that time are lost)
     counter handshakes_refused_origin{0};       // 403: Origin not allowed
     counter handshakes_refused_capacity{0};     // 503: limits.max_connections reached
     counter handshakes_refused_address{0};      // 429/503: per-address connections, rate, or table full
     counter connections_refused_user_limit{0};  // closed 1013: limits.max_connections_per_user
     counter client_messages_rate_limited{0};    // dropped over websocket.client_messages_per_second
     counter rate_limit_closes{0};               // connections closed 1008 for keeping at it
+    counter frame_budget_closes{0};             // closed 1008: websocket.client_frames_per_second
+    counter message_timeout_closes{0};          // closed 1008: websocket.message_timeout_ms
     counter tokens_expired{0};                  // connections closed 1008 at their token's exp
     counter tokens_refreshed{0};                // auth.refresh accepted
     counter http_requests{0};

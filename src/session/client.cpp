@@ -20,8 +20,12 @@ client::client(ws::transport&& stream, ws::endpoint::options opts, loop& home, s
       services_(services),
       message_rate_(message_rate(services.settings)),
       excess_allowance_(excess_rate(services.settings)),
-      auth_error_(auth ? auth->error : auth::jwt_error::none),
-      awaiting_token_(!auth) {
+      // No token in the handshake: a missing token (1008 at once), unless the deployment lets
+      // the client send it in-band as its first message (websocket.inband_auth).
+      auth_error_(auth                            ? auth->error
+                  : services.settings.inband_auth ? auth::jwt_error::none
+                                                  : auth::jwt_error::missing),
+      awaiting_token_(!auth && services.settings.inband_auth) {
     if (auth) handshake_deadline_ = deadline_of(auth->identity.expires_at);
 }
 
@@ -73,10 +77,18 @@ void client::admit(std::int64_t deadline) {
 }
 
 void client::on_message(std::string_view data, bool text) {
+    // Every data message counts against the rate, text or binary: a binary one costs the frame
+    // layer as much (unmasking, inflating) and must not be a way around the over-rate close.
+    if (closing() || !within_rate()) return;
     if (text) return handle_text(data);
-    if (home_.invalid_message_log.allow(observability::monotonic_ms())) {
-        observability::metrics::add(services_.metrics.client_messages_invalid);
-        spdlog::warn("client message ignored conn={} user={} error=binary_not_supported", id(), user_id());
+    // Before the token, any message but `auth` is refused at once, binary ones too.
+    if (awaiting_token_) return refuse_unauthenticated();
+    // Every one is counted; only the log line is rate-limited.
+    observability::metrics::add(services_.metrics.client_messages_invalid);
+    auto& limiter = home_.invalid_message_log;
+    if (limiter.allow(observability::monotonic_ms())) {
+        spdlog::warn("client message ignored conn={} user={} error=binary_not_supported suppressed={}", id(), user_id(),
+                     limiter.take_suppressed());
     }
 }
 
@@ -99,7 +111,6 @@ bool client::within_rate() {
 }
 
 void client::handle_text(std::string_view text) {
-    if (closing() || !within_rate()) return;
     const auto message = protocol::parse_client_message(text, services_.catalog);
     if (awaiting_token_) return handle_auth(message);
     if (message.error != protocol::client_error::none) {
@@ -145,14 +156,18 @@ std::optional<auth::jwt_identity> client::verify_inband(const protocol::client_m
     return std::move(result.identity);
 }
 
-void client::handle_auth(const protocol::client_message& message) {
+void client::refuse_unauthenticated() {
     awaiting_token_ = false;
     if (auth_timer_) auth_timer_->cancel();
-    if (message.error != protocol::client_error::none || message.type != "auth") {
-        observability::metrics::add(services_.metrics.auth_failures);
-        spdlog::info("connection refused conn={} reason=\"authentication required\" code=1008", id());
-        return close(close_code::policy_violation, "authentication required");
-    }
+    observability::metrics::add(services_.metrics.auth_failures);
+    spdlog::info("connection refused conn={} reason=\"authentication required\" code=1008", id());
+    close(close_code::policy_violation, "authentication required");
+}
+
+void client::handle_auth(const protocol::client_message& message) {
+    if (message.error != protocol::client_error::none || message.type != "auth") return refuse_unauthenticated();
+    awaiting_token_ = false;
+    if (auth_timer_) auth_timer_->cancel();
     auto identity = verify_inband(message);
     if (!identity) return;
     set_user_id(std::move(identity->user_id));

@@ -32,8 +32,9 @@ class client : public hub::connection, public ws::endpoint {
 public:
     // `auth` is the outcome of the token check done on the upgrade request: a failure still
     // completes the upgrade and then closes with 1008 and the reason, as the seed requires.
-    // nullopt: the handshake carried no token, and the first message must be an `auth` message
-    // within websocket.auth_timeout_ms.
+    // nullopt: the handshake carried no token. With websocket.inband_auth the first message must
+    // then be an `auth` message within websocket.auth_timeout_ms; without it (the default) the
+    // connection is closed at once with 1008 `token missing`.
     client(ws::transport&& stream, ws::endpoint::options opts, loop& home, shared& services,
            std::optional<auth::jwt_result> auth);
 
@@ -60,6 +61,8 @@ private:
     std::int64_t deadline_of(std::optional<std::int64_t> expires_at) const;
     // The first message of a connection without a token in its handshake.
     void handle_auth(const protocol::client_message& message);
+    // A first message that is not a valid `auth` (or is binary): 1008 `authentication required`.
+    void refuse_unauthenticated();
     void handle_protocol_message(const protocol::client_message& message);
     // A token from an `auth` or `auth.refresh` message; nullopt (after closing) when refused.
     std::optional<auth::jwt_identity> verify_inband(const protocol::client_message& message);

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "observability/log.hpp"
+#include "util/result.hpp"
 #include "ws/asio.hpp"
 
 namespace zena::upstream {
@@ -55,33 +56,34 @@ struct webhook::impl {
         resolver.async_resolve(
             url.host, url.port,
             [this, n, stream, request](beast::error_code ec, const asio::ip::tcp::resolver::results_type& r) {
-                if (ec) return done(n, ec.message());
+                if (ec) return done(n, util::error{ec.message()});
                 stream->async_connect(r, [this, n, stream, request](beast::error_code ec2, const auto&) {
-                    if (ec2) return done(n, ec2.message());
+                    if (ec2) return done(n, util::error{ec2.message()});
                     http::async_write(
                         *stream, *request, [this, n, stream, request](beast::error_code ec3, std::size_t) {
-                            if (ec3) return done(n, ec3.message());
+                            if (ec3) return done(n, util::error{ec3.message()});
                             auto buffer = std::make_shared<beast::flat_buffer>();
                             auto response = std::make_shared<http::response<http::string_body>>();
                             http::async_read(*stream, *buffer, *response,
                                              [this, n, stream, buffer, response](beast::error_code ec4, std::size_t) {
-                                                 if (ec4) return done(n, ec4.message());
+                                                 if (ec4) return done(n, util::error{ec4.message()});
                                                  const auto status = response->result_int();
-                                                 if (status >= 200 && status < 300) return done(n, {});
-                                                 done(n, "status " + std::to_string(status));
+                                                 if (status >= 200 && status < 300) return done(n, util::status{});
+                                                 done(n, util::error{"status " + std::to_string(status)});
                                              });
                         });
                 });
             });
     }
 
-    // One attempt finished: `error` empty on success.
-    void done(std::int64_t n, const std::string& error) {
-        if (error.empty()) {
+    // Attempt `n` finished.
+    void done(std::int64_t n, const util::status& outcome) {
+        if (outcome) {
             observability::metrics::add(metrics.webhook.delivered);
         } else if (n < settings.max_attempts) {
             const auto delay = settings.backoff * (std::int64_t{1} << std::min<std::int64_t>(n - 1, 10));
-            spdlog::debug("webhook attempt failed attempt={} error=\"{}\" retry_ms={}", n, error, delay.count());
+            spdlog::debug("webhook attempt failed attempt={} error=\"{}\" retry_ms={}", n, outcome.message(),
+                          delay.count());
             retry_timer.expires_after(delay);
             retry_timer.async_wait([this, n](beast::error_code ec) {
                 if (!ec) attempt(n + 1);
@@ -89,7 +91,7 @@ struct webhook::impl {
             return;
         } else {
             observability::metrics::add(metrics.webhook.failed);
-            spdlog::warn("webhook gave up attempts={} error=\"{}\"", n, error);
+            spdlog::warn("webhook gave up attempts={} error=\"{}\"", n, outcome.message());
         }
         queue.pop_front();
         sending = false;

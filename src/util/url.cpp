@@ -41,6 +41,19 @@ std::optional<std::string> percent_decode(std::string_view text, bool plus_is_sp
     return out;
 }
 
+std::optional<std::vector<std::string>> path_segments(std::string_view path) {
+    if (path.starts_with('/')) path.remove_prefix(1);
+    std::vector<std::string> out;
+    for (;;) {
+        const auto slash = path.find('/');
+        auto segment = percent_decode(path.substr(0, slash), false);
+        if (!segment) return std::nullopt;
+        out.push_back(std::move(*segment));
+        if (slash == std::string_view::npos) return out;
+        path.remove_prefix(slash + 1);
+    }
+}
+
 std::optional<std::string> query_param(std::string_view target, std::string_view name) {
     const auto q = target.find('?');
     if (q == std::string_view::npos) return std::nullopt;

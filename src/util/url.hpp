@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace zena::util {
 
@@ -16,6 +17,12 @@ std::string redact_target(std::string_view target);
 
 // Percent-decodes `text` (and '+' as a space when `plus_is_space`); nullopt on a malformed escape.
 std::optional<std::string> percent_decode(std::string_view text, bool plus_is_space);
+
+// The segments of a request path, split at '/' first and then each percent-decoded, so that an
+// encoded slash ("%2F") stays inside its segment: "/api/users/a%2Fb" -> {"api", "users", "a/b"}.
+// One leading '/' is dropped; "" and "/" are one empty segment. nullopt when a segment holds a malformed
+// escape. ('+' is not a space in a path.)
+std::optional<std::vector<std::string>> path_segments(std::string_view path);
 
 // The decoded value of the first query parameter `name`, or nullopt when absent or malformed.
 std::optional<std::string> query_param(std::string_view target, std::string_view name);

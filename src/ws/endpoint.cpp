@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <utility>
 
 #include "ws/close_codes.hpp"
@@ -26,13 +27,14 @@ constexpr std::size_t k_tls_read_bytes = 16 * 1024;
 // A queue's first storage: room for a few frames, so a burst grows it once or twice, not at
 // every frame. A drained queue releases it: an idle connection holds no queue at all.
 constexpr std::size_t k_first_queue_capacity = 4;
-// The key that makes a waiting pong replace an older one (RFC 6455 §5.5.3 allows answering only
-// the latest ping); event keys are hashes and never take it.
-constexpr std::uint64_t k_pong_key = 0;
-
 char* thread_read_buffer() {
     thread_local std::array<char, k_read_bytes> buffer;
     return buffer.data();
+}
+
+std::int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
 }
 
 const shared_frame& ping_frame() {
@@ -53,7 +55,7 @@ endpoint::endpoint(transport&& stream, flush_queue& flusher, options opts)
     : stream_(std::move(stream)),
       flusher_(flusher),
       limits_(opts.shared),
-      reader_(opts.shared.max_message_bytes, opts.deflate),
+      reader_(opts.shared.max_message_bytes, opts.deflate, opts.shared.budget),
       deflate_outgoing_(opts.deflate_outgoing) {}
 
 endpoint::~endpoint() = default;
@@ -120,6 +122,11 @@ void endpoint::drop_waiting() {
 
 void endpoint::ping() {
     if (phase_ != phase::open) return;
+    // The heartbeat is the one visit a silent connection gets: its half message ends here.
+    if (reader_.message_overdue(now_ms())) {
+        reader_.fail_overdue_message();
+        return on_read_failed();
+    }
     push(ping_frame(), delivery_class::ordered, 0);
 }
 
@@ -132,6 +139,9 @@ void endpoint::close(std::uint16_t code, std::string_view reason, shared_frame l
 
 void endpoint::queue_close(std::string_view payload, bool then_end) {
     phase_ = then_end ? phase::closing_then_end : phase::closing;
+    // What the client sends from now on is only looked through for its close frame (a reader
+    // that failed or read a close reads nothing more anyway).
+    reader_.discard(k_max_read_after_close);
     push(frame::make(opcode::close, payload), delivery_class::ordered, 0);
     close_timer_ = std::make_unique<asio::steady_timer>(executor());
     close_timer_->expires_after(limits_.close_timeout);
@@ -302,16 +312,36 @@ void endpoint::on_readable(boost::system::error_code ec) {
 }
 
 bool endpoint::consume(std::string_view data) {
-    const auto status = reader_.feed(data, *this);
+    const auto status = reader_.feed(data, *this, now_ms());
     if (ended()) return false;
     switch (status) {
         case frame_reader::status::more: return true;
         case frame_reader::status::closed: return false;  // on_close answered it
         case frame_reader::status::failed: break;
     }
+    on_read_failed();
+    return false;
+}
+
+void endpoint::on_read_failed() {
+    // Past the allowance after our own close: reading stops here, so the client's bytes cost
+    // nothing more, and the close timer drops the TCP connection. Dropping it now would reset a
+    // connection with unread bytes, and a reset can destroy our close frame before the client
+    // reads it (a client closed while it was sending would see 1006, not our code).
+    if (reader_.failed_limit() == frame_reader::limit::after_close) return;
     // _Fail the WebSocket Connection_ (RFC 6455 §7.1.7): the close code, then the TCP goes.
     switch (phase_) {
         case phase::open:
+            if (auto* m = limits_.metrics) {
+                switch (reader_.failed_limit()) {
+                    case frame_reader::limit::frames: observability::metrics::add(m->frame_budget_closes); break;
+                    case frame_reader::limit::message_timeout:
+                        observability::metrics::add(m->message_timeout_closes);
+                        break;
+                    case frame_reader::limit::none:
+                    case frame_reader::limit::after_close: break;
+                }
+            }
             drop_waiting();
             queue_close(close_payload(reader_.failure_code(), reader_.failure_reason()), true);
             break;
@@ -320,12 +350,13 @@ bool endpoint::consume(std::string_view data) {
         case phase::closing_then_end:
         case phase::ended: break;
     }
-    return false;
 }
 
 void endpoint::on_ping(std::string_view payload) {
     if (phase_ != phase::open || !allow_ping()) return;
-    const outbound pong{frame::make(opcode::pong, payload), delivery_class::latest, k_pong_key};
+    // A pong for each ping, as Autobahn (case 2.10), Beast, uWebSockets and ws do, though RFC 6455
+    // §5.5.3 would allow answering only the latest: the pings were paid for in the frame budget.
+    const outbound pong{frame::make(opcode::pong, payload), delivery_class::ordered, 0};
     if (enqueue(pong) == queued::full) {
         // A client that pings without reading: the same end as any slow consumer.
         close(static_cast<std::uint16_t>(close_code::slow_consumer), "send queue full");

@@ -11,7 +11,12 @@
 // one flush are copied into one buffer and written with one TLS write.
 //
 // Reading: an idle plain connection holds no read buffer. It waits for readability, then reads
-// into a per-thread buffer; only an incomplete frame is kept.
+// into a per-thread buffer; only an incomplete frame is kept. Every client frame takes a token of
+// the connection's frame budget, and a fragmented message must end in time (limits.budget): past
+// either, close 1008, counted. Each ping is answered with its own pong. Once the connection has
+// queued its own close, it reads only frame headers, skipping payloads unread, until the client's
+// close frame (the TCP connection is then dropped) or k_max_read_after_close bytes (it then reads
+// nothing more); limits.close_timeout after its close, the TCP connection goes in any case.
 //
 // When behind: a latest-class frame replaces a waiting one with the same key, an ephemeral one
 // is dropped while frames wait, and an ordered one that would take the queued bytes past
@@ -35,6 +40,7 @@
 #include <variant>
 #include <vector>
 
+#include "observability/metrics.hpp"
 #include "ws/asio.hpp"
 #include "ws/frame_reader.hpp"
 #include "ws/outbound.hpp"
@@ -138,7 +144,16 @@ public:
         std::size_t max_message_bytes;            // larger client messages close with 1009
         std::size_t send_queue_max_bytes;         // queued wire bytes before queued::full
         std::chrono::milliseconds close_timeout;  // a close handshake not finished by then drops the TCP
+        // Frames per second and burst, and the time a fragmented message may take; past either
+        // the connection is closed with 1008 and counted.
+        frame_reader::budget budget{};
+        observability::metrics* metrics = nullptr;  // where those closes are counted; none: not counted
     };
+    // After its own close, a connection reads at most this much more while it looks for the
+    // client's close frame, skipping payloads unread; then it reads nothing more, and the close
+    // timer drops the TCP connection. A client answers a close at once, with a few bytes; one
+    // that goes on sending is in the middle of something (a large message, a burst), or hostile.
+    static constexpr std::size_t k_max_read_after_close = 4 * 1024;
     struct options {
         const limits& shared;           // outlives the connection
         bool deflate = false;           // permessage-deflate was negotiated
@@ -166,6 +181,9 @@ public:
     // Drops the frames still waiting, queues `last` (if any) and a close frame; later messages are
     // refused. The TCP connection ends when the client answers, or after limits.close_timeout.
     void close(std::uint16_t code, std::string_view reason, shared_frame last = nullptr);
+    // A ping, from the owner's heartbeat. It checks first that a message begun by a fragment
+    // has not outlived limits.budget.message_timeout (a client that sent a first fragment and
+    // then went silent is never read again): one that has fails the connection with 1008.
     void ping();
     // Drops the TCP connection now.
     void terminate();
@@ -225,6 +243,9 @@ private:
     void on_readable(boost::system::error_code ec);
     // Hands bytes to the reader; false when reading is over.
     bool consume(std::string_view data);
+    // The reader failed (a broken protocol or a passed limit): close with its code, or, once our
+    // close is out, drop the TCP connection.
+    void on_read_failed();
 
     // An idle connection is mostly this object: the fields are ordered to leave no padding.
     transport stream_;

@@ -1,5 +1,7 @@
 #include "ws/frame_reader.hpp"
 
+#include <algorithm>
+
 #include "ws/close_codes.hpp"
 #include "ws/deflate.hpp"
 
@@ -10,6 +12,7 @@ namespace {
 constexpr auto k_protocol_error = static_cast<std::uint16_t>(close_code::protocol_error);
 constexpr auto k_invalid_payload = static_cast<std::uint16_t>(close_code::invalid_payload);
 constexpr auto k_too_big = static_cast<std::uint16_t>(close_code::message_too_big);
+constexpr auto k_policy = static_cast<std::uint16_t>(close_code::policy_violation);
 
 // XORs `n` bytes of `in` with the 4-byte mask into `out`.
 void unmask(const char* in, std::size_t n, const unsigned char* mask, char* out) {
@@ -37,26 +40,28 @@ void frame_reader::fail(std::uint16_t code, const char* reason) {
     forget_held();
 }
 
-std::size_t frame_reader::consume(std::string_view in, handler& h) {
+std::size_t frame_reader::consume(std::string_view in, handler& h, std::int64_t now_ms) {
     std::size_t used = 0;
     while (used < in.size()) {
-        const auto n = read_frame(in.substr(used), h);
+        // A handler may call discard(): the frames after that one are skipped.
+        const auto n = discarding_ ? skip_frame(in.substr(used), h) : read_frame(in.substr(used), h, now_ms);
         if (n == 0 || state_ != status::more) break;
         used += n;
     }
     return used;
 }
 
-frame_reader::status frame_reader::feed(std::string_view data, handler& h) {
+frame_reader::status frame_reader::feed(std::string_view data, handler& h, std::int64_t now_ms) {
     if (state_ != status::more) return state_;
+    if (message_overdue(now_ms)) return fail_overdue_message();
     if (!held_ || held_->partial.empty()) {
-        const auto used = consume(data, h);
+        const auto used = consume(data, h, now_ms);
         if (state_ == status::more && used < data.size()) hold().partial.assign(data.substr(used));
         return state_;
     }
     auto& partial = held_->partial;
     partial.append(data);
-    const auto used = consume(partial, h);
+    const auto used = consume(partial, h, now_ms);
     if (state_ == status::more) {
         partial.erase(0, used);
         if (partial.empty()) {
@@ -67,7 +72,72 @@ frame_reader::status frame_reader::feed(std::string_view data, handler& h) {
     return state_;
 }
 
-std::size_t frame_reader::read_frame(std::string_view in, handler& h) {
+frame_reader::status frame_reader::fail_overdue_message() {
+    failed_limit_ = limit::message_timeout;
+    fail(k_policy, "message not finished in time");
+    return state_;
+}
+
+void frame_reader::discard(std::size_t max_bytes) {
+    if (discarding_ || state_ != status::more) return;
+    discarding_ = true;
+    in_message_ = false;
+    auto& kept = hold();
+    // Freed, not only cleared: no handler call reads it (a finished message is moved out before
+    // it is delivered), and a closing connection has no use for it. `partial` may be the bytes
+    // being read, and stays.
+    std::string{}.swap(kept.message);
+    kept.skip = 0;
+    kept.discard_left = max_bytes;
+}
+
+std::size_t frame_reader::skip_frame(std::string_view in, handler& h) {
+    auto& kept = *held_;  // made by discard()
+    const auto charge = [&](std::size_t n) -> std::size_t {
+        if (n > kept.discard_left) {
+            failed_limit_ = limit::after_close;
+            return fail(k_policy, "too much data after the close"), 0;
+        }
+        kept.discard_left -= n;
+        return n;
+    };
+    if (kept.skip > 0) {
+        const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(kept.skip, in.size()));
+        kept.skip -= n;
+        return charge(n);
+    }
+    // The header only, as far as finding the next one needs: the connection is ending anyway.
+    if (in.size() < 2) return 0;
+    const auto b0 = static_cast<unsigned char>(in[0]);
+    const auto b1 = static_cast<unsigned char>(in[1]);
+    std::uint64_t length = b1 & 0x7FU;
+    std::size_t header = 2;
+    if (length == 126) {
+        if (in.size() < 4) return 0;
+        length =
+            (static_cast<std::uint64_t>(static_cast<unsigned char>(in[2])) << 8) | static_cast<unsigned char>(in[3]);
+        header = 4;
+    } else if (length == 127) {
+        if (in.size() < 10) return 0;
+        length = 0;
+        for (int i = 0; i < 8; ++i) length = (length << 8) | static_cast<unsigned char>(in[2 + i]);
+        header = 10;
+    }
+    if ((b1 & 0x80U) != 0) header += 4;
+    if (in.size() < header) return 0;
+    if (static_cast<opcode>(b0 & 0x0FU) == opcode::close) {
+        // The client's answer: its code and reason are not worth reading now.
+        state_ = status::closed;
+        forget_held();
+        h.on_close(std::nullopt, {});
+        return 0;
+    }
+    const auto body = static_cast<std::size_t>(std::min<std::uint64_t>(length, in.size() - header));
+    kept.skip = length - body;
+    return charge(header + body);
+}
+
+std::size_t frame_reader::read_frame(std::string_view in, handler& h, std::int64_t now_ms) {
     if (in.size() < 2) return 0;
     const auto b0 = static_cast<unsigned char>(in[0]);
     const auto b1 = static_cast<unsigned char>(in[1]);
@@ -121,6 +191,12 @@ std::size_t frame_reader::read_frame(std::string_view in, handler& h) {
     }
     const std::size_t total = header + 4 + static_cast<std::size_t>(length);
     if (in.size() < total) return 0;
+    // Every whole frame costs a token, whatever it carries: empty continuations and unasked
+    // pongs cost as much to read as any other frame.
+    if (!frames_.take(budget_->frames, now_ms)) {
+        failed_limit_ = limit::frames;
+        return fail(k_policy, "too many frames"), 0;
+    }
 
     const auto* mask = reinterpret_cast<const unsigned char*>(in.data() + header);
     const char* masked = in.data() + header + 4;
@@ -137,6 +213,7 @@ std::size_t frame_reader::read_frame(std::string_view in, handler& h) {
         message_text_ = op == opcode::text;
         message_compressed_ = rsv1;
         utf8_.reset();
+        if (!fin) hold().message_started_ms = now_ms;  // its deadline runs from here
     }
     const bool check_utf8 = message_text_ && !message_compressed_;
     if (fin && !in_message_) {

@@ -218,6 +218,17 @@ describe('5.5 Control frames', () => {
     assert.deepEqual(f.payload, payload);
     s.destroy();
   });
+  rfcCase('5.5.2', 'ten pings back to back get ten pongs, each with its ping\'s payload (Autobahn 2.10)', async () => {
+    const s = await open();
+    s.send(...Array.from({ length: 10 }, (_, i) => frame({ opcode: OP.ping, payload: `ping ${i}` })));
+    for (let i = 0; i < 10; i += 1) {
+      const f = await s.read();
+      assert.ok(f, `pong ${i}`);
+      assert.equal(f.opcode, OP.pong);
+      assert.equal(f.payload.toString(), `ping ${i}`);
+    }
+    s.destroy();
+  });
   rfcCase('5.5', 'a ping with 126 bytes (control payloads are at most 125): 1002', async () => {
     const s = await open();
     s.send(frame({ opcode: OP.ping, payload: Buffer.alloc(126) }));

@@ -1,14 +1,17 @@
 // Tokens out of URLs and tokens that end: the token in Sec-WebSocket-Protocol (the server
 // answers with the protocol name only), the token as a first in-band `auth` message within a
-// deadline, the connection closed with 1008 at the token's exp unless `auth.refresh` brought a
-// fresh one, and no token ever in the server's log.
+// deadline when the deployment turns it on (websocket.inband_auth; off by default, when a
+// handshake without a token is closed with 1008 at once), the connection closed with 1008 at the
+// token's exp unless `auth.refresh` brought a fresh one, and no token ever in the server's log.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Client, api, metric, mintToken, sleep, startServer, waitFor } from './harness.mjs';
 
 describe('tokens out of URLs', () => {
   let server;
-  before(async () => { server = await startServer({ env: { ZENA_AUTH_TIMEOUT_MS: '500' } }); });
+  before(async () => {
+    server = await startServer({ env: { ZENA_AUTH_TIMEOUT_MS: '500', ZENA_INBAND_AUTH: 'true' } });
+  });
   after(async () => {
     await server.stop();
   });
@@ -52,6 +55,16 @@ describe('tokens out of URLs', () => {
     assert.deepEqual(await client.waitClosed(), { code: 1008, reason: 'authentication required' });
   });
 
+  // Issue 16, item 8: a binary first message is refused at once, as a text one is.
+  test('AuthInband.BinaryFirstMessage_Closes1008AtOnce', async () => {
+    const client = new Client(server.wsUrl());
+    await client.opened;
+    const started = Date.now();
+    client.ws.send(Buffer.from([1, 2, 3]), { binary: true });
+    assert.deepEqual(await client.waitClosed(), { code: 1008, reason: 'authentication required' });
+    assert.ok(Date.now() - started < 400, `closed at once, not at websocket.auth_timeout_ms (${Date.now() - started} ms)`);
+  });
+
   test('AuthInband.BadTokenInAuth_Closes1008WithTheReason', async () => {
     const client = new Client(server.wsUrl());
     await client.opened;
@@ -65,6 +78,46 @@ describe('tokens out of URLs', () => {
     const started = Date.now();
     assert.deepEqual(await client.waitClosed(), { code: 1008, reason: 'authentication timeout' });
     assert.ok(Date.now() - started >= 400, 'not before websocket.auth_timeout_ms');
+  });
+});
+
+// Issue 16, item 9: the seed's rule, a connection without a token is closed with 1008, at once.
+describe('no token and in-band auth off (the default)', () => {
+  let server;
+  // websocket.auth_timeout_ms at its default (5 s): the close must not wait for it.
+  before(async () => { server = await startServer(); });
+  after(async () => { await server.stop(); });
+
+  for (const [name, url] of [['NoQuery', () => server.wsUrl()], ['EmptyQuery', () => server.wsUrl('')]]) {
+    test(`AuthInband.Off_${name}_Closes1008TokenMissingAtOnce`, async () => {
+      const started = Date.now();
+      const client = new Client(url());
+      await client.opened; // the upgrade completes first, as for any refused token
+      // An in-band `auth` sent right away changes nothing.
+      client.send({ type: 'auth', payload: { token: mintToken({ sub: 'bob' }) } });
+      assert.deepEqual(await client.waitClosed(), { code: 1008, reason: 'token missing' });
+      assert.ok(Date.now() - started < 1000, `closed at once (${Date.now() - started} ms)`);
+      assert.deepEqual(client.messages, [], 'no welcome');
+    });
+  }
+
+  test('AuthInband.Off_SubprotocolTokenStillConnects', async () => {
+    const client = new Client(server.wsUrl(), {}, ['zena-realtime', `bearer.${mintToken({ sub: 'alice' })}`]);
+    assert.equal((await client.next()).type, 'connected');
+    await client.close();
+  });
+
+  test('AuthInband.FlagTurnsItOn', async () => {
+    const on = await startServer({ args: ['--inband-auth', 'true'] });
+    try {
+      const client = new Client(on.wsUrl());
+      await client.opened;
+      client.send({ type: 'auth', payload: { token: mintToken({ sub: 'bob' }) } });
+      assert.equal((await client.next()).payload.userId, 'bob');
+      await client.close();
+    } finally {
+      await on.stop();
+    }
   });
 });
 

@@ -39,6 +39,32 @@ describe('connection counts', () => {
     await client.close();
   });
 
+  test('Counts.UserIdWithASlash_IsCountedAndDisconnectedWith4001', async () => {
+    // Any id a token can carry: '/' (sent as %2F), '%', '?', '#', spaces, non-ASCII.
+    for (const user of ['tenant/42', 'a/b/c%2F?x=1#frag é']) {
+      const [c1, c2] = await Promise.all([connectUser(server, user), connectUser(server, user)]);
+      const other = await connectUser(server, 'tenant');
+      assert.deepEqual(await userCount(user), { userId: user, connections: 2 });
+      const res = await api(server, 'DELETE', `/api/users/${encodeURIComponent(user)}/connections`);
+      assert.equal(res.status, 200);
+      assert.deepEqual(res.body, { userId: user, closed: 2 });
+      for (const client of [c1, c2]) assert.equal((await client.waitClosed()).code, 4001);
+      await waitFor(async () => (await userCount(user)).connections === 0, 3000, 'the user closed');
+      assert.equal((await userCount('tenant')).connections, 1, 'another user untouched');
+      await other.close();
+    }
+  });
+
+  test('Counts.PathThatCannotBeAUserId_Is400', async () => {
+    for (const encoded of ['a%2', 'a%zz', '%FF%FE', 'x'.repeat(257)]) {
+      for (const method of ['GET', 'DELETE']) {
+        const res = await api(server, method, `/api/users/${encoded}/connections`);
+        assert.equal(res.status, 400, `${method} ${encoded}`);
+        assert.equal(res.body.field, 'userId');
+      }
+    }
+  });
+
   test('Disconnect.User_ClosesEachConnectionWith4001', async () => {
     const [a1, a2, b1] = await Promise.all([
       connectUser(server, 'alice'), connectUser(server, 'alice'), connectUser(server, 'bob'),

@@ -136,6 +136,7 @@ describe('client events to a Redis stream', () => {
       assert.equal(res.status, 200);
       assert.deepEqual(await client.next(), SEED_EVENTS[3]);
       assert.ok(Date.now() - started < 1000, 'the socket was not held up by Redis');
+      assert.equal((await fetch(server.url('/readyz'))).status, 200, 'no publish channel: ready without Redis');
       back = await startRedis({ port });
       backClient = await redisClient(back);
       await waitFor(async () => (await backClient.xLen(EVENTS_STREAM)) === 5, 10000, 'the queued events after reconnect');
@@ -224,5 +225,88 @@ describe('publishing through Redis', () => {
       assert.equal(got[id].at(-1).isComplete, true);
     }
     await client.close();
+  });
+});
+
+describe('a Redis publish channel that goes away', () => {
+  const readyz = async (server) => {
+    const res = await fetch(server.url('/readyz'));
+    return { status: res.status, body: await res.json() };
+  };
+  const gapSeconds = async (server) => {
+    const text = await (await fetch(server.url('/metrics'))).text();
+    const m = text.match(/^zena_redis_ingest_gap_seconds_total (\d+(?:\.\d+)?)$/m);
+    return m ? Number(m[1]) : undefined;
+  };
+
+  test('RedisPublish.ChannelLost_ResubscribesAtOnceCountsTheGapAndIsNotReadyMeanwhile', async () => {
+    const redis = await startRedis();
+    const { port } = redis;
+    const server = await startServer({
+      env: { ZENA_REDIS_URL: redis.url, ZENA_REDIS_CLIENT_EVENTS_STREAM: '', ZENA_REDIS_PUBLISH_STREAM: '' },
+    });
+    let rc = await redisClient(redis);
+    let back;
+    try {
+      await waitFor(async () => (await rc.pubSubNumSub('zena:publish'))['zena:publish'] === 1, 5000, 'the subscription');
+      await waitFor(async () => (await readyz(server)).status === 200, 2000, 'ready');
+      assert.equal(await metric(server, 'zena_redis_ingest_gaps_total'), 0);
+      const client = await connectUser(server, 'watcher');
+
+      await rc.quit();
+      await redis.stop();
+      const down = await waitFor(async () => { const r = await readyz(server); return r.status === 503 && r; }, 2000, 'not ready');
+      assert.equal(down.body.status, 'not ready');
+      assert.match(down.body.reason, /redis publish channel zena:publish not subscribed/);
+      assert.equal(await metric(server, 'zena_redis_ingest_gaps_total'), 1);
+      // Past 1.5 s down, where a backoff of 100 ms doubling would next try at 3.1 s.
+      await sleep(1700);
+      back = await startRedis({ port });
+      const backAt = Date.now();
+      rc = await redisClient(back);
+      await waitFor(async () => (await rc.pubSubNumSub('zena:publish'))['zena:publish'] === 1, 5000, 'the resubscription');
+      const took = Date.now() - backAt;
+      assert.ok(took < 500, `subscribed again ${took} ms after Redis answered (publishes meanwhile are lost)`);
+      await waitFor(async () => (await readyz(server)).status === 200, 2000, 'ready again');
+      assert.deepEqual((await readyz(server)).body, { status: 'ready' });
+      assert.equal(await metric(server, 'zena_redis_ingest_gaps_total'), 1);
+      const gap = await gapSeconds(server);
+      assert.ok(gap >= 1.5 && gap < 10, `gap of ${gap} s counted`);
+
+      // And publishes flow again, none lost once subscribed.
+      for (let i = 0; i < 20; i += 1) {
+        assert.equal(await rc.publish('zena:publish', JSON.stringify({ userId: 'watcher', type: 'ask.response',
+          payload: { chunk: `${i}`, isComplete: i === 19, streamId: 's' } })), 1);
+      }
+      for (let i = 0; i < 20; i += 1) assert.equal((await client.next()).payload.chunk, `${i}`);
+      await client.close();
+    } finally {
+      await server.stop();
+      await rc.quit().catch(() => {});
+      if (back) await back.stop();
+      await redis.stop();
+    }
+  });
+
+  test('RedisPublish.RedisDownAtStart_NotReadyUntilSubscribed', async () => {
+    const later = await startRedis();
+    const { port } = later;
+    await later.stop();
+    const server = await startServer({
+      env: { ZENA_REDIS_URL: `redis://127.0.0.1:${port}`, ZENA_REDIS_CLIENT_EVENTS_STREAM: '', ZENA_REDIS_PUBLISH_STREAM: '' },
+    });
+    let back;
+    try {
+      const down = await readyz(server);
+      assert.equal(down.status, 503);
+      assert.match(down.body.reason, /redis publish channel zena:publish not subscribed yet/);
+      assert.equal((await fetch(server.url('/healthz'))).status, 200, 'alive, only not ready');
+      back = await startRedis({ port });
+      await waitFor(async () => (await readyz(server)).status === 200, 2000, 'ready once subscribed');
+      assert.equal(await metric(server, 'zena_redis_ingest_gaps_total'), 0, 'no subscription was lost');
+    } finally {
+      await server.stop();
+      if (back) await back.stop();
+    }
   });
 });

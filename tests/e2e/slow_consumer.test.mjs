@@ -7,7 +7,7 @@ import { api, connectUser, metric, startServer, waitFor } from './harness.mjs';
 test('SlowConsumer.StalledReader_IsClosedAndOthersGetEverything', async () => {
   const server = await startServer({
     // Slower than the publishing below, so the queue budget, not the missing pongs, ends it.
-    env: { ZENA_SEND_QUEUE_MAX_BYTES: String(64 * 1024), ZENA_HEARTBEAT_INTERVAL_MS: '1500', ZENA_HANDSHAKE_TIMEOUT_MS: '1500' },
+    env: { ZENA_SEND_QUEUE_MAX_BYTES: String(64 * 1024), ZENA_HEARTBEAT_INTERVAL_MS: '1500', ZENA_CLOSE_TIMEOUT_MS: '1500' },
   });
   try {
     const slow = await connectUser(server, 'slow');
@@ -32,7 +32,7 @@ test('SlowConsumer.StalledReader_IsClosedAndOthersGetEverything', async () => {
     }
     assert.equal(await metric(server, 'zena_slow_consumer_closes_total'), 1);
     // The stalled connection never reads the close frame: it is gone when the close handshake
-    // times out (websocket.handshake_timeout_ms).
+    // times out (websocket.close_timeout_ms).
     await waitFor(async () => (await api(server, 'GET', '/api/users/slow/connections')).body.connections === 0,
       3500, 'the slow connection removed');
     await fast.close();

@@ -53,7 +53,8 @@ protected:
     engine::memory_history history;
     engine::memory_broker broker{hubs, history};
     observability::metrics metrics;
-    server_api api{broker, hubs, metrics, test_catalog(), k_key, api_limits{3, false}};
+    readiness ready;
+    server_api api{broker, hubs, metrics, test_catalog(), k_key, api_limits{3, false}, ready};
     std::shared_ptr<hub::testing::recording_connection> alice = hub::testing::make(1, "alice");
     std::shared_ptr<hub::testing::recording_connection> alice2 = hub::testing::make(2, "alice");
     std::shared_ptr<hub::testing::recording_connection> bob = hub::testing::make(3, "bob");
@@ -102,6 +103,62 @@ TEST_F(ServerApiTest, BadInput_NamesTheFieldAndDeliversNothing) {
     EXPECT_EQ(metrics.api_rejections.load(), 7U);
 }
 
+TEST_F(ServerApiTest, NumberOutOfRange_NamesTheFieldAndTheReason) {
+    struct tc {
+        std::string number;
+        std::string error;  // a part of the message
+    };
+    const std::string k_integer = "is an integer out of range (integers must fit in 64 bits";
+    for (const auto& [number, error] : std::vector<tc>{
+             {"18446744073709551616", k_integer},
+             {"-9223372036854775809", k_integer},
+             {std::string(10000, '7'), k_integer},
+             {"1e400", "is a number out of range (larger than a 64-bit double can hold)"},
+             {"-" + std::string(400, '9') + ".5", "is a number out of range"},
+             {"01", "is not a valid JSON number"},
+         }) {
+        const auto r =
+            call("POST", "/api/broadcast", R"({"userId":"alice","type":"t","payload":{"a":)" + number + "}}");
+        EXPECT_EQ(r.status, 400) << number.substr(0, 30);
+        EXPECT_NE(r.body.find(R"({"error":"payload.a )" + error), std::string::npos) << r.body;
+        EXPECT_NE(r.body.find(R"("field":"payload.a")"), std::string::npos) << r.body;
+    }
+    // Where it sits: nested in arrays and objects, in a batch item.
+    auto r =
+        call("POST", "/api/broadcast", R"({"userId":"alice","type":"t","payload":{"x":[1,"s,\"}",{"n":[0,1e999]}]}})");
+    EXPECT_NE(r.body.find(R"("field":"payload.x[2].n[1]")"), std::string::npos) << r.body;
+    r = call(
+        "POST", "/api/batch",
+        R"({"items":[{"all":true,"type":"t","payload":{}},{"all":true,"type":"t","payload":{"a":1e99999999999999999999}}]})");
+    EXPECT_NE(r.body.find(R"("field":"items[1].payload.a")"), std::string::npos) << r.body;
+    r = call("POST", "/api/broadcast", "99999999999999999999");
+    EXPECT_EQ(
+        r.body,
+        R"x({"error":"a number in the body is an integer out of range (integers must fit in 64 bits: -2^63 to 2^64-1)"})x");
+    EXPECT_TRUE(alice->frames.empty());
+    // The edges of what fits are delivered as they are.
+    for (const auto* number : {"18446744073709551615", "-9223372036854775808", "1e-400", "1.7976931348623157e308"}) {
+        EXPECT_EQ(
+            call("POST", "/api/broadcast", R"({"userId":"bob","type":"t","payload":{"a":)" + std::string{number} + "}}")
+                .status,
+            200)
+            << number;
+    }
+    ASSERT_EQ(bob->frames.size(), 4U);
+    EXPECT_EQ(bob->frames[0]->payload(), R"({"type":"t","payload":{"a":18446744073709551615}})");
+    EXPECT_EQ(bob->frames[1]->payload(), R"({"type":"t","payload":{"a":-9223372036854775808}})");
+}
+
+TEST_F(ServerApiTest, PublishMessage_NumberOutOfRange_NamesTheField) {
+    std::vector<http_response> refused;
+    bool done = false;
+    api.publish_message(R"({"userId":"alice","type":"t","payload":{"a":123456789012345678901234567890}})",
+                        [&](const http_response& r) { refused.push_back(r); }, [&] { done = true; });
+    EXPECT_TRUE(done);
+    ASSERT_EQ(refused.size(), 1U);
+    EXPECT_NE(refused[0].body.find(R"("field":"payload.a")"), std::string::npos) << refused[0].body;
+}
+
 TEST_F(ServerApiTest, Catalog_RefusesUnknownTypesWrongPayloadsAndProtocolEvents) {
     auto r = call("POST", "/api/broadcast", R"({"userId":"alice","type":"no.such","payload":{}})");
     EXPECT_EQ(r.status, 400);
@@ -115,7 +172,7 @@ TEST_F(ServerApiTest, Catalog_RefusesUnknownTypesWrongPayloadsAndProtocolEvents)
 }
 
 TEST_F(ServerApiTest, Permissive_DeliversUnknownTypesButChecksKnownOnes) {
-    server_api permissive{broker, hubs, metrics, test_catalog(), k_key, api_limits{3, true}};
+    server_api permissive{broker, hubs, metrics, test_catalog(), k_key, api_limits{3, true}, ready};
     std::optional<http_response> out;
     const auto call_permissive = [&](std::string_view body) {
         permissive.handle({"POST", "/api/broadcast", "Bearer " + k_key, body},
@@ -163,7 +220,40 @@ TEST_F(ServerApiTest, Stats_And_UserCounts) {
     EXPECT_NE(call("GET", "/api/stats").body.find(R"("connections":3,"users":2)"), std::string::npos);
     EXPECT_EQ(call("GET", "/api/users/alice/connections").body, R"({"userId":"alice","connections":2})");
     EXPECT_EQ(call("GET", "/api/users/a%20b/connections").body, R"({"userId":"a b","connections":0})");
-    EXPECT_EQ(call("GET", "/api/users/a%2Fb/connections").status, 400);
+    EXPECT_EQ(call("GET", "/api/users/a%2Fb/connections").body, R"({"userId":"a/b","connections":0})");
+}
+
+TEST_F(ServerApiTest, UserPath_AnIdWithASlashIsCountedAndDisconnected) {
+    const auto tenant = hub::testing::make(4, "tenant/42");
+    const auto accented = hub::testing::make(5, "z\xC3\xA9na ?#%/");
+    hubs.local(0).add(tenant);
+    hubs.local(0).add(accented);
+    EXPECT_EQ(call("GET", "/api/users/tenant%2F42/connections").body, R"({"userId":"tenant/42","connections":1})");
+    EXPECT_EQ(call("GET", "/api/users/tenant%2f42/connections").body, R"({"userId":"tenant/42","connections":1})");
+    EXPECT_EQ(call("GET", "/api/users/z%C3%A9na%20%3F%23%25%2F/connections").status, 200);
+    EXPECT_EQ(call("DELETE", "/api/users/tenant%2F42/connections").body, R"({"userId":"tenant/42","closed":1})");
+    EXPECT_EQ(tenant->closed, ws::close_code::disconnected);
+    EXPECT_EQ(call("DELETE", "/api/users/z%C3%A9na%20%3F%23%25%2F/connections").body,
+              "{\"userId\":\"z\xC3\xA9na ?#%/\",\"closed\":1}");
+    EXPECT_EQ(accented->closed, ws::close_code::disconnected);
+    EXPECT_FALSE(alice->closed);
+    EXPECT_FALSE(bob->closed);
+}
+
+TEST_F(ServerApiTest, UserPath_RefusesWhatCannotBeAUserId) {
+    const std::string too_long = "/api/users/" + std::string(257, 'x') + "/connections";
+    for (const std::string& target :
+         {std::string{"/api/users/%2/connections"}, std::string{"/api/users/a%zz/connections"},
+          std::string{"/api/users/a/b/connections"},  // a raw '/' separates segments
+          std::string{"/api/users/%FF%FE/connections"}, too_long}) {
+        for (const auto* method : {"GET", "DELETE"}) {
+            const auto r = call(method, target);
+            EXPECT_EQ(r.status, 400) << method << ' ' << target;
+            EXPECT_NE(r.body.find(R"("field":"userId")"), std::string::npos) << r.body;
+        }
+    }
+    EXPECT_EQ(call("GET", "/api/users/" + std::string(256, 'x') + "/connections").status, 200);
+    EXPECT_FALSE(alice->closed);
 }
 
 TEST_F(ServerApiTest, DeleteUser_ClosesWithDisconnected) {

@@ -141,6 +141,7 @@ TEST_F(ClientTest, ExpiredTokenInTheHandshake_ClosesWith1008Expired) {
 }
 
 TEST_F(ClientTest, InBandAuth_ATokenInTheFirstMessageAdmitsIt) {
+    settings.inband_auth = true;
     auto& pair = connect(std::nullopt);
     // Not in the hub until the token came.
     pair.turn();
@@ -155,6 +156,7 @@ TEST_F(ClientTest, InBandAuth_ATokenInTheFirstMessageAdmitsIt) {
 }
 
 TEST_F(ClientTest, InBandAuth_ABadTokenClosesWith1008) {
+    settings.inband_auth = true;
     auto& pair = connect(std::nullopt);
     pair.send_text(R"({"type":"auth","payload":{"token":"forged"}})");
     auto f = pair.next_frame();
@@ -166,6 +168,7 @@ TEST_F(ClientTest, InBandAuth_ABadTokenClosesWith1008) {
 }
 
 TEST_F(ClientTest, InBandAuth_AnotherFirstMessageClosesWith1008) {
+    settings.inband_auth = true;
     auto& pair = connect(std::nullopt);
     pair.send_text(R"({"type":"sync.request","payload":{}})");
     auto f = pair.next_frame();
@@ -177,6 +180,7 @@ TEST_F(ClientTest, InBandAuth_AnotherFirstMessageClosesWith1008) {
 }
 
 TEST_F(ClientTest, InBandAuth_NoTokenWithinTheTimeoutClosesWith1008) {
+    settings.inband_auth = true;
     settings.auth_timeout = 30ms;
     auto& pair = connect(std::nullopt);
     auto f = pair.next_frame(1000ms);
@@ -184,6 +188,38 @@ TEST_F(ClientTest, InBandAuth_NoTokenWithinTheTimeoutClosesWith1008) {
     ASSERT_EQ(f->op, opcode::close);
     EXPECT_EQ(f->close_code(), 1008);
     EXPECT_EQ(f->close_reason(), "authentication timeout");
+}
+
+// Issue 16, item 8: a binary first message is refused as at once as a text one.
+TEST_F(ClientTest, InBandAuth_ABinaryFirstMessageClosesWith1008AtOnce) {
+    settings.inband_auth = true;
+    auto& pair = connect(std::nullopt);
+    pair.send_frame(opcode::binary, "\x01\x02\x03");
+    auto f = pair.next_frame(ws::testing::k_prompt);
+    ASSERT_TRUE(f) << "closed at once, not at websocket.auth_timeout_ms";
+    ASSERT_EQ(f->op, opcode::close);
+    EXPECT_EQ(f->close_code(), 1008);
+    EXPECT_EQ(f->close_reason(), "authentication required");
+    EXPECT_EQ(metrics.auth_failures.load(), 1U);
+    EXPECT_EQ(hub_size(), 0U);
+}
+
+// Issue 16, item 9: without websocket.inband_auth, no token in the handshake is a missing token.
+TEST_F(ClientTest, NoTokenInTheHandshake_ClosesWith1008AtOnceByDefault) {
+    ASSERT_FALSE(settings.inband_auth) << "off by default";
+    auto& pair = connect(std::nullopt);
+    auto f = pair.next_frame(ws::testing::k_prompt);
+    ASSERT_TRUE(f) << "closed at once, not at websocket.auth_timeout_ms";
+    ASSERT_EQ(f->op, opcode::close) << "no welcome: " << f->payload;
+    EXPECT_EQ(f->close_code(), 1008);
+    EXPECT_EQ(f->close_reason(), auth::to_string(auth::jwt_error::missing));
+    EXPECT_EQ(metrics.auth_failures.load(), 1U);
+    // An `auth` message after it changes nothing.
+    pair.send_text(R"({"type":"auth","payload":{"token":")" + token_for("bob") + R"("}})");
+    pair.send_frame(opcode::close, ws::testing::close_body(1008));
+    EXPECT_TRUE(pair.wait_eof(ws::testing::k_prompt));
+    EXPECT_EQ(hub_size(), 0U);
+    EXPECT_EQ(registry.connections_of("bob"), 0U);
 }
 
 TEST_F(ClientTest, ClientEvents_GoToTheHandler) {
@@ -267,6 +303,51 @@ TEST_F(ClientTest, MessageRate_WithinTheBurstNothingIsDropped) {
     ASSERT_TRUE(pair.turn_until([&] { return client_events == 3; }));
     EXPECT_EQ(metrics.client_messages_rate_limited.load(), 0U);
     EXPECT_FALSE(clients[0]->closing());
+}
+
+// Issue 16, item 2: binary messages count against the same rate, and the same close.
+TEST_F(ClientTest, MessageRate_BinaryMessagesCountAndCloseWith1008) {
+    settings.client_messages_per_second = 1;
+    settings.client_messages_burst = 3;
+    auto& pair = connect_as("alice");
+    EXPECT_TRUE(has_type(next_text(pair), "connected"));
+    const std::string blob(1024, '\x7f');
+    for (int i = 0; i < 12; ++i) pair.send_frame(opcode::binary, blob);
+    auto f = pair.next_frame();
+    ASSERT_TRUE(f) << "an over-rate binary sender is closed";
+    ASSERT_EQ(f->op, opcode::close);
+    EXPECT_EQ(f->close_code(), 1008);
+    EXPECT_EQ(f->close_reason(), "message rate limit exceeded");
+    EXPECT_EQ(metrics.client_messages_rate_limited.load(), 6U);
+    EXPECT_EQ(metrics.rate_limit_closes.load(), 1U);
+}
+
+TEST_F(ClientTest, MessageRate_TextAndBinaryShareOneBudget) {
+    settings.client_messages_per_second = 1;
+    settings.client_messages_burst = 3;
+    auto& pair = connect_as("alice");
+    EXPECT_TRUE(has_type(next_text(pair), "connected"));
+    for (int i = 0; i < 3; ++i) pair.send_frame(opcode::binary, "x");
+    pair.send_text(R"({"type":"sync.request","payload":{}})");
+    ASSERT_TRUE(pair.turn_until([&] { return metrics.client_messages_rate_limited.load() == 1; }))
+        << "the burst was spent by the binary messages";
+    EXPECT_EQ(client_events, 0);
+    EXPECT_FALSE(clients[0]->closing());
+}
+
+// Issue 16, item 6: every binary message is counted; only the log line is rate-limited.
+TEST_F(ClientTest, BinaryMessages_EveryOneCountedAsInvalidEvenWhenNotLogged) {
+    settings.client_messages_per_second = 100000;
+    settings.client_messages_burst = 100000;
+    auto& pair = connect_as("alice");
+    EXPECT_TRUE(has_type(next_text(pair), "connected"));
+    // More than the log limiter's burst (100 lines a second here).
+    constexpr std::uint64_t k_sent = 300;
+    for (std::uint64_t i = 0; i < k_sent; ++i) pair.send_frame(opcode::binary, "x");
+    ASSERT_TRUE(pair.turn_until([&] { return metrics.client_messages_invalid.load() >= k_sent; }))
+        << "counted " << metrics.client_messages_invalid.load() << " of " << k_sent;
+    EXPECT_EQ(metrics.client_messages_invalid.load(), k_sent);
+    EXPECT_FALSE(clients[0]->closing()) << "ignored, not fatal";
 }
 
 TEST_F(ClientTest, UserConnectionLimit_OneTooManyClosesWith1013) {

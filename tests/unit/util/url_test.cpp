@@ -24,6 +24,18 @@ TEST(Url, PercentDecode_HandlesEscapesAndRefusesBadOnes) {
     EXPECT_FALSE(percent_decode("%g0", false));
 }
 
+TEST(Url, PathSegments_SplitBeforeDecodingSoAnEncodedSlashStaysInItsSegment) {
+    using list = std::vector<std::string>;
+    EXPECT_EQ(path_segments("/api/users/tenant%2F42/connections"), (list{"api", "users", "tenant/42", "connections"}));
+    EXPECT_EQ(path_segments("/api/users/a/b/connections"), (list{"api", "users", "a", "b", "connections"}));
+    EXPECT_EQ(path_segments("/a%252F/%20+"), (list{"a%2F", " +"}));  // decoded once; '+' stays
+    EXPECT_EQ(path_segments("/x//y/"), (list{"x", "", "y", ""}));
+    EXPECT_EQ(path_segments("/"), (list{""}));
+    EXPECT_EQ(path_segments("rel/x"), (list{"rel", "x"}));
+    EXPECT_FALSE(path_segments("/api/users/%2/connections"));
+    EXPECT_FALSE(path_segments("/ok/%zz"));
+}
+
 TEST(Url, QueryParam_FindsTheFirstExactName) {
     EXPECT_EQ(query_param("/p?a=1&token=t&token=u", "token"), "t");
     EXPECT_EQ(query_param("/p?xtoken=1", "token"), std::nullopt);

@@ -1,6 +1,7 @@
 #include "ws/endpoint.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/ioctl.h>
 
 #include <chrono>
 #include <memory>
@@ -9,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "observability/metrics.hpp"
 #include "ws/close_codes.hpp"
 #include "ws/socket_pair.hpp"
 
@@ -442,6 +444,183 @@ TEST_F(EndpointTest, MessageOverTheLimit_ClosesWith1009) {
     EXPECT_EQ(f->close_code(), 1009);
     EXPECT_TRUE(pair->wait_eof(testing::k_prompt));
     EXPECT_TRUE(conn->messages.empty());
+}
+
+// ---- what a client may make the connection spend (issue 16)
+
+TEST_F(EndpointTest, AfterItsOwnClose_ReadsAFewKiBUnreadThenNothingUntilTheCloseTimeout) {
+    observability::metrics metrics;
+    limits.close_timeout = 300ms;
+    limits.metrics = &metrics;
+    pair.emplace(io, flush);
+    const int server_fd = pair->server_fd();
+    conn = std::make_shared<recording_endpoint>(transport{pair->take_server()}, flush, endpoint::options{limits});
+    conn->start(std::string(k_head), {});
+    ASSERT_EQ(pair->read_head(), k_head);
+    const auto start = testing::clock::now();
+    conn->close(static_cast<std::uint16_t>(close_code::policy_violation), "token invalid");
+    auto f = pair->next_frame();
+    ASSERT_TRUE(f);
+    ASSERT_EQ(f->op, opcode::close);
+    EXPECT_EQ(f->close_code(), 1008);
+    // The client goes on sending, never answering the close: 256 KiB of 1000-byte messages, as
+    // much of it as the kernel takes.
+    std::string flood;
+    for (int i = 0; i < 256; ++i) flood += testing::client_frame(opcode::text, pattern(1000, i));
+    std::size_t sent = 0;
+    while (sent < flood.size()) {
+        const auto n = ::send(pair->client_fd(), flood.data() + sent, flood.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n <= 0) break;
+        sent += static_cast<std::size_t>(n);
+    }
+    pair->turn_until([] { return false; }, 100ms);
+    // What the endpoint did not read is still in the kernel: it stopped after a few KiB (one
+    // read of at most 64 KiB, whatever the kernel had then).
+    int unread = 0;        // in the server's receive queue
+    int not_yet_sent = 0;  // still in the client's send queue
+    ASSERT_EQ(::ioctl(server_fd, FIONREAD, &unread), 0);
+    ASSERT_EQ(::ioctl(pair->client_fd(), TIOCOUTQ, &not_yet_sent), 0);
+    const auto read = sent - static_cast<std::size_t>(unread) - static_cast<std::size_t>(not_yet_sent);
+    EXPECT_GE(read, endpoint::k_max_read_after_close);
+    EXPECT_LE(read, endpoint::k_max_read_after_close + 64 * 1024) << "the allowance, and at most one read past it";
+    EXPECT_GT(unread, 0);
+    EXPECT_EQ(conn->ends, 0) << "dropping it now would reset our close frame away";
+    EXPECT_TRUE(pair->wait_eof(1000ms)) << "the close timeout ends it";
+    EXPECT_GE(testing::clock::now() - start, 300ms);
+    EXPECT_TRUE(conn->messages.empty()) << "nothing after the close is read";
+    EXPECT_EQ(metrics.frame_budget_closes.load() + metrics.message_timeout_closes.load(), 0U);
+}
+
+TEST_F(EndpointTest, AfterItsOwnClose_TheClientsCloseIsFoundPastWhatItSentBefore) {
+    open();
+    conn->close(static_cast<std::uint16_t>(close_code::policy_violation), "token invalid");
+    ASSERT_TRUE(pair->next_frame());
+    // A message begun, a ping and a whole message, then the answer: skipped up to the close.
+    pair->send(testing::client_frame(opcode::binary, pattern(2000, 1), false) +
+               testing::client_frame(opcode::ping, "p") + testing::client_frame(opcode::text, "late") +
+               testing::client_frame(opcode::close, testing::close_body(1008)));
+    EXPECT_TRUE(pair->wait_eof(testing::k_prompt));
+    EXPECT_TRUE(conn->messages.empty());
+    while (auto g = pair->next_frame(0ms)) EXPECT_NE(g->op, opcode::pong) << "no pong after our close";
+}
+
+TEST_F(EndpointTest, AfterItsOwnClose_AClientThatSendsSlowlyIsDroppedAtTheCloseTimeout) {
+    limits.close_timeout = 100ms;
+    open();
+    const auto start = testing::clock::now();
+    conn->close(static_cast<std::uint16_t>(close_code::policy_violation), "token invalid");
+    ASSERT_TRUE(pair->next_frame());
+    // A little at a time, never the close: the timeout ends it.
+    bool ended = false;
+    for (int i = 0; i < 100 && !ended; ++i) {
+        ::send(pair->client_fd(), "\x82\x80\x01\x02\x03\x04", 6, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ended = pair->wait_eof(10ms);
+    }
+    EXPECT_TRUE(ended);
+    EXPECT_LT(testing::clock::now() - start, 600ms);
+}
+
+TEST_F(EndpointTest, EmptyContinuationsPastTheFrameBudget_CloseWith1008AndAreCounted) {
+    observability::metrics metrics;
+    limits.budget.frames = {100, 200};
+    limits.metrics = &metrics;
+    open();
+    std::string flood = testing::client_frame(opcode::text, "a", false);
+    for (int i = 0; i < 300; ++i) flood += testing::client_frame(opcode::continuation, "", false);
+    pair->send(flood);
+    auto f = pair->next_frame();
+    ASSERT_TRUE(f);
+    ASSERT_EQ(f->op, opcode::close);
+    EXPECT_EQ(f->close_code(), 1008);
+    EXPECT_EQ(f->close_reason(), "too many frames");
+    EXPECT_TRUE(pair->wait_eof(testing::k_prompt));
+    EXPECT_EQ(metrics.frame_budget_closes.load(), 1U);
+    EXPECT_EQ(metrics.message_timeout_closes.load(), 0U);
+}
+
+TEST_F(EndpointTest, UnsolicitedPongsPastTheFrameBudget_CloseWith1008) {
+    observability::metrics metrics;
+    limits.budget.frames = {100, 200};
+    limits.metrics = &metrics;
+    open();
+    std::string flood;
+    for (int i = 0; i < 300; ++i) flood += testing::client_frame(opcode::pong, "unasked");
+    pair->send(flood);
+    auto f = pair->next_frame();
+    ASSERT_TRUE(f);
+    ASSERT_EQ(f->op, opcode::close);
+    EXPECT_EQ(f->close_code(), 1008);
+    EXPECT_EQ(conn->pongs, 200) << "the frames within the budget were read";
+    EXPECT_EQ(metrics.frame_budget_closes.load(), 1U);
+}
+
+TEST_F(EndpointTest, UnfinishedMessage_ClosesWith1008AtTheHeartbeatPing) {
+    observability::metrics metrics;
+    limits.budget.message_timeout = 50ms;
+    limits.metrics = &metrics;
+    open();
+    pair->send(testing::client_frame(opcode::binary, pattern(4000, 1), false));
+    // Within its time the heartbeat pings as usual.
+    conn->ping();
+    auto f = pair->next_frame();
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->op, opcode::ping);
+    // Then the client goes silent: nothing is read again, and the heartbeat is the check.
+    pair->turn_until([] { return false; }, 80ms);
+    conn->ping();
+    f = pair->next_frame();
+    ASSERT_TRUE(f);
+    ASSERT_EQ(f->op, opcode::close);
+    EXPECT_EQ(f->close_code(), 1008);
+    EXPECT_EQ(f->close_reason(), "message not finished in time");
+    EXPECT_TRUE(pair->wait_eof(testing::k_prompt));
+    EXPECT_EQ(metrics.message_timeout_closes.load(), 1U);
+    EXPECT_TRUE(conn->messages.empty());
+}
+
+TEST_F(EndpointTest, UnfinishedMessage_ClosesWith1008AtTheNextReadPastItsTime) {
+    limits.budget.message_timeout = 50ms;
+    open();
+    pair->send(testing::client_frame(opcode::text, "start", false));
+    pair->send_frame(opcode::ping, "1");
+    auto f = pair->next_frame();
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->op, opcode::pong);
+    pair->turn_until([] { return false; }, 80ms);
+    pair->send_frame(opcode::ping, "2");
+    f = pair->next_frame();
+    ASSERT_TRUE(f);
+    ASSERT_EQ(f->op, opcode::close) << "the ping after the deadline is not answered";
+    EXPECT_EQ(f->close_code(), 1008);
+}
+
+TEST_F(EndpointTest, MessagesFinishedInTime_AreNotAffectedByTheDeadline) {
+    limits.budget.message_timeout = 50ms;
+    open();
+    for (int i = 0; i < 3; ++i) {
+        pair->send(testing::client_frame(opcode::text, "a", false));
+        pair->turn_until([] { return false; }, 30ms);
+        pair->send(testing::client_frame(opcode::continuation, "b"));
+        ASSERT_TRUE(pair->turn_until([&] { return conn->messages.size() == static_cast<std::size_t>(i + 1); }));
+    }
+    conn->ping();
+    auto f = pair->next_frame();
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->op, opcode::ping);
+}
+
+TEST_F(EndpointTest, TenPingsInARow_GetTenPongsInOrder) {
+    open();
+    std::string pings;
+    for (int i = 0; i < 10; ++i) pings += testing::client_frame(opcode::ping, "ping " + std::to_string(i));
+    pair->send(pings);
+    for (int i = 0; i < 10; ++i) {
+        auto f = pair->next_frame();
+        ASSERT_TRUE(f) << "pong " << i;
+        EXPECT_EQ(f->op, opcode::pong);
+        EXPECT_EQ(f->payload, "ping " + std::to_string(i));
+    }
+    EXPECT_FALSE(pair->next_frame(20ms)) << "one pong each, no more";
 }
 
 }  // namespace

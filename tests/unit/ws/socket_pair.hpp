@@ -178,6 +178,9 @@ public:
 
     // The server side, for the connection under test (once).
     plain_socket take_server() { return std::move(server_); }
+    // The server side's descriptor (the same once taken), for a test that looks into the kernel.
+    // Ask before take_server().
+    int server_fd() { return server_.native_handle(); }
 
     // One turn of the event loop: the handlers that are ready, then the turn's flush.
     void turn() {
