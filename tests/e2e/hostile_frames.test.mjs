@@ -2,7 +2,7 @@
 // with raw frames: what a client may make the server spend after the server's own close, with
 // frames that carry nothing (empty continuations, unasked pongs), with a message it never
 // finishes, and how a burst of pings is answered. Each test bounds its own time; run against the
-// release before the fix (ZENA_BINARY=/work/baseline/build/zena-realtime), each fails.
+// release before the fix (ZENA_BINARY=a build of dbf428b), each fails.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { deflateRawSync, constants as zlib } from 'node:zlib';

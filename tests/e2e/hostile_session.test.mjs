@@ -3,7 +3,7 @@
 // is counted as invalid (only the log line is rate-limited), a binary first message before an
 // in-band token is refused at once, and a handshake without a token is refused at once unless
 // in-band auth is on. Each test bounds its own time; run against the release before the fix
-// (ZENA_BINARY=/work/baseline/build/zena-realtime), each fails.
+// (ZENA_BINARY=a build of dbf428b), each fails.
 import assert from 'node:assert/strict';
 import { deflateRawSync, constants as zlib } from 'node:zlib';
 import { test } from 'node:test';
