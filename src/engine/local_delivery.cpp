@@ -16,7 +16,7 @@ std::size_t deliver_one(hub::hub& h, const publication& p) {
 
 }  // namespace
 
-void local_delivery::deliver(std::shared_ptr<const std::vector<publication>> batch,
+void local_delivery::deliver(const std::shared_ptr<const std::vector<publication>>& batch,
                              std::function<void(std::vector<std::size_t>)> done) {
     if (batch->size() == 1) {
         // The common case, a single publication, needs no per-item counters.

@@ -22,7 +22,7 @@ public:
     explicit local_delivery(hub::hub_set& hubs) : hubs_(hubs) {}
 
     // `done` gets, per publication, the connections it was queued to on this node.
-    void deliver(std::shared_ptr<const std::vector<publication>> batch,
+    void deliver(const std::shared_ptr<const std::vector<publication>>& batch,
                  std::function<void(std::vector<std::size_t>)> done);
 
 private:
