@@ -10,6 +10,7 @@
 #include <chrono>
 #include <utility>
 
+#include "observability/log.hpp"
 #include "ws/close_codes.hpp"
 
 namespace zena::ws {
@@ -30,11 +31,6 @@ constexpr std::size_t k_first_queue_capacity = 4;
 char* thread_read_buffer() {
     thread_local std::array<char, k_read_bytes> buffer;
     return buffer.data();
-}
-
-std::int64_t now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-        .count();
 }
 
 const shared_frame& ping_frame() {
@@ -123,7 +119,7 @@ void endpoint::drop_waiting() {
 void endpoint::ping() {
     if (phase_ != phase::open) return;
     // The heartbeat is the one visit a silent connection gets: its half message ends here.
-    if (reader_.message_overdue(now_ms())) {
+    if (reader_.message_overdue(observability::monotonic_ms())) {
         reader_.fail_overdue_message();
         return on_read_failed();
     }
@@ -312,7 +308,7 @@ void endpoint::on_readable(boost::system::error_code ec) {
 }
 
 bool endpoint::consume(std::string_view data) {
-    const auto status = reader_.feed(data, *this, now_ms());
+    const auto status = reader_.feed(data, *this, observability::monotonic_ms());
     if (ended()) return false;
     switch (status) {
         case frame_reader::status::more: return true;

@@ -41,12 +41,13 @@ struct answer_gate {
     }
 };
 
-std::vector<publish_outcome> outcomes_of(std::vector<std::size_t> delivered,
-                                         std::vector<std::vector<position>>& positions) {
+// `positions`: those of a stored publish, moved into the outcomes; null when nothing was stored.
+std::vector<publish_outcome> outcomes_of(const std::vector<std::size_t>& delivered,
+                                         std::vector<std::vector<position>>* positions) {
     std::vector<publish_outcome> outcomes(delivered.size());
     for (std::size_t i = 0; i < delivered.size(); ++i) {
         outcomes[i].delivered = delivered[i];
-        outcomes[i].positions = std::move(positions[i]);
+        if (positions) outcomes[i].positions = std::move((*positions)[i]);
     }
     return outcomes;
 }
@@ -57,9 +58,8 @@ void memory_broker::publish(std::shared_ptr<const std::vector<publication>> batc
     const bool stored = std::any_of(batch->begin(), batch->end(), [](const publication& p) { return p.history; });
     if (!stored) {
         // No position to assign and no lock: straight to the hubs.
-        return delivery_.deliver(batch, [done = std::move(done)](std::vector<std::size_t> delivered) {
-            std::vector<std::vector<position>> none(delivered.size());
-            done(outcomes_of(std::move(delivered), none));
+        return delivery_.deliver(batch, [done = std::move(done)](const std::vector<std::size_t>& delivered) {
+            done(outcomes_of(delivered, nullptr));
         });
     }
 
@@ -101,8 +101,8 @@ void memory_broker::publish(std::shared_ptr<const std::vector<publication>> batc
             }
         }
         if (!failed) {
-            delivery_.deliver(batch, [positions, gate](std::vector<std::size_t> delivered) {
-                gate->answer(outcomes_of(std::move(delivered), *positions));
+            delivery_.deliver(batch, [positions, gate](const std::vector<std::size_t>& delivered) {
+                gate->answer(outcomes_of(delivered, positions.get()));
             });
         }
     }

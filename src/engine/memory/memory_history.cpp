@@ -95,16 +95,20 @@ void memory_history::append(std::string_view channel, std::shared_ptr<const even
     done(std::move(at));
 }
 
+memory_history::channel_state& memory_history::current(std::string_view channel) {
+    const auto t = now();
+    auto& ch = touch(channel, t);
+    trim_expired(ch, t);
+    reindex(ch, t);
+    maintain(t, ch, 0);
+    return ch;
+}
+
 void memory_history::read(std::string_view channel, std::optional<position> since, std::size_t limit, read_done done) {
     history_page page;
     {
         const std::lock_guard lock(mutex_);
-        const auto t = now();
-        auto& ch = touch(channel, t);
-        trim_expired(ch, t);
-        reindex(ch, t);
-        maintain(t, ch, 0);
-
+        auto& ch = current(channel);
         page.top = position{ch.epoch, ch.last_seq};
         std::uint64_t after = 0;
         if (!since) {
@@ -131,11 +135,7 @@ void memory_history::top(std::string_view channel, top_done done) {
     position at;
     {
         const std::lock_guard lock(mutex_);
-        const auto t = now();
-        auto& ch = touch(channel, t);
-        trim_expired(ch, t);
-        reindex(ch, t);
-        maintain(t, ch, 0);
+        const auto& ch = current(channel);
         at = position{ch.epoch, ch.last_seq};
     }
     done(std::move(at));

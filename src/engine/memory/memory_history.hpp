@@ -140,6 +140,9 @@ private:
 
     // Each of these runs with mutex_ held; `now` is the call's clock reading.
     channel_state& touch(std::string_view name, std::int64_t now);
+    // The channel as a read finds it (touched, its expired events gone, the budget kept); under
+    // mutex_.
+    channel_state& current(std::string_view channel);
     void trim_expired(channel_state& ch, std::int64_t now);
     void maintain(std::int64_t now, const channel_state& keep, std::uint64_t protect);
     void drop_front(channel_state& ch);

@@ -59,16 +59,24 @@ void memory_presence::join(std::string_view channel, std::string_view client, st
     done(arrived);
 }
 
+memory_presence::string_map<memory_presence::channel_state>::iterator memory_presence::find_live(
+    stripe& s, std::string_view channel) {
+    const auto found = s.channels.find(channel);
+    if (found == s.channels.end()) return found;
+    auto& ch = found->second;
+    const auto now = now_ms_();
+    if (now >= ch.earliest_expiry_ms) sweep_channel(ch, now);
+    return found;
+}
+
 void memory_presence::leave(std::string_view channel, std::string_view client, membership_done done) {
     auto& s = stripe_of(channel);
     bool departed = false;
     {
         const std::lock_guard lock(s.mutex);
-        const auto found = s.channels.find(channel);
+        const auto found = find_live(s, channel);
         if (found != s.channels.end()) {
             auto& ch = found->second;
-            const auto now = now_ms_();
-            if (now >= ch.earliest_expiry_ms) sweep_channel(ch, now);
             const auto c = ch.clients.find(client);
             if (c != ch.clients.end()) departed = remove_entry(ch, c);
             if (ch.clients.empty()) s.channels.erase(found);
@@ -82,11 +90,9 @@ void memory_presence::query(std::string_view channel, query_done done) {
     presence_state state;
     {
         const std::lock_guard lock(s.mutex);
-        const auto found = s.channels.find(channel);
+        const auto found = find_live(s, channel);
         if (found != s.channels.end()) {
             auto& ch = found->second;
-            const auto now = now_ms_();
-            if (now >= ch.earliest_expiry_ms) sweep_channel(ch, now);
             for (const auto& [user, clients] : ch.users) state.users.emplace(user, clients);
             state.clients = ch.clients.size();
             if (ch.clients.empty()) s.channels.erase(found);

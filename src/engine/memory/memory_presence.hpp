@@ -79,6 +79,8 @@ private:
     stripe& stripe_of(std::string_view channel);
     // With the stripe's mutex held: removes the channel's expired entries; returns how many.
     static std::size_t sweep_channel(channel_state& ch, std::int64_t now);
+    // `channel` in `s`, its expired entries swept if one is due; end() when absent. Under s.mutex.
+    string_map<channel_state>::iterator find_live(stripe& s, std::string_view channel);
     // With the stripe's mutex held: removes one entry; returns whether it was its user's last
     // in the channel (the user went with it).
     static bool remove_entry(channel_state& ch, string_map<client_entry>::iterator it);
