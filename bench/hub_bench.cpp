@@ -35,6 +35,12 @@ struct bench_connection final : zena::hub::connection {
         queue.push_back(message.frame);
         return true;
     }
+    bool send_gated(zena::hub::subscription&, const zena::ws::outbound& message, std::string_view,
+                    std::uint64_t) override {
+        return send(message);
+    }
+    bool subscribe_by_server(std::string_view) override { return false; }
+    bool unsubscribe_by_server(std::string_view) override { return false; }
     void close(zena::ws::close_code, std::string_view) override {}
     bool heartbeat() override { return true; }
 

@@ -8,6 +8,7 @@
 #include <optional>
 #include <unordered_set>
 
+#include "auth/jwt.hpp"
 #include "auth/token_source.hpp"
 #include "protocol/channel.hpp"
 #include "protocol/envelope.hpp"
@@ -40,6 +41,12 @@ bool valid_user_id(std::string_view user) {
 }
 
 using publish_batch = std::vector<engine::publication>;
+
+// A channel the API may publish to or read: a channel name, or a user's personal channel.
+bool valid_channel(std::string_view channel) {
+    if (const auto user = protocol::personal_channel_user(channel)) return valid_user_id(*user);
+    return protocol::valid_channel_name(channel);
+}
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -248,10 +255,23 @@ std::optional<http_response> parse_publish(simdjson::dom::object object, const p
     if (!out.everyone) {
         simdjson::dom::element user_id;
         simdjson::dom::element user_ids;
+        simdjson::dom::element channel_element;
         const bool has_one = object["userId"].get(user_id) == simdjson::SUCCESS;
         const bool has_many = object["userIds"].get(user_ids) == simdjson::SUCCESS;
-        if (has_one == has_many) return error_response(400, "give exactly one of userId and userIds", "userId");
-        if (has_one) {
+        const bool has_channel = object["channel"].get(channel_element) == simdjson::SUCCESS;
+        if (int{has_one} + int{has_many} + int{has_channel} != 1) {
+            return error_response(400, "give exactly one of userId, userIds and channel",
+                                  has_channel ? "channel" : "userId");
+        }
+        if (has_channel) {
+            std::string_view channel;
+            if (channel_element.get_string().get(channel) != simdjson::SUCCESS || !valid_channel(channel)) {
+                return error_response(400,
+                                      "channel must be 1-255 bytes of letters, digits and _ - : . @ = (or user:<userId>)",
+                                      "channel");
+            }
+            out.channels.emplace_back(channel);
+        } else if (has_one) {
             std::string_view user;
             if (user_id.get_string().get(user) != simdjson::SUCCESS || !valid_user(user)) {
                 return error_response(400, "userId must be a non-empty string of at most 256 bytes", "userId");
@@ -283,13 +303,28 @@ std::optional<http_response> parse_publish(simdjson::dom::object object, const p
     auto e = std::make_shared<engine::event>();
     e->type = type;
     e->payload = protocol::minify_json(payload);
-    e->message.frame = protocol::make_event_frame(type, e->payload);
+    // An announcement to everyone travels on no channel: its one frame is built here. An event on
+    // channels is framed per channel, with its position, by the broker.
+    if (out.everyone) e->message.frame = protocol::make_event_frame(type, e->payload);
     set_delivery(catalog.server_event(type), type, payload, e->message);
     out.event = std::move(e);
     return std::nullopt;
 }
 
 http_response ok(std::string body) { return http_response{200, std::move(body), {}}; }
+
+// {"delivered": n}, and for a publish to one channel its name and, when stored, its position.
+std::string outcome_json(const engine::publication& p, const engine::publish_outcome& outcome) {
+    json_object out;
+    out.add("delivered", std::uint64_t{outcome.delivered});
+    if (p.channels.size() == 1) {
+        out.add("channel", p.channels.front());
+        if (!outcome.positions.empty()) {
+            out.add("epoch", outcome.positions.front().epoch).add("seq", outcome.positions.front().seq);
+        }
+    }
+    return out.str();
+}
 
 }  // namespace
 
@@ -302,14 +337,16 @@ http_response error_response(int status, std::string_view message, std::string_v
 }
 
 server_api::server_api(engine::broker& broker, hub::hub_set& hubs, observability::metrics& metrics,
-                       const protocol::catalog& catalog, std::string api_key, api_limits limits, const readiness& ready)
+                       const protocol::catalog& catalog, std::string api_key, api_limits limits, const readiness& ready,
+                       api_channels channels)
     : broker_(broker),
       hubs_(hubs),
       metrics_(metrics),
       catalog_(catalog),
       api_key_(std::move(api_key)),
       limits_(limits),
-      ready_(ready) {}
+      ready_(ready),
+      channels_(std::move(channels)) {}
 
 bool server_api::authorized(std::string_view authorization) const {
     const auto presented = auth::bearer_credential(authorization);
@@ -335,11 +372,32 @@ void server_api::handle(const http_request& request, std::function<void(http_res
         respond(std::move(response));
     };
 
-    if (path == "/api/broadcast" || path == "/api/broadcast-all") {
+    if (path == "/api/broadcast" || path == "/api/broadcast-all" || path == "/api/publish") {
         if (request.method != "POST") return method_not_allowed("POST");
         simdjson::dom::object object;
         if (auto error = parse_body(request.body, object)) return respond(std::move(*error));
+        if (path == "/api/publish") {
+            if (simdjson::dom::element c; object["channel"].get(c) != simdjson::SUCCESS) {
+                return respond(error_response(400, "channel is required", "channel"));
+            }
+        }
         return publish(object, path == "/api/broadcast-all", std::move(respond));
+    }
+    // /api/channels/{channel}/history: the channel is one segment, percent-encoded.
+    constexpr std::string_view k_channels = "/api/channels/";
+    if (path.starts_with(k_channels)) {
+        auto segments = util::path_segments(path);
+        if (!segments || segments->size() != 4 || (*segments)[3] != "history") {
+            return respond(error_response(404, "no such API route"));
+        }
+        if (request.method != "GET") return method_not_allowed("GET");
+        auto& channel = (*segments)[2];
+        if (!valid_channel(channel)) {
+            return respond(error_response(
+                400, "channel in the path is not valid (1-255 bytes of letters, digits and _ - : . @ =, or user:<userId>)",
+                "channel"));
+        }
+        return history(std::move(channel), request.target, std::move(respond));
     }
     if (path == "/api/batch") {
         if (request.method != "POST") return method_not_allowed("POST");
@@ -370,7 +428,143 @@ void server_api::handle(const http_request& request, std::function<void(http_res
         if (request.method == "DELETE") return disconnect_user(std::move(*user), std::move(respond));
         return method_not_allowed("GET, DELETE");
     }
+    // /api/users/{userId}/subscriptions (POST) and /api/users/{userId}/subscriptions/{channel} (DELETE).
+    if (path.starts_with(k_users)) {
+        auto segments = util::path_segments(path);
+        if (segments && (segments->size() == 4 || segments->size() == 5) && (*segments)[3] == "subscriptions") {
+            auto& user = (*segments)[2];
+            if (!valid_user_id(user)) {
+                return respond(error_response(
+                    400, "userId in the path is not valid (1-256 bytes of UTF-8, percent-encoded, '/' as %2F)",
+                    "userId"));
+            }
+            if (segments->size() == 4) {
+                if (request.method != "POST") return method_not_allowed("POST");
+                simdjson::dom::object object;
+                if (auto error = parse_body(request.body, object)) return respond(std::move(*error));
+                std::string_view channel;
+                if (object["channel"].get_string().get(channel) != simdjson::SUCCESS ||
+                    !protocol::subscribable_channel(channel)) {
+                    return respond(error_response(
+                        400, "channel must be 1-255 bytes of letters, digits and _ - : . @ = (not a user: channel)",
+                        "channel"));
+                }
+                return subscriptions(std::move(user), std::string{channel}, true, std::move(respond));
+            }
+            if (request.method != "DELETE") return method_not_allowed("DELETE");
+            auto& channel = (*segments)[4];
+            if (!protocol::subscribable_channel(channel)) {
+                return respond(error_response(
+                    400, "channel in the path must be 1-255 bytes of letters, digits and _ - : . @ = (not a user: channel)",
+                    "channel"));
+            }
+            return subscriptions(std::move(user), std::move(channel), false, std::move(respond));
+        }
+    }
     respond(error_response(404, "no such API route"));
+}
+
+void server_api::set_history(engine::publication& p) const {
+    if (p.everyone || p.channels.empty() || !p.event) return;
+    if (p.event->message.delivery == ws::delivery_class::ephemeral) return;  // never stored
+    if (!channels_.history_of) return;
+    // The channels of one publication share a namespace (one channel, or users' personal ones).
+    if (const auto limits = channels_.history_of(p.channels.front())) {
+        p.history = true;
+        p.limits = *limits;
+    }
+}
+
+void server_api::notify_offline(const engine::publication& p, const engine::publish_outcome& outcome) const {
+    if (!channels_.notify_offline || p.everyone || !p.event) return;
+    const auto* spec = catalog_.server_event(p.event->type);
+    if (!spec || !spec->notify_offline) return;
+    const auto& registry = hubs_.registry();
+    for (std::size_t i = 0; i < p.channels.size(); ++i) {
+        const auto user = protocol::personal_channel_user(p.channels[i]);
+        if (!user || registry.connections_of(*user) > 0) continue;
+        std::string body = "{\"type\":\"user.offline_event\",\"userId\":";
+        protocol::append_json_string(body, *user);
+        body += ",\"event\":{\"type\":";
+        protocol::append_json_string(body, p.event->type);
+        body += ",\"payload\":" + p.event->payload + ",\"channel\":";
+        protocol::append_json_string(body, p.channels[i]);
+        if (i < outcome.positions.size()) {
+            body += ",\"epoch\":";
+            protocol::append_json_string(body, outcome.positions[i].epoch);
+            body += ",\"seq\":" + std::to_string(outcome.positions[i].seq);
+        }
+        body += "},\"at\":" + std::to_string(auth::unix_now_ms()) + "}";
+        observability::metrics::add(metrics_.offline_notifications);
+        channels_.notify_offline(*user, std::move(body));
+    }
+}
+
+void server_api::history(std::string channel, std::string_view target, std::function<void(http_response)> reply) {
+    std::optional<engine::position> since;
+    if (auto text = util::query_param(target, "since")) {
+        const auto written = protocol::parse_position(*text);
+        if (!written) {
+            return reply(error_response(400, "since must be <epoch>:<seq>, as an event's epoch and seq", "since"));
+        }
+        since = engine::position{std::string{written->epoch}, written->seq};
+    }
+    std::size_t limit = 100;
+    if (auto text = util::query_param(target, "limit")) {
+        std::uint64_t value = 0;
+        const auto* end = text->data() + text->size();
+        const auto [ptr, ec] = std::from_chars(text->data(), end, value);
+        if (ec != std::errc{} || ptr != end || value < 1 || value > 1000) {
+            return reply(error_response(400, "limit must be an integer from 1 to 1000", "limit"));
+        }
+        limit = value;
+    }
+    channels_.history.read(channel, std::move(since), limit,
+                           [channel, reply = std::move(reply)](util::result<engine::history_page> page) {
+                               if (!page) {
+                                   return reply(error_response(503, "the engine is unavailable: " + page.message()));
+                               }
+                               std::string out = "{\"channel\":";
+                               protocol::append_json_string(out, channel);
+                               out += ",\"epoch\":";
+                               protocol::append_json_string(out, page->top.epoch);
+                               out += ",\"seq\":" + std::to_string(page->top.seq);
+                               out += ",\"recovered\":";
+                               out += page->recovered ? "true" : "false";
+                               out += ",\"events\":[";
+                               bool first = true;
+                               for (const auto& e : page->events) {
+                                   if (!first) out += ',';
+                                   first = false;
+                                   out += "{\"type\":";
+                                   protocol::append_json_string(out, e.event->type);
+                                   out += ",\"payload\":" + e.event->payload;
+                                   out += ",\"seq\":" + std::to_string(e.seq);
+                                   out += ",\"publishedAt\":" + std::to_string(e.published_ms) + "}";
+                               }
+                               out += "]}";
+                               reply(ok(std::move(out)));
+                           });
+}
+
+void server_api::subscriptions(std::string user, std::string channel, bool subscribe,
+                               std::function<void(http_response)> reply) {
+    struct target {
+        std::string user;
+        std::string channel;
+    };
+    auto t = std::make_shared<const target>(target{std::move(user), std::move(channel)});
+    hubs_.on_every_hub(
+        [t, subscribe](hub::hub& h) {
+            return subscribe ? h.subscribe_user(t->user, t->channel) : h.unsubscribe_user(t->user, t->channel);
+        },
+        [t, reply = std::move(reply)](std::size_t count) {
+            reply(ok(json_object()
+                         .add("userId", t->user)
+                         .add("channel", t->channel)
+                         .add("connections", std::uint64_t{count})
+                         .str()));
+        });
 }
 
 void server_api::publish_message(std::string_view body, const refusal_fn& on_refused, std::function<void()> done) {
@@ -402,15 +596,16 @@ void server_api::publish(simdjson::dom::object object, bool all, std::function<v
     auto& publication = batch->front();
     publication.everyone = all;
     if (auto error = parse_publish(object, catalog_, limits_, publication)) return reply(std::move(*error));
+    set_history(publication);
     observability::metrics::add(metrics_.events_published);
-    broker_.publish(std::move(batch),
-                    [this, reply = std::move(reply)](util::result<std::vector<engine::publish_outcome>> outcome) {
-                        if (!outcome)
-                            return reply(error_response(503, "the engine is unavailable: " + outcome.message()));
-                        const auto delivered = outcome->front().delivered;
-                        observability::metrics::add(metrics_.messages_delivered, delivered);
-                        reply(ok(json_object().add("delivered", std::uint64_t{delivered}).str()));
-                    });
+    broker_.publish(batch, [this, batch, reply = std::move(reply)](
+                               util::result<std::vector<engine::publish_outcome>> outcome) {
+        if (!outcome) return reply(error_response(503, "the engine is unavailable: " + outcome.message()));
+        const auto& done = outcome->front();
+        observability::metrics::add(metrics_.messages_delivered, done.delivered);
+        notify_offline(batch->front(), done);
+        reply(ok(outcome_json(batch->front(), done)));
+    });
 }
 
 void server_api::batch(simdjson::dom::object object, std::function<void(http_response)> reply,
@@ -437,6 +632,7 @@ void server_api::batch(simdjson::dom::object object, std::function<void(http_res
             bool all = false;
             publication.everyone = publish_object["all"].get_bool().get(all) == simdjson::SUCCESS && all;
             error = parse_publish(publish_object, catalog_, limits_, publication);
+            if (!error) set_history(publication);
         }
         if (error) {
             if (on_refused) on_refused(*error);
@@ -448,7 +644,8 @@ void server_api::batch(simdjson::dom::object object, std::function<void(http_res
     }
     observability::metrics::add(metrics_.events_published, publishes->size());
 
-    auto answer = [this, errors, reply = std::move(reply)](util::result<std::vector<engine::publish_outcome>> outcome) {
+    auto answer = [this, errors, publishes, reply = std::move(reply)](
+                      util::result<std::vector<engine::publish_outcome>> outcome) {
         if (!outcome) return reply(error_response(503, "the engine is unavailable: " + outcome.message()));
         const auto& outcomes = *outcome;
         std::size_t total = 0;
@@ -460,9 +657,11 @@ void server_api::batch(simdjson::dom::object object, std::function<void(http_res
                 // {"status":400,"error":...,"field":...}
                 out += "{\"status\":" + std::to_string(error->status) + ',' + error->body.substr(1);
             } else {
-                const auto delivered = outcomes[next++].delivered;
-                total += delivered;
-                out += json_object().add("delivered", std::uint64_t{delivered}).str();
+                const auto& item = outcomes[next];
+                const auto& publication = (*publishes)[next++];
+                total += item.delivered;
+                notify_offline(publication, item);
+                out += outcome_json(publication, item);
             }
         }
         out += "]}";
@@ -470,7 +669,7 @@ void server_api::batch(simdjson::dom::object object, std::function<void(http_res
         reply(ok(std::move(out)));
     };
     if (publishes->empty()) return answer(std::vector<engine::publish_outcome>{});
-    broker_.publish(std::move(publishes), std::move(answer));
+    broker_.publish(publishes, std::move(answer));
 }
 
 void server_api::disconnect_user(std::string user, std::function<void(http_response)> reply) {

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -19,6 +20,7 @@
 
 #include "api/readiness.hpp"
 #include "engine/broker.hpp"
+#include "engine/history.hpp"
 #include "hub/hub_set.hpp"
 #include "observability/metrics.hpp"
 #include "protocol/catalog.hpp"
@@ -48,6 +50,16 @@ struct api_limits {
     std::size_t max_batch_items = 1000;
 };
 
+// What the API needs of the channels (docs/channels.md): their history, what each namespace keeps,
+// and where the notices for offline users go.
+struct api_channels {
+    engine::history& history;
+    // The history kept for `channel` (by its namespace); nullopt: none, its events are live only.
+    std::function<std::optional<engine::history_limits>(std::string_view channel)> history_of;
+    // A user.offline_event body for `user`, to send upstream (by upstream.routes); empty: none.
+    std::function<void(std::string_view user, std::string body)> notify_offline;
+};
+
 // Longest event type name accepted.
 inline constexpr std::size_t k_max_type_bytes = 128;
 
@@ -57,7 +69,8 @@ public:
     // counts and closes a user's connections. `ready` is only held, for /readyz (the HTTP
     // sessions reach it through the API they are given). Each must outlive the API.
     server_api(engine::broker& broker, hub::hub_set& hubs, observability::metrics& metrics,
-               const protocol::catalog& catalog, std::string api_key, api_limits limits, const readiness& ready);
+               const protocol::catalog& catalog, std::string api_key, api_limits limits, const readiness& ready,
+               api_channels channels);
 
     // What /readyz reports besides draining (the Redis publish channel, when configured).
     const readiness& ready() const { return ready_; }
@@ -76,8 +89,16 @@ public:
     void publish_message(std::string_view body, const refusal_fn& on_refused, std::function<void()> done);
 
 private:
-    // /api/broadcast (`all` false) and /api/broadcast-all (`all` true), the body parsed.
+    // /api/broadcast (`all` false), /api/broadcast-all (`all` true) and /api/publish, the body
+    // parsed.
     void publish(simdjson::dom::object object, bool all, std::function<void(http_response)> reply);
+    // A parsed publication's history (by its channels' namespace) and, after the publish, the
+    // offline notices of its personal channels.
+    void set_history(engine::publication& p) const;
+    void notify_offline(const engine::publication& p, const engine::publish_outcome& outcome) const;
+    void history(std::string channel, std::string_view target, std::function<void(http_response)> reply);
+    void subscriptions(std::string user, std::string channel, bool subscribe,
+                       std::function<void(http_response)> reply);
     void batch(simdjson::dom::object object, std::function<void(http_response)> reply, const refusal_fn& on_refused);
     void disconnect_user(std::string user, std::function<void(http_response)> reply);
     http_response stats() const;
@@ -90,6 +111,7 @@ private:
     std::string api_key_;
     api_limits limits_;
     const readiness& ready_;
+    api_channels channels_;
 };
 
 // {"error": message, "field": field, "event": event}; field and event omitted when empty.

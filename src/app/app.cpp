@@ -19,10 +19,14 @@
 #include "session/context.hpp"
 #include "upstream/redis_stream.hpp"
 #include "upstream/routes.hpp"
+#include "upstream/subscribe_proxy.hpp"
 #include "upstream/webhook.hpp"
 
 namespace zena::app {
 namespace {
+
+// The upstream notice of an event published to a user with no connection (docs/channels.md).
+constexpr std::string_view k_offline_event = "user.offline_event";
 
 void print_dev_banner(const config::settings& s, std::uint16_t port) {
     const auto token = auth::mint_jwt(jwt_settings_of(s), "alice", std::chrono::hours(24), auth::unix_now());
@@ -55,6 +59,8 @@ util::result<upstream::routes> upstream_routes(const config::settings& s, const 
     const auto& routes = *s.upstream_routes.value;
     for (const auto& type : routes.named_types()) {
         const auto* spec = catalog.client_event(type);
+        // The server's own notices to the backend are routed like client events.
+        if (type == k_offline_event) continue;
         if (!spec || spec->protocol) {
             return util::error{"upstream.routes names " + type + ", which is not a client event in the catalog"};
         }
@@ -182,9 +188,11 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
     hub::hub_set hubs{std::move(posts), registry};
 
     // The engine: broker and history (the memory engine, one process).
-    engine::memory_history history;
+    engine::memory_history history{engine::memory_history_options{
+        .max_bytes = static_cast<std::size_t>(settings.channels_history_max_bytes), .metrics = &metrics}};
     engine::memory_broker broker{hubs, history};
-    // This node's interest: a user's personal channel, from their first connection here to their last.
+    // This node's interest: a user's personal channel, from their first connection here to their
+    // last, and every other channel a connection here holds.
     registry.on_interest([&broker](std::string_view user, bool present) {
         const auto channel = protocol::personal_channel(user);
         if (present) {
@@ -193,6 +201,49 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
             broker.unsubscribe(channel);
         }
     });
+    registry.on_channel_interest([&broker](std::string_view channel, bool present) {
+        if (present) {
+            broker.subscribe(channel);
+        } else {
+            broker.unsubscribe(channel);
+        }
+    });
+    // What each channel namespace keeps.
+    auto history_of = [&settings](std::string_view channel) -> std::optional<engine::history_limits> {
+        const auto ns = settings.of_namespace(protocol::channel_namespace(channel));
+        if (ns.history_size <= 0) return std::nullopt;
+        return engine::history_limits{static_cast<std::size_t>(ns.history_size), ns.history_ttl};
+    };
+    // Notices for offline users go where their route says, like client events.
+    auto notify_offline = [&routes, hook = hook.get(), stream = stream.get(), &metrics](std::string_view user,
+                                                                                       std::string body) {
+        const auto to = routes->of(k_offline_event);
+        if (to == 0) return observability::metrics::add(metrics.client_events_unrouted);
+        if (to & upstream::k_to_webhook) hook->submit(body);
+        if (to & upstream::k_to_redis) stream->submit(k_offline_event, user, std::move(body));
+    };
+    // The subscribe proxy, when configured.
+    std::unique_ptr<upstream::subscribe_proxy> proxy;
+    session::subscribe_proxy_fn ask_proxy;
+    if (settings.subscribe_proxy_url.value) {
+        proxy = std::make_unique<upstream::subscribe_proxy>(
+            upstream::subscribe_proxy_settings{.url = *settings.subscribe_proxy_url.value,
+                                               .secret = settings.webhook_secret,
+                                               .timeout = settings.subscribe_proxy_timeout},
+            metrics);
+        ask_proxy = [p = proxy.get()](std::string user, std::string channel,
+                                      std::function<void(session::proxy_answer)> done) {
+            p->check(std::move(user), std::move(channel), [done = std::move(done)](upstream::proxy_verdict v) {
+                switch (v) {
+                    case upstream::proxy_verdict::allow: return done(session::proxy_answer::allow);
+                    case upstream::proxy_verdict::forbid: return done(session::proxy_answer::forbid);
+                    case upstream::proxy_verdict::unavailable: return done(session::proxy_answer::unavailable);
+                }
+                done(session::proxy_answer::unavailable);
+            });
+        };
+        spdlog::info("subscribe proxy enabled url={}", settings.subscribe_proxy_url.text);
+    }
 
     // /readyz beyond draining: the Redis ingest reports to it, the HTTP sessions read it via the API.
     api::readiness readiness;
@@ -205,8 +256,9 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
         api::api_limits{.max_users_per_publish = static_cast<std::size_t>(settings.max_users_per_publish),
                         .permissive = settings.catalog_permissive,
                         .max_batch_items = static_cast<std::size_t>(settings.max_batch_items)},
-        readiness};
-    session::shared sessions{settings, verifier, catalog, metrics, hubs, on_client_event};
+        readiness,
+        api::api_channels{history, history_of, notify_offline}};
+    session::shared sessions{settings, verifier, catalog, metrics, hubs, on_client_event, history, ask_proxy};
     net::server server{loops, sessions, api};
     if (auto listened = server.listen(); !listened) {
         spdlog::error("{}", listened.message());

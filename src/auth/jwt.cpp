@@ -89,6 +89,9 @@ std::string_view to_string(jwt_error error) {
         case jwt_error::bad_audience: return "token audience not accepted";
         case jwt_error::missing_user: return "token has no user";
         case jwt_error::unknown_key: return "token key unknown";
+        case jwt_error::wrong_user: return "token names another user";
+        case jwt_error::wrong_channel: return "token names another channel";
+        case jwt_error::missing_expiry: return "channel token has no exp";
     }
     return "token invalid";
 }
@@ -106,7 +109,15 @@ std::int64_t unix_now_ms() {
 jwt_verifier::jwt_verifier(jwt_settings settings, clock_fn now, std::shared_ptr<const key_set> keys)
     : settings_(std::move(settings)), now_(now ? std::move(now) : clock_fn{unix_now}), keys_(std::move(keys)) {}
 
-jwt_result jwt_verifier::verify(std::string_view token) const {
+jwt_result jwt_verifier::verify(std::string_view token) const { return verify_token(token, nullptr); }
+
+jwt_error jwt_verifier::verify_channel_token(std::string_view token, std::string_view user,
+                                             std::string_view channel) const {
+    const channel_token_claims expected{.user = user, .channel = channel};
+    return verify_token(token, &expected).error;
+}
+
+jwt_result jwt_verifier::verify_token(std::string_view token, const channel_token_claims* channel_token) const {
     if (token.empty()) return fail(jwt_error::missing);
     if (token.size() > k_max_token_bytes) return fail(jwt_error::malformed);
 
@@ -197,12 +208,30 @@ jwt_result jwt_verifier::verify(std::string_view token) const {
     if (claims[settings_.user_claim].get_string().get(user) != simdjson::SUCCESS || user.empty() || user.size() > 256) {
         return fail(jwt_error::missing_user);
     }
+    if (channel_token) {
+        if (user != channel_token->user) return fail(jwt_error::wrong_user);
+        std::string_view channel;
+        if (channel_token->channel.empty() || claims["channel"].get_string().get(channel) != simdjson::SUCCESS ||
+            channel != channel_token->channel) {
+            return fail(jwt_error::wrong_channel);
+        }
+        if (!result.identity.expires_at) return fail(jwt_error::missing_expiry);
+    }
     result.identity.user_id = std::string{user};
+    simdjson::dom::array channels;
+    if (claims["channels"].get_array().get(channels) == simdjson::SUCCESS) {
+        for (simdjson::dom::element item : channels) {
+            std::string_view name;
+            if (item.get_string().get(name) != simdjson::SUCCESS || name.size() > k_max_claim_channel_bytes) continue;
+            result.identity.channels.emplace_back(name);
+            if (result.identity.channels.size() == k_max_claim_channels) break;
+        }
+    }
     return result;
 }
 
 std::string mint_jwt(const jwt_settings& settings, std::string_view user_id, std::chrono::seconds ttl,
-                     std::int64_t now_seconds) {
+                     std::int64_t now_seconds, const jwt_mint_options& options) {
     const auto header = protocol::json_object().add("alg", to_string(settings.algorithm)).add("typ", "JWT").str();
     protocol::json_object claims;
     claims.add(settings.user_claim, user_id)
@@ -210,6 +239,15 @@ std::string mint_jwt(const jwt_settings& settings, std::string_view user_id, std
         .add("exp", static_cast<std::int64_t>(now_seconds + ttl.count()));
     if (!settings.issuer.empty()) claims.add("iss", settings.issuer);
     if (!settings.audience.empty()) claims.add("aud", settings.audience);
+    if (!options.channels.empty()) {
+        std::string list = "[";
+        for (const auto& name : options.channels) {
+            if (list.size() > 1) list += ',';
+            protocol::append_json_string(list, name);
+        }
+        claims.add_raw("channels", list + ']');
+    }
+    if (!options.channel.empty()) claims.add("channel", options.channel);
     std::string signing_input = base64url_encode(header) + '.' + base64url_encode(claims.str());
     const auto signature = hmac(settings.algorithm, settings.secret, signing_input);
     return signing_input + '.' + base64url_encode(signature);

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "auth/jwks.hpp"
 
@@ -43,14 +44,28 @@ enum class jwt_error : std::uint8_t {
     bad_audience,   // aud does not contain the configured audience
     missing_user,   // the user claim is absent, empty or not a string
     unknown_key,    // an asymmetric token whose kid names no key of the JWKS
+    // Channel tokens only (jwt_verifier::verify_channel_token):
+    wrong_user,      // the user claim names another user than the connection's
+    wrong_channel,   // the `channel` claim is absent, not a string, or names another channel
+    missing_expiry,  // no exp: a channel token must expire
 };
 
 // A short reason, safe to send to the client in the close frame (no token content).
 std::string_view to_string(jwt_error error);
 
+// Bounds of the `channels` claim: items beyond them are ignored, never an error (a token is
+// still accepted; the grants it carries are only the ones kept).
+inline constexpr std::size_t k_max_claim_channels = 256;       // items kept
+inline constexpr std::size_t k_max_claim_channel_bytes = 255;  // longest item kept (a channel name's limit)
+
 struct jwt_identity {
     std::string user_id;
     std::optional<std::int64_t> expires_at;  // exp, seconds since the epoch
+    // The `channels` claim (grants, docs/channels.md), as written: the items that are strings of at
+    // most k_max_claim_channel_bytes bytes, in order, the first k_max_claim_channels of them; other
+    // items (numbers, objects, longer strings) are skipped. Empty when the claim is absent or not an
+    // array. Not checked against the channel-name rule here: a grant is matched, not trusted.
+    std::vector<std::string> channels;
 };
 
 struct jwt_result {
@@ -70,6 +85,13 @@ public:
     explicit jwt_verifier(jwt_settings settings, clock_fn now = {}, std::shared_ptr<const key_set> keys = {});
 
     jwt_result verify(std::string_view token) const;
+
+    // A channel token (docs/channels.md, grant 2): verified exactly as `verify` (keys, pinned
+    // algorithm, leeway, exp, nbf, issuer, audience, user claim), and then its user claim must be
+    // `user` (else wrong_user), its string claim `channel` must be `channel` (else wrong_channel;
+    // an empty `channel` never matches) and it must have an exp (else missing_expiry).
+    jwt_error verify_channel_token(std::string_view token, std::string_view user, std::string_view channel) const;
+
     const jwt_settings& settings() const { return settings_; }
 
     // Replaces the public keys (a JWKS refresh); tokens verified after it use the new set.
@@ -77,14 +99,28 @@ public:
     void set_keys(std::shared_ptr<const key_set> keys) const { keys_.store(std::move(keys)); }
 
 private:
+    struct channel_token_claims {
+        std::string_view user;
+        std::string_view channel;
+    };
+    // verify's one implementation; with `channel_token`, verify_channel_token's checks as well.
+    jwt_result verify_token(std::string_view token, const channel_token_claims* channel_token) const;
+
     jwt_settings settings_;
     clock_fn now_;
     mutable std::atomic<std::shared_ptr<const key_set>> keys_;
 };
 
-// Signs a token for `user_id` valid for `ttl` from now (dev tokens, tests, the `token` command).
+// Extra claims for mint_jwt.
+struct jwt_mint_options {
+    std::vector<std::string> channels;  // the `channels` claim (an array), written when not empty
+    std::string channel;                // the `channel` claim (a channel token), written when not empty
+};
+
+// Signs a token for `user_id` valid for `ttl` from now (dev tokens, tests, the `token` command),
+// with the settings' algorithm, secret, user claim, issuer and audience, and `options`' claims.
 std::string mint_jwt(const jwt_settings& settings, std::string_view user_id, std::chrono::seconds ttl,
-                     std::int64_t now_seconds);
+                     std::int64_t now_seconds, const jwt_mint_options& options = {});
 
 std::int64_t unix_now();
 std::int64_t unix_now_ms();

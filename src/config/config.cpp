@@ -11,6 +11,7 @@
 
 #include "auth/jwt.hpp"
 #include "auth/origin_policy.hpp"
+#include "protocol/channel.hpp"
 #include "redis/connection.hpp"
 #include "upstream/routes.hpp"
 #include "util/url.hpp"
@@ -521,6 +522,70 @@ const std::array k_options{
            .min = 1,
            .max = 10000000,
            .help = "Client events waiting for Redis; when full the oldest waiting one is dropped and counted."},
+    option{.key = "channels.max_per_connection",
+           .env = "ZENA_CHANNELS_MAX_PER_CONNECTION",
+           .flag = "channels-max-per-connection",
+           .target = &settings::channels_max_per_connection,
+           .min = 0,
+           .max = 100000,
+           .help = "Channels one connection may hold besides its personal one; past it a subscribe answers "
+                   "too_many_channels (docs/channels.md)."},
+    option{.key = "channels.subscribes_per_second",
+           .env = "ZENA_CHANNELS_SUBSCRIBES_PER_SECOND",
+           .flag = "channels-subscribes-per-second",
+           .target = &settings::channels_subscribes_per_second,
+           .help = "Subscribe messages per connection per second (a token bucket); past it a subscribe answers "
+                   "rate_limited."},
+    option{.key = "channels.subscribes_burst",
+           .env = "ZENA_CHANNELS_SUBSCRIBES_BURST",
+           .flag = "channels-subscribes-burst",
+           .target = &settings::channels_subscribes_burst,
+           .min = 1,
+           .max = 100000,
+           .help = "Subscribes a connection may send at once (the bucket's size): a reconnect resubscribes its "
+                   "channels together."},
+    option{.key = "channels.history_size",
+           .env = "ZENA_CHANNELS_HISTORY_SIZE",
+           .flag = "channels-history-size",
+           .target = &settings::channels_history_size,
+           .unit = "events",
+           .min = 0,
+           .max = 1000000,
+           .help = "Events kept per channel for recovery (ordered and latest ones; latest compacted per key); 0: "
+                   "none, events are live only. [channels.namespaces.<name>] history_size overrides it per "
+                   "namespace."},
+    option{.key = "channels.history_ttl_ms",
+           .env = "ZENA_CHANNELS_HISTORY_TTL_MS",
+           .flag = "channels-history-ttl-ms",
+           .target = &settings::channels_history_ttl,
+           .unit = "ms",
+           .min = 1000,
+           .max = std::int64_t{366} * 24 * 3600 * 1000,
+           .help = "Age past which a channel's events are no longer kept; [channels.namespaces.<name>] "
+                   "history_ttl_ms overrides it per namespace."},
+    option{.key = "channels.history_max_bytes",
+           .env = "ZENA_CHANNELS_HISTORY_MAX_BYTES",
+           .flag = "channels-history-max-bytes",
+           .target = &settings::channels_history_max_bytes,
+           .unit = "bytes",
+           .min = std::int64_t{1} << 20U,
+           .max = std::int64_t{1} << 40U,
+           .help = "Memory for the history of all channels together (memory engine); past it the oldest events of "
+                   "any channel go first, counted in zena_history_evicted_total."},
+    option{.key = "channels.subscribe_proxy_url",
+           .env = "ZENA_CHANNELS_SUBSCRIBE_PROXY_URL",
+           .flag = "channels-subscribe-proxy-url",
+           .target = &settings::subscribe_proxy_url,
+           .help = "http://host[:port]/path asked whether a user may subscribe to a channel no other grant covers "
+                   "(a POST of {userId, channel} signed with webhook.secret; 200 allows, 4xx forbids); empty: none."},
+    option{.key = "channels.subscribe_proxy_timeout_ms",
+           .env = "ZENA_CHANNELS_SUBSCRIBE_PROXY_TIMEOUT_MS",
+           .flag = "channels-subscribe-proxy-timeout-ms",
+           .target = &settings::subscribe_proxy_timeout,
+           .unit = "ms",
+           .min = 10,
+           .max = 60000,
+           .help = "Time the subscribe proxy has to answer; past it the subscribe answers unavailable."},
     option{.key = "shutdown.drain_ms",
            .env = "ZENA_SHUTDOWN_DRAIN_MS",
            .flag = "shutdown-drain-ms",
@@ -638,6 +703,42 @@ const option* find_by_flag(std::string_view flag) {
     return nullptr;
 }
 
+// [channels.namespaces.<name>]: history_size and history_ttl_ms, each optional (the [channels]
+// value otherwise, whichever source set it).
+util::status load_namespaces(settings& s, const toml::node& node, const std::string& path) {
+    const auto fail = [&](const std::string& what) {
+        return util::error{"config file " + path + ": channels.namespaces" + what};
+    };
+    const auto* table = node.as_table();
+    if (!table) return fail(" must be a table of [channels.namespaces.<name>] tables");
+    for (const auto& [ns_name, ns_node] : *table) {
+        const std::string ns{ns_name.str()};
+        if (ns.empty() || ns.find(':') != std::string::npos || !protocol::valid_channel_name(ns)) {
+            return fail("." + ns + ": a namespace is 1-255 of letters, digits and _ - . @ = (no ':')");
+        }
+        const auto* fields = ns_node.as_table();
+        if (!fields) return fail("." + ns + " must be a table");
+        namespace_overrides o;
+        for (const auto& [field_name, value] : *fields) {
+            const auto* integer = value.as_integer();
+            const std::string where = "." + ns + "." + std::string{field_name.str()};
+            if (field_name.str() == "history_size") {
+                if (!integer || integer->get() < 0 || integer->get() > 1000000) {
+                    return fail(where + " must be an integer from 0 to 1000000");
+                }
+                o.history_size = integer->get();
+            } else if (field_name.str() == "history_ttl_ms") {
+                if (!integer || integer->get() < 1000) return fail(where + " must be an integer of at least 1000");
+                o.history_ttl = std::chrono::milliseconds(integer->get());
+            } else {
+                return fail(where + ": unknown option (history_size, history_ttl_ms)");
+            }
+        }
+        s.channel_namespace_overrides[ns] = o;
+    }
+    return {};
+}
+
 util::status load_toml(settings& s, const std::string& path) {
     toml::table root;
     try {
@@ -654,6 +755,10 @@ util::status load_toml(settings& s, const std::string& path) {
                                "' must be a [section]"};
         }
         for (const auto& [name, node] : *section) {
+            if (section_name.str() == "channels" && name.str() == "namespaces") {
+                if (auto status = load_namespaces(s, node, path); !status) return status;
+                continue;
+            }
             const std::string key = std::string{section_name.str()} + "." + std::string{name.str()};
             const option* opt = find_by_key(key);
             if (!opt) return util::error{"config file " + path + ": unknown option '" + key + "'"};

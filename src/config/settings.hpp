@@ -9,8 +9,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "auth/jwt.hpp"
 #include "auth/origin_policy.hpp"
@@ -26,6 +28,18 @@ template <typename T>
 struct parsed {
     std::string text;
     T value{};
+};
+
+// What a channel namespace (the part of a name before its first ':') keeps: [channels] gives
+// the defaults, [channels.namespaces.<name>] a namespace's own (TOML only). docs/channels.md.
+struct namespace_settings {
+    std::int64_t history_size = 1000;  // events kept per channel; 0: live only, no epoch/seq
+    std::chrono::milliseconds history_ttl{std::chrono::hours(24)};
+};
+// What a [channels.namespaces.<name>] table sets; the rest comes from [channels].
+struct namespace_overrides {
+    std::optional<std::int64_t> history_size;
+    std::optional<std::chrono::milliseconds> history_ttl;
 };
 
 struct settings {
@@ -106,6 +120,28 @@ struct settings {
     std::string redis_client_events_stream = "zena:client-events";
     std::int64_t redis_client_events_max_len = 100000;
     std::int64_t redis_client_events_max_queue = 10000;
+
+    // [channels]
+    std::int64_t channels_max_per_connection = 128;
+    double channels_subscribes_per_second = 10;
+    std::int64_t channels_subscribes_burst = 50;
+    std::int64_t channels_history_size = 1000;
+    std::chrono::milliseconds channels_history_ttl{std::chrono::hours(24)};
+    std::int64_t channels_history_max_bytes = std::int64_t{256} << 20U;
+    parsed<std::optional<util::http_url>> subscribe_proxy_url;  // not set: no subscribe proxy
+    std::chrono::milliseconds subscribe_proxy_timeout{2000};
+    // [channels.namespaces.<name>]: each namespace's own; the others take the [channels] defaults.
+    std::map<std::string, namespace_overrides, std::less<>> channel_namespace_overrides;
+
+    // The settings of channel namespace `ns` (protocol::channel_namespace).
+    namespace_settings of_namespace(std::string_view ns) const {
+        namespace_settings out{channels_history_size, channels_history_ttl};
+        if (const auto it = channel_namespace_overrides.find(ns); it != channel_namespace_overrides.end()) {
+            if (it->second.history_size) out.history_size = *it->second.history_size;
+            if (it->second.history_ttl) out.history_ttl = *it->second.history_ttl;
+        }
+        return out;
+    }
 
     // [shutdown]
     std::chrono::milliseconds shutdown_drain{5000};

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ws/outbound.hpp"
@@ -26,11 +27,23 @@ struct position {
     friend bool operator==(const position&, const position&) = default;
 };
 
-// One event as the API accepted it: checked against the catalog, its frame built once.
+// One event as the API accepted it: checked against the catalog.
 struct event {
     std::string type;
     std::string payload;  // minified JSON object
-    // The frame every connection is handed, its delivery class, and the latest key.
+    // Its delivery class and latest key, and the frame of an announcement to everyone (which
+    // travels on no channel; null otherwise). An event on a channel is framed per channel, with
+    // its position (channel_message), once per publish.
+    ws::outbound message;
+};
+
+// `e` as the connections of `channel` get it: {"type","payload","channel"} and, at a stored
+// position (`at.epoch` not empty), "epoch" and "seq"; the event's delivery class and key.
+ws::outbound channel_message(const event& e, std::string_view channel, const position& at);
+
+// A stored event's frame and position, as an append answers them.
+struct appended {
+    position at;
     ws::outbound message;
 };
 
@@ -45,11 +58,12 @@ struct stored_event {
     std::uint64_t seq = 0;
     std::int64_t published_ms = 0;  // the engine's clock when it was appended (Unix ms)
     // The event as published, shared (an event published to many channels is stored once): its
-    // type and payload answer the history API without parsing a frame, and its message (frame,
-    // delivery class, latest key) is what a resuming connection is handed; a later latest event
-    // with the same key replaces this one in the history (compaction). The channels issue adds
-    // the per-channel frame that carries channel, epoch and seq.
+    // type and payload answer the history API without parsing a frame; a later latest event
+    // with the same key replaces this one in the history (compaction).
     std::shared_ptr<const engine::event> event;
+    // The frame this channel's connections got (channel, epoch and seq in it), built once at the
+    // append: what a resuming connection is handed.
+    ws::outbound message;
 };
 
 // What a read of a channel's history finds.

@@ -24,12 +24,13 @@ class history {
 public:
     virtual ~history() = default;
 
-    using append_done = std::function<void(util::result<position>)>;
+    using append_done = std::function<void(util::result<appended>)>;
     using read_done = std::function<void(util::result<history_page>)>;
     using top_done = std::function<void(util::result<position>)>;
 
     // Appends `e` to `channel`'s history (an `ephemeral` event is refused: it is never stored;
-    // so is a null one) and answers its position: the next seq, in the channel's current epoch.
+    // so is a null one) and answers its position (the next seq, in the channel's current epoch)
+    // and the frame built for it there (channel_message), which live connections are handed.
     // The event is shared, not copied: one event published to many channels is held once. The
     // oldest events go past `limits`.
     virtual void append(std::string_view channel, std::shared_ptr<const event> e, const history_limits& limits,

@@ -17,13 +17,24 @@
 
 namespace zena::engine {
 
+// A batch as it goes to the hubs: per publication and per channel of it (in their order), the
+// frame built for that channel and its position there (an empty epoch: not stored).
+struct routed_batch {
+    std::shared_ptr<const std::vector<publication>> batch;
+    std::vector<std::vector<appended>> channels;
+
+    // `batch` with every channel's frame built without a position (nothing stored).
+    static std::shared_ptr<routed_batch> unstored(std::shared_ptr<const std::vector<publication>> batch);
+    // Publication `i`'s channels framed without a position.
+    void frame_unstored(std::size_t i);
+};
+
 class local_delivery {
 public:
     explicit local_delivery(hub::hub_set& hubs) : hubs_(hubs) {}
 
     // `done` gets, per publication, the connections it was queued to on this node.
-    void deliver(const std::shared_ptr<const std::vector<publication>>& batch,
-                 std::function<void(std::vector<std::size_t>)> done);
+    void deliver(std::shared_ptr<const routed_batch> routed, std::function<void(std::vector<std::size_t>)> done);
 
 private:
     hub::hub_set& hubs_;

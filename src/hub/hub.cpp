@@ -45,11 +45,76 @@ std::size_t hub::send_to_user(std::string_view user, const ws::outbound& message
     return delivered;
 }
 
-std::size_t hub::send_to_channel(std::string_view channel, const ws::outbound& message) {
-    // Only personal channels today; the connections of other channels are indexed by the
-    // channels issue.
-    if (const auto user = protocol::personal_channel_user(channel)) return send_to_user(*user, message);
-    return 0;
+std::size_t hub::send_to_channel(std::string_view channel, const ws::outbound& message, std::string_view epoch,
+                                 std::uint64_t seq) {
+    std::size_t delivered = 0;
+    if (const auto user = protocol::personal_channel_user(channel)) {
+        const auto it = by_user_.find(*user);
+        if (it == by_user_.end()) return 0;
+        for (connection* conn : it->second) delivered += offer(*conn, conn->personal(), message, epoch, seq) ? 1 : 0;
+        return delivered;
+    }
+    const auto it = by_channel_.find(channel);
+    if (it == by_channel_.end()) return 0;
+    // A holder never leaves inside send (connections only queue work), so the list is stable.
+    for (const auto& h : it->second) delivered += offer(*h.conn, *h.sub, message, epoch, seq) ? 1 : 0;
+    return delivered;
+}
+
+bool hub::subscribe(connection& conn, std::string_view channel, subscription& sub) {
+    assert(holds(conn));
+    if (sub.pos != subscription::k_nowhere) return false;
+    auto it = by_channel_.find(channel);
+    if (it == by_channel_.end()) {
+        it = by_channel_.emplace(std::string{channel}, std::vector<holder>{}).first;
+        registry_.add_channel(channel);
+    }
+    sub.pos = static_cast<std::uint32_t>(it->second.size());
+    it->second.push_back(holder{&conn, &sub});
+    return true;
+}
+
+bool hub::unsubscribe(std::string_view channel, subscription& sub) {
+    if (sub.pos == subscription::k_nowhere) return false;
+    const auto it = by_channel_.find(channel);
+    assert(it != by_channel_.end() && sub.pos < it->second.size() && it->second[sub.pos].sub == &sub);
+    if (it == by_channel_.end()) return false;
+    auto& list = it->second;
+    const auto pos = sub.pos;
+    sub.pos = subscription::k_nowhere;
+    if (pos + 1 != list.size()) {
+        list[pos] = list.back();
+        list[pos].sub->pos = pos;
+    }
+    list.pop_back();
+    if (list.empty()) {
+        by_channel_.erase(it);
+        registry_.remove_channel(channel);
+    }
+    return true;
+}
+
+std::size_t hub::channel_holders(std::string_view channel) const {
+    const auto it = by_channel_.find(channel);
+    return it == by_channel_.end() ? 0 : it->second.size();
+}
+
+std::size_t hub::subscribe_user(std::string_view user, std::string_view channel) {
+    const auto it = by_user_.find(user);
+    if (it == by_user_.end()) return 0;
+    const auto targets = it->second;  // a subscribe may not change by_user_, but stay safe
+    std::size_t taken = 0;
+    for (connection* conn : targets) taken += conn->subscribe_by_server(channel) ? 1 : 0;
+    return taken;
+}
+
+std::size_t hub::unsubscribe_user(std::string_view user, std::string_view channel) {
+    const auto it = by_user_.find(user);
+    if (it == by_user_.end()) return 0;
+    const auto targets = it->second;
+    std::size_t left = 0;
+    for (connection* conn : targets) left += conn->unsubscribe_by_server(channel) ? 1 : 0;
+    return left;
 }
 
 std::size_t hub::send_to_all(const ws::outbound& message) {

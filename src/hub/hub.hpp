@@ -32,9 +32,26 @@ public:
 
     // Queues `message` to every connection of `user`; returns how many took it.
     std::size_t send_to_user(std::string_view user, const ws::outbound& message);
-    // Queues `message` to every connection that holds `channel` here (a personal channel,
-    // user:<id>, is held by each connection of its user); returns how many took it.
-    std::size_t send_to_channel(std::string_view channel, const ws::outbound& message);
+    // Queues `message`, the event at (`epoch`, `seq`) of `channel` (seq 0: not stored), to every
+    // connection that holds `channel` here (a personal channel, user:<id>, is held by each
+    // connection of its user), through the replay gate of those that have one; returns how many
+    // took it.
+    std::size_t send_to_channel(std::string_view channel, const ws::outbound& message, std::string_view epoch = {},
+                                std::uint64_t seq = 0);
+
+    // `conn` (added) holds `channel` (not a personal one) through `sub`, which it owns and keeps
+    // at one address until unsubscribe(); false, and nothing changes, when `sub` is already
+    // indexed. The hub's first holder of a channel is reported to the registry.
+    bool subscribe(connection& conn, std::string_view channel, subscription& sub);
+    // Lets go of it; false when `sub` was not indexed.
+    bool unsubscribe(std::string_view channel, subscription& sub);
+    // Connections here that hold `channel` (not a personal one).
+    std::size_t channel_holders(std::string_view channel) const;
+
+    // The backend's subscriptions: every connection of `user` here is asked to take (or leave)
+    // `channel`; returns how many did.
+    std::size_t subscribe_user(std::string_view user, std::string_view channel);
+    std::size_t unsubscribe_user(std::string_view user, std::string_view channel);
     // Queues `message` to every connection on this thread; returns how many took it.
     std::size_t send_to_all(const ws::outbound& message);
 
@@ -76,7 +93,21 @@ private:
     void sift_down(std::size_t i);
     void drop_deadline(connection& conn);
 
+    // Queues to one holder, through its gate if it has one.
+    static bool offer(connection& conn, subscription& sub, const ws::outbound& message, std::string_view epoch,
+                      std::uint64_t seq) {
+        if (!sub.gate) return conn.send(message);
+        return conn.send_gated(sub, message, epoch, seq);
+    }
+    struct holder {
+        connection* conn;
+        subscription* sub;
+    };
+
     user_registry& registry_;
+    // The holders of each channel (not the personal ones), dense for fan-out; each subscription
+    // knows its place, for O(1) removal.
+    std::unordered_map<std::string, std::vector<holder>, string_hash, std::equal_to<>> by_channel_;
     // Dense array for fast fan-out; each connection knows its position, for O(1) removal.
     std::vector<std::shared_ptr<connection>> all_;
     // Most users have one connection here: it is held inline, with no allocation of its own.

@@ -384,8 +384,10 @@ void basic_http_session<Stream>::upgrade(http::request<http::string_body>&& requ
     std::optional<auth::jwt_result> result;
     if (!token.empty()) result = services_.sessions.verifier.verify(token);
     const bool subprotocol = auth::offers_subprotocol(protocols_view, auth::k_subprotocol);
+    // The personal channel's position, when the client resumes (docs/channels.md).
+    auto since = util::query_param(std::string_view(request.target().data(), request.target().size()), "since");
     std::make_shared<admitted<session::client>>(std::move(ticket), take_transport(), options, worker_.loop,
-                                                services_.sessions, std::move(result))
+                                                services_.sessions, std::move(result), since.value_or(std::string{}))
         ->run(upgrade_response(ws_key, subprotocol ? auth::k_subprotocol : std::string_view{}, extensions),
               already_read);
 }

@@ -115,6 +115,15 @@ std::string metrics::render(std::uint64_t connections, std::uint64_t users) cons
           v(tokens_expired));
     write(out, "zena_tokens_refreshed_total", "counter", "Tokens replaced in-band with auth.refresh.",
           v(tokens_refreshed));
+    write(out, "zena_subscribes_total", "counter", "Channels taken by connections (client or server subscribes).",
+          v(subscribes));
+    write(out, "zena_subscribes_refused_total", "counter", "Subscribes answered with subscribe.error.",
+          v(subscribes_refused));
+    write(out, "zena_history_evicted_total", "counter",
+          "Stored events dropped to keep channels.history_max_bytes (a loss for their channels).", v(history_evicted));
+    write(out, "zena_offline_notifications_total", "counter",
+          "user.offline_event notices sent upstream for notifyOffline events to users with no connection.",
+          v(offline_notifications));
     write(out, "zena_http_requests_total", "counter", "HTTP requests received.", v(http_requests));
     write(out, "zena_api_rejections_total", "counter", "Server API calls refused with a 4xx status.",
           v(api_rejections));

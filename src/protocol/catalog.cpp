@@ -174,6 +174,10 @@ public:
             if (!event.payload) return false;
             bool protocol = false;
             if (spec["protocol"].get_bool().get(protocol) == simdjson::SUCCESS) event.protocol = protocol;
+            bool notify_offline = false;
+            if (spec["notifyOffline"].get_bool().get(notify_offline) == simdjson::SUCCESS) {
+                event.notify_offline = notify_offline;
+            }
             if (!delivery(spec, event, where)) return false;
             out.emplace(type, std::move(event));
         }

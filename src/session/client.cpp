@@ -1,8 +1,12 @@
 #include "session/client.hpp"
 
+#include <algorithm>
 #include <exception>
 #include <limits>
 
+#include <boost/asio/dispatch.hpp>
+
+#include "protocol/channel.hpp"
 #include "protocol/envelope.hpp"
 #include "protocol/json_reader.hpp"
 #include "protocol/json_writer.hpp"
@@ -11,8 +15,55 @@ namespace zena::session {
 
 using ws::close_code;
 
+// A channel the connection holds (not its personal one).
+struct client::channel_hold {
+    std::string name;
+    hub::subscription sub;
+    bool by_server = false;  // the backend subscribed it
+};
+
+// One replay: the announcement (the welcome, or `subscribed`), then the missed events, then
+// the gate's held live events.
+struct client::replay_job {
+    hub::subscription* sub;
+    std::string channel;
+    ws::outbound announce;
+    std::vector<engine::stored_event> events;
+    engine::position top;
+    std::size_t next = 0;
+    bool announced = false;
+};
+
+// What a connection that uses channels keeps: allocated on first use, so that a connection that
+// never subscribes pays one pointer.
+struct client::channel_state {
+    explicit channel_state(const config::settings& s)
+        : subscribes({s.channels_subscribes_per_second, static_cast<double>(s.channels_subscribes_burst)}) {}
+    std::vector<std::unique_ptr<channel_hold>> held;
+    std::vector<std::string> claims;  // the token's `channels` claim
+    std::deque<replay_job> replays;
+    util::token_bucket subscribes;
+    std::size_t pending_grants = 0;  // subscribes waiting for the proxy: they count against the limit
+};
+
+namespace {
+
+util::token_rate subscribe_rate(const config::settings& s) {
+    return {s.channels_subscribes_per_second, static_cast<double>(s.channels_subscribes_burst)};
+}
+
+std::size_t history_read_limit(const config::namespace_settings& ns) {
+    return static_cast<std::size_t>(std::max<std::int64_t>(ns.history_size, 1));
+}
+
+ws::outbound protocol_message(std::string_view type, const std::string& payload) {
+    return {protocol::make_event_frame(type, payload), ws::delivery_class::ordered, 0};
+}
+
+}  // namespace
+
 client::client(ws::transport&& stream, ws::endpoint::options opts, loop& home, shared& services,
-               std::optional<auth::jwt_result> auth)
+               std::optional<auth::jwt_result> auth, std::string since)
     : hub::connection(services.next_connection_id.fetch_add(1, std::memory_order_relaxed),
                       auth ? std::move(auth->identity.user_id) : std::string{}),
       endpoint(std::move(stream), home.flush, opts),
@@ -27,7 +78,18 @@ client::client(ws::transport&& stream, ws::endpoint::options opts, loop& home, s
                                                   : auth::jwt_error::missing),
       awaiting_token_(!auth && services.settings.inband_auth) {
     if (auth) handshake_deadline_ = deadline_of(auth->identity.expires_at);
+    if (auth && !auth->identity.channels.empty()) channels().claims = std::move(auth->identity.channels);
+    if (!since.empty()) since_ = std::make_unique<std::string>(std::move(since));
 }
+
+client::~client() = default;
+
+client::channel_state& client::channels() {
+    if (!channels_) channels_ = std::make_unique<channel_state>(services_.settings);
+    return *channels_;
+}
+
+void client::on_home(std::function<void()> fn) { boost::asio::dispatch(home_.io, std::move(fn)); }
 
 void client::run(std::string response, std::string_view already_read) {
     // The handshake's verdict first: what the client sent after its request is read after it.
@@ -61,19 +123,319 @@ void client::admit(std::int64_t deadline) {
         spdlog::info("connection refused user={} reason=\"too many connections for this user\" code=1013", user_id());
         return close(close_code::try_again_later, "too many connections for this user");
     }
+    // Live events of the personal channel wait behind its gate until the welcome (and the
+    // replay of what was missed) is out.
+    personal().gate = std::make_unique<hub::replay_gate>();
     hub().add(self());
     registered_ = true;
     if (deadline != k_no_deadline) hub().set_expiry(*this, deadline);
     observability::metrics::add(services_.metrics.connections_opened);
     spdlog::debug("connection opened conn={} user={} thread={}", id(), user_id(), home_.index);
 
-    const auto payload = protocol::json_object()
-                             .add("connectionId", std::to_string(id()))
-                             .add("userId", user_id())
-                             .add("heartbeatIntervalMs", std::int64_t{services_.settings.heartbeat_interval.count()})
-                             .add("serverTime", auth::unix_now_ms())
-                             .str();
-    send({protocol::make_event_frame("connected", payload), ws::delivery_class::ordered, 0});
+    std::optional<std::string> since;
+    if (since_) since = std::move(*since_);
+    since_.reset();
+    auto announce = [this](const engine::position& top, std::optional<bool> recovered, std::size_t missed) {
+        protocol::json_object payload;
+        payload.add("connectionId", std::to_string(id()))
+            .add("userId", user_id())
+            .add("heartbeatIntervalMs", std::int64_t{services_.settings.heartbeat_interval.count()})
+            .add("serverTime", auth::unix_now_ms())
+            .add("channel", protocol::personal_channel(user_id()));
+        if (!top.epoch.empty()) payload.add("epoch", top.epoch).add("seq", top.seq);
+        if (recovered) payload.add("recovered", *recovered).add("missed", std::uint64_t{missed});
+        return protocol_message("connected", payload.str());
+    };
+    // The engine could not tell the position: the client is welcomed without one and treats its
+    // own as lost (recovered: false when it presented one).
+    auto unavailable = [this, asked = since.has_value()] {
+        auto message = [&] {
+            protocol::json_object payload;
+            payload.add("connectionId", std::to_string(id()))
+                .add("userId", user_id())
+                .add("heartbeatIntervalMs", std::int64_t{services_.settings.heartbeat_interval.count()})
+                .add("serverTime", auth::unix_now_ms())
+                .add("channel", protocol::personal_channel(user_id()));
+            if (asked) payload.add("recovered", false).add("missed", std::uint64_t{0});
+            return protocol_message("connected", payload.str());
+        }();
+        send(message);
+        release_gate(personal(), {});
+    };
+    start_replay(protocol::personal_channel(user_id()), personal(), std::move(since), std::move(announce),
+                 std::move(unavailable));
+}
+
+void client::start_replay(const std::string& channel, hub::subscription& sub, std::optional<std::string> since,
+                          announce_fn announce, std::function<void()> on_unavailable) {
+    const auto ns = services_.settings.of_namespace(protocol::channel_namespace(channel));
+    if (!sub.gate) sub.gate = std::make_unique<hub::replay_gate>();
+    if (ns.history_size == 0) {
+        // Live only: no position to tell, nothing to replay.
+        auto& state = channels();
+        state.replays.push_back(replay_job{&sub, channel, announce({}, std::nullopt, 0), {}, {}, 0, false});
+        return pump_replays();
+    }
+    // The answer may come on another thread (a Redis engine): it is handled on this one, and
+    // only if the connection still holds the channel through the same subscription.
+    auto finish = [self = self(), channel, &sub, announce = std::move(announce),
+                   on_unavailable = std::move(on_unavailable)](util::result<engine::history_page> page,
+                                                               bool asked) mutable {
+        self->on_home([self, channel, &sub, announce = std::move(announce), on_unavailable = std::move(on_unavailable),
+                       page = std::move(page), asked]() mutable {
+            if (self->closing() || !self->registered_) return;
+            const auto* hold = self->find_hold(channel);
+            const bool still_held = &sub == &self->personal() || (hold && &hold->sub == &sub);
+            if (!still_held || !sub.gate) return;
+            if (!page) {
+                spdlog::warn("channel position unavailable conn={} channel={} error=\"{}\"", self->id(), channel,
+                             page.message());
+                return on_unavailable();
+            }
+            auto& p = *page;
+            std::optional<bool> recovered;
+            std::vector<engine::stored_event> events;
+            if (asked) {
+                recovered = p.recovered;
+                if (p.recovered) events = std::move(p.events);
+            }
+            auto message = announce(p.top, recovered, events.size());
+            self->channels().replays.push_back(
+                replay_job{&sub, channel, std::move(message), std::move(events), p.top, 0, false});
+            self->pump_replays();
+        });
+    };
+    std::optional<engine::position> from;
+    if (since) {
+        if (const auto written = protocol::parse_position(*since)) {
+            from = engine::position{std::string{written->epoch}, written->seq};
+        } else {
+            // Unreadable: read as lost, from no epoch this channel ever had.
+            from = engine::position{"", 0};
+        }
+    }
+    if (from) {
+        services_.history.read(channel, std::move(from), history_read_limit(ns),
+                               [finish](util::result<engine::history_page> page) mutable {
+                                   finish(std::move(page), true);
+                               });
+    } else {
+        services_.history.top(channel, [finish](util::result<engine::position> top) mutable {
+            if (!top) return finish(util::error{top.message()}, false);
+            finish(engine::history_page{std::move(*top), true, {}}, false);
+        });
+    }
+}
+
+void client::pump_replays() {
+    if (!channels_) return;
+    auto& jobs = channels_->replays;
+    const auto budget = static_cast<std::size_t>(services_.settings.send_queue_max_bytes) / 2;
+    while (!jobs.empty()) {
+        if (closing()) return jobs.clear();
+        auto& job = jobs.front();
+        if (!job.announced) {
+            job.announced = true;
+            if (!send(job.announce)) return;
+        }
+        while (job.next < job.events.size()) {
+            if (queued_bytes() >= budget) return;  // the rest once the socket drains
+            if (!send(job.events[job.next++].message) && closing()) return;
+        }
+        auto* sub = job.sub;
+        const auto top = std::move(job.top);
+        jobs.pop_front();
+        release_gate(*sub, top);
+    }
+}
+
+void client::release_gate(hub::subscription& sub, const engine::position& top) {
+    if (!sub.gate) return;
+    auto held = std::move(sub.gate->held);
+    sub.gate->held.clear();
+    sub.gate->held_bytes = 0;
+    sub.gate->holding = false;
+    sub.gate->epoch = top.epoch;
+    sub.gate->floor = top.seq;
+    if (top.epoch.empty()) sub.gate.reset();  // nothing was replayed: no duplicate to fear
+    for (auto& h : held) {
+        if (sub.gate) {
+            if (!sub.gate->fresh(h.epoch, h.seq)) continue;
+            if (h.seq != 0) sub.gate.reset();  // later ones are all newer
+        }
+        send(h.message);
+    }
+}
+
+bool client::send_gated(hub::subscription& sub, const ws::outbound& message, std::string_view epoch,
+                        std::uint64_t seq) {
+    auto& gate = *sub.gate;
+    if (gate.holding) {
+        // Behind a replay, as a connection that is behind: ephemeral events are dropped, the
+        // others wait in order, within the send budget.
+        if (message.delivery == ws::delivery_class::ephemeral || closing()) return false;
+        gate.held_bytes += message.frame->wire().size();
+        if (gate.held_bytes > static_cast<std::size_t>(services_.settings.send_queue_max_bytes)) {
+            observability::metrics::add(services_.metrics.slow_consumer_closes);
+            spdlog::info("connection closed conn={} user={} reason=slow_consumer (behind its replay)", id(), user_id());
+            static const auto behind =
+                protocol::make_event_frame("connection.behind", R"({"reason":"send_queue_full"})");
+            endpoint::close(static_cast<std::uint16_t>(close_code::slow_consumer), "send queue full", behind);
+            return false;
+        }
+        gate.held.push_back({message, std::string{epoch}, seq});
+        return true;
+    }
+    if (!gate.fresh(epoch, seq)) return false;  // it was in the replay
+    if (seq != 0) sub.gate.reset();
+    return send(message);
+}
+
+void client::on_queue_drained() {
+    if (channels_ && !channels_->replays.empty()) pump_replays();
+}
+
+client::channel_hold* client::find_hold(std::string_view channel) {
+    if (!channels_) return nullptr;
+    for (auto& h : channels_->held) {
+        if (h->name == channel) return h.get();
+    }
+    return nullptr;
+}
+
+void client::refuse_subscribe(std::string_view channel, std::string_view reason) {
+    observability::metrics::add(services_.metrics.subscribes_refused);
+    send(protocol_message("subscribe.error",
+                          protocol::json_object().add("channel", channel).add("reason", reason).str()));
+}
+
+void client::handle_subscribe(const protocol::client_message& message) {
+    simdjson::dom::element payload;
+    std::string channel;
+    std::optional<std::string> since;
+    std::string token;
+    if (protocol::thread_json_parser().parse(message.payload_json).get(payload) == simdjson::SUCCESS) {
+        std::string_view v;
+        if (payload["channel"].get_string().get(v) == simdjson::SUCCESS) channel = v;
+        if (payload["since"].get_string().get(v) == simdjson::SUCCESS) since = std::string{v};
+        if (payload["token"].get_string().get(v) == simdjson::SUCCESS) token = v;
+    }
+    auto& state = channels();
+    // The channel echoed in a refusal is bounded: what the client sent may be anything.
+    const auto shown = std::string_view(channel).substr(0, protocol::k_max_channel_bytes);
+    if (!state.subscribes.take(subscribe_rate(services_.settings), observability::monotonic_ms())) {
+        return refuse_subscribe(shown, "rate_limited");
+    }
+    if (!protocol::subscribable_channel(channel)) return refuse_subscribe(shown, "invalid_channel");
+    if (auto* hold = find_hold(channel)) {
+        // Held already: answered again (with the replay asked for), nothing else changes.
+        if (hold->sub.gate && hold->sub.gate->holding) {
+            // Its first answer is on the way.
+            send(protocol_message("subscribed", protocol::json_object().add("channel", channel).str()));
+            return;
+        }
+        return take_channel(channel, std::move(since), hold->by_server);
+    }
+    const auto limit = static_cast<std::size_t>(services_.settings.channels_max_per_connection);
+    if (state.held.size() + state.pending_grants >= limit) return refuse_subscribe(channel, "too_many_channels");
+
+    if (protocol::claims_grant(state.claims, channel)) return take_channel(channel, std::move(since), false);
+    if (!token.empty()) {
+        const auto verdict = services_.verifier.verify_channel_token(token, user_id(), channel);
+        if (verdict == auth::jwt_error::none) return take_channel(channel, std::move(since), false);
+        spdlog::info("subscribe refused conn={} user={} channel={} reason=\"{}\"", id(), user_id(), channel,
+                     auth::to_string(verdict));
+        if (!services_.subscribe_proxy) return refuse_subscribe(channel, "forbidden");
+    }
+    if (!services_.subscribe_proxy) return refuse_subscribe(channel, "forbidden");
+    ++state.pending_grants;
+    services_.subscribe_proxy(user_id(), channel, [self = self(), channel, since](proxy_answer answer) mutable {
+        self->on_home([self, channel = std::move(channel), since = std::move(since), answer]() mutable {
+            auto& state = self->channels();
+            --state.pending_grants;
+            if (self->closing() || !self->registered_) return;
+            switch (answer) {
+                case proxy_answer::allow:
+                    if (self->find_hold(channel)) return;  // granted meanwhile by another subscribe
+                    return self->take_channel(channel, std::move(since), false);
+                case proxy_answer::forbid: return self->refuse_subscribe(channel, "forbidden");
+                case proxy_answer::unavailable: return self->refuse_subscribe(channel, "unavailable");
+            }
+        });
+    });
+}
+
+void client::take_channel(const std::string& channel, std::optional<std::string> since, bool by_server) {
+    auto* hold = find_hold(channel);
+    if (!hold) {
+        auto fresh = std::make_unique<channel_hold>();
+        fresh->name = channel;
+        fresh->by_server = by_server;
+        hold = fresh.get();
+        channels().held.push_back(std::move(fresh));
+        // The gate first: live events wait from the moment the hub lists the connection.
+        hold->sub.gate = std::make_unique<hub::replay_gate>();
+        hub().subscribe(*this, channel, hold->sub);
+        observability::metrics::add(services_.metrics.subscribes);
+    }
+    auto announce = [channel](const engine::position& top, std::optional<bool> recovered, std::size_t missed) {
+        protocol::json_object payload;
+        payload.add("channel", channel);
+        if (!top.epoch.empty()) payload.add("epoch", top.epoch).add("seq", top.seq);
+        if (recovered) payload.add("recovered", *recovered).add("missed", std::uint64_t{missed});
+        return protocol_message("subscribed", payload.str());
+    };
+    auto unavailable = [this, channel] {
+        drop_channel(channel, {});
+        refuse_subscribe(channel, "unavailable");
+    };
+    start_replay(channel, hold->sub, std::move(since), std::move(announce), std::move(unavailable));
+}
+
+void client::drop_channel(std::string_view channel, std::string_view reason) {
+    if (!channels_) return;
+    auto& held = channels_->held;
+    const auto it = std::find_if(held.begin(), held.end(), [&](const auto& h) { return h->name == channel; });
+    if (it == held.end()) return;
+    auto& jobs = channels_->replays;
+    auto* sub = &(*it)->sub;
+    // A replay under way for it is dropped (the front one may be half sent: that is what the
+    // client asked for).
+    jobs.erase(std::remove_if(jobs.begin(), jobs.end(), [sub](const replay_job& j) { return j.sub == sub; }),
+               jobs.end());
+    hub().unsubscribe(channel, *sub);
+    held.erase(it);
+    if (!reason.empty()) {
+        send(protocol_message("unsubscribed",
+                              protocol::json_object().add("channel", channel).add("reason", reason).str()));
+    }
+    // The next replay may be waiting for the one just dropped.
+    pump_replays();
+}
+
+void client::handle_unsubscribe(const protocol::client_message& message) {
+    simdjson::dom::element payload;
+    std::string channel;
+    if (protocol::thread_json_parser().parse(message.payload_json).get(payload) == simdjson::SUCCESS) {
+        std::string_view v;
+        if (payload["channel"].get_string().get(v) == simdjson::SUCCESS) channel = v;
+    }
+    if (channel.size() > protocol::k_max_channel_bytes) channel.resize(protocol::k_max_channel_bytes);
+    drop_channel(channel, {});
+    send(protocol_message("unsubscribed", protocol::json_object().add("channel", channel).str()));
+}
+
+bool client::subscribe_by_server(std::string_view channel) {
+    if (closing() || !registered_) return false;
+    if (find_hold(channel)) return true;
+    take_channel(std::string{channel}, std::nullopt, true);
+    return true;
+}
+
+bool client::unsubscribe_by_server(std::string_view channel) {
+    if (!find_hold(channel)) return false;
+    drop_channel(channel, "server");
+    return true;
 }
 
 void client::on_message(std::string_view data, bool text) {
@@ -171,6 +533,14 @@ void client::handle_auth(const protocol::client_message& message) {
     auto identity = verify_inband(message);
     if (!identity) return;
     set_user_id(std::move(identity->user_id));
+    if (!identity->channels.empty()) channels().claims = std::move(identity->channels);
+    // The personal channel's position, beside the token.
+    simdjson::dom::element payload;
+    std::string_view since;
+    if (protocol::thread_json_parser().parse(message.payload_json).get(payload) == simdjson::SUCCESS &&
+        payload["since"].get_string().get(since) == simdjson::SUCCESS && !since.empty()) {
+        since_ = std::make_unique<std::string>(since);
+    }
     admit(deadline_of(identity->expires_at));
 }
 
@@ -182,6 +552,8 @@ void client::handle_protocol_message(const protocol::client_message& message) {
         send({protocol::make_event_frame("pong", pong), ws::delivery_class::ephemeral, 0});
         return;
     }
+    if (message.type == "subscribe") return handle_subscribe(message);
+    if (message.type == "unsubscribe") return handle_unsubscribe(message);
     if (message.type == "auth.refresh") {
         auto identity = verify_inband(message);
         if (!identity) return;
@@ -236,6 +608,11 @@ void client::on_end() {
     registered_ = false;
     observability::metrics::add(services_.metrics.connections_closed);
     spdlog::debug("connection closed conn={} user={}", id(), user_id());
+    if (channels_) {
+        channels_->replays.clear();
+        for (auto& h : channels_->held) hub().unsubscribe(h->name, h->sub);
+        channels_->held.clear();
+    }
     hub().remove(*this);
 }
 

@@ -15,10 +15,12 @@
 // publisher never waits.
 
 #include <cstdint>
+#include <deque>
 #include <limits>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "auth/jwt.hpp"
 #include "hub/connection.hpp"
@@ -35,14 +37,22 @@ public:
     // nullopt: the handshake carried no token. With websocket.inband_auth the first message must
     // then be an `auth` message within websocket.auth_timeout_ms; without it (the default) the
     // connection is closed at once with 1008 `token missing`.
+    // `since`: the personal channel's position the client presented in its URL (empty: none).
     client(ws::transport&& stream, ws::endpoint::options opts, loop& home, shared& services,
-           std::optional<auth::jwt_result> auth);
+           std::optional<auth::jwt_result> auth, std::string since = {});
+    ~client() override;
+    client(const client&) = delete;
+    client& operator=(const client&) = delete;
 
     // Sends the 101 `response` and starts the connection; `already_read`: bytes that came after
     // the upgrade request.
     void run(std::string response, std::string_view already_read);
 
     bool send(const ws::outbound& message) override;
+    bool send_gated(hub::subscription& sub, const ws::outbound& message, std::string_view epoch,
+                    std::uint64_t seq) override;
+    bool subscribe_by_server(std::string_view channel) override;
+    bool unsubscribe_by_server(std::string_view channel) override;
     void close(ws::close_code code, std::string_view reason) override;
     bool heartbeat() override;
 
@@ -52,6 +62,7 @@ private:
     void on_pong() override { awaiting_pong_ = false; }
     bool allow_ping() override { return within_rate(); }
     void on_end() override;
+    void on_queue_drained() override;
     void handle_text(std::string_view text);
     // The token checked: joins the hub (unless the user has too many connections), with the
     // token's deadline (deadline_of), and sends the welcome.
@@ -69,6 +80,33 @@ private:
     // Whether the client's message rate allows one more; closes a connection that keeps at it.
     bool within_rate();
 
+    // ---- channels (docs/channels.md)
+    struct channel_hold;
+    struct replay_job;
+    struct channel_state;
+    channel_state& channels();
+    channel_hold* find_hold(std::string_view channel);
+    void handle_subscribe(const protocol::client_message& message);
+    void handle_unsubscribe(const protocol::client_message& message);
+    void refuse_subscribe(std::string_view channel, std::string_view reason);
+    // The grant is given: the connection holds `channel` from now on and is answered (subscribed,
+    // and the replay from `since`, if any).
+    void take_channel(const std::string& channel, std::optional<std::string> since, bool by_server);
+    // Lets go of a held channel; `reason` empty: the client asked.
+    void drop_channel(std::string_view channel, std::string_view reason);
+    // Reads `channel`'s position (and, from `since`, what was missed) for `sub`, whose gate holds
+    // the live events meanwhile; then queues a replay job announced by `announce(top, recovered,
+    // missed)`.
+    using announce_fn = std::function<ws::outbound(const engine::position& top, std::optional<bool> recovered,
+                                                   std::size_t missed)>;
+    void start_replay(const std::string& channel, hub::subscription& sub, std::optional<std::string> since,
+                      announce_fn announce, std::function<void()> on_unavailable);
+    // Sends the replays in order, at most half the send budget queued at once; the rest when the
+    // socket drains.
+    void pump_replays();
+    // Ends `sub`'s hold on live events: the held ones go, but the duplicates of the replay.
+    void release_gate(hub::subscription& sub, const engine::position& top);
+
     // The limits of the two buckets, from the settings (the buckets hold only their state).
     static util::token_rate message_rate(const config::settings& s) {
         return {s.client_messages_per_second, static_cast<double>(s.client_messages_burst)};
@@ -81,6 +119,8 @@ private:
     static constexpr std::int64_t k_no_deadline = std::numeric_limits<std::int64_t>::max();
 
     hub::hub& hub() { return services_.hubs.local(home_.index); }
+    // The event-loop thread's own executor: engine answers come back through it.
+    void on_home(std::function<void()> fn);
 
     // An idle connection is mostly this object: the fields are ordered to leave no padding.
     loop& home_;
@@ -89,6 +129,8 @@ private:
     util::token_bucket message_rate_;                        // websocket.client_messages_per_second
     util::token_bucket excess_allowance_;                    // messages over the rate before a close
     std::int64_t handshake_deadline_ = k_no_deadline;        // of the handshake's token, until admit()
+    std::unique_ptr<channel_state> channels_;                // only once channels are used
+    std::unique_ptr<std::string> since_;                     // the URL's position, until admit()
     auth::jwt_error auth_error_;
     bool awaiting_token_ = false;  // no token yet: the first message must be `auth`
     bool registered_ = false;      // in the hub

@@ -17,6 +17,7 @@
 
 #include "auth/jwt.hpp"
 #include "config/settings.hpp"
+#include "engine/history.hpp"
 #include "hub/hub_set.hpp"
 #include "observability/log.hpp"
 #include "observability/metrics.hpp"
@@ -50,6 +51,13 @@ struct client_event_source {
 // session's thread and must not block (the upstreams queue and send from their own threads).
 using client_event_handler = std::function<void(const client_event_source&, const protocol::client_message&)>;
 
+// The subscribe proxy's answer (docs/channels.md, grants).
+enum class proxy_answer : std::uint8_t { allow, forbid, unavailable };
+// Asks the subscribe proxy whether `user` may subscribe to `channel`; `done` is called once, on
+// any thread. Empty: no proxy.
+using subscribe_proxy_fn =
+    std::function<void(std::string user, std::string channel, std::function<void(proxy_answer)> done)>;
+
 struct shared {
     const config::settings& settings;
     const auth::jwt_verifier& verifier;
@@ -57,6 +65,8 @@ struct shared {
     observability::metrics& metrics;
     hub::hub_set& hubs;
     client_event_handler on_client_event;
+    engine::history& history;             // the channels' positions, and what a resume replays
+    subscribe_proxy_fn subscribe_proxy;  // empty: none
     std::atomic<std::uint64_t> next_connection_id{1};
 };
 

@@ -265,6 +265,7 @@ void endpoint::on_drained() {
     head_ = 0;
     offset_ = 0;
     std::vector<entry>{}.swap(queue_);
+    if (phase_ == phase::open) on_queue_drained();
 }
 
 // ---- reading

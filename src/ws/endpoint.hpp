@@ -198,6 +198,11 @@ protected:
     virtual bool allow_ping() { return true; }
     // The connection is over; called once.
     virtual void on_end() = 0;
+    // Every queued frame has reached the socket (from a handler of the connection's own, never
+    // from inside enqueue): an owner that holds back frames (a replay) may queue more.
+    virtual void on_queue_drained() {}
+    // Wire bytes queued and not yet written.
+    std::size_t queued_bytes() const { return queued_bytes_; }
 
 private:
     friend class flush_queue;  // calls flush()

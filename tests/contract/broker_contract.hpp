@@ -111,8 +111,9 @@ protected:
     static std::shared_ptr<const engine::event> make_event(std::string_view label) {
         auto e = std::make_shared<engine::event>();
         e->type = "contract.test";
-        e->payload = "{}";
-        e->message.frame = protocol::make_event_frame("contract.test", "\"" + std::string(label) + "\"");
+        e->payload = "\"" + std::string(label) + "\"";
+        // The frame of an announcement to everyone; on channels, the broker frames per channel.
+        e->message.frame = protocol::make_event_frame("contract.test", e->payload);
         return e;
     }
 
@@ -138,16 +139,21 @@ protected:
         for (std::size_t i = 0; i < k_threads; ++i) on_thread(i, [] {});
     }
 
-    // What `c` was handed, as the frames' payload text.
+    // What `c` was handed: each frame's label (its payload, a JSON string of plain characters).
     static std::vector<std::string> received(const hub::testing::recording_connection& c) {
         std::vector<std::string> out;
-        for (const auto& f : c.frames) out.emplace_back(f->payload());
+        for (const auto& f : c.frames) out.push_back(label_of(f->payload()));
         return out;
     }
 
-    static std::string text_of(std::string_view label) {
-        return R"({"type":"contract.test","payload":")" + std::string(label) + R"("})";
+    static std::string label_of(std::string_view frame) {
+        constexpr std::string_view k_prefix = R"({"type":"contract.test","payload":")";
+        if (!frame.starts_with(k_prefix)) return "<not a contract event: " + std::string(frame) + ">";
+        const auto rest = frame.substr(k_prefix.size());
+        return std::string(rest.substr(0, rest.find('"')));
     }
+
+    static std::string text_of(std::string_view label) { return std::string(label); }
 
     hub::user_registry registry_;
     std::vector<std::unique_ptr<hub::testing::task_thread>> threads_;
@@ -176,6 +182,9 @@ TYPED_TEST_P(BrokerContract, PersonalChannel_ReachesEveryConnectionOfTheUserOnEv
     ASSERT_FALSE(a0->frames.empty());
     ASSERT_FALSE(a1->frames.empty());
     EXPECT_EQ(a0->frames[0].get(), a1->frames[0].get()) << "one frame, shared";
+    // Not stored: the channel, and no position.
+    EXPECT_EQ(a0->frames[0]->payload(), R"({"type":"contract.test","payload":"one","channel":")" +
+                                            protocol::personal_channel(this->user("alice")) + R"("})");
 }
 
 TYPED_TEST_P(BrokerContract, ManyChannels_OneEventEach_AndAUserWithoutConnectionsCountsNothing) {
@@ -273,6 +282,15 @@ TYPED_TEST_P(BrokerContract, Stored_PositionsFollowOnPerChannelAndTheHistoryHold
     EXPECT_EQ((*page)->top, (*r)[1].positions[0]);
     this->settle();
     EXPECT_EQ(this->received(*a), (std::vector<std::string>{this->text_of("s1"), this->text_of("s2")}));
+    // Each frame carries its channel and its position there: the one the publish answered.
+    ASSERT_EQ(a->frames.size(), 2U);
+    for (std::size_t i = 0; i < 2; ++i) {
+        const auto& at = (*r)[i].positions[0];
+        EXPECT_EQ(a->frames[i]->payload(), R"({"type":"contract.test","payload":"s)" + std::to_string(i + 1) +
+                                               R"(","channel":")" + protocol::personal_channel(this->user("alice")) +
+                                               R"(","epoch":")" + at.epoch + R"(","seq":)" + std::to_string(at.seq) +
+                                               "}");
+    }
 }
 
 TYPED_TEST_P(BrokerContract, StoredFromTwoThreads_EveryConnectionReceivesInSeqOrder) {

@@ -43,23 +43,22 @@ concept history_factory = requires {
     { F::make() } -> std::convertible_to<std::unique_ptr<engine::history>>;
 };
 
-// An event whose frame's payload is `label`, so a test can tell events apart by their text.
+// An event whose payload is the JSON string `label` (plain characters only), so a test can tell
+// events apart by their text.
 inline std::shared_ptr<const engine::event> labelled_event(std::string_view label,
                                                            ws::delivery_class delivery = ws::delivery_class::ordered,
                                                            std::uint64_t latest_key = 0) {
     auto e = std::make_shared<engine::event>();
     e->type = "contract.test";
-    e->payload = "{}";
-    e->message = ws::outbound{ws::frame::make(ws::opcode::text, label), delivery, latest_key};
+    e->payload = "\"" + std::string(label) + "\"";
+    e->message = ws::outbound{nullptr, delivery, latest_key};
     return e;
 }
 
 inline std::vector<std::string> labels(const engine::history_page& page) {
     std::vector<std::string> out;
     for (const auto& e : page.events) {
-        out.emplace_back(!e.event                 ? "<no event>"
-                         : e.event->message.frame ? e.event->message.frame->payload()
-                                                  : "<no frame>");
+        out.emplace_back(!e.event ? "<no event>" : e.event->payload.substr(1, e.event->payload.size() - 2));
     }
     return out;
 }
@@ -80,13 +79,20 @@ protected:
 
     std::string channel(std::string_view name) const { return prefix_ + std::string(name); }
 
-    util::result<engine::position> append(const std::string& ch, std::shared_ptr<const engine::event> e,
-                                          const engine::history_limits& limits = {}) {
-        auto r = replies_.make<util::result<engine::position>>();
+    util::result<engine::appended> append_full(const std::string& ch, std::shared_ptr<const engine::event> e,
+                                               const engine::history_limits& limits = {}) {
+        auto r = replies_.make<util::result<engine::appended>>();
         history_->append(ch, std::move(e), limits, r.callback());
         auto v = r.wait();
         if (!v) return util::error{"no answer"};
         return std::move(*v);
+    }
+
+    util::result<engine::position> append(const std::string& ch, std::shared_ptr<const engine::event> e,
+                                          const engine::history_limits& limits = {}) {
+        auto r = append_full(ch, std::move(e), limits);
+        if (!r) return util::error{r.message()};
+        return std::move(r->at);
     }
 
     // Appends an ordered event labelled `label`; a failure fails the test.
@@ -189,9 +195,17 @@ TYPED_TEST_P(HistoryContract, Read_ReturnsTheStoredEvent) {
     auto e = std::make_shared<engine::event>();
     e->type = "deal.risk";
     e->payload = R"({"dealId":"d1","score":0.7})";
-    e->message = ws::outbound{ws::frame::make(ws::opcode::text, R"({"type":"deal.risk","payload":{}})"),
-                              ws::delivery_class::latest, 42};
-    const auto p = this->ok(this->append(ch, e));
+    e->message = ws::outbound{nullptr, ws::delivery_class::latest, 42};
+    const auto appended = this->ok(this->append_full(ch, e));
+    const auto& p = appended.at;
+    // The frame of the channel, with its position, built once at the append: what live
+    // connections get and what a resume replays.
+    const std::string frame = R"({"type":"deal.risk","payload":{"dealId":"d1","score":0.7},"channel":")" + ch +
+                              R"(","epoch":")" + p.epoch + R"(","seq":)" + std::to_string(p.seq) + "}";
+    ASSERT_NE(appended.message.frame, nullptr);
+    EXPECT_EQ(appended.message.frame->payload(), frame);
+    EXPECT_EQ(appended.message.delivery, ws::delivery_class::latest);
+    EXPECT_EQ(appended.message.latest_key, 42U);
     const auto page = this->read_ok(ch, std::nullopt);
     ASSERT_EQ(page.events.size(), 1U);
     const auto& stored = page.events[0];
@@ -200,11 +214,11 @@ TYPED_TEST_P(HistoryContract, Read_ReturnsTheStoredEvent) {
     ASSERT_NE(stored.event, nullptr);
     EXPECT_EQ(stored.event->type, "deal.risk");
     EXPECT_EQ(stored.event->payload, R"({"dealId":"d1","score":0.7})");
-    ASSERT_NE(stored.event->message.frame, nullptr);
-    EXPECT_EQ(stored.event->message.frame->payload(), R"({"type":"deal.risk","payload":{}})");
-    EXPECT_EQ(stored.event->message.frame->op(), ws::opcode::text);
-    EXPECT_EQ(stored.event->message.delivery, ws::delivery_class::latest);
-    EXPECT_EQ(stored.event->message.latest_key, 42U);
+    ASSERT_NE(stored.message.frame, nullptr);
+    EXPECT_EQ(stored.message.frame->payload(), frame);
+    EXPECT_EQ(stored.message.frame->op(), ws::opcode::text);
+    EXPECT_EQ(stored.message.delivery, ws::delivery_class::latest);
+    EXPECT_EQ(stored.message.latest_key, 42U);
 }
 
 TYPED_TEST_P(HistoryContract, Read_WithLimit_ReturnsTheOldestFirstAndPagesOn) {
@@ -452,13 +466,13 @@ TYPED_TEST_P(HistoryContract, Append_FromFourThreadsToOneChannel_GivesDistinctCo
 TYPED_TEST_P(HistoryContract, Done_MayCallTheHistoryAgain) {
     // An implementation that called done with its lock held would deadlock here.
     const auto ch = this->channel("a");
-    auto outer = this->replies_.template make<util::result<engine::position>>();
+    auto outer = this->replies_.template make<util::result<engine::appended>>();
     auto inner = this->replies_.template make<util::result<engine::position>>();
     auto* h = this->history_.get();
     std::promise<void> finished;
     auto finished_future = finished.get_future();
     std::thread caller([&] {
-        h->append(ch, labelled_event("a"), {}, [&, forward = outer.callback()](util::result<engine::position> r) {
+        h->append(ch, labelled_event("a"), {}, [&, forward = outer.callback()](util::result<engine::appended> r) {
             h->top(ch, inner.callback());
             forward(std::move(r));
         });
@@ -474,8 +488,8 @@ TYPED_TEST_P(HistoryContract, Done_MayCallTheHistoryAgain) {
     const auto appended = outer.wait();
     const auto top = inner.wait();
     ASSERT_TRUE(appended && top);
-    EXPECT_EQ(this->ok(*appended).seq, 1U);
-    EXPECT_EQ(this->ok(*top).epoch, this->ok(*appended).epoch);
+    EXPECT_EQ(this->ok(*appended).at.seq, 1U);
+    EXPECT_EQ(this->ok(*top).epoch, this->ok(*appended).at.epoch);
 }
 
 REGISTER_TYPED_TEST_SUITE_P(

@@ -20,7 +20,8 @@ describe('batch', () => {
       { all: true, type: 'sync.started', payload: { accountId: 'all', provider: 'gmail' } },
     ] });
     assert.equal(res.status, 200);
-    assert.deepEqual(res.body.results[0], { delivered: 1 });
+    assert.equal(res.body.results[0].delivered, 1);
+    assert.equal(res.body.results[0].channel, 'user:alice');
     assert.equal(res.body.results[1].status, 400);
     assert.equal(res.body.results[1].field, 'payload.accountId');
     assert.equal(res.body.results[1].event, 'thread.new');

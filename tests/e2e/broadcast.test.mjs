@@ -20,13 +20,16 @@ describe('broadcast', () => {
     const payload = { threadId: 'thread-123', accountId: 'account-456' };
     const res = await api(server, 'POST', '/api/broadcast', { userId: 'alice', type: 'thread.new', payload });
     assert.equal(res.status, 200);
-    assert.deepEqual(res.body, { delivered: 2 });
+    // One user: the answer also names the personal channel and the event's position there.
+    assert.equal(res.body.delivered, 2);
+    assert.equal(res.body.channel, 'user:alice');
+    assert.equal(res.body.seq, 1);
     for (const client of [a1, a2]) {
-      assert.deepEqual(await client.next(), { type: 'thread.new', payload });
+      assert.deepEqual(await client.nextSeed(), { type: 'thread.new', payload });
     }
     // bob gets his own event next: nothing for alice arrived before it.
     await api(server, 'POST', '/api/broadcast', { userId: 'bob', ...STARTED('bob-account') });
-    assert.deepEqual(await b1.next(), STARTED('bob-account'));
+    assert.deepEqual(await b1.nextSeed(), STARTED('bob-account'));
     await Promise.all([a1.close(), a2.close(), b1.close()]);
   });
 
@@ -36,9 +39,9 @@ describe('broadcast', () => {
     const res = await api(server, 'POST', '/api/broadcast', {
       userIds: ['alice', 'bob', 'alice', 'nobody'], type: 'deal.risk', payload,
     });
-    assert.deepEqual(res.body, { delivered: 2 });
-    assert.deepEqual(await a.next(), { type: 'deal.risk', payload });
-    assert.deepEqual(await b.next(), { type: 'deal.risk', payload });
+    assert.deepEqual(res.body, { delivered: 2 }, 'several users: no single channel to name');
+    assert.deepEqual(await a.nextSeed(), { type: 'deal.risk', payload });
+    assert.deepEqual(await b.nextSeed(), { type: 'deal.risk', payload });
     await api(server, 'POST', '/api/broadcast', { userId: 'carol', ...STARTED('carol-account') });
     assert.equal((await c.next()).type, 'sync.started', 'carol got nothing before her own event');
     await sleep(50);
@@ -50,7 +53,7 @@ describe('broadcast', () => {
     const clients = await Promise.all(['u1', 'u2', 'u3', 'u3'].map((u) => connectUser(server, u)));
     const res = await api(server, 'POST', '/api/broadcast-all', STARTED('everyone'));
     assert.deepEqual(res.body, { delivered: 4 });
-    for (const client of clients) assert.deepEqual(await client.next(), STARTED('everyone'));
+    for (const client of clients) assert.deepEqual(await client.nextSeed(), STARTED('everyone'));
     await Promise.all(clients.map((c) => c.close()));
   });
 
@@ -79,7 +82,7 @@ describe('broadcast', () => {
     ];
     for (const event of events) {
       assert.equal((await api(server, 'POST', '/api/broadcast', { userId: 'exact', ...event })).status, 200);
-      assert.deepEqual(await client.next(), event);
+      assert.deepEqual(await client.nextSeed(), event);
     }
     await client.close();
   });

@@ -91,7 +91,7 @@ test('Cli.DevMode_GeneratesCredentialsAndTokenCommandUsesThem', async () => {
     const res = await api(server, 'POST', '/api/broadcast',
       { userId: 'alice', type: 'thread.new', payload: { threadId: 't1', accountId: 'a1' } }, { key: apiKey });
     assert.equal(res.body.delivered, 1);
-    assert.deepEqual(await client.next(), { type: 'thread.new', payload: { threadId: 't1', accountId: 'a1' } });
+    assert.deepEqual(await client.nextSeed(), { type: 'thread.new', payload: { threadId: 't1', accountId: 'a1' } });
     await client.close();
   } finally {
     await server.stop();

@@ -75,8 +75,9 @@ test('Delivery.Ephemeral_IsDroppedWhileBehind', async () => {
     const client = await connectUser(server, 'agent');
     // Not behind: an ephemeral event is delivered.
     const typing = { type: 'typing.indicator', payload: { userId: 'colleague', isTyping: true } };
-    assert.deepEqual((await api(server, 'POST', '/api/broadcast', { userId: 'agent', ...typing })).body, { delivered: 1 });
-    assert.deepEqual(await client.next(), typing);
+    // Ephemeral: on the channel, with no position (never stored).
+    assert.deepEqual((await api(server, 'POST', '/api/broadcast', { userId: 'agent', ...typing })).body, { delivered: 1, channel: 'user:agent' });
+    assert.deepEqual(await client.next(), { ...typing, channel: 'user:agent' });
 
     client.ws._socket.pause();
     await fillBuffers(server, 'agent', 16);

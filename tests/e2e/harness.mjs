@@ -2,6 +2,9 @@
 // Tokens are signed here with Node's crypto, independently of the server's own JWT code.
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
+import { Agent as HttpAgent, createServer as createHttpServer, request as httpRequest } from 'node:http';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createHmac } from 'node:crypto';
 import { once } from 'node:events';
 import path from 'node:path';
@@ -142,6 +145,13 @@ export class Client {
     });
   }
 
+  /** Next message as a seed client reads it: `type` and `payload` only (the channel, epoch and
+   * seq of docs/channels.md left out). */
+  async nextSeed(timeoutMs = 3000) {
+    const { type, payload } = await this.next(timeoutMs);
+    return { type, payload };
+  }
+
   /** Resolves { code, reason } when the connection closes; rejects after `timeoutMs`. */
   waitClosed(timeoutMs = 3000) { return withTimeout(this.closed, timeoutMs, 'close'); }
 
@@ -244,3 +254,132 @@ export async function startRedis({ port, timeoutMs = 10000 } = {}) {
     },
   };
 }
+
+// ---- Channels, history and recovery (docs/channels.md)
+
+/** `<epoch>:<seq>`, the wire form of a position. */
+export const position = (p) => `${p.epoch}:${p.seq}`;
+
+/** The history route of a channel, its name percent-encoded. `query`: e.g. { since, limit }. */
+export function historyRoute(channel, query = {}) {
+  const qs = new URLSearchParams(Object.entries(query).filter(([, v]) => v !== undefined)).toString();
+  return `/api/channels/${encodeURIComponent(channel)}/history${qs ? `?${qs}` : ''}`;
+}
+
+/** The WebSocket URL for a token, with `?since=` when given. */
+export function wsUrlSince(server, token, since) {
+  const base = server.wsUrl(token);
+  return since === undefined ? base : `${base}&since=${encodeURIComponent(since)}`;
+}
+
+/**
+ * Connects `sub` with a token carrying `claims` (e.g. { channels: ['deal:*'] }), presenting
+ * `since` when given; resolves after the welcome, which it keeps as `welcome`.
+ */
+export async function connectChannels(server, sub, { claims = {}, since, options = {} } = {}) {
+  const client = new Client(wsUrlSince(server, mintToken({ sub, claims }), since), options);
+  client.welcome = await client.next(5000);
+  if (client.welcome.type !== 'connected') throw new Error(`expected the welcome, got ${JSON.stringify(client.welcome)}`);
+  return client;
+}
+
+/** Sends a subscribe and resolves the answer (the next message). */
+export async function subscribe(client, channel, extra = {}, timeoutMs = 3000) {
+  client.send({ type: 'subscribe', payload: { channel, ...extra } });
+  return client.next(timeoutMs);
+}
+
+/** Resolves the next `count` messages, in order. */
+export async function nextN(client, count, timeoutMs = 3000) {
+  const out = [];
+  for (let i = 0; i < count; i += 1) out.push(await client.next(timeoutMs));
+  return out;
+}
+
+/** A catalog file: the shipped one, changed by `mutate(catalog)`; returns its path. */
+export function writeCatalog(mutate) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'zena-catalog-'));
+  const catalog = JSON.parse(readFileSync(path.resolve(here, '../../catalog/events.json'), 'utf8'));
+  mutate(catalog);
+  const file = path.join(dir, 'events.json');
+  writeFileSync(file, JSON.stringify(catalog));
+  return file;
+}
+
+/** A config file with `text` as its TOML; returns its path. */
+export function writeConfig(text) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'zena-config-'));
+  const file = path.join(dir, 'zena.toml');
+  writeFileSync(file, text);
+  return file;
+}
+
+/**
+ * A real HTTP server on loopback that records every request ({ method, url, headers, body }) and
+ * answers with `respond(request)` → { status, body, delayMs } (or nothing: 200), or never when it
+ * returns { hang: true }. Returns { url(path), received, close() }.
+ */
+export async function httpReceiver(respond = () => ({ status: 200 })) {
+  const received = [];
+  const hanging = new Set();
+  const server = createHttpServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      const request = { method: req.method, url: req.url, headers: req.headers, body, at: Date.now() };
+      received.push(request);
+      const answer = respond(request) ?? {};
+      if (answer.hang) { hanging.add(res); return; }
+      setTimeout(() => {
+        res.writeHead(answer.status ?? 200, { 'content-type': 'application/json' });
+        res.end(answer.body ?? '');
+      }, answer.delayMs ?? 0);
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  return {
+    port,
+    received,
+    url: (p = '/') => `http://127.0.0.1:${port}${p}`,
+    close: () => {
+      for (const res of hanging) res.destroy();
+      server.closeAllConnections?.();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/**
+ * A publisher over HTTP/1.1 keep-alive with at most `sockets` requests in flight (node:http, one
+ * Agent): `post(route, body)` resolves { status, body }. `close()` ends its sockets.
+ */
+export function keepAlivePublisher(server, { sockets = 4, key = API_KEY } = {}) {
+  const agent = new HttpAgent({ keepAlive: true, maxSockets: sockets });
+  const post = (route, value, method = 'POST') => new Promise((resolve, reject) => {
+    const data = value === undefined ? undefined : Buffer.from(JSON.stringify(value));
+    const req = httpRequest({
+      host: '127.0.0.1', port: server.port, path: route, method, agent,
+      headers: { authorization: `Bearer ${key}`, ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}) },
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (d) => chunks.push(d));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        let body;
+        try { body = JSON.parse(text); } catch { body = text; }
+        resolve({ status: res.statusCode, body });
+      });
+      res.on('error', reject);
+    });
+    req.setTimeout(30000, () => req.destroy(new Error(`${method} ${route} timed out`)));
+    req.on('error', reject);
+    req.end(data);
+  });
+  return { post, close: () => agent.destroy() };
+}
+
+/** HMAC-SHA256 signature header value of `body` with `secret`, as the server signs. */
+export const signature = (body, secret) => `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;

@@ -29,7 +29,7 @@ test('Pacing.BatchOfTwentyToOneConnection_IsAnsweredAfterItsFlush', async () => 
     // Twenty: the turn's batch holds 20 frames for one connection, so the answer is paced.
     res = await api(server, 'POST', '/api/batch', { items: items('alice', 15, 20) });
     assert.equal(res.status, 200);
-    assert.deepEqual(res.body.results, Array.from({ length: 20 }, () => ({ delivered: 1 })));
+    assert.deepEqual(res.body.results.map((r) => [r.delivered, r.seq]), Array.from({ length: 20 }, (_, i) => [1, 16 + i]));
     assert.equal(await metric(server, PACED), 1);
 
     for (let i = 0; i < 35; i += 1) {

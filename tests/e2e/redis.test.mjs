@@ -134,7 +134,7 @@ describe('client events to a Redis stream', () => {
       const started = Date.now();
       const res = await api(server, 'POST', '/api/broadcast', { userId: 'carol', ...SEED_EVENTS[3] });
       assert.equal(res.status, 200);
-      assert.deepEqual(await client.next(), SEED_EVENTS[3]);
+      assert.deepEqual(await client.nextSeed(), SEED_EVENTS[3]);
       assert.ok(Date.now() - started < 1000, 'the socket was not held up by Redis');
       assert.equal((await fetch(server.url('/readyz'))).status, 200, 'no publish channel: ready without Redis');
       back = await startRedis({ port });
@@ -173,17 +173,17 @@ describe('publishing through Redis', () => {
     const other = await connectUser(server, 'other');
     for (const event of SEED_EVENTS) {
       await rc.publish('zena:publish', JSON.stringify({ userId: 'owner', ...event }));
-      assert.deepEqual(await owner.next(), event);
+      assert.deepEqual(await owner.nextSeed(), event);
     }
     // A batch body, and "all": true for everyone.
     await rc.publish('zena:publish', JSON.stringify({ items: [
       { userIds: ['owner', 'other'], ...SEED_EVENTS[5] },
       { all: true, ...SEED_EVENTS[0] },
     ] }));
-    assert.deepEqual(await owner.next(), SEED_EVENTS[5]);
-    assert.deepEqual(await owner.next(), SEED_EVENTS[0]);
-    assert.deepEqual(await other.next(), SEED_EVENTS[5]);
-    assert.deepEqual(await other.next(), SEED_EVENTS[0]);
+    assert.deepEqual(await owner.nextSeed(), SEED_EVENTS[5]);
+    assert.deepEqual(await owner.nextSeed(), SEED_EVENTS[0]);
+    assert.deepEqual(await other.nextSeed(), SEED_EVENTS[5]);
+    assert.deepEqual(await other.nextSeed(), SEED_EVENTS[0]);
     await sleep(50);
     assert.deepEqual(other.messages, [], 'nothing else reached the other user');
     await Promise.all([owner.close(), other.close()]);
@@ -196,7 +196,7 @@ describe('publishing through Redis', () => {
     await rc.publish('zena:publish', JSON.stringify({ userId: 'target', type: 'deal.risk', payload: { dealId: 'd', riskLevel: 'low', riskFlags: [], riskReason: 'r' } }));
     await rc.xAdd('zena:publish', '*', { notbody: '{}' });
     await rc.publish('zena:publish', JSON.stringify({ items: [{ userId: 'target', type: 'nope', payload: {} }, { userId: 'target', ...SEED_EVENTS[3] }] }));
-    assert.deepEqual(await client.next(), SEED_EVENTS[3], 'the valid batch item still arrives');
+    assert.deepEqual(await client.nextSeed(), SEED_EVENTS[3], 'the valid batch item still arrives');
     await waitFor(async () => (await metric(server, 'zena_redis_publishes_refused_total')) === before + 4, 3000, 'four refusals');
     assert.match(server.output(), /redis publish refused status=400 error=\{"error":"deal.risk: payload.riskLevel must be one of medium, high"/);
     await sleep(50);

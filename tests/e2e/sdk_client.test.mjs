@@ -50,7 +50,8 @@ test('SdkClient.EverySeedEvent_RoundTripsTyped_AndClientEventsReachTheBackend', 
     for (const { type } of SEED_EVENTS) client.on(type, (payload) => received.push({ type, payload }));
     other.onAny((type) => strayed.push(type));
     for (const event of SEED_EVENTS) {
-      assert.deepEqual(await service.broadcastToUser('owner', event.type, event.payload), { delivered: 1 });
+      const res = await service.broadcastToUser('owner', event.type, event.payload);
+      assert.deepEqual([res.delivered, res.channel], [1, 'user:owner']);
     }
     await waitFor(() => received.length === SEED_EVENTS.length, 3000, 'every seed event');
     assert.deepEqual(received, SEED_EVENTS);

@@ -20,11 +20,12 @@ describe('publisher over HTTP', () => {
     const a = await connectUser(server, 'user-1');
     const a2 = await connectUser(server, 'user-1');
     const b = await connectUser(server, 'user-2');
-    assert.deepEqual(await service.broadcastToUser('user-1', 'thread.new', { threadId: 'thread-123', accountId: 'account-456' }), { delivered: 2 });
+    const one = await service.broadcastToUser('user-1', 'thread.new', { threadId: 'thread-123', accountId: 'account-456' });
+    assert.deepEqual([one.delivered, one.channel, one.seq], [2, 'user:user-1', 1]);
     const risk = SEED_EVENTS.find((e) => e.type === 'deal.risk');
     assert.deepEqual(await service.broadcastToUsers(['user-1', 'user-2'], 'deal.risk', risk.payload), { delivered: 3 });
     for (const c of [a, a2]) assert.equal((await c.next()).type, 'thread.new');
-    for (const c of [a, a2, b]) assert.deepEqual(await c.next(), risk);
+    for (const c of [a, a2, b]) assert.deepEqual(await c.nextSeed(), risk);
     assert.equal(await service.getUserConnectionCount('user-1'), 2);
     assert.equal(await service.getTotalConnectionCount(), 3);
     await Promise.all([a.close(), a2.close(), b.close()]);
@@ -73,7 +74,7 @@ describe('publisher through Redis', () => {
     const client = await connectUser(server, 'alice');
     const results = await Promise.all(SEED_EVENTS.map((e) => service.broadcastToUser('alice', e.type, e.payload)));
     assert.ok(results.every((r) => r.delivered === null), 'Redis does not say how many');
-    for (const event of SEED_EVENTS) assert.deepEqual(await client.next(), event);
+    for (const event of SEED_EVENTS) assert.deepEqual(await client.nextSeed(), event);
     assert.equal(await metric(server, 'zena_redis_publishes_total'), 1, 'one batch message for the tick');
     await assert.rejects(service.getTotalConnectionCount(), /needs url and apiKey/);
     await client.close();

@@ -85,7 +85,7 @@ test('Tls.WssAndHttps_TLS12Plus_ReloadOnSighupKeepsOpenConnections', async () =>
       req.on('error', reject);
       req.end(body);
     });
-    assert.deepEqual(publish, { delivered: 1 }, 'the connection opened before the reload still receives');
+    assert.equal(publish.delivered, 1, 'the connection opened before the reload still receives');
     await waitFor(() => messages.length === 2, 3000, 'the event');
     assert.equal(messages[1].type, 'thread.new');
     ws.close();

@@ -1,10 +1,23 @@
 // The Zena Realtime client: one WebSocket to the gateway, typed events from the catalog,
-// reconnect with backoff, a bounded send queue, liveness checks, Ask Zena streams and resume
-// positions. Works in browsers (global WebSocket) and in Node 20 (the `ws` package).
+// reconnect with backoff, a bounded send queue, liveness checks, Ask Zena streams, channels,
+// and resume positions (docs/channels.md). Works in browsers (global WebSocket) and in Node 20
+// (the `ws` package).
 
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
-import type { AskResponsePayload, ClientEvents, ConnectedPayload, ServerEvents } from './catalog.generated.js';
+import type {
+  AskResponsePayload,
+  ClientEvents,
+  ConnectedPayload,
+  ServerEvents,
+  SubscribedPayload,
+  SubscribeErrorPayload,
+  SubscribePayload,
+  UnsubscribedPayload,
+} from './catalog.generated.js';
 import { CLOSE_CODE, closeCodeInfo } from './close_codes.js';
+import { memoryPositions, validPosition, type Position, type PositionStore } from './positions.js';
+
+export type { Position, PositionStore } from './positions.js';
 
 /** The part of the WebSocket API the client uses (browsers' WebSocket and `ws` both have it). */
 export interface WebSocketLike {
@@ -45,6 +58,29 @@ export interface ConnectOptions {
   /** With a token function: ask for a fresh token this long before the current one expires,
    * and hand it to the server in-band (`auth.refresh`). Default 60000 ms. */
   refreshBeforeMs?: number;
+  /**
+   * Where positions are kept (default `memoryPositions()`). With `localStoragePositions()` a
+   * page reload resumes: the first connection presents the personal channel's position, and
+   * each re-subscribe its channel's.
+   */
+  positions?: PositionStore;
+  /** The token's claim that names the user (the server's `jwt.user_claim`), read without
+   * verification to find the personal channel before the first welcome. Default `sub`. */
+  userClaim?: string;
+}
+
+export interface SubscribeOptions {
+  /** A channel token (a JWT with a `channel` claim), or a function called before each
+   * (re)subscribe, since the client subscribes again after every reconnect. */
+  token?: TokenSource;
+}
+
+/** The server could not recover a channel's missed events: refetch its state. The client has
+ * taken the new position. */
+export interface ResyncEvent {
+  channel: string;
+  epoch: string;
+  seq: number;
 }
 
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'unauthorized' | 'closed';
@@ -61,12 +97,6 @@ export interface Envelope<P = unknown> {
   type: string;
   payload: P;
   [extra: string]: unknown;
-}
-
-/** A position in a channel's event sequence (the server's epoch and sequence number). */
-export interface Position {
-  epoch: string;
-  seq: number;
 }
 
 export class SendQueueFullError extends Error {
@@ -92,6 +122,50 @@ export class AskStreamError extends Error {
     this.chunk = chunk;
   }
 }
+
+/** Why a subscribe failed: the server's `subscribe.error` reason, or `cancelled` when
+ * `unsubscribe()` was called before the answer. */
+export type SubscribeErrorReason = SubscribeErrorPayload['reason'] | 'cancelled';
+
+/** A subscribe the server refused (`subscribe.error`), or one cancelled by `unsubscribe()`. */
+export class SubscribeError extends Error {
+  readonly channel: string;
+  readonly reason: SubscribeErrorReason;
+  constructor(channel: string, reason: SubscribeErrorReason) {
+    super(`zena-realtime: subscribe to ${channel} failed: ${reason}`);
+    this.name = 'SubscribeError';
+    this.channel = channel;
+    this.reason = reason;
+  }
+}
+
+/** Thrown by an Ask Zena stream whose chunks may have been lost: the personal channel could not
+ * be recovered after a reconnect (a resync). Ask again. */
+export class AskStreamInterruptedError extends Error {
+  readonly streamId: string;
+  constructor(streamId: string) {
+    super(`zena-realtime: the answer stream ${streamId} was interrupted and its missed chunks could not be recovered`);
+    this.name = 'AskStreamInterruptedError';
+    this.streamId = streamId;
+  }
+}
+
+interface Subscription {
+  /** 'client': asked for by subscribe(), subscribed again after each reconnect; 'server': a
+   * subscription made by the backend, which lasts as long as the connection. */
+  origin: 'client' | 'server';
+  token?: TokenSource | undefined;
+  retries: number;
+  retryTimer?: ReturnType<typeof setTimeout> | undefined;
+}
+
+interface Pending<T> {
+  resolve: (value: T) => void;
+  reject: (e: Error) => void;
+}
+
+// Re-subscribes that fail for these reasons are tried again later; the others are final.
+const TRANSIENT_SUBSCRIBE_ERRORS = new Set<string>(['rate_limited', 'unavailable']);
 
 type Handler = (payload: any, message: Envelope) => void;
 type AnyHandler = (type: string, payload: unknown, message: Envelope) => void;
@@ -130,13 +204,24 @@ export class RealtimeClient {
   private heartbeatMs = 30000;
   private pingSent = false;
   private stopped = false;
-  private readonly positions = new Map<string, Position>(); // by channel; '' is the personal one
+  private readonly store: PositionStore;
+  // This client's view of the positions (null: none), written through to the store, read from it
+  // only for a position to present (see presentedPosition).
+  private readonly positions = new Map<string, Position | null>();
+  private personalChannel: string | undefined; // user:<userId>, from the token, then the welcome
+  private connection = 0; // counts welcomes
+  private readonly subscriptionsByChannel = new Map<string, Subscription>();
+  private readonly pendingSubscribes = new Map<string, Pending<SubscribedPayload>[]>();
+  private readonly pendingUnsubscribes = new Map<string, Pending<void>[]>();
+  private readonly resyncHandlers = new Set<(e: ResyncEvent) => void>();
+  private readonly streamFailures = new Set<() => void>();
   /** The welcome of the current connection. */
   welcome: ConnectedPayload | undefined;
 
   constructor(options: ConnectOptions) {
     this.options = options;
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.store = options.positions ?? memoryPositions();
     void this.open();
   }
 
@@ -145,12 +230,66 @@ export class RealtimeClient {
   }
 
   /**
-   * The last position seen in a channel (from events carrying `epoch` and `seq`; '' or no
-   * argument: the personal channel). The personal channel's is presented on reconnect, and
-   * events at or before it are dropped as already seen.
+   * The last position seen in a channel (no argument or '': the personal channel,
+   * `user:<userId>`). Positions are presented on reconnect and re-subscribe, and events at or
+   * before them are dropped as already seen.
    */
   position(channel = ''): Position | undefined {
-    return this.positions.get(channel);
+    const key = channel === '' ? this.personalChannel : channel;
+    const p = key === undefined ? undefined : this.getPosition(key);
+    return p && { ...p };
+  }
+
+  /**
+   * Subscribes to a channel (`deal:123`) and resolves with the server's `subscribed` answer, or
+   * rejects with SubscribeError. The client remembers the channel and subscribes again after
+   * every reconnect with its position (`since`) and the token (a token function is called
+   * again), so a reconnect loses nothing. While disconnected, the subscribe goes with the next
+   * connection.
+   */
+  subscribe(channel: string, options: SubscribeOptions = {}): Promise<SubscribedPayload> {
+    if (this.stopped) return Promise.reject(new ClientClosedError());
+    const entry = this.subscriptionsByChannel.get(channel);
+    if (entry) {
+      this.clearRetry(entry);
+      entry.origin = 'client';
+      entry.token = options.token;
+      entry.retries = 0;
+    } else {
+      this.subscriptionsByChannel.set(channel, { origin: 'client', token: options.token, retries: 0 });
+    }
+    const answer = new Promise<SubscribedPayload>((resolve, reject) => pushTo(this.pendingSubscribes, channel, { resolve, reject }));
+    if (this.isOpen()) this.sendSubscribe(channel);
+    return answer;
+  }
+
+  /**
+   * Leaves a channel and forgets it (and its position); resolves on the server's
+   * `unsubscribed`, or at once while disconnected. A subscribe still waiting for its answer
+   * rejects with SubscribeError `cancelled`.
+   */
+  unsubscribe(channel: string): Promise<void> {
+    this.forget(channel);
+    for (const p of takeFrom(this.pendingSubscribes, channel)) p.reject(new SubscribeError(channel, 'cancelled'));
+    if (!this.isOpen()) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      pushTo(this.pendingUnsubscribes, channel, { resolve, reject });
+      this.socket!.send(JSON.stringify({ type: 'unsubscribe', payload: { channel } }));
+    });
+  }
+
+  /** The channels the client holds or will subscribe to again (the personal one excluded). */
+  subscriptions(): string[] {
+    return [...this.subscriptionsByChannel.keys()];
+  }
+
+  /**
+   * The server could not give a channel's missed events (`recovered: false`, or a new epoch):
+   * refetch what that channel feeds. The handler gets the channel and its new position.
+   */
+  onResync(handler: (e: ResyncEvent) => void): () => void {
+    this.resyncHandlers.add(handler);
+    return () => this.resyncHandlers.delete(handler);
   }
 
   /** Calls `handler` for each event of `type`; returns a function that removes it. */
@@ -190,22 +329,44 @@ export class RealtimeClient {
     return this.sendRaw(JSON.stringify({ type, payload }));
   }
 
-  /** The chunks of one Ask Zena answer (`ask.response` with this `streamId`), ending at `isComplete`. */
+  /**
+   * The chunks of one Ask Zena answer (`ask.response` with this `streamId`), ending at
+   * `isComplete`. It keeps listening across reconnects: the chunks missed meanwhile are replayed
+   * by the server and duplicates are dropped by position. If the personal channel cannot be
+   * recovered (a resync), it throws AskStreamInterruptedError after the chunks it has.
+   */
   stream(streamId: string): AsyncIterableIterator<AskResponsePayload> {
     const buffered: AskResponsePayload[] = [];
     let wake: (() => void) | undefined;
     let finished = false;
-    const off = this.on('ask.response', (payload) => {
+    let interrupted = false;
+    const offChunks = this.on('ask.response', (payload) => {
       if (payload.streamId !== streamId || finished) return;
       buffered.push(payload);
       if (payload.isComplete || payload.error) finished = true;
       wake?.();
     });
+    const fail = () => {
+      if (finished) return;
+      finished = true;
+      interrupted = true;
+      wake?.();
+    };
+    this.streamFailures.add(fail);
+    const off = () => {
+      offChunks();
+      this.streamFailures.delete(fail);
+    };
     let done = false;
     const iterator: AsyncIterableIterator<AskResponsePayload> = {
       next: async () => {
         while (!done) {
           const chunk = buffered.shift();
+          if (!chunk && interrupted) {
+            done = true;
+            off();
+            throw new AskStreamInterruptedError(streamId);
+          }
           if (chunk) {
             if (chunk.error) {
               done = true;
@@ -258,6 +419,7 @@ export class RealtimeClient {
       const s = this.socket;
       this.detach();
       s.close(1000, 'reconnecting');
+      this.connectionEnded();
     }
     void this.open();
   }
@@ -274,6 +436,8 @@ export class RealtimeClient {
     const s = this.socket;
     this.detach();
     s?.close(1000, 'client closed');
+    this.connectionEnded();
+    this.rejectPendingSubscribes();
     this.setState({ state: 'closed', code: 1000, reason: 'client closed', willReconnect: false });
   }
 
@@ -312,8 +476,12 @@ export class RealtimeClient {
     const url = new URL(this.options.url);
     const viaQuery = this.options.tokenTransport === 'query';
     if (viaQuery) url.searchParams.set('token', token);
-    const personal = this.positions.get('');
-    if (personal) url.searchParams.set('since', `${personal.epoch}:${personal.seq}`);
+    // The personal channel's position: on the first connection of a page, the user comes from
+    // the token (a reload resumes), later from the welcome.
+    const claim = tokenClaim(token, this.options.userClaim ?? 'sub');
+    if (typeof claim === 'string' && claim !== '') this.personalChannel = `user:${claim}`;
+    const personal = this.personalChannel === undefined ? undefined : this.presentedPosition(this.personalChannel);
+    if (personal) url.searchParams.set('since', formatPosition(personal));
     const socket = viaQuery ? new WebSocketImpl(url.toString()) : new WebSocketImpl(url.toString(), [SUBPROTOCOL, `bearer.${token}`]);
     this.socket = socket;
     socket.onmessage = (ev) => this.onMessage(ev.data);
@@ -333,22 +501,33 @@ export class RealtimeClient {
     }
     if (message.type === 'connected') return this.onWelcome(message.payload as ConnectedPayload);
     if (message.type === 'pong') return;
+    const payload = (message.payload ?? {}) as Record<string, unknown>;
+    if (typeof payload.channel === 'string') {
+      if (message.type === 'subscribed') this.onSubscribed(payload as SubscribedPayload);
+      else if (message.type === 'subscribe.error') this.onSubscribeError(payload as SubscribeErrorPayload);
+      else if (message.type === 'unsubscribed') this.onUnsubscribed(payload as UnsubscribedPayload);
+    }
     if (typeof message.seq === 'number' && typeof message.epoch === 'string') {
-      const channel = typeof message.channel === 'string' && !this.isPersonal(message.channel) ? message.channel : '';
-      const p = this.positions.get(channel);
-      if (p && p.epoch === message.epoch && message.seq <= p.seq) return; // seen before a reconnect
-      this.positions.set(channel, { epoch: message.epoch, seq: message.seq });
+      // An event without `channel` (a server before channels) is the personal channel's.
+      const channel = typeof message.channel === 'string' ? message.channel : this.personalChannel;
+      if (channel !== undefined) {
+        const p = this.getPosition(channel);
+        if (p && p.epoch === message.epoch && message.seq <= p.seq) return; // seen already (a replay)
+        const now = { epoch: message.epoch, seq: message.seq };
+        this.setPosition(channel, now);
+        // A new epoch: the server lost this channel's history. This connection got every live
+        // event, but what the app derived from the old numbering must be refetched.
+        if (p && p.epoch !== message.epoch) this.emitResync(channel, now, false);
+      }
     }
     for (const handler of this.handlers.get(message.type) ?? []) this.call(() => handler(message.payload, message));
     for (const handler of this.anyHandlers) this.call(() => handler(message.type, message.payload, message));
   }
 
-  private isPersonal(channel: string): boolean {
-    return this.welcome !== undefined && channel === `user:${this.welcome.userId}`;
-  }
-
   private onWelcome(welcome: ConnectedPayload): void {
     this.welcome = welcome;
+    this.connection += 1;
+    this.personalChannel = typeof welcome.channel === 'string' && welcome.channel !== '' ? welcome.channel : `user:${welcome.userId}`;
     this.heartbeatMs = welcome.heartbeatIntervalMs > 0 ? welcome.heartbeatIntervalMs : 30000;
     this.refusedToken = undefined;
     this.currentState = 'open';
@@ -357,9 +536,187 @@ export class RealtimeClient {
     this.stableTimer = setTimeout(() => { this.attempt = 0; }, this.backoff.stableMs);
     this.startLiveness();
     this.scheduleRefresh(this.lastToken);
+    this.takeAnswer(this.personalChannel, welcome);
     for (const item of this.queue.splice(0)) {
       this.socket!.send(item.data);
       item.resolve();
+    }
+    // Subscribe again to the channels the application asked for, each from its position. The
+    // backend's own subscriptions are not: the backend makes them again.
+    for (const [channel, entry] of this.subscriptionsByChannel) if (entry.origin === 'client') this.sendSubscribe(channel);
+  }
+
+  // What the welcome or a `subscribed` says about a channel's position.
+  private takeAnswer(channel: string, answer: { epoch?: string | null; seq?: number | null; recovered?: boolean | null }): void {
+    if (typeof answer.epoch !== 'string' || typeof answer.seq !== 'number') return; // a server without history
+    if (answer.recovered === true) return; // the missed events follow and advance the position
+    const now = { epoch: answer.epoch, seq: answer.seq };
+    const before = this.getPosition(channel);
+    this.setPosition(channel, now);
+    // recovered: false, or no position presented although one is stored (an unreadable token
+    // before the first welcome, a subscription the backend made again) and the channel moved
+    // on: events were missed. No stored position at all (a first connection): nothing to refetch.
+    const moved = before !== undefined && (before.epoch !== now.epoch || before.seq !== now.seq);
+    if (answer.recovered === false || moved) this.emitResync(channel, now, true);
+  }
+
+  private emitResync(channel: string, position: Position, lost: boolean): void {
+    // Chunks of an answer may be among what was lost: its stream cannot complete truthfully.
+    if (lost && channel === this.personalChannel) for (const fail of [...this.streamFailures]) fail();
+    const event: ResyncEvent = { channel, epoch: position.epoch, seq: position.seq };
+    for (const handler of this.resyncHandlers) this.call(() => handler(event));
+  }
+
+  private onSubscribed(answer: SubscribedPayload): void {
+    const { channel } = answer;
+    // An answer to a subscribe that unsubscribe() cancelled; the `unsubscribed` follows.
+    if (this.pendingUnsubscribes.has(channel)) return;
+    let entry = this.subscriptionsByChannel.get(channel);
+    if (!entry) this.subscriptionsByChannel.set(channel, (entry = { origin: 'server', retries: 0 }));
+    this.clearRetry(entry);
+    entry.retries = 0;
+    this.takeAnswer(channel, answer);
+    for (const p of takeFrom(this.pendingSubscribes, channel)) p.resolve(answer);
+  }
+
+  private onSubscribeError({ channel, reason }: SubscribeErrorPayload): void {
+    if (this.pendingUnsubscribes.has(channel)) return;
+    this.subscribeFailed(channel, new SubscribeError(channel, reason), TRANSIENT_SUBSCRIBE_ERRORS.has(reason));
+  }
+
+  // A subscribe failed. The caller of subscribe() gets the error and the channel is forgotten;
+  // a re-subscribe after a reconnect is tried again later if the cause may pass, and is
+  // otherwise forgotten and reported to onError.
+  private subscribeFailed(channel: string, error: Error, transient: boolean): void {
+    const entry = this.subscriptionsByChannel.get(channel);
+    const callers = takeFrom(this.pendingSubscribes, channel);
+    if (callers.length) {
+      if (entry) this.forget(channel, false);
+      for (const p of callers) p.reject(error);
+      return;
+    }
+    if (!entry || entry.origin !== 'client') return;
+    if (transient) return this.scheduleRetry(channel, entry);
+    this.forget(channel, false);
+    this.reportError(error);
+  }
+
+  private onUnsubscribed({ channel, reason }: UnsubscribedPayload): void {
+    const waiting = this.pendingUnsubscribes.get(channel);
+    if (reason == null && waiting?.length) {
+      waiting.shift()!.resolve();
+      if (!waiting.length) this.pendingUnsubscribes.delete(channel);
+      return;
+    }
+    this.forget(channel); // removed by the backend
+  }
+
+  private sendSubscribe(channel: string): void {
+    const entry = this.subscriptionsByChannel.get(channel);
+    if (!entry || entry.origin !== 'client') return;
+    const connection = this.connection;
+    const send = (token: string | undefined) => {
+      // Superseded: the connection changed (its welcome subscribes again) or the channel was left.
+      if (this.connection !== connection || !this.isOpen() || this.subscriptionsByChannel.get(channel) !== entry) return;
+      const payload: SubscribePayload = { channel };
+      const since = this.presentedPosition(channel);
+      if (since) payload.since = formatPosition(since);
+      if (token !== undefined) payload.token = token;
+      this.socket!.send(JSON.stringify({ type: 'subscribe', payload }));
+    };
+    const source = entry.token;
+    if (typeof source !== 'function') return send(source);
+    Promise.resolve()
+      .then(source)
+      .then(send, (e: unknown) => {
+        if (this.subscriptionsByChannel.get(channel) !== entry) return;
+        // No caller to tell (a re-subscribe): report it; the subscribe is tried again later.
+        if (!this.pendingSubscribes.has(channel)) this.reportError(e);
+        this.subscribeFailed(channel, e instanceof Error ? e : new Error(String(e)), true);
+      })
+      .catch((e: unknown) => this.reportError(e));
+  }
+
+  private scheduleRetry(channel: string, entry: Subscription): void {
+    this.clearRetry(entry);
+    const delay = backoffDelay(entry.retries, this.backoff, this.random());
+    entry.retries += 1;
+    entry.retryTimer = setTimeout(() => {
+      entry.retryTimer = undefined;
+      if (this.subscriptionsByChannel.get(channel) === entry && this.isOpen()) this.sendSubscribe(channel);
+    }, delay);
+  }
+
+  private clearRetry(entry: Subscription): void {
+    if (entry.retryTimer !== undefined) clearTimeout(entry.retryTimer);
+    entry.retryTimer = undefined;
+  }
+
+  // Stops tracking a channel; with `position`, its position too (a later subscribe starts afresh).
+  private forget(channel: string, position = true): void {
+    const entry = this.subscriptionsByChannel.get(channel);
+    if (entry) this.clearRetry(entry);
+    this.subscriptionsByChannel.delete(channel);
+    if (position) this.deletePosition(channel);
+  }
+
+  // The connection is gone, and with it the subscriptions it held: the backend's are forgotten,
+  // the application's wait for the next welcome, and unsubscribes are done.
+  private connectionEnded(): void {
+    for (const [channel, entry] of [...this.subscriptionsByChannel]) {
+      this.clearRetry(entry);
+      if (entry.origin === 'server') this.subscriptionsByChannel.delete(channel);
+    }
+    for (const list of this.pendingUnsubscribes.values()) for (const p of list) p.resolve();
+    this.pendingUnsubscribes.clear();
+  }
+
+  private rejectPendingSubscribes(): void {
+    for (const list of this.pendingSubscribes.values()) for (const p of list) p.reject(new ClientClosedError());
+    this.pendingSubscribes.clear();
+  }
+
+  private isOpen(): boolean {
+    return this.currentState === 'open' && this.socket?.readyState === OPEN;
+  }
+
+  // This client's view of a channel's position: what it has seen or presented.
+  private getPosition(channel: string): Position | undefined {
+    return this.positions.get(channel) ?? undefined;
+  }
+
+  // The position to present as `since`: this client's view, else the store's (a reload), which
+  // then becomes the view. Read from the store only here, so that clients sharing a store (tabs
+  // on one localStorage) never drop events because another one saw them.
+  private presentedPosition(channel: string): Position | undefined {
+    let p = this.positions.get(channel);
+    if (p === undefined) {
+      try {
+        p = validPosition(this.store.get(channel)) ?? null;
+      } catch (e) {
+        this.reportError(e);
+        p = null;
+      }
+      this.positions.set(channel, p);
+    }
+    return p ?? undefined;
+  }
+
+  private setPosition(channel: string, position: Position): void {
+    this.positions.set(channel, position);
+    try {
+      this.store.set(channel, position);
+    } catch (e) {
+      this.reportError(e);
+    }
+  }
+
+  private deletePosition(channel: string): void {
+    this.positions.set(channel, null);
+    try {
+      this.store.delete(channel);
+    } catch (e) {
+      this.reportError(e);
     }
   }
 
@@ -392,6 +749,7 @@ export class RealtimeClient {
     this.stopLiveness();
     this.clearTimer('stableTimer');
     if (this.stopped) return;
+    this.connectionEnded();
     const info = closeCodeInfo(code);
     if (code === CLOSE_CODE.policyViolation || code === CLOSE_CODE.disconnected) {
       // Refused or revoked token: reconnect only with a new one.
@@ -406,6 +764,7 @@ export class RealtimeClient {
       this.setState({ state: 'closed', code, reason, willReconnect: false });
       this.stopped = true;
       for (const item of this.queue.splice(0)) item.reject(new ClientClosedError());
+      this.rejectPendingSubscribes();
       return;
     }
     this.setState({ state: 'closed', code, reason, willReconnect: true });
@@ -509,17 +868,41 @@ export class RealtimeClient {
   }
 }
 
-/** The `exp` claim of a JWT (seconds), read without checking it: only to know when to refresh. */
-function tokenExpiry(token: string): number | undefined {
+/** A claim of a JWT, read without checking the token: only to know when to refresh, and whose
+ * personal channel to resume. */
+function tokenClaim(token: string, name: string): unknown {
   try {
     const part = token.split('.')[1];
     if (!part) return undefined;
-    const json = atob(part.replace(/-/g, '+').replace(/_/g, '/'));
-    const exp = (JSON.parse(json) as { exp?: unknown }).exp;
-    return typeof exp === 'number' ? exp : undefined;
+    const binary = atob(part.replace(/-/g, '+').replace(/_/g, '/'));
+    const json = new TextDecoder().decode(Uint8Array.from(binary, (c) => c.charCodeAt(0)));
+    const claims = JSON.parse(json) as unknown;
+    return typeof claims === 'object' && claims !== null ? (claims as Record<string, unknown>)[name] : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** The `exp` claim of a JWT (seconds). */
+function tokenExpiry(token: string): number | undefined {
+  const exp = tokenClaim(token, 'exp');
+  return typeof exp === 'number' ? exp : undefined;
+}
+
+function formatPosition(p: Position): string {
+  return `${p.epoch}:${p.seq}`;
+}
+
+function pushTo<T>(map: Map<string, T[]>, key: string, value: T): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}
+
+function takeFrom<T>(map: Map<string, T[]>, key: string): T[] {
+  const list = map.get(key) ?? [];
+  map.delete(key);
+  return list;
 }
 
 /** Connects to the gateway (and keeps reconnecting); see ConnectOptions. */

@@ -1,17 +1,22 @@
 export * from './catalog.generated.js';
 export { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 export { CLOSE_CODES, closeCodeInfo, type CloseCodeInfo } from './close_codes.js';
+export { localStoragePositions, memoryPositions, type Position, type PositionStore, type StorageLike } from './positions.js';
 export {
   AskStreamError,
+  AskStreamInterruptedError,
   ClientClosedError,
   connect,
   RealtimeClient,
   SendQueueFullError,
+  SubscribeError,
   type ConnectionState,
   type ConnectOptions,
   type Envelope,
-  type Position,
+  type ResyncEvent,
   type StateEvent,
+  type SubscribeErrorReason,
+  type SubscribeOptions,
   type TokenSource,
   type WebSocketConstructor,
   type WebSocketLike,

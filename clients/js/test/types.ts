@@ -1,6 +1,15 @@
 // Compile-time checks of the typed API (tsc --noEmit, run by npm test): what the catalog allows
 // compiles, and what it does not is an error (each @ts-expect-error must find one).
-import { connect, type DealRiskPayload } from '../src/index.js';
+import {
+  connect,
+  localStoragePositions,
+  memoryPositions,
+  SubscribeError,
+  type DealRiskPayload,
+  type Position,
+  type PositionStore,
+  type SubscribedPayload,
+} from '../src/index.js';
 
 const client = connect({ url: 'ws://127.0.0.1:1/ws', token: () => 'token' });
 
@@ -30,3 +39,30 @@ void client.send('deal.risk', {});
 
 const risk: DealRiskPayload = { dealId: 'd', riskLevel: 'high', riskFlags: [], riskReason: 'r' };
 void risk;
+
+// Channels, positions, resync.
+
+const withStore = connect({ url: 'ws://127.0.0.1:1/ws', token: 't', positions: localStoragePositions() });
+const store: PositionStore = memoryPositions();
+void [withStore, store];
+const subscribed: Promise<SubscribedPayload> = client.subscribe('deal:123', { token: async () => 'channel-token' });
+void subscribed.then((s) => s.recovered).catch((e: unknown) => e instanceof SubscribeError && e.reason === 'forbidden');
+void client.subscribe('deal:123', { token: 'channel-token' });
+const left: Promise<void> = client.unsubscribe('deal:123');
+void left;
+client.onResync((e) => {
+  const channel: string = e.channel;
+  const seq: number = e.seq;
+  void [channel, seq];
+});
+const where: Position | undefined = client.position('deal:123');
+void where;
+// @ts-expect-error subscribe is the SDK's, not a send
+void client.send('subscribe', { channel: 'deal:123' });
+// @ts-expect-error a channel token is a string or a function
+void client.subscribe('deal:123', { token: 42 });
+client.on('subscribe.error', (p) => {
+  // @ts-expect-error reason is one of the server's reasons
+  const r: 'nope' = p.reason;
+  void r;
+});

@@ -4,7 +4,12 @@ export {
   RealtimeError,
   RealtimeService,
   type EventType,
+  type HistoryEvent,
+  type HistoryOptions,
+  type HistoryPage,
+  type HistorySince,
   type PublishResult,
   type RealtimeServiceOptions,
   type RedisPublisher,
+  type SubscriptionResult,
 } from './service.js';

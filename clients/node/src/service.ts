@@ -1,7 +1,8 @@
-// The backend's side: publish to users through the gateway's server API (or through Redis),
-// with the seed's websocketService method names. Publishes issued in the same tick are
-// coalesced into one POST /api/batch; requests go one after another on a keep-alive
-// connection, so events published one after the other reach a user in that order.
+// The backend's side: publish to users and channels through the gateway's server API (or
+// through Redis), with the seed's websocketService method names. Publishes issued in the same
+// tick are coalesced into one POST /api/batch; requests go one after another on a keep-alive
+// connection, so events published one after the other reach a user in that order. Channel
+// history and server-side subscriptions are HTTP calls (docs/channels.md).
 
 import type { PublishableEvents } from './catalog.generated.js';
 
@@ -46,6 +47,44 @@ export class RealtimeError extends Error {
 export interface PublishResult {
   /** Connections the event was queued to; null when published through Redis (not known). */
   delivered: number | null;
+  /** The channel it was published to (a personal channel `user:<id>` for one user). Over HTTP,
+   * when the server says: `publish`, and `broadcastToUser`. */
+  channel?: string;
+  /** The event's position in that channel; absent for an ephemeral event (not stored). */
+  epoch?: string;
+  seq?: number;
+}
+
+/** `since` for history: `<epoch>:<seq>` as the client writes it, or a position. */
+export type HistorySince = string | { epoch: string; seq: number };
+
+export interface HistoryOptions {
+  /** Events after this position; without it, the oldest kept events. */
+  since?: HistorySince;
+  /** At most this many events, 1–1000 (server default 100). */
+  limit?: number;
+}
+
+/** One stored event of a channel's history. */
+export type HistoryEvent = { [K in EventType]: { type: K; payload: PublishableEvents[K]; seq: number } }[EventType];
+
+export interface HistoryPage {
+  channel: string;
+  /** The channel's epoch and its newest seq. */
+  epoch: string;
+  seq: number;
+  /** False when `since` could not be served (older than the history, another epoch, ahead):
+   * the events are then the oldest kept ones. */
+  recovered: boolean;
+  /** In order; page on by calling again with the last event's seq as `since`. */
+  events: HistoryEvent[];
+}
+
+export interface SubscriptionResult {
+  userId: string;
+  channel: string;
+  /** How many of the user's connections were subscribed (or removed). */
+  connections: number;
 }
 
 interface Item {
@@ -79,14 +118,49 @@ export class RealtimeService {
     return this.enqueue({ userIds: [...userIds], type, payload });
   }
 
-  /** Every connection of every user. */
+  /** Every connection of every user. Announcements travel on no channel: not stored, not
+   * recovered after a reconnect. */
   broadcastToAll<K extends EventType>(type: K, payload: PublishableEvents[K]): Promise<PublishResult> {
     return this.enqueue({ all: true, type, payload });
   }
 
+  /**
+   * Publishes to a channel (`deal:123`): every connection subscribed to it. Stored in the
+   * channel's history (unless ephemeral), so subscribers that reconnect get it. Coalesced and
+   * ordered with the other publishes; alone in its tick it is a POST /api/publish.
+   */
+  publish<K extends EventType>(channel: string, type: K, payload: PublishableEvents[K]): Promise<PublishResult> {
+    return this.enqueue({ channel, type, payload });
+  }
+
+  /** A page of a channel's stored events (GET /api/channels/{channel}/history). HTTP only. */
+  async history(channel: string, options: HistoryOptions = {}): Promise<HistoryPage> {
+    const query = new URLSearchParams();
+    const { since, limit } = options;
+    if (since !== undefined) query.set('since', typeof since === 'string' ? since : `${since.epoch}:${since.seq}`);
+    if (limit !== undefined) query.set('limit', String(limit));
+    const qs = query.toString();
+    const body = await this.request('GET', `/api/channels/${segment(channel)}/history${qs ? `?${qs}` : ''}`);
+    return body as HistoryPage;
+  }
+
+  /** Subscribes every current connection of a user to a channel (each gets `subscribed`); for
+   * the connections' lives. HTTP only. */
+  async subscribeUser(userId: string, channel: string): Promise<SubscriptionResult> {
+    const body = await this.request('POST', `/api/users/${segment(userId)}/subscriptions`, { channel });
+    return body as SubscriptionResult;
+  }
+
+  /** Removes a channel from every connection of a user (each gets `unsubscribed` with reason
+   * `server`). HTTP only. */
+  async unsubscribeUser(userId: string, channel: string): Promise<SubscriptionResult> {
+    const body = await this.request('DELETE', `/api/users/${segment(userId)}/subscriptions/${segment(channel)}`);
+    return body as SubscriptionResult;
+  }
+
   /** The seed's getUserConnectionCount (async here: the connections live in the gateway). */
   async getUserConnectionCount(userId: string): Promise<number> {
-    const body = await this.request('GET', `/api/users/${encodeURIComponent(userId)}/connections`);
+    const body = await this.request('GET', `/api/users/${segment(userId)}/connections`);
     return (body as { connections: number }).connections;
   }
 
@@ -98,7 +172,7 @@ export class RealtimeService {
 
   /** Closes every connection of a user with 4001 (logout, revoked token); resolves to how many. */
   async disconnectUser(userId: string): Promise<number> {
-    const body = await this.request('DELETE', `/api/users/${encodeURIComponent(userId)}/connections`);
+    const body = await this.request('DELETE', `/api/users/${segment(userId)}/connections`);
     return (body as { closed: number }).closed;
   }
 
@@ -149,16 +223,17 @@ export class RealtimeService {
       if (batch.length === 1) {
         const { body } = batch[0]!;
         const { all, ...rest } = body;
-        const answer = await this.request('POST', all ? '/api/broadcast-all' : '/api/broadcast', all ? rest : body);
-        batch[0]!.resolve({ delivered: (answer as { delivered: number }).delivered });
+        const path = all ? '/api/broadcast-all' : body.channel !== undefined ? '/api/publish' : '/api/broadcast';
+        const answer = await this.request('POST', path, all ? rest : body);
+        batch[0]!.resolve(publishResult(answer as Answer));
         return;
       }
       const answer = (await this.request('POST', '/api/batch', { items: batch.map((i) => i.body) })) as {
-        results: { delivered?: number; status?: number; error?: string; field?: string; event?: string }[];
+        results: (Answer & { status?: number; error?: string; field?: string; event?: string })[];
       };
       batch.forEach((item, i) => {
         const r = answer.results[i];
-        if (r && r.status === undefined) item.resolve({ delivered: r.delivered ?? 0 });
+        if (r && r.status === undefined) item.resolve(publishResult(r));
         else item.reject(new RealtimeError(r?.status ?? 500, r?.error ?? 'no result for this item', r?.field, r?.event));
       });
     } catch (e) {
@@ -204,6 +279,29 @@ export class RealtimeService {
       return parsed;
     }
   }
+}
+
+interface Answer {
+  delivered?: number;
+  channel?: unknown;
+  epoch?: unknown;
+  seq?: unknown;
+}
+
+// A publish answer as a PublishResult: the channel and position only when the server gave them.
+function publishResult(answer: Answer): PublishResult {
+  const result: PublishResult = { delivered: answer.delivered ?? 0 };
+  if (typeof answer.channel === 'string') result.channel = answer.channel;
+  if (typeof answer.epoch === 'string') result.epoch = answer.epoch;
+  if (typeof answer.seq === 'number') result.seq = answer.seq;
+  return result;
+}
+
+// One path segment, percent-encoded. `.` and `..` would be resolved away by the URL parser
+// (their percent-encoded forms too), sending the request to another path: refused instead.
+function segment(value: string): string {
+  if (value === '.' || value === '..') throw new Error(`zena-realtime: '${value}' cannot be sent as a path segment`);
+  return encodeURIComponent(value);
 }
 
 /** The seed's websocketService, backed by the gateway: `createRealtimeService({ url, apiKey })`. */

@@ -5,10 +5,14 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { once } from 'node:events';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { createRealtimeService, RealtimeError } from '../dist/index.js';
 
 const event = { threadId: 't', accountId: 'a' };
+
+// Servers still open when the tests end (a failed assertion skips its close) are closed here.
+const servers = new Set();
+after(() => { for (const s of servers) { s.closeAllConnections(); s.close(); } });
 
 // A recording server: `answer(req, body)` returns [status, json] or 'drop' (destroy the socket).
 async function recorder(answer) {
@@ -31,6 +35,7 @@ async function recorder(answer) {
       res.end(JSON.stringify(json));
     });
   });
+  servers.add(server);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   return { requests, url: `http://127.0.0.1:${server.address().port}`, maxInFlight: () => maxInFlight, close: () => server.close() };
@@ -98,5 +103,111 @@ test('Publisher.Refusals_RejectWithTheFieldAndEvent_PerItem', async () => {
   const bad = service.broadcastToUser('bad', 'thread.new', event);
   assert.deepEqual(await good, { delivered: 2 });
   await assert.rejects(bad, (e) => e instanceof RealtimeError && e.status === 400 && e.field === 'payload.riskLevel' && e.event === 'deal.risk');
+  rec.close();
+});
+
+// Channels (docs/channels.md): publish, history, server-side subscriptions.
+const risk = { dealId: 'deal-123', riskLevel: 'high', riskFlags: ['silent'], riskReason: 'no reply' };
+
+test('Publisher.Publish_PostsChannelTypePayload_AndReturnsThePosition', async () => {
+  const rec = await recorder((req, body) => (body.type === 'typing.start'
+    ? [200, { delivered: 2, channel: body.channel }]
+    : [200, { delivered: 3, channel: body.channel, epoch: 'k2x9c1aa0', seq: 8 }]));
+  const service = createRealtimeService({ url: rec.url, apiKey: 'k' });
+  assert.deepEqual(await service.publish('deal:123', 'deal.risk', risk), { delivered: 3, channel: 'deal:123', epoch: 'k2x9c1aa0', seq: 8 });
+  assert.deepEqual(rec.requests[0], { method: 'POST', path: '/api/publish', body: { channel: 'deal:123', type: 'deal.risk', payload: risk }, auth: 'Bearer k' });
+  rec.close();
+});
+
+test('Publisher.PublishAndBroadcastInOneTick_GoInOneBatch_WithTheirPositions', async () => {
+  const rec = await recorder((req, body) => [200, { results: body.items.map((item, i) => (item.channel
+    ? { delivered: 1, channel: item.channel, epoch: 'e', seq: 10 + i }
+    : { delivered: 1, channel: `user:${item.userId}`, epoch: 'u', seq: 1 })) }]);
+  const service = createRealtimeService({ url: rec.url, apiKey: 'k' });
+  const results = await Promise.all([
+    service.broadcastToUser('alice', 'thread.new', event),
+    service.publish('deal:1', 'deal.risk', risk),
+  ]);
+  assert.equal(rec.requests.length, 1);
+  assert.equal(rec.requests[0].path, '/api/batch');
+  assert.deepEqual(rec.requests[0].body.items, [
+    { userId: 'alice', type: 'thread.new', payload: event },
+    { channel: 'deal:1', type: 'deal.risk', payload: risk },
+  ]);
+  assert.deepEqual(results, [
+    { delivered: 1, channel: 'user:alice', epoch: 'u', seq: 1 },
+    { delivered: 1, channel: 'deal:1', epoch: 'e', seq: 11 },
+  ]);
+  rec.close();
+});
+
+test('Publisher.BroadcastToUser_ExposesThePersonalChannelPosition', async () => {
+  const rec = await recorder((req, body) => [200, { delivered: 1, channel: `user:${body.userId}`, epoch: 'k2', seq: 42 }]);
+  const service = createRealtimeService({ url: rec.url, apiKey: 'k' });
+  const r = await service.broadcastToUser('alice', 'thread.new', event);
+  assert.deepEqual(r, { delivered: 1, channel: 'user:alice', epoch: 'k2', seq: 42 });
+  assert.equal(rec.requests[0].path, '/api/broadcast');
+  rec.close();
+});
+
+test('Publisher.History_EncodesTheChannel_AndPassesSinceAndLimit', async () => {
+  const page = { channel: 'deal:1/x y', epoch: 'e1', seq: 9, recovered: true, events: [{ type: 'deal.risk', payload: risk, seq: 8 }, { type: 'deal.risk', payload: risk, seq: 9 }] };
+  const rec = await recorder(() => [200, page]);
+  const service = createRealtimeService({ url: rec.url, apiKey: 'k' });
+  assert.deepEqual(await service.history('deal:1/x y', { since: 'e1:7', limit: 50 }), page);
+  await service.history('deal:1', { since: { epoch: 'e1', seq: 9 } });
+  await service.history('deal:1');
+  assert.deepEqual(rec.requests.map((r) => `${r.method} ${r.path}`), [
+    'GET /api/channels/deal%3A1%2Fx%20y/history?since=e1%3A7&limit=50',
+    'GET /api/channels/deal%3A1/history?since=e1%3A9',
+    'GET /api/channels/deal%3A1/history',
+  ]);
+  assert.equal(rec.requests[0].body, undefined);
+  rec.close();
+});
+
+test('Publisher.SubscribeAndUnsubscribeUser_EncodeUserAndChannel', async () => {
+  const rec = await recorder((req, body) => [200, { userId: 'u', channel: 'c', connections: req.method === 'POST' ? 2 : 1 }]);
+  const service = createRealtimeService({ url: rec.url, apiKey: 'k' });
+  assert.deepEqual(await service.subscribeUser('alice@example.com/1', 'deal:123'), { userId: 'u', channel: 'c', connections: 2 });
+  assert.deepEqual(await service.unsubscribeUser('alice@example.com/1', 'deal:1/2?'), { userId: 'u', channel: 'c', connections: 1 });
+  assert.deepEqual(rec.requests.map((r) => [r.method, r.path, r.body]), [
+    ['POST', '/api/users/alice%40example.com%2F1/subscriptions', { channel: 'deal:123' }],
+    ['DELETE', '/api/users/alice%40example.com%2F1/subscriptions/deal%3A1%2F2%3F', undefined],
+  ]);
+  await assert.rejects(service.unsubscribeUser('..', 'deal:1'), /path segment/, 'a dot segment would be resolved away');
+  assert.equal(rec.requests.length, 2);
+  rec.close();
+});
+
+test('Publisher.ChannelRefusals_RejectWithRealtimeError', async () => {
+  const rec = await recorder(() => [400, { error: 'channel: invalid_channel', field: 'channel' }]);
+  const service = createRealtimeService({ url: rec.url, apiKey: 'k' });
+  await assert.rejects(service.publish('bad channel', 'thread.new', event), (e) => e instanceof RealtimeError && e.status === 400 && e.field === 'channel');
+  await assert.rejects(service.history('x'), (e) => e instanceof RealtimeError && e.status === 400);
+  rec.close();
+});
+
+test('Publisher.RedisMode_PublishesChannelBodies_AndNeedsHttpForTheRest', async () => {
+  const published = [];
+  const redis = { publish: async (channel, message) => { published.push([channel, JSON.parse(message)]); return 1; } };
+  const service = createRealtimeService({ redis: { client: redis } });
+  assert.deepEqual(await service.publish('deal:1', 'deal.risk', risk), { delivered: null });
+  await Promise.all([service.publish('deal:2', 'thread.new', event), service.broadcastToUser('u', 'thread.new', event)]);
+  assert.deepEqual(published, [
+    ['zena:publish', { channel: 'deal:1', type: 'deal.risk', payload: risk }],
+    ['zena:publish', { items: [{ channel: 'deal:2', type: 'thread.new', payload: event }, { userId: 'u', type: 'thread.new', payload: event }] }],
+  ]);
+  await assert.rejects(service.history('deal:1'), /needs url and apiKey/);
+  await assert.rejects(service.subscribeUser('u', 'deal:1'), /needs url and apiKey/);
+  await assert.rejects(service.unsubscribeUser('u', 'deal:1'), /needs url and apiKey/);
+
+  // With url and apiKey as well, those go over HTTP while publishes still go through Redis.
+  const rec = await recorder(() => [200, { userId: 'u', channel: 'deal:1', connections: 1 }]);
+  const both = createRealtimeService({ redis: { client: redis }, url: rec.url, apiKey: 'k' });
+  assert.equal((await both.subscribeUser('u', 'deal:1')).connections, 1);
+  await both.publish('deal:3', 'thread.new', event);
+  assert.deepEqual(rec.requests.map((r) => r.path), ['/api/users/u/subscriptions']);
+  assert.equal(published.at(-1)[1].channel, 'deal:3');
   rec.close();
 });

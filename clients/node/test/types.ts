@@ -19,3 +19,27 @@ void websocketService.broadcastToUser('u1', 'connected', {});
 const count: Promise<number> = websocketService.getUserConnectionCount('u1');
 const total: Promise<number> = websocketService.getTotalConnectionCount();
 void [count, total];
+
+// Channels.
+void websocketService.publish('deal:123', 'deal.risk', { dealId: 'd', riskLevel: 'medium', riskFlags: [], riskReason: 'r' });
+// @ts-expect-error the payload is checked against the type, on channels too
+void websocketService.publish('deal:123', 'deal.risk', { dealId: 'd' });
+void websocketService.broadcastToUser('u1', 'thread.new', { threadId: 't', accountId: 'a' }).then((r) => {
+  const seq: number | undefined = r.seq;
+  const epoch: string | undefined = r.epoch;
+  void [seq, epoch];
+});
+void websocketService.history('deal:123', { since: 'e:1', limit: 10 }).then((page) => {
+  for (const e of page.events) {
+    if (e.type === 'deal.risk') {
+      const level: 'medium' | 'high' = e.payload.riskLevel;
+      void level;
+    }
+  }
+  const recovered: boolean = page.recovered;
+  void recovered;
+});
+void websocketService.history('deal:123', { since: { epoch: 'e', seq: 1 } });
+const subscribed: Promise<{ connections: number }> = websocketService.subscribeUser('u1', 'deal:123');
+const removed: Promise<{ connections: number }> = websocketService.unsubscribeUser('u1', 'deal:123');
+void [subscribed, removed];

@@ -57,10 +57,11 @@ std::vector<publish_outcome> outcomes_of(const std::vector<std::size_t>& deliver
 void memory_broker::publish(std::shared_ptr<const std::vector<publication>> batch, publish_done done) {
     const bool stored = std::any_of(batch->begin(), batch->end(), [](const publication& p) { return p.history; });
     if (!stored) {
-        // No position to assign and no lock: straight to the hubs.
-        return delivery_.deliver(batch, [done = std::move(done)](const std::vector<std::size_t>& delivered) {
-            done(outcomes_of(delivered, nullptr));
-        });
+        // No position to assign and no lock: framed per channel, straight to the hubs.
+        return delivery_.deliver(routed_batch::unstored(std::move(batch)),
+                                 [done = std::move(done)](const std::vector<std::size_t>& delivered) {
+                                     done(outcomes_of(delivered, nullptr));
+                                 });
     }
 
     // Refused whole, before anything is appended: past this check a memory append cannot fail,
@@ -78,30 +79,37 @@ void memory_broker::publish(std::shared_ptr<const std::vector<publication>> batc
         }
     }
 
-    // The memory history answers inside the call: every position is known before the hand-over,
-    // and the lock keeps another publisher's appends from overtaking this batch's delivery. The
-    // answer, an error or the outcomes, waits until the lock is released, so that `done` may
-    // publish again.
-    auto positions = std::make_shared<std::vector<std::vector<position>>>(batch->size());
+    // The memory history answers inside the call: every position and frame is known before the
+    // hand-over, and the lock keeps another publisher's appends from overtaking this batch's
+    // delivery. The answer, an error or the outcomes, waits until the lock is released, so that
+    // `done` may publish again.
+    auto routed = std::make_shared<routed_batch>();
+    routed->channels.resize(batch->size());
+    routed->batch = std::move(batch);
+    auto positions = std::make_shared<std::vector<std::vector<position>>>(routed->batch->size());
     auto gate = std::make_shared<answer_gate>(std::move(done));
     std::optional<util::error> failed;
     {
         std::lock_guard lock{order_};
-        for (std::size_t i = 0; i < batch->size() && !failed; ++i) {
-            const auto& p = (*batch)[i];
-            if (!p.history) continue;
+        for (std::size_t i = 0; i < routed->batch->size() && !failed; ++i) {
+            const auto& p = (*routed->batch)[i];
+            if (!p.history) {
+                routed->frame_unstored(i);
+                continue;
+            }
             for (const auto& channel : p.channels) {
-                std::optional<util::result<position>> appended;
-                history_.append(channel, p.event, p.limits, [&](util::result<position> r) { appended = std::move(r); });
-                if (!appended || !appended->ok()) {
-                    failed = util::error{appended ? appended->message() : "history did not answer"};
+                std::optional<util::result<appended>> result;
+                history_.append(channel, p.event, p.limits, [&](util::result<appended> r) { result = std::move(r); });
+                if (!result || !result->ok()) {
+                    failed = util::error{result ? result->message() : "history did not answer"};
                     break;
                 }
-                (*positions)[i].push_back(std::move(appended->value()));
+                (*positions)[i].push_back(result->value().at);
+                routed->channels[i].push_back(std::move(result->value()));
             }
         }
         if (!failed) {
-            delivery_.deliver(batch, [positions, gate](const std::vector<std::size_t>& delivered) {
+            delivery_.deliver(routed, [positions, gate](const std::vector<std::size_t>& delivered) {
                 gate->answer(outcomes_of(delivered, positions.get()));
             });
         }

@@ -29,9 +29,9 @@ std::string random_prefix() {
 }
 
 // What the budget counts for one kept event, beyond a latest event's index entry (see the header).
-std::size_t entry_bytes(const event& e) {
-    const auto wire = e.message.frame ? e.message.frame->wire().size() : 0;
-    return wire + e.type.size() + e.payload.size() + memory_history::k_entry_overhead_bytes;
+std::size_t entry_bytes(const stored_event& stored) {
+    const auto wire = stored.message.frame ? stored.message.frame->wire().size() : 0;
+    return wire + stored.event->type.size() + stored.event->payload.size() + memory_history::k_entry_overhead_bytes;
 }
 
 }  // namespace
@@ -56,7 +56,7 @@ void memory_history::append(std::string_view channel, std::shared_ptr<const even
     if (e->message.delivery == ws::delivery_class::ephemeral) {
         return done(util::error{"an ephemeral event is never stored in a channel's history"});
     }
-    position at;
+    appended out;
     {
         const std::lock_guard lock(mutex_);
         const auto t = now();
@@ -83,16 +83,18 @@ void memory_history::append(std::string_view channel, std::shared_ptr<const even
                 kept->second = seq;
             }
         }
-        const auto bytes = entry_bytes(*e) + (latest ? k_latest_overhead_bytes : 0);
+        out.at = position{ch.epoch, seq};
+        out.message = channel_message(*e, channel, out.at);
+        stored_event stored{seq, t, std::move(e), out.message};
+        const auto bytes = entry_bytes(stored) + (latest ? k_latest_overhead_bytes : 0);
         const auto ordinal = next_ordinal_++;
-        events.push_back(entry{stored_event{seq, t, std::move(e)}, ordinal, bytes});
+        events.push_back(entry{std::move(stored), ordinal, bytes});
         bytes_ += bytes;
         while (events.size() > limits.max_events) drop_front(ch);
         reindex(ch, t);
         maintain(t, ch, ordinal);
-        at = position{ch.epoch, seq};
     }
-    done(std::move(at));
+    done(std::move(out));
 }
 
 memory_history::channel_state& memory_history::current(std::string_view channel) {
@@ -260,6 +262,7 @@ void memory_history::maintain(std::int64_t now, const channel_state& keep, std::
         if (ch->events->front().ordinal == protect) break;
         drop_front(*ch);
         ++evicted_;
+        if (options_.metrics) observability::metrics::add(options_.metrics->history_evicted);
         reindex(*ch, now);
     }
 }

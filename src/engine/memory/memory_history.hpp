@@ -60,6 +60,7 @@
 #include <unordered_map>
 
 #include "engine/history.hpp"
+#include "observability/metrics.hpp"
 
 namespace zena::engine {
 
@@ -74,17 +75,20 @@ struct memory_history_options {
     std::chrono::milliseconds meta_ttl = std::chrono::hours(24 * 7);
     // Unix time in ms; empty: std::chrono::system_clock. Tests move it by hand.
     std::function<std::int64_t()> now_ms;
+    // Where budget evictions are counted (zena_history_evicted_total); null: nowhere.
+    observability::metrics* metrics = nullptr;
 };
 
 class memory_history final : public history {
 public:
     // What the budget counts (measured with libstdc++ on x86-64; see bytes()). One kept event,
-    // beyond its frame's wire bytes and its type's and payload's characters: its deque slot (48),
-    // the event object with its make_shared control block and allocation (128), the frame object
-    // with its shared_ptr control block and allocation (104), the frame buffer's header room and
+    // beyond its channel frame's wire bytes and its type's and payload's characters: its deque
+    // slot (80), the event object with its make_shared control block and allocation (128, shared
+    // by the channels of one publish but counted in each), the channel frame object with its
+    // shared_ptr control block and allocation (104), the frame buffer's header room and
     // allocation (24). The deflated copy that a frame may build later is not counted, nor the
     // allocation headers of a type or payload too long for the short-string buffer.
-    static constexpr std::size_t k_entry_overhead_bytes = 304;
+    static constexpr std::size_t k_entry_overhead_bytes = 336;
     // A latest event's entry in its channel's index of keys, on top of the above.
     static constexpr std::size_t k_latest_overhead_bytes = 48;
     // One channel state, beyond its name and epoch: the hash map node with the state, its bucket

@@ -119,8 +119,11 @@ class GatewayTest(unittest.IsolatedAsyncioTestCase):
             status, body = await asyncio.to_thread(
                 self.server.api, "POST", "/api/broadcast", {"userId": "alice", "type": "sync.progress", "payload": payload}
             )
-            self.assertEqual((status, body), (200, {"delivered": 1}))
-            self.assertEqual(json.loads(await asyncio.wait_for(alice.recv(), 3)), {"type": "sync.progress", "payload": payload})
+            self.assertEqual((status, body["delivered"], body["channel"]), (200, 1, "user:alice"))
+            event = json.loads(await asyncio.wait_for(alice.recv(), 3))
+            # A seed client reads type and payload; the channel and its position come beside them.
+            self.assertEqual({"type": event["type"], "payload": event["payload"]}, {"type": "sync.progress", "payload": payload})
+            self.assertEqual((event["channel"], event["seq"], event["epoch"]), ("user:alice", body["seq"], body["epoch"]))
             with self.assertRaises(asyncio.TimeoutError):
                 await asyncio.wait_for(bob.recv(), 0.3)
 
@@ -138,7 +141,7 @@ class GatewayTest(unittest.IsolatedAsyncioTestCase):
             status, body = await asyncio.to_thread(
                 self.server.api, "POST", "/api/broadcast", {"userId": "carol", "type": "task.created", "payload": {"taskId": "t", "label": "l", "source": "s"}}
             )
-            self.assertEqual(body, {"delivered": 1})
+            self.assertEqual(body["delivered"], 1)
             message = json.loads(await asyncio.wait_for(ws.recv(), 3))
             self.assertEqual(message["type"], "task.created")
             pong_waiter = await ws.ping()

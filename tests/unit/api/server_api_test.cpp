@@ -19,7 +19,8 @@ const protocol::catalog& test_catalog() {
             "server": {
                 "thread.new": {"payload": {"threadId": "string"}},
                 "t": {"payload": {"a": "number?"}},
-                "deal.risk": {"payload": {"riskLevel": {"enum": ["medium", "high"]}}},
+                "deal.risk": {"payload": {"riskLevel": {"enum": ["medium", "high"]}}, "notifyOffline": true},
+                "typing": {"delivery": "ephemeral", "payload": {}},
                 "connected": {"protocol": true, "payload": {}}
             },
             "client": {}
@@ -48,13 +49,28 @@ protected:
         return out.value_or(http_response{});
     }
 
+    // The epoch of `channel` now (the memory history answers inside the call).
+    std::string epoch(std::string_view channel) {
+        std::string out;
+        history.top(channel, [&](util::result<engine::position> r) { out = r ? r->epoch : "<error>"; });
+        return out;
+    }
+    // The frame of a stored event of `channel` at `seq`, around `event_json` ({"type":..,"payload":..}).
+    std::string stored(std::string_view event_json, std::string_view channel, std::uint64_t seq) {
+        return std::string(event_json.substr(0, event_json.size() - 1)) + R"(,"channel":")" + std::string(channel) +
+               R"(","epoch":")" + epoch(channel) + R"(","seq":)" + std::to_string(seq) + "}";
+    }
+
     hub::user_registry registry;
     hub::hub_set hubs{{[](hub::hub_set::task t) { t(); }}, registry};
     engine::memory_history history;
     engine::memory_broker broker{hubs, history};
     observability::metrics metrics;
     readiness ready;
-    server_api api{broker, hubs, metrics, test_catalog(), k_key, api_limits{3, false}, ready};
+    std::vector<std::pair<std::string, std::string>> offline;  // notices: user, body
+    api_channels channels{history, [](std::string_view) { return std::optional<engine::history_limits>{engine::history_limits{}}; },
+                          [this](std::string_view user, std::string body) { offline.emplace_back(user, std::move(body)); }};
+    server_api api{broker, hubs, metrics, test_catalog(), k_key, api_limits{3, false}, ready, channels};
     std::shared_ptr<hub::testing::recording_connection> alice = hub::testing::make(1, "alice");
     std::shared_ptr<hub::testing::recording_connection> alice2 = hub::testing::make(2, "alice");
     std::shared_ptr<hub::testing::recording_connection> bob = hub::testing::make(3, "bob");
@@ -64,16 +80,17 @@ TEST_F(ServerApiTest, Broadcast_DeliversEnvelopeToTheUser) {
     const auto r =
         call("POST", "/api/broadcast", R"({"userId":"alice","type":"thread.new","payload":{"threadId":"t" }})");
     EXPECT_EQ(r.status, 200);
-    EXPECT_EQ(r.body, R"({"delivered":2})");
+    // One user: the answer names the personal channel and the event's position there.
+    EXPECT_EQ(r.body, R"({"delivered":2,"channel":"user:alice","epoch":")" + epoch("user:alice") + R"(","seq":1})");
     ASSERT_EQ(alice->frames.size(), 1U);
-    EXPECT_EQ(alice->frames[0]->payload(), R"({"type":"thread.new","payload":{"threadId":"t"}})");
+    EXPECT_EQ(alice->frames[0]->payload(), stored(R"({"type":"thread.new","payload":{"threadId":"t"}})", "user:alice", 1));
     EXPECT_TRUE(bob->frames.empty());
     EXPECT_EQ(metrics.messages_delivered.load(), 2U);
 }
 
 TEST_F(ServerApiTest, BroadcastUsers_DedupesUsers) {
     const auto r = call("POST", "/api/broadcast", R"({"userIds":["bob","bob"],"type":"t","payload":{}})");
-    EXPECT_EQ(r.body, R"({"delivered":1})");
+    EXPECT_EQ(r.body, R"({"delivered":1,"channel":"user:bob","epoch":")" + epoch("user:bob") + R"(","seq":1})");
     EXPECT_EQ(bob->frames.size(), 1U);
 }
 
@@ -145,8 +162,8 @@ TEST_F(ServerApiTest, NumberOutOfRange_NamesTheFieldAndTheReason) {
             << number;
     }
     ASSERT_EQ(bob->frames.size(), 4U);
-    EXPECT_EQ(bob->frames[0]->payload(), R"({"type":"t","payload":{"a":18446744073709551615}})");
-    EXPECT_EQ(bob->frames[1]->payload(), R"({"type":"t","payload":{"a":-9223372036854775808}})");
+    EXPECT_EQ(bob->frames[0]->payload(), stored(R"({"type":"t","payload":{"a":18446744073709551615}})", "user:bob", 1));
+    EXPECT_EQ(bob->frames[1]->payload(), stored(R"({"type":"t","payload":{"a":-9223372036854775808}})", "user:bob", 2));
 }
 
 TEST_F(ServerApiTest, PublishMessage_NumberOutOfRange_NamesTheField) {
@@ -172,7 +189,7 @@ TEST_F(ServerApiTest, Catalog_RefusesUnknownTypesWrongPayloadsAndProtocolEvents)
 }
 
 TEST_F(ServerApiTest, Permissive_DeliversUnknownTypesButChecksKnownOnes) {
-    server_api permissive{broker, hubs, metrics, test_catalog(), k_key, api_limits{3, true}, ready};
+    server_api permissive{broker, hubs, metrics, test_catalog(), k_key, api_limits{3, true}, ready, channels};
     std::optional<http_response> out;
     const auto call_permissive = [&](std::string_view body) {
         permissive.handle({"POST", "/api/broadcast", "Bearer " + k_key, body},
@@ -192,14 +209,16 @@ TEST_F(ServerApiTest, Batch_AnswersPerItemAndDeliversTheValidOnesInOrder) {
         42,
         {"userIds":["bob","alice"],"type":"thread.new","payload":{"threadId":"2"}}]})");
     EXPECT_EQ(r.status, 200);
-    EXPECT_EQ(r.body, R"({"results":[{"delivered":2},)"
-                      R"({"status":400,"error":"deal.risk: payload.riskLevel must be one of medium, high",)"
-                      R"("field":"payload.riskLevel","event":"deal.risk"},{"delivered":3},)"
-                      R"({"status":400,"error":"each item must be a JSON object"},{"delivered":3}]})");
+    EXPECT_EQ(r.body, R"({"results":[{"delivered":2,"channel":"user:alice","epoch":")" + epoch("user:alice") +
+                          R"(","seq":1},)"
+                          R"({"status":400,"error":"deal.risk: payload.riskLevel must be one of medium, high",)"
+                          R"("field":"payload.riskLevel","event":"deal.risk"},{"delivered":3},)"
+                          R"({"status":400,"error":"each item must be a JSON object"},{"delivered":3}]})");
     ASSERT_EQ(alice->frames.size(), 3U);
-    EXPECT_EQ(alice->frames[0]->payload(), R"({"type":"thread.new","payload":{"threadId":"1"}})");
+    EXPECT_EQ(alice->frames[0]->payload(), stored(R"({"type":"thread.new","payload":{"threadId":"1"}})", "user:alice", 1));
+    // An announcement to everyone travels on no channel.
     EXPECT_EQ(alice->frames[1]->payload(), R"({"type":"t","payload":{}})");
-    EXPECT_EQ(alice->frames[2]->payload(), R"({"type":"thread.new","payload":{"threadId":"2"}})");
+    EXPECT_EQ(alice->frames[2]->payload(), stored(R"({"type":"thread.new","payload":{"threadId":"2"}})", "user:alice", 2));
     EXPECT_EQ(bob->frames.size(), 2U);
 }
 
@@ -269,6 +288,104 @@ TEST_F(ServerApiTest, RoutesAndMethods) {
     ASSERT_EQ(r.headers.size(), 1U);
     EXPECT_EQ(r.headers[0].second, "GET, DELETE");
     EXPECT_EQ(call("GET", "/api/broadcast").status, 405);
+}
+
+// ---- channels (docs/channels.md)
+
+TEST_F(ServerApiTest, Publish_ToAChannel_ReachesItsHoldersAndAnswersThePosition) {
+    hub::subscription sub;
+    ASSERT_TRUE(hubs.local(0).subscribe(*bob, "deal:1", sub));
+    const auto r = call("POST", "/api/publish", R"({"channel":"deal:1","type":"thread.new","payload":{"threadId":"t"}})");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, R"({"delivered":1,"channel":"deal:1","epoch":")" + epoch("deal:1") + R"(","seq":1})");
+    ASSERT_EQ(bob->frames.size(), 1U);
+    EXPECT_EQ(bob->frames[0]->payload(), stored(R"({"type":"thread.new","payload":{"threadId":"t"}})", "deal:1", 1));
+    EXPECT_TRUE(alice->frames.empty());
+    // Ephemeral: the channel, no position, nothing stored.
+    const auto e = call("POST", "/api/publish", R"({"channel":"deal:1","type":"typing","payload":{}})");
+    EXPECT_EQ(e.body, R"({"delivered":1,"channel":"deal:1"})");
+    ASSERT_EQ(bob->frames.size(), 2U);
+    EXPECT_EQ(bob->frames[1]->payload(), R"({"type":"typing","payload":{},"channel":"deal:1"})");
+    EXPECT_TRUE(hubs.local(0).unsubscribe("deal:1", sub));
+}
+
+TEST_F(ServerApiTest, Publish_RefusesAMissingOrBadChannel_AndAChannelBesideUsers) {
+    EXPECT_EQ(call("POST", "/api/publish", R"({"type":"t","payload":{}})").status, 400);
+    for (const auto* bad : {R"("a b")", R"("")", "7", R"("user:")"}) {
+        const auto r = call("POST", "/api/publish", R"({"channel":)" + std::string(bad) + R"(,"type":"t","payload":{}})");
+        EXPECT_EQ(r.status, 400) << bad;
+        EXPECT_NE(r.body.find(R"("field":"channel")"), std::string::npos) << r.body;
+    }
+    const auto both = call("POST", "/api/broadcast", R"({"channel":"deal:1","userId":"bob","type":"t","payload":{}})");
+    EXPECT_EQ(both.status, 400);
+    EXPECT_NE(both.body.find("exactly one of userId, userIds and channel"), std::string::npos) << both.body;
+    // A personal channel by name is the user's.
+    EXPECT_EQ(call("POST", "/api/publish", R"({"channel":"user:bob","type":"t","payload":{}})").status, 200);
+    EXPECT_EQ(bob->frames.size(), 1U);
+}
+
+TEST_F(ServerApiTest, History_ReadsSinceAPositionWithALimit) {
+    for (int i = 1; i <= 5; ++i) {
+        call("POST", "/api/publish", R"({"channel":"deal:7","type":"t","payload":{"a":)" + std::to_string(i) + "}}");
+    }
+    const auto ep = epoch("deal:7");
+    auto r = call("GET", "/api/channels/deal%3A7/history?since=" + ep + ":2&limit=2");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_TRUE(r.body.starts_with(R"({"channel":"deal:7","epoch":")" + ep +
+                                   R"(","seq":5,"recovered":true,"events":[{"type":"t","payload":{"a":3},"seq":3,)"))
+        << r.body;
+    EXPECT_NE(r.body.find(R"({"type":"t","payload":{"a":4},"seq":4,)"), std::string::npos) << r.body;
+    EXPECT_EQ(r.body.find(R"("seq":5,"publishedAt")"), std::string::npos) << "the limit holds: " << r.body;
+    r = call("GET", "/api/channels/deal:7/history?since=other:1");
+    EXPECT_NE(r.body.find(R"("recovered":false)"), std::string::npos) << r.body;
+    EXPECT_EQ(call("GET", "/api/channels/deal:7/history?since=nope").status, 400);
+    EXPECT_EQ(call("GET", "/api/channels/deal:7/history?limit=0").status, 400);
+    EXPECT_EQ(call("GET", "/api/channels/deal:7/history?limit=1001").status, 400);
+    EXPECT_EQ(call("GET", "/api/channels/a%20b/history").status, 400);
+    EXPECT_EQ(call("POST", "/api/channels/deal:7/history").status, 405);
+    EXPECT_EQ(call("GET", "/api/channels/deal:7/other").status, 404);
+}
+
+TEST_F(ServerApiTest, Subscriptions_AskEveryConnectionOfTheUser) {
+    auto r = call("POST", "/api/users/alice/subscriptions", R"({"channel":"deal:9"})");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, R"({"userId":"alice","channel":"deal:9","connections":2})");
+    EXPECT_EQ(alice->server_subscribed, std::vector<std::string>{"deal:9"});
+    EXPECT_EQ(alice2->server_subscribed, std::vector<std::string>{"deal:9"});
+    EXPECT_TRUE(bob->server_subscribed.empty());
+    r = call("DELETE", "/api/users/alice/subscriptions/deal%3A9");
+    EXPECT_EQ(r.body, R"({"userId":"alice","channel":"deal:9","connections":2})");
+    EXPECT_EQ(alice->server_unsubscribed, std::vector<std::string>{"deal:9"});
+    EXPECT_EQ(call("POST", "/api/users/alice/subscriptions", R"({"channel":"user:bob"})").status, 400);
+    EXPECT_EQ(call("POST", "/api/users/alice/subscriptions", R"({})").status, 400);
+    EXPECT_EQ(call("DELETE", "/api/users/alice/subscriptions/a%20b").status, 400);
+    EXPECT_EQ(call("GET", "/api/users/alice/subscriptions").status, 405);
+}
+
+TEST_F(ServerApiTest, NotifyOffline_OnlyForMarkedTypesToUsersWithNoConnection) {
+    call("POST", "/api/broadcast", R"({"userIds":["alice","carol"],"type":"deal.risk","payload":{"riskLevel":"high"}})");
+    ASSERT_EQ(offline.size(), 1U) << "alice is connected, carol is not";
+    EXPECT_EQ(offline[0].first, "carol");
+    const auto& body = offline[0].second;
+    EXPECT_TRUE(body.starts_with(R"({"type":"user.offline_event","userId":"carol","event":{"type":"deal.risk",)"
+                                 R"("payload":{"riskLevel":"high"},"channel":"user:carol","epoch":")" +
+                                 epoch("user:carol") + R"(","seq":1},"at":)"))
+        << body;
+    call("POST", "/api/broadcast", R"({"userId":"carol","type":"thread.new","payload":{"threadId":"t"}})");
+    EXPECT_EQ(offline.size(), 1U) << "thread.new is not marked notifyOffline";
+    EXPECT_EQ(metrics.offline_notifications.load(), 1U);
+}
+
+TEST_F(ServerApiTest, Batch_ItemsMayNameAChannel) {
+    hub::subscription sub;
+    ASSERT_TRUE(hubs.local(0).subscribe(*bob, "deal:2", sub));
+    const auto r = call("POST", "/api/batch", R"({"items":[{"channel":"deal:2","type":"t","payload":{}},)"
+                                              R"({"channel":"bad channel","type":"t","payload":{}}]})");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_TRUE(r.body.starts_with(R"({"results":[{"delivered":1,"channel":"deal:2","epoch":")")) << r.body;
+    EXPECT_NE(r.body.find(R"("field":"channel")"), std::string::npos) << r.body;
+    EXPECT_EQ(bob->frames.size(), 1U);
+    EXPECT_TRUE(hubs.local(0).unsubscribe("deal:2", sub));
 }
 
 }  // namespace

@@ -203,3 +203,116 @@ TEST(UserRegistry, CountsAcrossManyUsers) {
 
 }  // namespace
 }  // namespace zena::hub
+
+// ---- channels (docs/channels.md)
+
+namespace zena::hub {
+namespace {
+
+class HubChannelTest : public HubTest {
+protected:
+    // A connection's hold on a channel, owned here for the test (the session owns it in the server).
+    struct held {
+        std::shared_ptr<testing::recording_connection> conn;
+        subscription sub;
+    };
+    std::vector<std::unique_ptr<held>> holds;
+    held& hold(const std::shared_ptr<testing::recording_connection>& conn, std::string_view channel) {
+        holds.push_back(std::make_unique<held>(held{conn, {}}));
+        EXPECT_TRUE(h.subscribe(*conn, channel, holds.back()->sub));
+        return *holds.back();
+    }
+};
+
+TEST_F(HubChannelTest, SendToChannel_ReachesItsHoldersOnly_AndTheRegistryCountsTheChannelOnce) {
+    std::vector<std::pair<std::string, bool>> interest;
+    registry.on_channel_interest([&](std::string_view c, bool present) { interest.emplace_back(c, present); });
+    auto a = make(1, "alice"), b = make(2, "bob"), c = make(3, "carol");
+    h.add(a);
+    h.add(b);
+    h.add(c);
+    auto& ha = hold(a, "deal:1");
+    auto& hb = hold(b, "deal:1");
+    hold(c, "deal:2");
+    EXPECT_EQ(h.channel_holders("deal:1"), 2U);
+    EXPECT_EQ(registry.channels(), 2U);
+    EXPECT_EQ(h.send_to_channel("deal:1", frame, "e1", 1), 2U);
+    EXPECT_EQ(a->frames.size(), 1U);
+    EXPECT_EQ(b->frames.size(), 1U);
+    EXPECT_TRUE(c->frames.empty());
+    EXPECT_EQ(h.send_to_channel("nobody:here", frame), 0U);
+
+    EXPECT_FALSE(h.subscribe(*a, "deal:1", ha.sub)) << "already indexed";
+    EXPECT_TRUE(h.unsubscribe("deal:1", ha.sub));
+    EXPECT_FALSE(h.unsubscribe("deal:1", ha.sub)) << "idempotent";
+    EXPECT_EQ(h.send_to_channel("deal:1", frame, "e1", 2), 1U);
+    EXPECT_EQ(a->frames.size(), 1U) << "nothing after leaving";
+    EXPECT_TRUE(h.unsubscribe("deal:1", hb.sub));
+    EXPECT_EQ(h.channel_holders("deal:1"), 0U);
+    EXPECT_EQ(registry.channels(), 1U);
+    const std::vector<std::pair<std::string, bool>> expected{{"deal:1", true}, {"deal:2", true}, {"deal:1", false}};
+    EXPECT_EQ(interest, expected);
+}
+
+TEST_F(HubChannelTest, Unsubscribe_SwapRemovesAndKeepsTheOthersReachable) {
+    std::vector<std::shared_ptr<testing::recording_connection>> conns;
+    for (int i = 0; i < 50; ++i) {
+        conns.push_back(make(static_cast<connection_id>(i + 1), "u" + std::to_string(i)));
+        h.add(conns.back());
+        hold(conns.back(), "room");
+    }
+    std::mt19937 rng(7);
+    std::set<std::size_t> left;
+    while (left.size() < 25) {
+        const auto i = static_cast<std::size_t>(rng() % conns.size());
+        if (left.insert(i).second) EXPECT_TRUE(h.unsubscribe("room", holds[i]->sub));
+    }
+    EXPECT_EQ(h.send_to_channel("room", frame, "e", 1), 25U);
+    for (std::size_t i = 0; i < conns.size(); ++i) EXPECT_EQ(conns[i]->frames.size(), left.count(i) ? 0U : 1U) << i;
+}
+
+TEST_F(HubChannelTest, PersonalChannel_GoesToEveryConnectionOfTheUser) {
+    auto a1 = make(1, "alice"), a2 = make(2, "alice"), b = make(3, "bob");
+    h.add(a1);
+    h.add(a2);
+    h.add(b);
+    EXPECT_EQ(h.send_to_channel("user:alice", frame, "e", 1), 2U);
+    EXPECT_TRUE(b->frames.empty());
+}
+
+TEST_F(HubChannelTest, Gate_HoldsWhileReplaying_ThenDropsTheReplayedAndPassesTheNewer) {
+    auto a = make(1, "alice");
+    h.add(a);
+    auto& ha = hold(a, "deal:1");
+    ha.sub.gate = std::make_unique<replay_gate>();
+    const ws::outbound e3{protocol::make_event_frame("x", "3")}, e4{protocol::make_event_frame("x", "4")};
+    EXPECT_EQ(h.send_to_channel("deal:1", e3, "ep", 3), 1U) << "held counts as taken";
+    EXPECT_TRUE(a->frames.empty()) << "held while the replay is prepared";
+    ASSERT_EQ(ha.sub.gate->held.size(), 1U);
+    // The replay reached seq 3: held and later live events at or below it are duplicates.
+    ha.sub.gate->held.clear();
+    ha.sub.gate->holding = false;
+    ha.sub.gate->epoch = "ep";
+    ha.sub.gate->floor = 3;
+    EXPECT_EQ(h.send_to_channel("deal:1", e3, "ep", 3), 0U) << "a duplicate of the replay";
+    EXPECT_EQ(h.send_to_channel("deal:1", e3, "other", 2), 1U) << "another epoch is new";
+    EXPECT_EQ(ha.sub.gate, nullptr) << "the first newer stored event ends the gate";
+    EXPECT_EQ(h.send_to_channel("deal:1", e4, "ep", 1), 1U) << "no gate: everything passes";
+    EXPECT_EQ(a->frames.size(), 2U);
+}
+
+TEST_F(HubChannelTest, SubscribeUser_AsksEveryConnectionOfTheUser) {
+    auto a1 = make(1, "alice"), a2 = make(2, "alice"), b = make(3, "bob");
+    h.add(a1);
+    h.add(a2);
+    h.add(b);
+    a2->refuse_server = true;
+    EXPECT_EQ(h.subscribe_user("alice", "deal:9"), 1U);
+    EXPECT_EQ(a1->server_subscribed, std::vector<std::string>{"deal:9"});
+    EXPECT_TRUE(b->server_subscribed.empty());
+    EXPECT_EQ(h.unsubscribe_user("alice", "deal:9"), 2U);
+    EXPECT_EQ(h.subscribe_user("nobody", "deal:9"), 0U);
+}
+
+}  // namespace
+}  // namespace zena::hub

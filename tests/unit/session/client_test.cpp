@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "auth/jwt.hpp"
+#include "engine/memory/memory_history.hpp"
 #include "protocol/envelope.hpp"
 #include "protocol/shipped_catalog.hpp"
 #include "ws/socket_pair.hpp"
@@ -39,11 +40,12 @@ protected:
 
     // A connection whose handshake carried `auth` (nullopt: none), started with the 101 head,
     // which the client side reads. Returns its socket pair; the connection is `clients.back()`.
-    socket_pair& connect(std::optional<auth::jwt_result> auth, ws::testing::socket_buffers sizes = {}) {
+    socket_pair& connect(std::optional<auth::jwt_result> auth, ws::testing::socket_buffers sizes = {},
+                         std::string since = {}) {
         pairs.push_back(std::make_unique<socket_pair>(home.io, home.flush, sizes));
         auto& pair = *pairs.back();
         clients.push_back(std::make_shared<client>(ws::transport{pair.take_server()}, ws::endpoint::options{limits},
-                                                   home, services, std::move(auth)));
+                                                   home, services, std::move(auth), std::move(since)));
         clients.back()->run(std::string(k_head), {});
         EXPECT_EQ(pair.read_head(), k_head);
         return pair;
@@ -83,9 +85,15 @@ protected:
     session::loop home{0, 100.0};
     hub::hub_set hubs{{[this](hub::hub_set::task t) { boost::asio::post(home.io, std::move(t)); }}, registry};
     int client_events = 0;
-    shared services{
-        settings, verifier, protocol::testing::shipped_catalog(),
-        metrics,  hubs,     [this](const client_event_source&, const protocol::client_message&) { ++client_events; }};
+    engine::memory_history history;
+    shared services{settings,
+                    verifier,
+                    protocol::testing::shipped_catalog(),
+                    metrics,
+                    hubs,
+                    [this](const client_event_source&, const protocol::client_message&) { ++client_events; },
+                    history,
+                    {}};
     ws::endpoint::limits limits{64 * 1024, 1024 * 1024, 1000ms};
     std::vector<std::unique_ptr<socket_pair>> pairs;
     std::vector<std::shared_ptr<client>> clients;
@@ -372,6 +380,144 @@ TEST_F(ClientTest, UserConnectionLimit_OneTooManyClosesWith1013) {
     // Another user is not limited by alice's.
     auto& other = connect_as("bob");
     EXPECT_TRUE(has_type(next_text(other), "connected"));
+}
+
+// ---- channels (docs/channels.md)
+
+// Appends a thread.new labelled `label` to `channel` in `h`; its position.
+engine::appended append_to(engine::history& h, std::string_view channel, std::string_view label) {
+    auto e = std::make_shared<engine::event>();
+    e->type = "thread.new";
+    e->payload = R"({"threadId":")" + std::string(label) + R"("})";
+    std::optional<engine::appended> out;
+    h.append(channel, e, {}, [&](util::result<engine::appended> r) {
+        if (r) out = std::move(*r);
+    });
+    EXPECT_TRUE(out);
+    return out.value_or(engine::appended{});
+}
+
+TEST_F(ClientTest, Resume_WelcomeSaysRecoveredThenTheMissedInOrderThenOnlyNewerLiveOnes) {
+    const auto first = append_to(history, "user:alice", "1");
+    append_to(history, "user:alice", "2");
+    const auto third = append_to(history, "user:alice", "3");
+    auto& pair = connect(verifier.verify(token_for("alice")), {}, first.at.epoch + ":1");
+    const auto welcome = next_text(pair);
+    EXPECT_NE(welcome.find(R"("channel":"user:alice","epoch":")" + first.at.epoch + R"(","seq":3,"recovered":true,"missed":2)"),
+              std::string::npos)
+        << welcome;
+    EXPECT_NE(next_text(pair).find(R"({"threadId":"2"})"), std::string::npos);
+    EXPECT_EQ(next_text(pair), third.message.frame->payload());
+    // A live copy of what was replayed (its hub task ran after the read) is dropped; newer ones pass.
+    EXPECT_EQ(hubs.local(0).send_to_channel("user:alice", third.message, third.at.epoch, 3), 0U);
+    const auto fourth = append_to(history, "user:alice", "4");
+    EXPECT_EQ(hubs.local(0).send_to_channel("user:alice", fourth.message, fourth.at.epoch, 4), 1U);
+    EXPECT_EQ(next_text(pair), fourth.message.frame->payload());
+}
+
+TEST_F(ClientTest, Resume_FromAnotherEpochOrUnreadable_IsNotRecoveredAndReplaysNothing) {
+    append_to(history, "user:alice", "1");
+    for (const auto* since : {"zzzz:0", "not a position"}) {
+        auto& pair = connect(verifier.verify(token_for("alice")), {}, since);
+        const auto welcome = next_text(pair);
+        EXPECT_NE(welcome.find(R"("seq":1,"recovered":false,"missed":0})"), std::string::npos) << welcome;
+    }
+}
+
+TEST_F(ClientTest, Subscribe_GrantedByTheClaim_AnsweredThenLiveAndUnsubscribed) {
+    auth::jwt_mint_options claims;
+    claims.channels = {"deal:*"};
+    auto& pair = connect(verifier.verify(auth::mint_jwt(jwt, "alice", 3600s, auth::unix_now(), claims)));
+    next_text(pair);  // the welcome
+    pair.send_frame(opcode::text, R"({"type":"subscribe","payload":{"channel":"deal:1"}})");
+    home.io.poll();
+    const auto subscribed = next_text(pair);
+    EXPECT_TRUE(subscribed.starts_with(R"({"type":"subscribed","payload":{"channel":"deal:1","epoch":")")) << subscribed;
+    EXPECT_EQ(hubs.local(0).channel_holders("deal:1"), 1U);
+    const auto e = append_to(history, "deal:1", "d");
+    EXPECT_EQ(hubs.local(0).send_to_channel("deal:1", e.message, e.at.epoch, e.at.seq), 1U);
+    EXPECT_EQ(next_text(pair), e.message.frame->payload());
+
+    pair.send_frame(opcode::text, R"({"type":"subscribe","payload":{"channel":"dealer:1"}})");
+    pair.send_frame(opcode::text, R"({"type":"subscribe","payload":{"channel":"user:bob"}})");
+    pair.send_frame(opcode::text, R"({"type":"unsubscribe","payload":{"channel":"deal:1"}})");
+    home.io.poll();
+    EXPECT_EQ(next_text(pair), R"({"type":"subscribe.error","payload":{"channel":"dealer:1","reason":"forbidden"}})");
+    EXPECT_EQ(next_text(pair),
+              R"({"type":"subscribe.error","payload":{"channel":"user:bob","reason":"invalid_channel"}})");
+    EXPECT_EQ(next_text(pair), R"({"type":"unsubscribed","payload":{"channel":"deal:1"}})");
+    EXPECT_EQ(hubs.local(0).channel_holders("deal:1"), 0U);
+}
+
+TEST_F(ClientTest, Subscribe_WithSince_ReplaysTheMissedEventsAfterSubscribed) {
+    auth::jwt_mint_options claims;
+    claims.channels = {"deal:1"};
+    const auto one = append_to(history, "deal:1", "1");
+    append_to(history, "deal:1", "2");
+    auto& pair = connect(verifier.verify(auth::mint_jwt(jwt, "alice", 3600s, auth::unix_now(), claims)));
+    next_text(pair);
+    pair.send_frame(opcode::text, R"({"type":"subscribe","payload":{"channel":"deal:1","since":")" + one.at.epoch +
+                                      R"(:1"}})");
+    home.io.poll();
+    EXPECT_EQ(next_text(pair), R"({"type":"subscribed","payload":{"channel":"deal:1","epoch":")" + one.at.epoch +
+                                   R"(","seq":2,"recovered":true,"missed":1}})");
+    EXPECT_NE(next_text(pair).find(R"({"threadId":"2"},"channel":"deal:1")"), std::string::npos);
+}
+
+TEST_F(ClientTest, Subscribe_ChannelTokenForThisUserAndChannel_OthersForbidden) {
+    auto& pair = connect_as("alice");
+    next_text(pair);
+    const auto token = [&](std::string_view user, std::string_view channel) {
+        auth::jwt_mint_options o;
+        o.channel = channel;
+        return auth::mint_jwt(jwt, user, 3600s, auth::unix_now(), o);
+    };
+    pair.send_frame(opcode::text, R"({"type":"subscribe","payload":{"channel":"thread:9","token":")" +
+                                      token("bob", "thread:9") + R"("}})");
+    pair.send_frame(opcode::text, R"({"type":"subscribe","payload":{"channel":"thread:9","token":")" +
+                                      token("alice", "thread:8") + R"("}})");
+    pair.send_frame(opcode::text, R"({"type":"subscribe","payload":{"channel":"thread:9","token":")" +
+                                      token("alice", "thread:9") + R"("}})");
+    home.io.poll();
+    EXPECT_EQ(next_text(pair), R"({"type":"subscribe.error","payload":{"channel":"thread:9","reason":"forbidden"}})");
+    EXPECT_EQ(next_text(pair), R"({"type":"subscribe.error","payload":{"channel":"thread:9","reason":"forbidden"}})");
+    EXPECT_TRUE(next_text(pair).starts_with(R"({"type":"subscribed","payload":{"channel":"thread:9")"));
+}
+
+TEST_F(ClientTest, Subscribe_PastTheLimitOrTheRate_IsRefused) {
+    settings.channels_max_per_connection = 2;
+    settings.channels_subscribes_burst = 3;
+    settings.channels_subscribes_per_second = 0.001;
+    auth::jwt_mint_options claims;
+    claims.channels = {"*"};
+    auto& pair = connect(verifier.verify(auth::mint_jwt(jwt, "alice", 3600s, auth::unix_now(), claims)));
+    next_text(pair);
+    for (const auto* c : {"a", "b", "c", "d"}) {
+        pair.send_frame(opcode::text, R"({"type":"subscribe","payload":{"channel":")" + std::string(c) + R"("}})");
+    }
+    home.io.poll();
+    EXPECT_TRUE(next_text(pair).starts_with(R"({"type":"subscribed","payload":{"channel":"a")"));
+    EXPECT_TRUE(next_text(pair).starts_with(R"({"type":"subscribed","payload":{"channel":"b")"));
+    EXPECT_EQ(next_text(pair), R"({"type":"subscribe.error","payload":{"channel":"c","reason":"too_many_channels"}})");
+    EXPECT_EQ(next_text(pair), R"({"type":"subscribe.error","payload":{"channel":"d","reason":"rate_limited"}})");
+}
+
+TEST_F(ClientTest, ServerSubscription_AnsweredAndRemovedWithAReason_AndLeftWhenTheConnectionEnds) {
+    auto& pair = connect_as("alice");
+    next_text(pair);
+    EXPECT_EQ(hubs.local(0).subscribe_user("alice", "deal:5"), 1U);
+    home.io.poll();
+    EXPECT_TRUE(next_text(pair).starts_with(R"({"type":"subscribed","payload":{"channel":"deal:5")"));
+    EXPECT_EQ(hubs.local(0).unsubscribe_user("alice", "deal:5"), 1U);
+    home.io.poll();
+    EXPECT_EQ(next_text(pair), R"({"type":"unsubscribed","payload":{"channel":"deal:5","reason":"server"}})");
+    EXPECT_EQ(hubs.local(0).subscribe_user("alice", "deal:6"), 1U);
+    EXPECT_EQ(registry.channels(), 1U);
+    clients.back()->terminate();
+    home.io.restart();
+    home.io.poll();
+    EXPECT_EQ(hubs.local(0).channel_holders("deal:6"), 0U);
+    EXPECT_EQ(registry.channels(), 0U) << "the channel is let go with the connection";
 }
 
 }  // namespace
