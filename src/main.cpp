@@ -13,6 +13,7 @@
 #include "observability/log.hpp"
 #include "protocol/catalog.hpp"
 #include "protocol/close_codes_json.hpp"
+#include "util/text.hpp"
 
 namespace {
 
@@ -23,13 +24,24 @@ int fail(const std::string& message) {
     return 2;
 }
 
-// `zena-realtime token --user ID [--ttl SECONDS] [server options]`
+// `zena-realtime token --user ID [--ttl SECONDS] [--channels A,B:*] [--channel C] [server options]`
+// --channels: the connection token's `channels` claim (grants); --channel: a channel token for C.
 int token_command(std::vector<std::string> args) {
     std::string user;
     long long ttl = 3600;
+    auth::jwt_mint_options claims;
     std::vector<std::string> rest;
     for (std::size_t i = 0; i < args.size(); ++i) {
-        if ((args[i] == "--user" || args[i] == "--ttl") && i + 1 < args.size()) {
+        if ((args[i] == "--channels" || args[i] == "--channel") && i + 1 < args.size()) {
+            if (args[i] == "--channel") {
+                claims.channel = args[++i];
+            } else {
+                util::for_each_item(args[++i], ',', [&](std::string_view item) {
+                    if (!item.empty()) claims.channels.emplace_back(item);
+                    return true;
+                });
+            }
+        } else if ((args[i] == "--user" || args[i] == "--ttl") && i + 1 < args.size()) {
             if (args[i] == "--user") {
                 user = args[++i];
             } else {
@@ -51,8 +63,9 @@ int token_command(std::vector<std::string> args) {
         if (auto applied = config::apply_dev_credentials(loaded.values); !applied) return fail(applied.message());
     }
     const auto& s = loaded.values;
-    std::printf("%s\n",
-                auth::mint_jwt(app::jwt_settings_of(s), user, std::chrono::seconds(ttl), auth::unix_now()).c_str());
+    std::printf(
+        "%s\n",
+        auth::mint_jwt(app::jwt_settings_of(s), user, std::chrono::seconds(ttl), auth::unix_now(), claims).c_str());
     return 0;
 }
 

@@ -266,9 +266,9 @@ std::optional<http_response> parse_publish(simdjson::dom::object object, const p
         if (has_channel) {
             std::string_view channel;
             if (channel_element.get_string().get(channel) != simdjson::SUCCESS || !valid_channel(channel)) {
-                return error_response(400,
-                                      "channel must be 1-255 bytes of letters, digits and _ - : . @ = (or user:<userId>)",
-                                      "channel");
+                return error_response(
+                    400, "channel must be 1-255 bytes of letters, digits and _ - : . @ = (or user:<userId>)",
+                    "channel");
             }
             out.channels.emplace_back(channel);
         } else if (has_one) {
@@ -394,10 +394,11 @@ void server_api::handle(const http_request& request, std::function<void(http_res
         auto& channel = (*segments)[2];
         if (!valid_channel(channel)) {
             return respond(error_response(
-                400, "channel in the path is not valid (1-255 bytes of letters, digits and _ - : . @ =, or user:<userId>)",
+                400,
+                "channel in the path is not valid (1-255 bytes of letters, digits and _ - : . @ =, or user:<userId>)",
                 "channel"));
         }
-        return history(std::move(channel), request.target, std::move(respond));
+        return history(channel, request.target, std::move(respond));
     }
     if (path == "/api/batch") {
         if (request.method != "POST") return method_not_allowed("POST");
@@ -455,7 +456,8 @@ void server_api::handle(const http_request& request, std::function<void(http_res
             auto& channel = (*segments)[4];
             if (!protocol::subscribable_channel(channel)) {
                 return respond(error_response(
-                    400, "channel in the path must be 1-255 bytes of letters, digits and _ - : . @ = (not a user: channel)",
+                    400,
+                    "channel in the path must be 1-255 bytes of letters, digits and _ - : . @ = (not a user: channel)",
                     "channel"));
             }
             return subscriptions(std::move(user), std::move(channel), false, std::move(respond));
@@ -500,7 +502,8 @@ void server_api::notify_offline(const engine::publication& p, const engine::publ
     }
 }
 
-void server_api::history(std::string channel, std::string_view target, std::function<void(http_response)> reply) {
+void server_api::history(const std::string& channel, std::string_view target,
+                         std::function<void(http_response)> reply) {
     std::optional<engine::position> since;
     if (auto text = util::query_param(target, "since")) {
         const auto written = protocol::parse_position(*text);
@@ -598,14 +601,14 @@ void server_api::publish(simdjson::dom::object object, bool all, std::function<v
     if (auto error = parse_publish(object, catalog_, limits_, publication)) return reply(std::move(*error));
     set_history(publication);
     observability::metrics::add(metrics_.events_published);
-    broker_.publish(batch, [this, batch, reply = std::move(reply)](
-                               util::result<std::vector<engine::publish_outcome>> outcome) {
-        if (!outcome) return reply(error_response(503, "the engine is unavailable: " + outcome.message()));
-        const auto& done = outcome->front();
-        observability::metrics::add(metrics_.messages_delivered, done.delivered);
-        notify_offline(batch->front(), done);
-        reply(ok(outcome_json(batch->front(), done)));
-    });
+    broker_.publish(
+        batch, [this, batch, reply = std::move(reply)](util::result<std::vector<engine::publish_outcome>> outcome) {
+            if (!outcome) return reply(error_response(503, "the engine is unavailable: " + outcome.message()));
+            const auto& done = outcome->front();
+            observability::metrics::add(metrics_.messages_delivered, done.delivered);
+            notify_offline(batch->front(), done);
+            reply(ok(outcome_json(batch->front(), done)));
+        });
 }
 
 void server_api::batch(simdjson::dom::object object, std::function<void(http_response)> reply,
@@ -644,8 +647,8 @@ void server_api::batch(simdjson::dom::object object, std::function<void(http_res
     }
     observability::metrics::add(metrics_.events_published, publishes->size());
 
-    auto answer = [this, errors, publishes, reply = std::move(reply)](
-                      util::result<std::vector<engine::publish_outcome>> outcome) {
+    auto answer = [this, errors, publishes,
+                   reply = std::move(reply)](util::result<std::vector<engine::publish_outcome>> outcome) {
         if (!outcome) return reply(error_response(503, "the engine is unavailable: " + outcome.message()));
         const auto& outcomes = *outcome;
         std::size_t total = 0;
@@ -691,6 +694,7 @@ http_response server_api::stats() const {
                   .add("threads", std::uint64_t{hubs_.size()})
                   .add("messagesDelivered", metrics_.messages_delivered.load(std::memory_order_relaxed))
                   .add("eventsPublished", metrics_.events_published.load(std::memory_order_relaxed))
+                  .add("channels", std::uint64_t{registry.channels()})
                   .str());
 }
 

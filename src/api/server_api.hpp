@@ -96,9 +96,8 @@ private:
     // offline notices of its personal channels.
     void set_history(engine::publication& p) const;
     void notify_offline(const engine::publication& p, const engine::publish_outcome& outcome) const;
-    void history(std::string channel, std::string_view target, std::function<void(http_response)> reply);
-    void subscriptions(std::string user, std::string channel, bool subscribe,
-                       std::function<void(http_response)> reply);
+    void history(const std::string& channel, std::string_view target, std::function<void(http_response)> reply);
+    void subscriptions(std::string user, std::string channel, bool subscribe, std::function<void(http_response)> reply);
     void batch(simdjson::dom::object object, std::function<void(http_response)> reply, const refusal_fn& on_refused);
     void disconnect_user(std::string user, std::function<void(http_response)> reply);
     http_response stats() const;

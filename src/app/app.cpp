@@ -216,7 +216,7 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
     };
     // Notices for offline users go where their route says, like client events.
     auto notify_offline = [&routes, hook = hook.get(), stream = stream.get(), &metrics](std::string_view user,
-                                                                                       std::string body) {
+                                                                                        std::string body) {
         const auto to = routes->of(k_offline_event);
         if (to == 0) return observability::metrics::add(metrics.client_events_unrouted);
         if (to & upstream::k_to_webhook) hook->submit(body);

@@ -917,6 +917,10 @@ util::status validate(const settings& s, bool dev_mode) {
         return fail("webhook.url must be http://host[:port]/path (https is not supported yet), got '" +
                     s.webhook_url.text + "'");
     }
+    if (s.subscribe_proxy_url.value && s.subscribe_proxy_url.value->tls) {
+        return fail("channels.subscribe_proxy_url must be http://host[:port]/path (https is not supported yet), got '" +
+                    s.subscribe_proxy_url.text + "'");
+    }
     static constexpr std::array k_levels{"trace", "debug", "info", "warn", "error", "critical", "off"};
     if (std::find(k_levels.begin(), k_levels.end(), s.log_level) == k_levels.end()) {
         return fail("log.level must be one of trace, debug, info, warn, error, critical, off; got '" + s.log_level +

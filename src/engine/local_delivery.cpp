@@ -35,7 +35,7 @@ void routed_batch::frame_unstored(std::size_t i) {
     for (const auto& channel : p.channels) framed.push_back(appended{{}, channel_message(*p.event, channel, {})});
 }
 
-void local_delivery::deliver(std::shared_ptr<const routed_batch> routed,
+void local_delivery::deliver(const std::shared_ptr<const routed_batch>& routed,
                              std::function<void(std::vector<std::size_t>)> done) {
     const auto size = routed->batch->size();
     if (size == 1) {

@@ -34,7 +34,7 @@ public:
     explicit local_delivery(hub::hub_set& hubs) : hubs_(hubs) {}
 
     // `done` gets, per publication, the connections it was queued to on this node.
-    void deliver(std::shared_ptr<const routed_batch> routed, std::function<void(std::vector<std::size_t>)> done);
+    void deliver(const std::shared_ptr<const routed_batch>& routed, std::function<void(std::vector<std::size_t>)> done);
 
 private:
     hub::hub_set& hubs_;

@@ -46,10 +46,10 @@ struct metrics {
     counter message_timeout_closes{0};          // closed 1008: websocket.message_timeout_ms
     counter tokens_expired{0};                  // connections closed 1008 at their token's exp
     counter tokens_refreshed{0};                // auth.refresh accepted
-    counter subscribes{0};              // channels taken by connections (client or server subscribes)
-    counter subscribes_refused{0};      // subscribe.error answers
-    counter history_evicted{0};         // stored events dropped by channels.history_max_bytes
-    counter offline_notifications{0};   // user.offline_event sent upstream
+    counter subscribes{0};                      // channels taken by connections (client or server subscribes)
+    counter subscribes_refused{0};              // subscribe.error answers
+    counter history_evicted{0};                 // stored events dropped by channels.history_max_bytes
+    counter offline_notifications{0};           // user.offline_event sent upstream
     counter http_requests{0};
     counter api_rejections{0};     // API calls answered with 4xx
     counter api_answers_paced{0};  // API answers held until the turn's flush (net::worker pacing)

@@ -39,8 +39,8 @@ struct field_type {
 struct event_spec {
     std::string type;
     ws::delivery_class delivery = ws::delivery_class::ordered;
-    std::string delivery_key;                   // with latest: the payload field that keys it
-    bool protocol = false;                      // sent by the server itself; the API may not publish it
+    std::string delivery_key;  // with latest: the payload field that keys it
+    bool protocol = false;     // sent by the server itself; the API may not publish it
     // Published to a user with no connection: the backend is told (user.offline_event), so it can
     // send a push notification. Server events only.
     bool notify_offline = false;

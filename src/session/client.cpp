@@ -215,10 +215,9 @@ void client::start_replay(const std::string& channel, hub::subscription& sub, st
         }
     }
     if (from) {
-        services_.history.read(channel, std::move(from), history_read_limit(ns),
-                               [finish](util::result<engine::history_page> page) mutable {
-                                   finish(std::move(page), true);
-                               });
+        services_.history.read(
+            channel, std::move(from), history_read_limit(ns),
+            [finish](util::result<engine::history_page> page) mutable { finish(std::move(page), true); });
     } else {
         services_.history.top(channel, [finish](util::result<engine::position> top) mutable {
             if (!top) return finish(util::error{top.message()}, false);

@@ -97,8 +97,8 @@ private:
     // Reads `channel`'s position (and, from `since`, what was missed) for `sub`, whose gate holds
     // the live events meanwhile; then queues a replay job announced by `announce(top, recovered,
     // missed)`.
-    using announce_fn = std::function<ws::outbound(const engine::position& top, std::optional<bool> recovered,
-                                                   std::size_t missed)>;
+    using announce_fn =
+        std::function<ws::outbound(const engine::position& top, std::optional<bool> recovered, std::size_t missed)>;
     void start_replay(const std::string& channel, hub::subscription& sub, std::optional<std::string> since,
                       announce_fn announce, std::function<void()> on_unavailable);
     // Sends the replays in order, at most half the send budget queued at once; the rest when the

@@ -65,7 +65,7 @@ struct shared {
     observability::metrics& metrics;
     hub::hub_set& hubs;
     client_event_handler on_client_event;
-    engine::history& history;             // the channels' positions, and what a resume replays
+    engine::history& history;            // the channels' positions, and what a resume replays
     subscribe_proxy_fn subscribe_proxy;  // empty: none
     std::atomic<std::uint64_t> next_connection_id{1};
 };

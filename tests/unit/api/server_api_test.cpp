@@ -68,8 +68,9 @@ protected:
     observability::metrics metrics;
     readiness ready;
     std::vector<std::pair<std::string, std::string>> offline;  // notices: user, body
-    api_channels channels{history, [](std::string_view) { return std::optional<engine::history_limits>{engine::history_limits{}}; },
-                          [this](std::string_view user, std::string body) { offline.emplace_back(user, std::move(body)); }};
+    api_channels channels{
+        history, [](std::string_view) { return std::optional<engine::history_limits>{engine::history_limits{}}; },
+        [this](std::string_view user, std::string body) { offline.emplace_back(user, std::move(body)); }};
     server_api api{broker, hubs, metrics, test_catalog(), k_key, api_limits{3, false}, ready, channels};
     std::shared_ptr<hub::testing::recording_connection> alice = hub::testing::make(1, "alice");
     std::shared_ptr<hub::testing::recording_connection> alice2 = hub::testing::make(2, "alice");
@@ -83,7 +84,8 @@ TEST_F(ServerApiTest, Broadcast_DeliversEnvelopeToTheUser) {
     // One user: the answer names the personal channel and the event's position there.
     EXPECT_EQ(r.body, R"({"delivered":2,"channel":"user:alice","epoch":")" + epoch("user:alice") + R"(","seq":1})");
     ASSERT_EQ(alice->frames.size(), 1U);
-    EXPECT_EQ(alice->frames[0]->payload(), stored(R"({"type":"thread.new","payload":{"threadId":"t"}})", "user:alice", 1));
+    EXPECT_EQ(alice->frames[0]->payload(),
+              stored(R"({"type":"thread.new","payload":{"threadId":"t"}})", "user:alice", 1));
     EXPECT_TRUE(bob->frames.empty());
     EXPECT_EQ(metrics.messages_delivered.load(), 2U);
 }
@@ -215,10 +217,12 @@ TEST_F(ServerApiTest, Batch_AnswersPerItemAndDeliversTheValidOnesInOrder) {
                           R"("field":"payload.riskLevel","event":"deal.risk"},{"delivered":3},)"
                           R"({"status":400,"error":"each item must be a JSON object"},{"delivered":3}]})");
     ASSERT_EQ(alice->frames.size(), 3U);
-    EXPECT_EQ(alice->frames[0]->payload(), stored(R"({"type":"thread.new","payload":{"threadId":"1"}})", "user:alice", 1));
+    EXPECT_EQ(alice->frames[0]->payload(),
+              stored(R"({"type":"thread.new","payload":{"threadId":"1"}})", "user:alice", 1));
     // An announcement to everyone travels on no channel.
     EXPECT_EQ(alice->frames[1]->payload(), R"({"type":"t","payload":{}})");
-    EXPECT_EQ(alice->frames[2]->payload(), stored(R"({"type":"thread.new","payload":{"threadId":"2"}})", "user:alice", 2));
+    EXPECT_EQ(alice->frames[2]->payload(),
+              stored(R"({"type":"thread.new","payload":{"threadId":"2"}})", "user:alice", 2));
     EXPECT_EQ(bob->frames.size(), 2U);
 }
 
@@ -295,7 +299,8 @@ TEST_F(ServerApiTest, RoutesAndMethods) {
 TEST_F(ServerApiTest, Publish_ToAChannel_ReachesItsHoldersAndAnswersThePosition) {
     hub::subscription sub;
     ASSERT_TRUE(hubs.local(0).subscribe(*bob, "deal:1", sub));
-    const auto r = call("POST", "/api/publish", R"({"channel":"deal:1","type":"thread.new","payload":{"threadId":"t"}})");
+    const auto r =
+        call("POST", "/api/publish", R"({"channel":"deal:1","type":"thread.new","payload":{"threadId":"t"}})");
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(r.body, R"({"delivered":1,"channel":"deal:1","epoch":")" + epoch("deal:1") + R"(","seq":1})");
     ASSERT_EQ(bob->frames.size(), 1U);
@@ -312,7 +317,8 @@ TEST_F(ServerApiTest, Publish_ToAChannel_ReachesItsHoldersAndAnswersThePosition)
 TEST_F(ServerApiTest, Publish_RefusesAMissingOrBadChannel_AndAChannelBesideUsers) {
     EXPECT_EQ(call("POST", "/api/publish", R"({"type":"t","payload":{}})").status, 400);
     for (const auto* bad : {R"("a b")", R"("")", "7", R"("user:")"}) {
-        const auto r = call("POST", "/api/publish", R"({"channel":)" + std::string(bad) + R"(,"type":"t","payload":{}})");
+        const auto r =
+            call("POST", "/api/publish", R"({"channel":)" + std::string(bad) + R"(,"type":"t","payload":{}})");
         EXPECT_EQ(r.status, 400) << bad;
         EXPECT_NE(r.body.find(R"("field":"channel")"), std::string::npos) << r.body;
     }
@@ -363,7 +369,8 @@ TEST_F(ServerApiTest, Subscriptions_AskEveryConnectionOfTheUser) {
 }
 
 TEST_F(ServerApiTest, NotifyOffline_OnlyForMarkedTypesToUsersWithNoConnection) {
-    call("POST", "/api/broadcast", R"({"userIds":["alice","carol"],"type":"deal.risk","payload":{"riskLevel":"high"}})");
+    call("POST", "/api/broadcast",
+         R"({"userIds":["alice","carol"],"type":"deal.risk","payload":{"riskLevel":"high"}})");
     ASSERT_EQ(offline.size(), 1U) << "alice is connected, carol is not";
     EXPECT_EQ(offline[0].first, "carol");
     const auto& body = offline[0].second;
@@ -379,8 +386,9 @@ TEST_F(ServerApiTest, NotifyOffline_OnlyForMarkedTypesToUsersWithNoConnection) {
 TEST_F(ServerApiTest, Batch_ItemsMayNameAChannel) {
     hub::subscription sub;
     ASSERT_TRUE(hubs.local(0).subscribe(*bob, "deal:2", sub));
-    const auto r = call("POST", "/api/batch", R"({"items":[{"channel":"deal:2","type":"t","payload":{}},)"
-                                              R"({"channel":"bad channel","type":"t","payload":{}}]})");
+    const auto r = call("POST", "/api/batch",
+                        R"({"items":[{"channel":"deal:2","type":"t","payload":{}},)"
+                        R"({"channel":"bad channel","type":"t","payload":{}}]})");
     EXPECT_EQ(r.status, 200);
     EXPECT_TRUE(r.body.starts_with(R"({"results":[{"delivered":1,"channel":"deal:2","epoch":")")) << r.body;
     EXPECT_NE(r.body.find(R"("field":"channel")"), std::string::npos) << r.body;

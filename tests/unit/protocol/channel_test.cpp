@@ -8,7 +8,8 @@ namespace zena::protocol {
 namespace {
 
 TEST(Channel, Names_AreAsciiLettersDigitsAndAFewMarks_Of1To255Bytes) {
-    for (const auto* ok : {"deal:123", "thread:t-9", "a", "x_y.z@w=v", "A:B:C"}) EXPECT_TRUE(valid_channel_name(ok)) << ok;
+    for (const auto* ok : {"deal:123", "thread:t-9", "a", "x_y.z@w=v", "A:B:C"})
+        EXPECT_TRUE(valid_channel_name(ok)) << ok;
     EXPECT_TRUE(valid_channel_name(std::string(255, 'a')));
     for (const std::string bad : {std::string{}, std::string(256, 'a'), std::string{"a b"}, std::string{"deal/1"},
                                   std::string{"d\xc3\xa9"}, std::string{"a*"}, std::string("a\0b", 3)}) {

@@ -86,14 +86,10 @@ protected:
     hub::hub_set hubs{{[this](hub::hub_set::task t) { boost::asio::post(home.io, std::move(t)); }}, registry};
     int client_events = 0;
     engine::memory_history history;
-    shared services{settings,
-                    verifier,
-                    protocol::testing::shipped_catalog(),
-                    metrics,
-                    hubs,
-                    [this](const client_event_source&, const protocol::client_message&) { ++client_events; },
-                    history,
-                    {}};
+    shared services{
+        settings, verifier, protocol::testing::shipped_catalog(),
+        metrics,  hubs,     [this](const client_event_source&, const protocol::client_message&) { ++client_events; },
+        history,  {}};
     ws::endpoint::limits limits{64 * 1024, 1024 * 1024, 1000ms};
     std::vector<std::unique_ptr<socket_pair>> pairs;
     std::vector<std::shared_ptr<client>> clients;
@@ -403,7 +399,8 @@ TEST_F(ClientTest, Resume_WelcomeSaysRecoveredThenTheMissedInOrderThenOnlyNewerL
     const auto third = append_to(history, "user:alice", "3");
     auto& pair = connect(verifier.verify(token_for("alice")), {}, first.at.epoch + ":1");
     const auto welcome = next_text(pair);
-    EXPECT_NE(welcome.find(R"("channel":"user:alice","epoch":")" + first.at.epoch + R"(","seq":3,"recovered":true,"missed":2)"),
+    EXPECT_NE(welcome.find(R"("channel":"user:alice","epoch":")" + first.at.epoch +
+                           R"(","seq":3,"recovered":true,"missed":2)"),
               std::string::npos)
         << welcome;
     EXPECT_NE(next_text(pair).find(R"({"threadId":"2"})"), std::string::npos);
@@ -432,7 +429,8 @@ TEST_F(ClientTest, Subscribe_GrantedByTheClaim_AnsweredThenLiveAndUnsubscribed) 
     pair.send_frame(opcode::text, R"({"type":"subscribe","payload":{"channel":"deal:1"}})");
     home.io.poll();
     const auto subscribed = next_text(pair);
-    EXPECT_TRUE(subscribed.starts_with(R"({"type":"subscribed","payload":{"channel":"deal:1","epoch":")")) << subscribed;
+    EXPECT_TRUE(subscribed.starts_with(R"({"type":"subscribed","payload":{"channel":"deal:1","epoch":")"))
+        << subscribed;
     EXPECT_EQ(hubs.local(0).channel_holders("deal:1"), 1U);
     const auto e = append_to(history, "deal:1", "d");
     EXPECT_EQ(hubs.local(0).send_to_channel("deal:1", e.message, e.at.epoch, e.at.seq), 1U);
@@ -456,8 +454,8 @@ TEST_F(ClientTest, Subscribe_WithSince_ReplaysTheMissedEventsAfterSubscribed) {
     append_to(history, "deal:1", "2");
     auto& pair = connect(verifier.verify(auth::mint_jwt(jwt, "alice", 3600s, auth::unix_now(), claims)));
     next_text(pair);
-    pair.send_frame(opcode::text, R"({"type":"subscribe","payload":{"channel":"deal:1","since":")" + one.at.epoch +
-                                      R"(:1"}})");
+    pair.send_frame(opcode::text,
+                    R"({"type":"subscribe","payload":{"channel":"deal:1","since":")" + one.at.epoch + R"(:1"}})");
     home.io.poll();
     EXPECT_EQ(next_text(pair), R"({"type":"subscribed","payload":{"channel":"deal:1","epoch":")" + one.at.epoch +
                                    R"(","seq":2,"recovered":true,"missed":1}})");
