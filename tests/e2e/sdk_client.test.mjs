@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { CLOSE_CODES, connect } from '../../clients/js/dist/index.js';
 import { createRealtimeService } from '../../clients/node/dist/index.js';
-import { API_KEY, BINARY, SEED_EVENTS, metric, mintToken, sleep, startServer, waitFor } from './harness.mjs';
+import { API_KEY, BINARY, SEED_EVENTS, metric, mintToken, sleep, startServer, waitFor, withTimeout } from './harness.mjs';
 
 // Resolves once the client is open; records every state change.
 function openClient(server, options) {
@@ -70,11 +70,14 @@ test('SdkClient.EverySeedEvent_RoundTripsTyped_AndClientEventsReachTheBackend', 
 test('SdkClient.ServerKilledAndRestarted_ReconnectsAndReceivesAgain_NoDuplicates', async () => {
   let server = await startServer();
   const port = server.port;
-  const client = openClient(server, { token: () => mintToken({ sub: 'alice' }), backoff: { initialMs: 100, maxMs: 400 } });
+  const client = openClient(server, { token: () => mintToken({ sub: 'alice', claims: { channels: ['deal:*'] } }), backoff: { initialMs: 100, maxMs: 400 } });
   const seen = [];
+  const resyncs = [];
   client.on('thread.new', (p) => seen.push(p.threadId));
+  client.onResync((e) => resyncs.push(e));
   try {
     await client.opened();
+    await client.subscribe('deal:1');
     const publish = (id) => createRealtimeService({ url: server.url('/'), apiKey: API_KEY })
       .broadcastToUser('alice', 'thread.new', { threadId: id, accountId: 'a' });
     await publish('before');
@@ -87,8 +90,43 @@ test('SdkClient.ServerKilledAndRestarted_ReconnectsAndReceivesAgain_NoDuplicates
     await waitFor(() => seen.length === 2, 3000, 'the event after the restart');
     await sleep(100);
     assert.deepEqual(seen, ['before', 'after'], 'each once');
+    // The memory engine's history died with the process: the position it presented is from an
+    // epoch the new server never had, so the SDK reports the loss (resync) instead of a silent gap.
+    assert.deepEqual(resyncs.map((e) => e.channel), ['user:alice', 'deal:1']);
+    assert.equal(client.subscriptions().includes('deal:1'), true, 'resubscribed after the restart');
   } finally {
     client.close();
+    await server.stop();
+  }
+});
+
+test('SdkClient.AskStream_InterruptedByAReconnect_ContinuesInTheSameIterator', async () => {
+  const server = await startServer();
+  // A fresh token per attempt (after 4001 the SDK reconnects only with a new one).
+  let n = 0;
+  const client = openClient(server, { token: () => mintToken({ sub: 'asker', claims: { jti: String(n += 1) } }), backoff: { initialMs: 50, maxMs: 200 } });
+  const service = createRealtimeService({ url: server.url('/'), apiKey: API_KEY });
+  const chunk = (streamId, i, n) => service.broadcastToUser('asker', 'ask.response', { chunk: `c${i} `, isComplete: i === n - 1, streamId });
+  try {
+    await client.opened();
+    let streamId;
+    const chunks = client.ask((id) => { streamId = id; });
+    await waitFor(() => streamId !== undefined, 2000, 'the stream id');
+    const received = [];
+    const reading = (async () => { for await (const c of chunks) received.push(c.chunk); })();
+    for (let i = 0; i < 5; i += 1) await chunk(streamId, i, 10);
+    await waitFor(() => received.length === 5, 3000, 'the first half');
+    // The backend drops the user's connections (4001); the SDK, with a token function, comes
+    // back with its position while the rest of the answer is published.
+    await fetch(server.url('/api/users/asker/connections'), { method: 'DELETE', headers: { authorization: `Bearer ${API_KEY}` } });
+    await waitFor(() => client.state !== 'open', 3000, 'the disconnect');
+    for (let i = 5; i < 10; i += 1) await chunk(streamId, i, 10);
+    await withTimeout(reading, 10000, 'the whole answer');
+    assert.deepEqual(received, Array.from({ length: 10 }, (_, i) => `c${i} `), 'every chunk once, in order, in one iterator');
+    assert.ok(client.states.filter((e) => e.state === 'open').length >= 2, 'it did reconnect');
+  } finally {
+    client.close();
+    await service.close();
     await server.stop();
   }
 });
