@@ -96,6 +96,43 @@ TEST(Config, Production_NeedsSecretAndKey) {
     EXPECT_NE(error_of(load({}, none.lookup())).find("jwt_algorithm"), std::string::npos);
 }
 
+TEST(Config, ChannelNamespaces_OverrideTheChannelsDefaultsWhateverSetThem) {
+    const std::string path = ::testing::TempDir() + "zena_config_namespaces.toml";
+    std::ofstream(path) << "[channels]\nhistory_size = 500\n"
+                           "[channels.namespaces.deal]\nhistory_size = 100\n"
+                           "[channels.namespaces.typing]\nhistory_size = 0\nhistory_ttl_ms = 5000\n";
+    fake_env env{{{"ZENA_CHANNELS_HISTORY_TTL_MS", "60000"}}};
+    const auto r = load({"--config", path}, env.lookup());
+    ASSERT_EQ(error_of(r), "");
+    EXPECT_EQ(r.values.of_namespace("deal").history_size, 100);
+    EXPECT_EQ(r.values.of_namespace("deal").history_ttl, std::chrono::milliseconds(60000)) << "from [channels]";
+    EXPECT_EQ(r.values.of_namespace("typing").history_size, 0);
+    EXPECT_EQ(r.values.of_namespace("typing").history_ttl, std::chrono::milliseconds(5000));
+    EXPECT_EQ(r.values.of_namespace("thread").history_size, 500) << "a namespace without a table";
+    EXPECT_EQ(r.values.of_namespace("").history_size, 500);
+
+    for (const auto* bad :
+         {"[channels.namespaces.deal]\nhistory_size = -1\n", "[channels.namespaces.deal]\nhistory_size = \"many\"\n",
+          "[channels.namespaces.deal]\nhistory_ttl_ms = 5\n", "[channels.namespaces.deal]\ncolour = 1\n",
+          "[channels.namespaces]\n\"a b\" = {}\n", "[channels]\nnamespaces = 3\n"}) {
+        std::ofstream(path) << bad;
+        EXPECT_NE(error_of(load({"--config", path}, fake_env{}.lookup())).find("channels.namespaces"),
+                  std::string::npos)
+            << bad;
+    }
+    std::remove(path.c_str());
+}
+
+TEST(Config, SubscribeProxyUrl_MustBeHttp) {
+    fake_env https{{{"ZENA_CHANNELS_SUBSCRIBE_PROXY_URL", "https://backend/subscribe"}}};
+    EXPECT_NE(error_of(load({}, https.lookup())).find("channels.subscribe_proxy_url"), std::string::npos);
+    fake_env http{{{"ZENA_CHANNELS_SUBSCRIBE_PROXY_URL", "http://127.0.0.1:9/subscribe"}}};
+    const auto r = load({}, http.lookup());
+    ASSERT_EQ(error_of(r), "");
+    ASSERT_TRUE(r.values.subscribe_proxy_url.value);
+    EXPECT_EQ(r.values.subscribe_proxy_url.value->port, "9");
+}
+
 TEST(Config, WebhookUrl_MustBeHttp) {
     fake_env https{{{"ZENA_WEBHOOK_URL", "https://backend/events"}}};
     EXPECT_NE(error_of(load({}, https.lookup())).find("webhook.url"), std::string::npos);
