@@ -36,16 +36,21 @@ void routed_batch::frame_unstored(std::size_t i) {
 }
 
 void local_delivery::deliver(const std::shared_ptr<const routed_batch>& routed,
-                             std::function<void(std::vector<std::size_t>)> done) {
+                             std::function<void(std::vector<std::size_t>)> done, bool ordered) {
     const auto size = routed->batch->size();
+    const auto every_hub = [this, ordered](std::function<std::size_t(hub::hub&)> fn,
+                                           std::function<void(std::size_t)> then) {
+        if (ordered) return hubs_.on_every_hub_in_order(std::move(fn), std::move(then));
+        hubs_.on_every_hub(std::move(fn), std::move(then));
+    };
     if (size == 1) {
         // The common case, a single publication, needs no per-item counters.
-        hubs_.on_every_hub([routed](hub::hub& h) { return deliver_one(h, *routed, 0); },
-                           [done = std::move(done)](std::size_t total) { done({total}); });
+        every_hub([routed](hub::hub& h) { return deliver_one(h, *routed, 0); },
+                  [done = std::move(done)](std::size_t total) { done({total}); });
         return;
     }
     auto counts = std::make_shared<std::vector<std::atomic<std::size_t>>>(size);
-    hubs_.on_every_hub(
+    every_hub(
         [routed, counts](hub::hub& h) {
             std::size_t total = 0;
             for (std::size_t i = 0; i < routed->batch->size(); ++i) {

@@ -33,8 +33,11 @@ class local_delivery {
 public:
     explicit local_delivery(hub::hub_set& hubs) : hubs_(hubs) {}
 
-    // `done` gets, per publication, the connections it was queued to on this node.
-    void deliver(const std::shared_ptr<const routed_batch>& routed, std::function<void(std::vector<std::size_t>)> done);
+    // `done` gets, per publication, the connections it was queued to on this node. `ordered`:
+    // batches delivered from several threads, one after the other (under the caller's lock),
+    // reach each connection in that order (hub_set::on_every_hub_in_order).
+    void deliver(const std::shared_ptr<const routed_batch>& routed, std::function<void(std::vector<std::size_t>)> done,
+                 bool ordered = false);
 
 private:
     hub::hub_set& hubs_;

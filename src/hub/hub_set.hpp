@@ -10,8 +10,10 @@
 // is what keeps one publisher's events in order.
 
 #include <cstddef>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "hub/hub.hpp"
@@ -37,9 +39,26 @@ public:
     // `fn` is shared by all threads, so it must only read what it captured.
     void on_every_hub(std::function<std::size_t(hub&)> fn, std::function<void(std::size_t)> done);
 
+    // The same, for work whose order across calling threads matters (a channel's stored events,
+    // appended under one lock): the calls reach every hub in the order they were made, whichever
+    // threads made them, the caller's own hub included (it is not run inside the call). An
+    // event loop's own posts may overtake posts from other threads (Asio keeps a thread's own
+    // posts apart until its handler returns), so these go through a FIFO of each hub's own,
+    // which one posted task drains.
+    void on_every_hub_in_order(std::function<std::size_t(hub&)> fn, std::function<void(std::size_t)> done);
+
 private:
+    struct fifo {
+        std::mutex mutex;
+        std::deque<task> tasks;
+        bool draining = false;  // a drain task is posted and has not taken the tasks yet
+    };
+    void post_in_order(std::size_t thread, task t);
+    void drain(std::size_t thread);
+
     std::vector<post_fn> posts_;
     std::vector<std::unique_ptr<hub>> hubs_;
+    std::vector<std::unique_ptr<fifo>> fifos_;  // one per hub
     user_registry& registry_;
 };
 

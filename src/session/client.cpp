@@ -420,6 +420,8 @@ void client::handle_unsubscribe(const protocol::client_message& message) {
         if (payload["channel"].get_string().get(v) == simdjson::SUCCESS) channel = v;
     }
     if (channel.size() > protocol::k_max_channel_bytes) channel.resize(protocol::k_max_channel_bytes);
+    // Not a channel a client can hold or leave (its personal one stays with the connection).
+    if (!protocol::subscribable_channel(channel)) return refuse_subscribe(channel, "invalid_channel");
     drop_channel(channel, {});
     send(protocol_message("unsubscribed", protocol::json_object().add("channel", channel).str()));
 }

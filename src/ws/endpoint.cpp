@@ -84,10 +84,14 @@ endpoint::queued endpoint::enqueue(const outbound& message) {
             auto& e = queue_[i];
             if (e.delivery == delivery_class::latest && e.latest_key == message.latest_key) {
                 // Only the newest is worth sending; it must fit the budget as a new frame would.
+                // The older one leaves the queue and the newer goes at its end, not in the older
+                // one's place: the frames queued between them were published before it, and a
+                // channel's positions must reach the client in order.
                 const auto rest = queued_bytes_ - bytes_of(e).size();
                 if (rest + bytes_of(*message.frame).size() > limits_.send_queue_max_bytes) return queued::full;
-                e.frame = message.frame;
-                queued_bytes_ = rest + bytes_of(e).size();
+                queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(i));
+                queued_bytes_ = rest;
+                push(message.frame, message.delivery, message.latest_key);
                 return queued::replaced;
             }
         }

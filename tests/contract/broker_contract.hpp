@@ -343,11 +343,68 @@ TYPED_TEST_P(BrokerContract, StoredFromTwoThreads_EveryConnectionReceivesInSeqOr
     }
 }
 
+// The API publishes from the event loops themselves: a loop's own hub must not run its publish
+// ahead of one another loop appended first and already sent its way.
+TYPED_TEST_P(BrokerContract, StoredFromTheHubsOwnThreads_EveryConnectionReceivesInSeqOrder) {
+    auto a0 = this->connect("alice", 0);
+    auto a1 = this->connect("alice", 1);
+    constexpr int k_each = 200;
+    std::mutex mutex;
+    std::map<std::string, std::uint64_t> seq_of;
+    std::atomic<int> started{0};
+    auto publish_from = [&](std::size_t thread, const std::string& who) {
+        this->threads_[thread]->post([&, thread, who] {
+            hub::hub_set::enter(thread);  // this task is that thread's event loop
+            started.fetch_add(1);
+            while (started.load() < 2) std::this_thread::yield();  // both loops publish at once
+            for (int i = 0; i < k_each; ++i) {
+                auto p = this->to_users({"alice"}, who + std::to_string(i));
+                p.history = true;
+                const auto text = this->text_of(who + std::to_string(i));
+                this->engine_.broker->publish(std::make_shared<const std::vector<engine::publication>>(std::vector{p}),
+                                              [&, text](typename TestFixture::outcomes r) {
+                                                  ASSERT_TRUE(r.ok());
+                                                  const std::lock_guard lock(mutex);
+                                                  seq_of[text] = (*r)[0].positions.at(0).seq;
+                                              });
+            }
+        });
+    };
+    publish_from(0, "x");
+    publish_from(1, "y");
+    const auto deadline = std::chrono::steady_clock::now() + k_reply_timeout;
+    for (;;) {
+        this->settle();
+        std::size_t answered = 0;
+        {
+            const std::lock_guard lock(mutex);
+            answered = seq_of.size();
+        }
+        if ((answered == 2 * k_each && a0->frames.size() == 2 * k_each && a1->frames.size() == 2 * k_each) ||
+            std::chrono::steady_clock::now() >= deadline) {
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    const std::lock_guard lock(mutex);
+    ASSERT_EQ(seq_of.size(), 2U * k_each);
+    for (const auto& c : {a0, a1}) {
+        ASSERT_EQ(c->frames.size(), 2U * k_each);
+        std::uint64_t last = 0;
+        for (const auto& text : this->received(*c)) {
+            const auto seq = seq_of.at(text);
+            ASSERT_EQ(seq, last + 1) << "delivered in seq order, with no gap";
+            last = seq;
+        }
+    }
+}
+
 REGISTER_TYPED_TEST_SUITE_P(BrokerContract, PersonalChannel_ReachesEveryConnectionOfTheUserOnEveryThread,
                             ManyChannels_OneEventEach_AndAUserWithoutConnectionsCountsNothing,
                             Everyone_ReachesEveryConnection, Batch_AnswersEachPublicationInItsOrder,
                             OnePublisher_EachConnectionGetsItsEventsInOrder,
                             Stored_PositionsFollowOnPerChannelAndTheHistoryHoldsThem,
-                            StoredFromTwoThreads_EveryConnectionReceivesInSeqOrder);
+                            StoredFromTwoThreads_EveryConnectionReceivesInSeqOrder,
+                            StoredFromTheHubsOwnThreads_EveryConnectionReceivesInSeqOrder);
 
 }  // namespace zena::contract

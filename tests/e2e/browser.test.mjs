@@ -4,18 +4,15 @@
 // cannot see protocol pings: the SDK's ping/pong), survives a server restart, and leaves a
 // screenshot in build/artifacts/ for CI.
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import { once } from 'node:events';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { chromium } from 'playwright-core';
-import { API_KEY, SEED_EVENTS, api, mintToken, sleep, startServer } from './harness.mjs';
+import { API_KEY, SEED_EVENTS, api, mintToken, sleep, startServer, sdkPageServer } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
-const sdkDir = path.join(root, 'clients/js/dist');
 const artifacts = process.env.ZENA_ARTIFACTS ?? path.join(root, 'build/artifacts');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
@@ -52,33 +49,12 @@ const page = (wsUrl, token) => `<!doctype html>
   })();
 </script></body></html>`;
 
-async function staticServer(html) {
-  const server = createServer((req, res) => {
-    if (req.url === '/') {
-      res.writeHead(200, { 'content-type': 'text/html' });
-      return res.end(html());
-    }
-    const file = path.join(sdkDir, path.normalize(req.url.replace(/^\/sdk\//, '')));
-    if (!req.url.startsWith('/sdk/') || !file.startsWith(sdkDir)) { res.writeHead(404); return res.end(); }
-    try {
-      const body = readFileSync(file);
-      res.writeHead(200, { 'content-type': 'text/javascript' });
-      res.end(body);
-    } catch {
-      res.writeHead(404);
-      res.end();
-    }
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => server.close() };
-}
 
 test('Browser.ClientSdk_ReceivesRiskAndStream_StaysAliveIdle_SurvivesRestart', async () => {
   const env = { ZENA_HEARTBEAT_INTERVAL_MS: '1000' };
   let server = await startServer({ env });
   const port = server.port;
-  const site = await staticServer(() => page(server.wsUrl(), mintToken({ sub: 'agent-7' })));
+  const site = await sdkPageServer(() => page(server.wsUrl(), mintToken({ sub: 'agent-7' })));
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
   try {
     const tab = await browser.newPage();

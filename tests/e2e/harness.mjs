@@ -51,9 +51,11 @@ export function mintToken({ sub = 'alice', ttl = 3600, claims = {}, header = {},
  * Starts the server on a free loopback port and resolves once it listens.
  * Returns { port, url(path), wsUrl(token), stop(signal), exited, output() }.
  */
-export async function startServer({ env = {}, args = [], timeoutMs = 10000 } = {}) {
-  const child = spawn(BINARY, ['--host', '127.0.0.1', '--port', '0', ...args], {
-    env: {
+export async function startServer({ env = {}, args = [], timeoutMs = 10000, wrapper = [] } = {}) {
+  // `wrapper`: a command that runs the binary (e.g. ['taskset', '-c', '0']). An `env` value of
+  // undefined removes a default below (e.g. ZENA_THREADS, to let the server choose).
+  const command = [...wrapper, BINARY, '--host', '127.0.0.1', '--port', '0', ...args];
+  const environment = Object.fromEntries(Object.entries({
       PATH: process.env.PATH,
       ZENA_JWT_SECRET: SECRET,
       ZENA_API_KEY: API_KEY,
@@ -68,9 +70,8 @@ export async function startServer({ env = {}, args = [], timeoutMs = 10000 } = {
       ...(process.env.ASAN_OPTIONS ? { ASAN_OPTIONS: process.env.ASAN_OPTIONS } : {}),
       ...(process.env.UBSAN_OPTIONS ? { UBSAN_OPTIONS: process.env.UBSAN_OPTIONS } : {}),
       ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  }).filter(([, value]) => value !== undefined));
+  const child = spawn(command[0], command.slice(1), { env: environment, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d) => { output += d; });
   child.stderr.on('data', (d) => { output += d; });
@@ -383,3 +384,28 @@ export function keepAlivePublisher(server, { sockets = 4, key = API_KEY } = {}) 
 
 /** HMAC-SHA256 signature header value of `body` with `secret`, as the server signs. */
 export const signature = (body, secret) => `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+
+/** Serves `html()` at / and the built client SDK (clients/js/dist) under /sdk/, on loopback, for
+ * the headless-browser tests. Resolves { url, close }. */
+export async function sdkPageServer(html) {
+  const sdkDir = path.resolve(here, '../../clients/js/dist');
+  const server = createHttpServer((req, res) => {
+    if (req.url === '/') {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      return res.end(html());
+    }
+    const file = path.join(sdkDir, path.normalize(req.url.replace(/^\/sdk\//, '')));
+    if (!req.url.startsWith('/sdk/') || !file.startsWith(sdkDir)) { res.writeHead(404); return res.end(); }
+    try {
+      const body = readFileSync(file);
+      res.writeHead(200, { 'content-type': 'text/javascript' });
+      res.end(body);
+    } catch {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => server.close() };
+}

@@ -109,9 +109,14 @@ void memory_broker::publish(std::shared_ptr<const std::vector<publication>> batc
             }
         }
         if (!failed) {
-            delivery_.deliver(routed, [positions, gate](const std::vector<std::size_t>& delivered) {
-                gate->answer(outcomes_of(delivered, positions.get()));
-            });
+            // In order across publishing threads: another thread's stored publish, appended
+            // before this one, may already be on its way to this thread's hub.
+            delivery_.deliver(
+                routed,
+                [positions, gate](const std::vector<std::size_t>& delivered) {
+                    gate->answer(outcomes_of(delivered, positions.get()));
+                },
+                true);
         }
     }
     if (failed) return gate->done(std::move(*failed));
