@@ -115,7 +115,17 @@ const std::array k_options{
            .target = &settings::threads,
            .min = 0,
            .max = 256,
-           .help = "Event-loop threads, each owning its connections; 0 means one per core."},
+           .help = "Event-loop threads, each owning its connections. 0: one per CPU the process may use, the "
+                   "fewest of its affinity mask (taskset, cpuset) and its cgroup v2 CPU quota (cpu.max, rounded "
+                   "up), logged at start with the reason. A count above that starts with a warning: the loops "
+                   "would share CPUs."},
+    option{.key = "server.cgroup_root",
+           .env = "ZENA_CGROUP_ROOT",
+           .flag = "cgroup-root",
+           .target = &settings::cgroup_root,
+           .help = "Where the cgroup v2 hierarchy is mounted: the CPU quota is read from "
+                   "`<root><cgroup>/cpu.max` and its parents' (the cgroup from /proc/self/cgroup). For tests and "
+                   "unusual mounts; empty: no quota is read."},
     option{.key = "server.tls_cert_file",
            .env = "ZENA_TLS_CERT_FILE",
            .flag = "tls-cert-file",

@@ -46,8 +46,9 @@ struct settings {
     // [server]
     std::string host = "0.0.0.0";
     std::int64_t port = 3000;
-    std::int64_t threads = 0;   // 0: one per core
-    std::string mode = "auto";  // auto | dev | production
+    std::int64_t threads = 0;                    // 0: one per CPU the process may use (util/cpus.hpp)
+    std::string cgroup_root = "/sys/fs/cgroup";  // where cgroup v2 is mounted; empty: no cpu.max read
+    std::string mode = "auto";                   // auto | dev | production
 
     std::string tls_cert_file;  // PEM chain; with tls_key_file, the listener speaks TLS only
     std::string tls_key_file;
