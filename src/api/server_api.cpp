@@ -14,6 +14,7 @@
 #include "protocol/envelope.hpp"
 #include "protocol/json_reader.hpp"
 #include "protocol/json_writer.hpp"
+#include "util/text.hpp"
 #include "util/url.hpp"
 #include "ws/close_codes.hpp"
 
@@ -338,7 +339,7 @@ http_response error_response(int status, std::string_view message, std::string_v
 
 server_api::server_api(engine::broker& broker, hub::hub_set& hubs, observability::metrics& metrics,
                        const protocol::catalog& catalog, std::string api_key, api_limits limits, const readiness& ready,
-                       api_channels channels)
+                       api_channels channels, api_presence presence)
     : broker_(broker),
       hubs_(hubs),
       metrics_(metrics),
@@ -346,7 +347,8 @@ server_api::server_api(engine::broker& broker, hub::hub_set& hubs, observability
       api_key_(std::move(api_key)),
       limits_(limits),
       ready_(ready),
-      channels_(std::move(channels)) {}
+      channels_(std::move(channels)),
+      presence_(presence) {}
 
 bool server_api::authorized(std::string_view authorization) const {
     const auto presented = auth::bearer_credential(authorization);
@@ -387,7 +389,7 @@ void server_api::handle(const http_request& request, std::function<void(http_res
     constexpr std::string_view k_channels = "/api/channels/";
     if (path.starts_with(k_channels)) {
         auto segments = util::path_segments(path);
-        if (!segments || segments->size() != 4 || (*segments)[3] != "history") {
+        if (!segments || segments->size() != 4 || ((*segments)[3] != "history" && (*segments)[3] != "presence")) {
             return respond(error_response(404, "no such API route"));
         }
         if (request.method != "GET") return method_not_allowed("GET");
@@ -398,7 +400,12 @@ void server_api::handle(const http_request& request, std::function<void(http_res
                 "channel in the path is not valid (1-255 bytes of letters, digits and _ - : . @ =, or user:<userId>)",
                 "channel"));
         }
+        if ((*segments)[3] == "presence") return channel_presence(channel, std::move(respond));
         return history(channel, request.target, std::move(respond));
+    }
+    if (path == "/api/presence") {
+        if (request.method != "GET") return method_not_allowed("GET");
+        return users_presence(request.target, std::move(respond));
     }
     if (path == "/api/batch") {
         if (request.method != "POST") return method_not_allowed("POST");
@@ -548,6 +555,73 @@ void server_api::history(const std::string& channel, std::string_view target,
                                out += "]}";
                                reply(ok(std::move(out)));
                            });
+}
+
+void server_api::users_presence(std::string_view target, const std::function<void(http_response)>& reply) const {
+    // The raw value, split at its commas before each id is decoded: an id may hold a comma (%2C).
+    const auto query = target.find('?');
+    std::string_view raw;
+    if (query != std::string_view::npos) {
+        util::for_each_item(target.substr(query + 1), '&', [&](std::string_view item) {
+            if (item.starts_with("userIds=")) {
+                raw = item.substr(8);
+                return false;
+            }
+            return true;
+        });
+    }
+    if (raw.empty()) return reply(error_response(400, "userIds is required: ?userIds=alice,bob", "userIds"));
+    std::vector<std::string> users;
+    bool bad = false;
+    util::for_each_item(raw, ',', [&](std::string_view item) {
+        auto user = util::percent_decode(item, true);
+        if (!user || !valid_user_id(*user) || users.size() >= 1000) {
+            bad = true;
+            return false;
+        }
+        if (std::find(users.begin(), users.end(), *user) == users.end()) users.push_back(std::move(*user));
+        return true;
+    });
+    if (bad) {
+        return reply(error_response(
+            400, "userIds must be 1-1000 comma-separated user ids (1-256 bytes of UTF-8 each, percent-encoded)",
+            "userIds"));
+    }
+    const auto& registry = hubs_.registry();
+    json_object out;
+    for (const auto& user : users) {
+        const auto connections = registry.connections_of(user);
+        const auto state = presence_.users.state_of(user);
+        json_object entry;
+        if (connections > 0 || state.online) {
+            entry.add("online", true).add("connections", std::uint64_t{connections});
+        } else {
+            entry.add("online", false);
+            if (state.last_seen) entry.add("lastSeen", *state.last_seen);
+        }
+        out.add_raw(user, entry.str());
+    }
+    reply(ok(out.str()));
+}
+
+void server_api::channel_presence(const std::string& channel, std::function<void(http_response)> reply) {
+    presence_.channels.query(channel, [channel, max = presence_.max_list,
+                                       reply = std::move(reply)](util::result<engine::presence_state> state) {
+        if (!state) return reply(error_response(503, "the engine is unavailable: " + state.message()));
+        json_object out;
+        out.add("channel", channel);
+        if (state->users.size() <= max) {
+            std::string users = "[";
+            for (const auto& [user, clients] : state->users) {
+                if (users.size() > 1) users += ',';
+                protocol::append_json_string(users, user);
+            }
+            users += ']';
+            out.add_raw("users", users);
+        }
+        out.add("count", std::uint64_t{state->users.size()});
+        reply(ok(out.str()));
+    });
 }
 
 void server_api::subscriptions(std::string user, std::string channel, bool subscribe,

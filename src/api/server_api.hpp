@@ -21,9 +21,11 @@
 #include "api/readiness.hpp"
 #include "engine/broker.hpp"
 #include "engine/history.hpp"
+#include "engine/presence.hpp"
 #include "hub/hub_set.hpp"
 #include "observability/metrics.hpp"
 #include "protocol/catalog.hpp"
+#include "session/user_presence.hpp"
 
 namespace simdjson::dom {
 class object;  // protocol/json_reader.hpp: only the files that parse include simdjson
@@ -60,6 +62,14 @@ struct api_channels {
     std::function<void(std::string_view user, std::string body)> notify_offline;
 };
 
+// What the API needs of presence (docs/presence.md): channel presence, and whether each user is
+// online (with the grace after their last connection).
+struct api_presence {
+    engine::presence& channels;
+    const session::user_presence& users;
+    std::size_t max_list = 100;  // presence.max_list
+};
+
 // Longest event type name accepted.
 inline constexpr std::size_t k_max_type_bytes = 128;
 
@@ -70,7 +80,7 @@ public:
     // sessions reach it through the API they are given). Each must outlive the API.
     server_api(engine::broker& broker, hub::hub_set& hubs, observability::metrics& metrics,
                const protocol::catalog& catalog, std::string api_key, api_limits limits, const readiness& ready,
-               api_channels channels);
+               api_channels channels, api_presence presence);
 
     // What /readyz reports besides draining (the Redis publish channel, when configured).
     const readiness& ready() const { return ready_; }
@@ -97,6 +107,8 @@ private:
     void set_history(engine::publication& p) const;
     void notify_offline(const engine::publication& p, const engine::publish_outcome& outcome) const;
     void history(const std::string& channel, std::string_view target, std::function<void(http_response)> reply);
+    void users_presence(std::string_view target, const std::function<void(http_response)>& reply) const;
+    void channel_presence(const std::string& channel, std::function<void(http_response)> reply);
     void subscriptions(std::string user, std::string channel, bool subscribe, std::function<void(http_response)> reply);
     void batch(simdjson::dom::object object, std::function<void(http_response)> reply, const refusal_fn& on_refused);
     void disconnect_user(std::string user, std::function<void(http_response)> reply);
@@ -111,6 +123,7 @@ private:
     api_limits limits_;
     const readiness& ready_;
     api_channels channels_;
+    api_presence presence_;
 };
 
 // {"error": message, "field": field, "event": event}; field and event omitted when empty.

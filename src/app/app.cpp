@@ -2,11 +2,14 @@
 
 #include <cstdio>
 
+#include <boost/asio/steady_timer.hpp>
+
 #include "api/redis_ingest.hpp"
 #include "api/server_api.hpp"
 #include "auth/jwt.hpp"
 #include "engine/memory/memory_broker.hpp"
 #include "engine/memory/memory_history.hpp"
+#include "engine/memory/memory_presence.hpp"
 #include "hub/hub_set.hpp"
 #include "net/jwks_fetcher.hpp"
 #include "net/server.hpp"
@@ -14,6 +17,7 @@
 #include "protocol/channel.hpp"
 #include "redis/connection.hpp"
 #include "session/context.hpp"
+#include "session/user_presence.hpp"
 #include "upstream/redis_stream.hpp"
 #include "upstream/routes.hpp"
 #include "upstream/subscribe_proxy.hpp"
@@ -58,7 +62,7 @@ util::result<upstream::routes> upstream_routes(const config::settings& s, const 
     for (const auto& type : routes.named_types()) {
         const auto* spec = catalog.client_event(type);
         // The server's own notices to the backend are routed like client events.
-        if (type == k_offline_event) continue;
+        if (type == k_offline_event || type == "presence.online" || type == "presence.offline") continue;
         if (!spec || spec->protocol) {
             return util::error{"upstream.routes names " + type + ", which is not a client event in the catalog"};
         }
@@ -204,15 +208,35 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
     engine::memory_history history{engine::memory_history_options{
         .max_bytes = static_cast<std::size_t>(settings.channels_history_max_bytes), .metrics = &metrics}};
     engine::memory_broker broker{hubs, history};
+    engine::memory_presence presence;
     // This node's interest: a user's personal channel, from their first connection here to their
     // last, and every other channel a connection here holds.
-    registry.on_interest([&broker](std::string_view user, bool present) {
+    // The server's own notices to the backend (presence.online and .offline, user.offline_event)
+    // go where their route says, like client events; one that no route takes is not counted as
+    // an unrouted client event.
+    auto send_notice = [&routes, hook = hook.get(), stream = stream.get()](std::string_view type, std::string_view user,
+                                                                           std::string body) {
+        const auto to = routes->of(type);
+        if (to & upstream::k_to_webhook) hook->submit(body);
+        if (to & upstream::k_to_redis) stream->submit(type, user, std::move(body));
+    };
+    // Who is online, for the backend.
+    session::user_presence users_online{
+        [io = &loops.front()->io](std::chrono::milliseconds delay, std::function<void()> fn) {
+            auto timer = std::make_shared<boost::asio::steady_timer>(*io, delay);
+            timer->async_wait([timer, fn = std::move(fn)](boost::system::error_code ec) {
+                if (!ec) fn();
+            });
+        },
+        settings.presence_offline_grace, send_notice};
+    registry.on_interest([&broker, &users_online](std::string_view user, bool present) {
         const auto channel = protocol::personal_channel(user);
         if (present) {
             broker.subscribe(channel);
         } else {
             broker.unsubscribe(channel);
         }
+        users_online.on_interest(user, present);
     });
     registry.on_channel_interest([&broker](std::string_view channel, bool present) {
         if (present) {
@@ -227,13 +251,8 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
         if (ns.history_size <= 0) return std::nullopt;
         return engine::history_limits{static_cast<std::size_t>(ns.history_size), ns.history_ttl};
     };
-    // Notices for offline users go where their route says, like client events.
-    auto notify_offline = [&routes, hook = hook.get(), stream = stream.get(), &metrics](std::string_view user,
-                                                                                        std::string body) {
-        const auto to = routes->of(k_offline_event);
-        if (to == 0) return observability::metrics::add(metrics.client_events_unrouted);
-        if (to & upstream::k_to_webhook) hook->submit(body);
-        if (to & upstream::k_to_redis) stream->submit(k_offline_event, user, std::move(body));
+    auto notify_offline = [send_notice](std::string_view user, std::string body) {
+        send_notice(k_offline_event, user, std::move(body));
     };
     // The subscribe proxy, when configured.
     std::unique_ptr<upstream::subscribe_proxy> proxy;
@@ -270,8 +289,10 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
                         .permissive = settings.catalog_permissive,
                         .max_batch_items = static_cast<std::size_t>(settings.max_batch_items)},
         readiness,
-        api::api_channels{history, history_of, notify_offline}};
-    session::shared sessions{settings, verifier, catalog, metrics, hubs, on_client_event, history, ask_proxy};
+        api::api_channels{history, history_of, notify_offline},
+        api::api_presence{presence, users_online, static_cast<std::size_t>(settings.presence_max_list)}};
+    session::shared sessions{settings,        verifier, catalog,   metrics, hubs,
+                             on_client_event, history,  ask_proxy, broker,  presence};
     net::server server{loops, sessions, api};
     if (auto listened = server.listen(); !listened) {
         spdlog::error("{}", listened.message());

@@ -596,6 +596,48 @@ const std::array k_options{
            .min = 10,
            .max = 60000,
            .help = "Time the subscribe proxy has to answer; past it the subscribe answers unavailable."},
+    option{.key = "channels.presence",
+           .env = "ZENA_CHANNELS_PRESENCE",
+           .flag = "channels-presence",
+           .target = &settings::channels_presence,
+           .help = "Channel presence (presence.join, presence.leave, presence.get) for every namespace that does not "
+                   "say otherwise in [channels.namespaces.<name>] (docs/presence.md)."},
+    option{.key = "channels.typing",
+           .env = "ZENA_CHANNELS_TYPING",
+           .flag = "channels-typing",
+           .target = &settings::channels_typing,
+           .help = "Typing indicators relayed on every namespace's channels that does not say otherwise."},
+    option{.key = "channels.receipts",
+           .env = "ZENA_CHANNELS_RECEIPTS",
+           .flag = "channels-receipts",
+           .target = &settings::channels_receipts,
+           .help = "Read receipts (thread.read) to a thread channel's subscribers, for every namespace that does not "
+                   "say otherwise."},
+    option{.key = "presence.offline_grace_ms",
+           .env = "ZENA_PRESENCE_OFFLINE_GRACE_MS",
+           .flag = "presence-offline-grace-ms",
+           .target = &settings::presence_offline_grace,
+           .unit = "ms",
+           .min = 0,
+           .max = 3600000,
+           .help = "A user with no connection is offline (presence.offline upstream) only after this long: a page "
+                   "reload does not flap (docs/presence.md)."},
+    option{.key = "presence.max_list",
+           .env = "ZENA_PRESENCE_MAX_LIST",
+           .flag = "presence-max-list",
+           .target = &settings::presence_max_list,
+           .unit = "users",
+           .min = 0,
+           .max = 100000,
+           .help = "presence.state lists a channel's users up to this many; past it, only their count."},
+    option{.key = "typing.timeout_ms",
+           .env = "ZENA_TYPING_TIMEOUT_MS",
+           .flag = "typing-timeout-ms",
+           .target = &settings::typing_timeout,
+           .unit = "ms",
+           .min = 100,
+           .max = 600000,
+           .help = "Silence after a typing.start before the server relays active:false by itself."},
     option{.key = "shutdown.drain_ms",
            .env = "ZENA_SHUTDOWN_DRAIN_MS",
            .flag = "shutdown-drain-ms",
@@ -740,8 +782,16 @@ util::status load_namespaces(settings& s, const toml::node& node, const std::str
             } else if (field_name.str() == "history_ttl_ms") {
                 if (!integer || integer->get() < 1000) return fail(where + " must be an integer of at least 1000");
                 o.history_ttl = std::chrono::milliseconds(integer->get());
+            } else if (field_name.str() == "presence" || field_name.str() == "typing" ||
+                       field_name.str() == "receipts") {
+                const auto* boolean = value.as_boolean();
+                if (!boolean) return fail(where + " must be true or false");
+                auto& target = field_name.str() == "presence" ? o.presence
+                               : field_name.str() == "typing" ? o.typing
+                                                              : o.receipts;
+                target = boolean->get();
             } else {
-                return fail(where + ": unknown option (history_size, history_ttl_ms)");
+                return fail(where + ": unknown option (history_size, history_ttl_ms, presence, typing, receipts)");
             }
         }
         s.channel_namespace_overrides[ns] = o;

@@ -35,11 +35,17 @@ struct parsed {
 struct namespace_settings {
     std::int64_t history_size = 1000;  // events kept per channel; 0: live only, no epoch/seq
     std::chrono::milliseconds history_ttl{std::chrono::hours(24)};
+    bool presence = true;  // presence.join / leave / get (docs/presence.md)
+    bool typing = true;    // typing.start relayed
+    bool receipts = true;  // thread.read to the channel's subscribers
 };
 // What a [channels.namespaces.<name>] table sets; the rest comes from [channels].
 struct namespace_overrides {
     std::optional<std::int64_t> history_size;
     std::optional<std::chrono::milliseconds> history_ttl;
+    std::optional<bool> presence;
+    std::optional<bool> typing;
+    std::optional<bool> receipts;
 };
 
 struct settings {
@@ -131,18 +137,35 @@ struct settings {
     std::int64_t channels_history_max_bytes = std::int64_t{256} << 20U;
     parsed<std::optional<util::http_url>> subscribe_proxy_url;  // not set: no subscribe proxy
     std::chrono::milliseconds subscribe_proxy_timeout{2000};
+    bool channels_presence = true;  // the namespaces' defaults (docs/presence.md)
+    bool channels_typing = true;
+    bool channels_receipts = true;
     // [channels.namespaces.<name>]: each namespace's own; the others take the [channels] defaults.
     std::map<std::string, namespace_overrides, std::less<>> channel_namespace_overrides;
 
     // The settings of channel namespace `ns` (protocol::channel_namespace).
     namespace_settings of_namespace(std::string_view ns) const {
-        namespace_settings out{channels_history_size, channels_history_ttl};
+        namespace_settings out{.history_size = channels_history_size,
+                               .history_ttl = channels_history_ttl,
+                               .presence = channels_presence,
+                               .typing = channels_typing,
+                               .receipts = channels_receipts};
         if (const auto it = channel_namespace_overrides.find(ns); it != channel_namespace_overrides.end()) {
-            if (it->second.history_size) out.history_size = *it->second.history_size;
-            if (it->second.history_ttl) out.history_ttl = *it->second.history_ttl;
+            const auto& o = it->second;
+            out.history_size = o.history_size.value_or(out.history_size);
+            out.history_ttl = o.history_ttl.value_or(out.history_ttl);
+            out.presence = o.presence.value_or(out.presence);
+            out.typing = o.typing.value_or(out.typing);
+            out.receipts = o.receipts.value_or(out.receipts);
         }
         return out;
     }
+
+    // [presence]
+    std::chrono::milliseconds presence_offline_grace{5000};
+    std::int64_t presence_max_list = 100;
+    // [typing]
+    std::chrono::milliseconds typing_timeout{6000};
 
     // [shutdown]
     std::chrono::milliseconds shutdown_drain{5000};

@@ -16,6 +16,7 @@
 // reach each connection in that order.
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -35,6 +36,14 @@ struct publication {
     bool everyone = false;  // every connection of every node; `channels` is then empty
     bool history = false;   // append to each channel's history (never for an ephemeral event)
     history_limits limits;  // with `history`
+    // Who does not get it: every connection of `except_user` (typing: not the typist's own
+    // tabs), and the connection `except_connection` (0: none) with the id the node gave it (a
+    // read receipt: not the tab that read). Empty: everyone on the channels.
+    std::string except_user;
+    std::uint64_t except_connection = 0;
+    // Not stored, but delivered in the order publish() was called across threads, like stored
+    // publications (presence.join and presence.leave of a channel must not swap).
+    bool ordered = false;
 };
 
 // What became of one publication.

@@ -10,9 +10,10 @@ std::size_t deliver_one(hub::hub& h, const routed_batch& routed, std::size_t i) 
     const auto& p = (*routed.batch)[i];
     if (p.everyone) return h.send_to_all(p.event->message);
     const auto& framed = routed.channels[i];
+    const hub::hub::exclusion except{p.except_user, p.except_connection};
     std::size_t delivered = 0;
     for (std::size_t c = 0; c < p.channels.size(); ++c) {
-        delivered += h.send_to_channel(p.channels[c], framed[c].message, framed[c].at.epoch, framed[c].at.seq);
+        delivered += h.send_to_channel(p.channels[c], framed[c].message, framed[c].at.epoch, framed[c].at.seq, except);
     }
     return delivered;
 }

@@ -46,6 +46,26 @@ std::size_t hub::send_to_user(std::string_view user, const ws::outbound& message
 }
 
 std::size_t hub::send_to_channel(std::string_view channel, const ws::outbound& message, std::string_view epoch,
+                                 std::uint64_t seq, const exclusion& except) {
+    if (except.empty()) return send_to_channel(channel, message, epoch, seq);
+    std::size_t delivered = 0;
+    if (const auto user = protocol::personal_channel_user(channel)) {
+        const auto it = by_user_.find(*user);
+        if (it == by_user_.end()) return 0;
+        for (connection* conn : it->second) {
+            if (!except.excludes(*conn)) delivered += offer(*conn, conn->personal(), message, epoch, seq) ? 1 : 0;
+        }
+        return delivered;
+    }
+    const auto it = by_channel_.find(channel);
+    if (it == by_channel_.end()) return 0;
+    for (const auto& h : it->second) {
+        if (!except.excludes(*h.conn)) delivered += offer(*h.conn, *h.sub, message, epoch, seq) ? 1 : 0;
+    }
+    return delivered;
+}
+
+std::size_t hub::send_to_channel(std::string_view channel, const ws::outbound& message, std::string_view epoch,
                                  std::uint64_t seq) {
     std::size_t delivered = 0;
     if (const auto user = protocol::personal_channel_user(channel)) {

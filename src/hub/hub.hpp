@@ -38,6 +38,18 @@ public:
     // took it.
     std::size_t send_to_channel(std::string_view channel, const ws::outbound& message, std::string_view epoch = {},
                                 std::uint64_t seq = 0);
+    // Connections a channel message leaves out: every one of `user` (when not empty), and the one
+    // with id `conn_id` (when not 0).
+    struct exclusion {
+        std::string_view user;
+        connection_id conn_id = 0;
+        bool excludes(const zena::hub::connection& c) const {
+            return (!user.empty() && c.user_id() == user) || (conn_id != 0 && c.id() == conn_id);
+        }
+        bool empty() const { return user.empty() && conn_id == 0; }
+    };
+    std::size_t send_to_channel(std::string_view channel, const ws::outbound& message, std::string_view epoch,
+                                std::uint64_t seq, const exclusion& except);
 
     // `conn` (added) holds `channel` (not a personal one) through `sub`, which it owns and keeps
     // at one address until unsubscribe(); false, and nothing changes, when `sub` is already

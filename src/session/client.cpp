@@ -19,7 +19,8 @@ using ws::close_code;
 struct client::channel_hold {
     std::string name;
     hub::subscription sub;
-    bool by_server = false;  // the backend subscribed it
+    bool by_server = false;                                   // the backend subscribed it
+    std::unique_ptr<boost::asio::steady_timer> typing_timer;  // the timeout of this tab's last start
 };
 
 // One replay: the announcement (the welcome, or `subscribed`), then the missed events, then
@@ -376,6 +377,7 @@ void client::take_channel(const std::string& channel, std::optional<std::string>
         hold->sub.gate = std::make_unique<hub::replay_gate>();
         hub().subscribe(*this, channel, hold->sub);
         observability::metrics::add(services_.metrics.subscribes);
+        presence_join(channel);
     }
     auto announce = [channel](const engine::position& top, std::optional<bool> recovered, std::size_t missed) {
         protocol::json_object payload;
@@ -403,6 +405,8 @@ void client::drop_channel(std::string_view channel, std::string_view reason) {
     jobs.erase(std::remove_if(jobs.begin(), jobs.end(), [sub](const replay_job& j) { return j.sub == sub; }),
                jobs.end());
     hub().unsubscribe(channel, *sub);
+    end_typing(**it);
+    presence_leave((*it)->name);
     held.erase(it);
     if (!reason.empty()) {
         send(protocol_message("unsubscribed",
@@ -487,6 +491,17 @@ void client::handle_text(std::string_view text) {
         return;
     }
     if (message.spec->protocol) return handle_protocol_message(message);
+    if (message.type == "typing.start") {
+        // On a channel: relayed to its other users, not sent upstream (the seed's {} still is).
+        simdjson::dom::element payload;
+        std::string_view channel;
+        if (protocol::thread_json_parser().parse(message.payload_json).get(payload) == simdjson::SUCCESS &&
+            payload["channel"].get_string().get(channel) == simdjson::SUCCESS) {
+            if (!handle_typing(channel, true)) observability::metrics::add(services_.metrics.client_messages_invalid);
+            return;
+        }
+    }
+    if (message.type == "thread.view") handle_thread_view(message);
     observability::metrics::add(services_.metrics.client_messages_valid);
     if (!services_.on_client_event) return;
     // The seed's rule: processing errors are logged, never sent to the client.
@@ -555,6 +570,17 @@ void client::handle_protocol_message(const protocol::client_message& message) {
     }
     if (message.type == "subscribe") return handle_subscribe(message);
     if (message.type == "unsubscribe") return handle_unsubscribe(message);
+    if (message.type == "presence.get") return handle_presence_get(message);
+    if (message.type == "typing.stop") {
+        simdjson::dom::element payload;
+        std::string_view channel;
+        if (protocol::thread_json_parser().parse(message.payload_json).get(payload) == simdjson::SUCCESS &&
+            payload["channel"].get_string().get(channel) == simdjson::SUCCESS && handle_typing(channel, false)) {
+            return;
+        }
+        observability::metrics::add(services_.metrics.client_messages_invalid);
+        return;
+    }
     if (message.type == "auth.refresh") {
         auto identity = verify_inband(message);
         if (!identity) return;
@@ -611,10 +637,198 @@ void client::on_end() {
     spdlog::debug("connection closed conn={} user={}", id(), user_id());
     if (channels_) {
         channels_->replays.clear();
-        for (auto& h : channels_->held) hub().unsubscribe(h->name, h->sub);
+        for (auto& h : channels_->held) {
+            hub().unsubscribe(h->name, h->sub);
+            end_typing(*h);
+            presence_leave(h->name);
+        }
         channels_->held.clear();
     }
     hub().remove(*this);
+}
+
+// ---- presence, typing, receipts (docs/presence.md)
+
+std::string client::presence_client() const { return std::to_string(id()); }
+
+void client::publish_live(const std::string& channel, std::string_view type, std::string payload,
+                          ws::delivery_class cls, std::string_view except_user, hub::connection_id except_connection) {
+    auto e = std::make_shared<engine::event>();
+    e->type = type;
+    e->payload = std::move(payload);
+    e->message.delivery = cls;
+    engine::publication p;
+    p.event = std::move(e);
+    p.channels.push_back(channel);
+    p.except_user = except_user;
+    p.except_connection = except_connection;
+    services_.broker.publish(std::make_shared<const std::vector<engine::publication>>(std::vector{std::move(p)}),
+                             [type = std::string{type}](const util::result<std::vector<engine::publish_outcome>>& r) {
+                                 if (!r) spdlog::warn("{} not published error=\"{}\"", type, r.message());
+                             });
+}
+
+namespace {
+
+// A channel presence event, published in order (engine::publication::ordered).
+void publish_presence(shared& services, const std::string& channel, std::string_view type, std::string_view user) {
+    auto e = std::make_shared<engine::event>();
+    e->type = type;
+    e->payload = protocol::json_object().add("channel", channel).add("userId", user).str();
+    engine::publication p;
+    p.event = std::move(e);
+    p.channels.push_back(channel);
+    p.ordered = true;
+    services.broker.publish(std::make_shared<const std::vector<engine::publication>>(std::vector{std::move(p)}),
+                            [type = std::string{type}](const util::result<std::vector<engine::publish_outcome>>& r) {
+                                if (!r) spdlog::warn("{} not published error=\"{}\"", type, r.message());
+                            });
+}
+
+}  // namespace
+
+void client::presence_join(const std::string& channel) {
+    if (!services_.settings.of_namespace(protocol::channel_namespace(channel)).presence) return;
+    // The memory engine hears every leave; entries that outlive their node expire by this (the
+    // Redis engine refreshes them).
+    constexpr auto k_ttl = std::chrono::hours(24 * 365);
+    // The memory presence answers inside the call: under the lock, the transition and the
+    // hand-over of its event are one step. (An engine that answers later orders them itself.)
+    std::lock_guard lock{services_.presence_order};
+    services_.presence.join(channel, presence_client(), user_id(), k_ttl,
+                            [&services = services_, channel, user = user_id()](util::result<bool> arrived) {
+                                if (arrived && *arrived) publish_presence(services, channel, "presence.join", user);
+                            });
+}
+
+void client::presence_leave(const std::string& channel) {
+    if (!services_.settings.of_namespace(protocol::channel_namespace(channel)).presence) return;
+    std::lock_guard lock{services_.presence_order};
+    services_.presence.leave(channel, presence_client(),
+                             [&services = services_, channel, user = user_id()](util::result<bool> left) {
+                                 if (left && *left) publish_presence(services, channel, "presence.leave", user);
+                             });
+}
+
+void client::handle_presence_get(const protocol::client_message& message) {
+    simdjson::dom::element payload;
+    std::string channel;
+    if (protocol::thread_json_parser().parse(message.payload_json).get(payload) == simdjson::SUCCESS) {
+        std::string_view v;
+        if (payload["channel"].get_string().get(v) == simdjson::SUCCESS) channel = v;
+    }
+    if (channel.size() > protocol::k_max_channel_bytes) channel.resize(protocol::k_max_channel_bytes);
+    const auto refuse = [&](std::string_view error) {
+        send(protocol_message("presence.state",
+                              protocol::json_object().add("channel", channel).add("error", error).str()));
+    };
+    if (!find_hold(channel)) return refuse("not_subscribed");
+    if (!services_.settings.of_namespace(protocol::channel_namespace(channel)).presence) return refuse("presence_off");
+    services_.presence.query(channel, [self = self(), channel](util::result<engine::presence_state> state) {
+        self->on_home([self, channel, state = std::move(state)] {
+            if (self->closing()) return;
+            protocol::json_object out;
+            out.add("channel", channel);
+            if (!state) {
+                out.add("error", "unavailable");
+            } else {
+                const auto limit = static_cast<std::size_t>(self->services_.settings.presence_max_list);
+                if (state->users.size() <= limit) {
+                    std::string users = "[";
+                    for (const auto& [user, clients] : state->users) {
+                        if (users.size() > 1) users += ',';
+                        protocol::append_json_string(users, user);
+                    }
+                    users += ']';
+                    out.add_raw("users", users);
+                }
+                out.add("count", std::uint64_t{state->users.size()});
+            }
+            self->send(protocol_message("presence.state", out.str()));
+        });
+    });
+}
+
+bool client::handle_typing(std::string_view channel, bool active) {
+    auto* hold = find_hold(channel);
+    if (!hold || !services_.settings.of_namespace(protocol::channel_namespace(channel)).typing) return false;
+    auto& board = services_.typing;
+    if (!active) {
+        if (hold->typing_timer) hold->typing_timer->cancel();
+        if (board.stop(channel, user_id()) == typing_board::relay::stop) relay_typing(*hold, false);
+        return true;
+    }
+    // One typist per user and channel, whichever tabs type: the board throttles and ends it.
+    const auto started = board.start(channel, user_id(), id(), observability::monotonic_ms());
+    if (started.what == typing_board::relay::start) relay_typing(*hold, true);
+    // Silence for the timeout ends it; each start restarts the wait (a later start elsewhere
+    // makes this one moot).
+    if (!hold->typing_timer) hold->typing_timer = std::make_unique<boost::asio::steady_timer>(home_.io);
+    hold->typing_timer->expires_after(services_.settings.typing_timeout);
+    hold->typing_timer->async_wait(
+        [self = self(), name = hold->name, generation = started.generation](boost::system::error_code ec) {
+            if (ec) return;
+            auto* h = self->find_hold(name);
+            if (h && self->services_.typing.expire(name, self->user_id(), generation) == typing_board::relay::stop) {
+                self->relay_typing(*h, false);
+            }
+        });
+    return true;
+}
+
+void client::relay_typing(channel_hold& hold, bool active) {
+    publish_live(hold.name, "typing",
+                 protocol::json_object().add("channel", hold.name).add("userId", user_id()).add("active", active).str(),
+                 ws::delivery_class::ephemeral, user_id(), 0);
+}
+
+void client::end_typing(channel_hold& hold) {
+    if (hold.typing_timer) hold.typing_timer->cancel();
+    if (services_.typing.leave(hold.name, user_id(), id()) == typing_board::relay::stop) relay_typing(hold, false);
+}
+
+void client::handle_thread_view(const protocol::client_message& message) {
+    simdjson::dom::element payload;
+    std::string thread;
+    if (protocol::thread_json_parser().parse(message.payload_json).get(payload) == simdjson::SUCCESS) {
+        std::string_view v;
+        if (payload["threadId"].get_string().get(v) == simdjson::SUCCESS) thread = v;
+    }
+    if (thread.empty()) return;
+    auto body = protocol::json_object()
+                    .add("threadId", thread)
+                    .add("userId", user_id())
+                    .add("readAt", auth::unix_now_ms())
+                    .str();
+    // The user's other connections: stored on the personal channel, the newest per thread, so a
+    // device that was away clears its badge when it resumes.
+    {
+        const auto personal = protocol::personal_channel(user_id());
+        const auto ns = services_.settings.of_namespace(protocol::channel_namespace(personal));
+        auto e = std::make_shared<engine::event>();
+        e->type = "thread.read";
+        e->payload = body;
+        e->message.delivery = ws::delivery_class::latest;
+        e->message.latest_key = protocol::latest_key_of("thread.read", thread);
+        engine::publication p;
+        p.event = std::move(e);
+        p.channels.push_back(personal);
+        p.except_connection = id();
+        if (ns.history_size > 0) {
+            p.history = true;
+            p.limits = engine::history_limits{static_cast<std::size_t>(ns.history_size), ns.history_ttl};
+        }
+        services_.broker.publish(std::make_shared<const std::vector<engine::publication>>(std::vector{std::move(p)}),
+                                 [](const util::result<std::vector<engine::publish_outcome>>& r) {
+                                     if (!r) spdlog::warn("thread.read not published error=\"{}\"", r.message());
+                                 });
+    }
+    // The thread's other participants, when the reader holds its channel and it has receipts on.
+    const auto channel = "thread:" + thread;
+    if (protocol::valid_channel_name(channel) && find_hold(channel) &&
+        services_.settings.of_namespace("thread").receipts) {
+        publish_live(channel, "thread.read", std::move(body), ws::delivery_class::ordered, user_id(), 0);
+    }
 }
 
 }  // namespace zena::session

@@ -107,6 +107,21 @@ private:
     // Ends `sub`'s hold on live events: the held ones go, but the duplicates of the replay.
     void release_gate(hub::subscription& sub, const engine::position& top);
 
+    // ---- presence, typing, receipts (docs/presence.md)
+    // Publishes a live (unstored) event on `channel`, leaving out `except`'s connections.
+    void publish_live(const std::string& channel, std::string_view type, std::string payload, ws::delivery_class cls,
+                      std::string_view except_user, hub::connection_id except_connection);
+    // This connection in channel presence: joined when it takes a channel, left when it lets it go.
+    void presence_join(const std::string& channel);
+    void presence_leave(const std::string& channel);
+    void handle_presence_get(const protocol::client_message& message);
+    // typing.start (active) or typing.stop on a channel; false when the channel cannot carry it.
+    bool handle_typing(std::string_view channel, bool active);
+    void relay_typing(channel_hold& hold, bool active);
+    void end_typing(channel_hold& hold);
+    void handle_thread_view(const protocol::client_message& message);
+    std::string presence_client() const;
+
     // The limits of the two buckets, from the settings (the buckets hold only their state).
     static util::token_rate message_rate(const config::settings& s) {
         return {s.client_messages_per_second, static_cast<double>(s.client_messages_burst)};

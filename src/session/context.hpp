@@ -11,18 +11,22 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string_view>
 
 #include <boost/asio/io_context.hpp>
 
 #include "auth/jwt.hpp"
 #include "config/settings.hpp"
+#include "engine/broker.hpp"
 #include "engine/history.hpp"
+#include "engine/presence.hpp"
 #include "hub/hub_set.hpp"
 #include "observability/log.hpp"
 #include "observability/metrics.hpp"
 #include "protocol/catalog.hpp"
 #include "protocol/client_message.hpp"
+#include "session/typing_board.hpp"
 #include "ws/endpoint.hpp"
 
 namespace zena::session {
@@ -67,6 +71,12 @@ struct shared {
     client_event_handler on_client_event;
     engine::history& history;            // the channels' positions, and what a resume replays
     subscribe_proxy_fn subscribe_proxy;  // empty: none
+    engine::broker& broker;              // what sessions publish themselves: presence, typing, receipts
+    engine::presence& presence;          // channel presence (docs/presence.md)
+    typing_board typing;                 // who is typing where, across the node's tabs
+    // Held from a presence join or leave to the hand-over of its presence.join/.leave, so that
+    // two tabs' transitions reach the channel in the order they happened.
+    std::mutex presence_order;
     std::atomic<std::uint64_t> next_connection_id{1};
 };
 

@@ -10,6 +10,10 @@ import {
   subscribe, waitFor, writeCatalog, writeConfig,
 } from './harness.mjs';
 
+// Channel presence (docs/presence.md, tested in presence.test.mjs) is off here: its join and leave
+// messages would interleave with the exact sequences these tests check.
+const QUIET = { ZENA_CHANNELS_PRESENCE: 'false' };
+
 const NEW = (threadId, accountId = 'acc') => ({ type: 'thread.new', payload: { threadId, accountId } });
 const PING = (who) => ({ type: 'presence.ping', payload: { who } });
 const EPOCH = /^[0-9a-z]+$/;
@@ -42,7 +46,7 @@ describe('channels: the wire protocol', () => {
   before(async () => {
     server = await startServer({
       args: ['--config', config],
-      env: { ZENA_CATALOG: catalog, ZENA_CHANNELS_MAX_PER_CONNECTION: '3' },
+      env: { ...QUIET, ZENA_CATALOG: catalog, ZENA_CHANNELS_MAX_PER_CONNECTION: '3' },
     });
   });
   after(async () => { await server.stop(); });
@@ -426,7 +430,7 @@ describe('channels: the wire protocol', () => {
 describe('channels: the subscribe rate', () => {
   let server;
   before(async () => {
-    server = await startServer({ env: { ZENA_CHANNELS_SUBSCRIBES_PER_SECOND: '2', ZENA_CHANNELS_SUBSCRIBES_BURST: '3' } });
+    server = await startServer({ env: { ...QUIET, ZENA_CHANNELS_SUBSCRIBES_PER_SECOND: '2', ZENA_CHANNELS_SUBSCRIBES_BURST: '3' } });
   });
   after(async () => { await server.stop(); });
 
@@ -457,7 +461,7 @@ describe('channels: publishing through Redis', () => {
     rc = createClient({ url: redis.url, socket: { reconnectStrategy: false } });
     rc.on('error', () => {});
     await rc.connect();
-    server = await startServer({ env: { ZENA_REDIS_URL: redis.url, ZENA_REDIS_CLIENT_EVENTS_STREAM: '' } });
+    server = await startServer({ env: { ...QUIET, ZENA_REDIS_URL: redis.url, ZENA_REDIS_CLIENT_EVENTS_STREAM: '' } });
     await waitFor(async () => (await rc.pubSubNumSub('zena:publish'))['zena:publish'] === 1, 5000, 'the subscription');
   });
   after(async () => {
@@ -488,7 +492,7 @@ describe('channels: publishing through Redis', () => {
 describe('channels: coalescing while a connection is behind', () => {
   let server;
   // A queue large enough that the stalled reader is never closed: its frames wait instead.
-  before(async () => { server = await startServer({ env: { ZENA_SEND_QUEUE_MAX_BYTES: String(64 << 20) } }); });
+  before(async () => { server = await startServer({ env: { ...QUIET, ZENA_SEND_QUEUE_MAX_BYTES: String(64 << 20) } }); });
   after(async () => { await server.stop(); });
 
   const PROGRESS = (accountId, processedThreads) => ({ type: 'sync.progress', payload: { accountId, totalThreads: 100, processedThreads } });
@@ -594,7 +598,7 @@ describe('channels: coalescing while a connection is behind', () => {
 // event delivered after a higher seq is lost to the app, and a resume from the higher seq skips it.
 describe('channels: concurrent publishers to one channel', () => {
   let server;
-  before(async () => { server = await startServer({ env: { ZENA_LOG_LEVEL: 'info', ZENA_THREADS: '2' } }); });
+  before(async () => { server = await startServer({ env: { ...QUIET, ZENA_LOG_LEVEL: 'info', ZENA_THREADS: '2' } }); });
   after(async () => { await server.stop(); });
 
   test('Channels.ConcurrentPublishers_EachConnectionGetsTheChannelInSeqOrder', async () => {

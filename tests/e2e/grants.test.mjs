@@ -7,6 +7,10 @@ import {
   Client, api, connectChannels, httpReceiver, mintToken, signature, sleep, startServer, subscribe,
 } from './harness.mjs';
 
+// Channel presence (docs/presence.md, tested in presence.test.mjs) is off here: its join and leave
+// messages would interleave with the exact sequences these tests check.
+const QUIET = { ZENA_CHANNELS_PRESENCE: 'false' };
+
 const NEW = (threadId) => ({ type: 'thread.new', payload: { threadId, accountId: 'acc' } });
 const WEBHOOK_SECRET = 'proxy-secret-0123456789abcdef';
 
@@ -43,7 +47,7 @@ async function assertOnlyGrantedReceive(server, channel, granted, refused) {
 
 describe('grants', () => {
   let server;
-  before(async () => { server = await startServer(); });
+  before(async () => { server = await startServer({ env: QUIET }); });
   after(async () => { await server.stop(); });
 
   test('Grants.NoGrant_IsForbidden_AndNoEventEverArrives', async () => {
@@ -202,6 +206,7 @@ describe('grants: the subscribe proxy', () => {
     });
     server = await startServer({
       env: {
+        ...QUIET,
         ZENA_CHANNELS_SUBSCRIBE_PROXY_URL: proxy.url('/zena/subscribe'),
         ZENA_CHANNELS_SUBSCRIBE_PROXY_TIMEOUT_MS: String(TIMEOUT_MS),
         ZENA_WEBHOOK_SECRET: WEBHOOK_SECRET,
@@ -295,7 +300,7 @@ describe('grants: a proxy that refuses connections', () => {
   let server;
   before(async () => {
     // Port 1 on loopback: nothing listens.
-    server = await startServer({ env: { ZENA_CHANNELS_SUBSCRIBE_PROXY_URL: 'http://127.0.0.1:1/subscribe' } });
+    server = await startServer({ env: { ...QUIET, ZENA_CHANNELS_SUBSCRIBE_PROXY_URL: 'http://127.0.0.1:1/subscribe' } });
   });
   after(async () => { await server.stop(); });
 

@@ -10,6 +10,10 @@ import {
   position, signature, sleep, startServer, subscribe, waitFor, withTimeout, wsUrlSince,
 } from './harness.mjs';
 
+// Channel presence (docs/presence.md, tested in presence.test.mjs) is off here: its join and leave
+// messages would interleave with the exact sequences these tests check.
+const QUIET = { ZENA_CHANNELS_PRESENCE: 'false' };
+
 const NEW = (threadId, accountId = 'acc') => ({ type: 'thread.new', payload: { threadId, accountId } });
 const PROGRESS = (accountId, processedThreads) => ({ type: 'sync.progress', payload: { accountId, totalThreads: 1000, processedThreads } });
 const RISK = (dealId) => ({ type: 'deal.risk', payload: { dealId, riskLevel: 'high', riskFlags: ['silent-buyer'], riskReason: 'No reply' } });
@@ -24,7 +28,7 @@ const strip = ({ type, payload, channel, epoch, seq }) => ({ type, payload, chan
 
 describe('recovery', () => {
   let server;
-  before(async () => { server = await startServer(); });
+  before(async () => { server = await startServer({ env: QUIET }); });
   after(async () => { await server.stop(); });
 
   test('Recovery.PersonalChannel_SinceGetsExactlyTheMissedThenLive', async () => {
@@ -250,7 +254,7 @@ describe('recovery', () => {
   }
 
   test('Recovery.InbandAuthWithSince_Recovers', async () => {
-    const inband = await startServer({ env: { ZENA_INBAND_AUTH: 'true' } });
+    const inband = await startServer({ env: { ...QUIET, ZENA_INBAND_AUTH: 'true' } });
     try {
       const first = await connectChannels(inband, 'ib');
       await publish(inband, 'user:ib', NEW('seen'));
@@ -309,7 +313,7 @@ describe('recovery', () => {
 
 describe('recovery: bounded history', () => {
   let server;
-  before(async () => { server = await startServer({ env: { ZENA_CHANNELS_HISTORY_SIZE: '5' } }); });
+  before(async () => { server = await startServer({ env: { ...QUIET, ZENA_CHANNELS_HISTORY_SIZE: '5' } }); });
   after(async () => { await server.stop(); });
 
   async function awayThenBack(user, away) {
@@ -355,7 +359,7 @@ describe('recovery: bounded history', () => {
 
 describe('recovery: a restarted memory engine', () => {
   test('Recovery.OldPositionAfterRestart_IsRecoveredFalseWithANewEpoch', async () => {
-    const first = await startServer();
+    const first = await startServer({ env: QUIET });
     let old;
     let oldChannel;
     try {
@@ -373,7 +377,7 @@ describe('recovery: a restarted memory engine', () => {
     } finally {
       await first.stop();
     }
-    const second = await startServer();
+    const second = await startServer({ env: QUIET });
     try {
       // The new engine numbers from 1 again: the old position's seq exists, in another epoch.
       for (let i = 1; i <= 4; i += 1) {
@@ -403,7 +407,7 @@ describe('offline notification', () => {
   let hook;
   before(async () => {
     hook = await httpReceiver();
-    server = await startServer({ env: { ZENA_WEBHOOK_URL: hook.url('/zena/events'), ZENA_WEBHOOK_SECRET: WEBHOOK_SECRET } });
+    server = await startServer({ env: { ...QUIET, ZENA_WEBHOOK_URL: hook.url('/zena/events'), ZENA_WEBHOOK_SECRET: WEBHOOK_SECRET } });
   });
   after(async () => {
     await server.stop();

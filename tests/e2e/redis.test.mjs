@@ -17,12 +17,13 @@ async function redisClient(redis) {
   return client;
 }
 
-// Reads what the group has not seen yet, acknowledging it: the backend's consumer.
+// Reads what the group has not seen yet, acknowledging it: the backend's consumer. The client
+// events only: the server's own presence notices (docs/presence.md) share the stream.
 async function readGroup(client, count = 100) {
   const res = await client.xReadGroup('backend', 'worker-1', { key: EVENTS_STREAM, id: '>' }, { COUNT: count, BLOCK: 100 });
   const entries = res ? res[0].messages : [];
   if (entries.length) await client.xAck(EVENTS_STREAM, 'backend', entries.map((e) => e.id));
-  return entries.map((e) => e.message);
+  return entries.map((e) => e.message).filter((m) => !m.type.startsWith('presence.'));
 }
 
 async function readAll(client, n, timeoutMs = 5000) {
@@ -65,7 +66,8 @@ describe('client events to a Redis stream', () => {
       assert.deepEqual(JSON.parse(entries[1].event).payload, { threadId: 'thread-123' });
       await sleep(200);
       assert.deepEqual(await readGroup(rc), [], 'the invalid event was not forwarded');
-      assert.equal(await metric(server, 'zena_upstream_delivered_total{sink="redis_stream"}'), 3);
+      // The three client events and alice's presence.online (docs/presence.md).
+      assert.equal(await metric(server, 'zena_upstream_delivered_total{sink="redis_stream"}'), 4);
       await client.close();
     } finally {
       await server.stop();
@@ -87,7 +89,7 @@ describe('client events to a Redis stream', () => {
       env: {
         ZENA_REDIS_URL: redis.url,
         ZENA_WEBHOOK_URL: `http://127.0.0.1:${hook.address().port}/events`,
-        ZENA_UPSTREAM_ROUTES: 'sync.request=webhook+redis, thread.view=redis, typing.start=none',
+        ZENA_UPSTREAM_ROUTES: 'sync.request=webhook+redis, thread.view=redis, typing.start=none, presence.online=none',
       },
     });
     try {
@@ -139,8 +141,9 @@ describe('client events to a Redis stream', () => {
       assert.equal((await fetch(server.url('/readyz'))).status, 200, 'no publish channel: ready without Redis');
       back = await startRedis({ port });
       backClient = await redisClient(back);
-      await waitFor(async () => (await backClient.xLen(EVENTS_STREAM)) === 5, 10000, 'the queued events after reconnect');
-      const entries = await backClient.xRange(EVENTS_STREAM, '-', '+');
+      // The five thread.view and carol's presence.online (docs/presence.md), queued while Redis was away.
+      await waitFor(async () => (await backClient.xLen(EVENTS_STREAM)) === 6, 10000, 'the queued events after reconnect');
+      const entries = (await backClient.xRange(EVENTS_STREAM, '-', '+')).filter((e) => !e.message.type.startsWith('presence.'));
       assert.deepEqual(entries.map((e) => JSON.parse(e.message.event).payload.threadId), ['t0', 't1', 't2', 't3', 't4']);
       await client.close();
     } finally {

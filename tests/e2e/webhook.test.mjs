@@ -7,6 +7,10 @@ import { once } from 'node:events';
 import { test } from 'node:test';
 import { api, connectUser, metric, startServer, waitFor } from './harness.mjs';
 
+// Client events only, for the tests that count what the webhook was sent or failed to take: the
+// server's presence notices (docs/presence.md) go nowhere.
+const CLIENT_EVENTS = 'presence.online=none,presence.offline=none,*=webhook';
+
 const SECRET = 'webhook-secret-0123456789';
 
 // A real HTTP receiver on loopback; `delayMs` holds each answer back.
@@ -16,7 +20,9 @@ async function receiver({ delayMs = 0, status = 200 } = {}) {
     let body = '';
     req.on('data', (d) => { body += d; });
     req.on('end', () => {
-      received.push({ body, signature: req.headers['x-zena-signature'], type: req.headers['content-type'] });
+      // The client events only: the server's own presence notices (docs/presence.md) come here too.
+      const notice = JSON.parse(body).type?.startsWith('presence.');
+      if (!notice) received.push({ body, signature: req.headers['x-zena-signature'], type: req.headers['content-type'] });
       setTimeout(() => { res.writeHead(status); res.end(); }, delayMs);
     });
   });
@@ -48,7 +54,8 @@ test('Webhook.ClientEvents_ArriveSignedWithTheirSender', async () => {
     assert.deepEqual(bodies[1].payload, { threadId: 'thread-123' });
     await new Promise((r) => setTimeout(r, 200));
     assert.equal(hook.received.length, 3, 'the invalid event was not forwarded');
-    assert.equal(await metric(server, 'zena_upstream_delivered_total{sink="webhook"}'), 3);
+    // The three client events and alice's presence.online.
+    assert.equal(await metric(server, 'zena_upstream_delivered_total{sink="webhook"}'), 4);
     await client.close();
   } finally {
     await server.stop();
@@ -58,7 +65,7 @@ test('Webhook.ClientEvents_ArriveSignedWithTheirSender', async () => {
 
 test('Webhook.FailingBackend_IsRetriedWithBackoff', async () => {
   const hook = await receiver({ status: 503 });
-  const server = await startServer({ env: { ZENA_WEBHOOK_URL: hook.url, ZENA_WEBHOOK_MAX_ATTEMPTS: '3', ZENA_WEBHOOK_BACKOFF_MS: '50' } });
+  const server = await startServer({ env: { ZENA_WEBHOOK_URL: hook.url, ZENA_WEBHOOK_MAX_ATTEMPTS: '3', ZENA_WEBHOOK_BACKOFF_MS: '50', ZENA_UPSTREAM_ROUTES: CLIENT_EVENTS } });
   try {
     const client = await connectUser(server, 'bob');
     client.send({ type: 'sync.request', payload: {} });
@@ -96,7 +103,7 @@ test('Webhook.SlowOrDownBackend_DoesNotSlowSocketDelivery', async () => {
 test('Webhook.DownBackend_DoesNotSlowSocketDeliveryAndIsCounted', async () => {
   // Port 1 on loopback: nothing listens, every connect is refused.
   const server = await startServer({
-    env: { ZENA_WEBHOOK_URL: 'http://127.0.0.1:1/events', ZENA_WEBHOOK_MAX_ATTEMPTS: '2', ZENA_WEBHOOK_BACKOFF_MS: '10' },
+    env: { ZENA_WEBHOOK_URL: 'http://127.0.0.1:1/events', ZENA_WEBHOOK_MAX_ATTEMPTS: '2', ZENA_WEBHOOK_BACKOFF_MS: '10', ZENA_UPSTREAM_ROUTES: CLIENT_EVENTS },
   });
   try {
     const client = await connectUser(server, 'dave');

@@ -1,6 +1,6 @@
 // The Zena Realtime client: one WebSocket to the gateway, typed events from the catalog,
 // reconnect with backoff, a bounded send queue, liveness checks, Ask Zena streams, channels,
-// and resume positions (docs/channels.md). Works in browsers (global WebSocket) and in Node 20
+// resume positions (docs/channels.md), and presence and typing indicators (docs/presence.md). Works in browsers (global WebSocket) and in Node 20
 // (the `ws` package).
 
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
@@ -8,10 +8,12 @@ import type {
   AskResponsePayload,
   ClientEvents,
   ConnectedPayload,
+  PresenceStatePayload,
   ServerEvents,
   SubscribedPayload,
   SubscribeErrorPayload,
   SubscribePayload,
+  TypingPayload,
   UnsubscribedPayload,
 } from './catalog.generated.js';
 import { CLOSE_CODE, closeCodeInfo } from './close_codes.js';
@@ -150,6 +152,34 @@ export class AskStreamInterruptedError extends Error {
   }
 }
 
+/** Who is in a channel: the answer to `presence()` (the server's `presence.state`). */
+export interface ChannelPresence {
+  channel: string;
+  /** The users holding the channel; left out past the server's `presence.max_list`. */
+  users?: string[];
+  count: number;
+}
+
+/** Why `presence()` failed: the server's `presence.state` error (`not_subscribed`,
+ * `presence_off`). */
+export class PresenceError extends Error {
+  readonly channel: string;
+  readonly reason: string;
+  constructor(channel: string, reason: string) {
+    super(`zena-realtime: presence of ${channel} failed: ${reason}`);
+    this.name = 'PresenceError';
+    this.channel = channel;
+    this.reason = reason;
+  }
+}
+
+export interface OnTypingOptions {
+  /** A user who sent `active: true` and nothing since is taken off the list after this long,
+   * should the server's `active: false` be lost. Default 8000 ms (the server's own timeout is
+   * 6 s). */
+  timeoutMs?: number;
+}
+
 interface Subscription {
   /** 'client': asked for by subscribe(), subscribed again after each reconnect; 'server': a
    * subscription made by the backend, which lasts as long as the connection. */
@@ -157,6 +187,8 @@ interface Subscription {
   token?: TokenSource | undefined;
   retries: number;
   retryTimer?: ReturnType<typeof setTimeout> | undefined;
+  /** The connection (welcome count) on which the server confirmed it (`subscribed`). */
+  connection?: number | undefined;
 }
 
 interface Pending<T> {
@@ -171,6 +203,8 @@ type Handler = (payload: any, message: Envelope) => void;
 type AnyHandler = (type: string, payload: unknown, message: Envelope) => void;
 
 const OPEN = 1;
+const TYPING_THROTTLE_MS = 1000; // at most one typing.start a second per channel
+const TYPING_SAFETY_MS = 8000;
 const SUBPROTOCOL = 'zena-realtime';
 const CLOSE_DEAD = 4100; // local only: the client gave up on a silent socket
 
@@ -215,6 +249,12 @@ export class RealtimeClient {
   private readonly pendingUnsubscribes = new Map<string, Pending<void>[]>();
   private readonly resyncHandlers = new Set<(e: ResyncEvent) => void>();
   private readonly streamFailures = new Set<() => void>();
+  // presence() requests: waiting for the channel to be held on an open connection, and sent
+  // (answered in order by presence.state).
+  private readonly presenceWaiting = new Map<string, Pending<ChannelPresence>[]>();
+  private readonly presenceSent = new Map<string, Pending<ChannelPresence>[]>();
+  // typing(): when the last typing.start went, per channel, and on which connection.
+  private readonly typingSent = new Map<string, { at: number; connection: number }>();
   /** The welcome of the current connection. */
   welcome: ConnectedPayload | undefined;
 
@@ -281,6 +321,88 @@ export class RealtimeClient {
   /** The channels the client holds or will subscribe to again (the personal one excluded). */
   subscriptions(): string[] {
     return [...this.subscriptionsByChannel.keys()];
+  }
+
+  /**
+   * Tells the channel's other users that this user is typing (`typing.start`). Call it on every
+   * keystroke: at most one `typing.start` a second goes per channel, which keeps the indicator
+   * on (the server turns it off 6 s after the last one). Sent only while the channel is held on
+   * an open connection (subscribed and confirmed); otherwise there is no one to tell and it is
+   * dropped, not queued.
+   */
+  typing(channel: string): void {
+    if (!this.holds(channel)) return;
+    const now = Date.now();
+    const last = this.typingSent.get(channel);
+    if (last && last.connection === this.connection && now - last.at < TYPING_THROTTLE_MS) return;
+    this.typingSent.set(channel, { at: now, connection: this.connection });
+    this.socket!.send(JSON.stringify({ type: 'typing.start', payload: { channel } }));
+  }
+
+  /**
+   * The user stopped typing (sent the message, cleared the field): `typing.stop`, so the others
+   * see `active: false` at once instead of after the server's timeout. Sent only if typing()
+   * sent a start on this connection since the last stop; the next typing() sends at once.
+   */
+  stopTyping(channel: string): void {
+    const last = this.typingSent.get(channel);
+    this.typingSent.delete(channel);
+    if (!last || last.connection !== this.connection || !this.holds(channel)) return;
+    this.socket!.send(JSON.stringify({ type: 'typing.stop', payload: { channel } }));
+  }
+
+  /**
+   * Who is typing in a channel: calls `handler` with the users typing (from the server's
+   * `typing` events) each time the list changes. A user leaves the list on `active: false`,
+   * after `timeoutMs` (8 s) without a refresh, and everyone does when the connection drops.
+   * Returns a function that stops listening.
+   */
+  onTyping(channel: string, handler: (users: string[]) => void, options: OnTypingOptions = {}): () => void {
+    const timeoutMs = options.timeoutMs ?? TYPING_SAFETY_MS;
+    const typing = new Map<string, ReturnType<typeof setTimeout>>();
+    const changed = () => this.call(() => handler([...typing.keys()]));
+    const remove = (userId: string) => {
+      const timer = typing.get(userId);
+      if (timer === undefined) return false;
+      clearTimeout(timer);
+      typing.delete(userId);
+      return true;
+    };
+    const offTyping = this.on('typing', (p: TypingPayload) => {
+      if (p.channel !== channel || typeof p.userId !== 'string') return;
+      const had = remove(p.userId);
+      if (p.active) {
+        typing.set(p.userId, setTimeout(() => remove(p.userId) && changed(), timeoutMs));
+        if (!had) changed();
+      } else if (had) {
+        changed();
+      }
+    });
+    const clear = () => {
+      if (!typing.size) return;
+      for (const userId of [...typing.keys()]) remove(userId);
+      changed();
+    };
+    // A dropped connection misses the active:false of the others: nobody is typing any more.
+    const offState = this.onState((e) => e.state === 'closed' && clear());
+    return () => {
+      offTyping();
+      offState();
+      for (const userId of [...typing.keys()]) remove(userId);
+    };
+  }
+
+  /**
+   * Who holds a channel now (`presence.get`): resolves with the server's `presence.state`
+   * (`users` left out past the server's list limit), or rejects with PresenceError (`reason`
+   * `not_subscribed`, `presence_off`). Sent once the channel is held on an open connection, so
+   * it may be called right after subscribe(), or while reconnecting.
+   */
+  presence(channel: string): Promise<ChannelPresence> {
+    if (this.stopped) return Promise.reject(new ClientClosedError());
+    const answer = new Promise<ChannelPresence>((resolve, reject) => pushTo(this.presenceWaiting, channel, { resolve, reject }));
+    this.sendPresence();
+    return answer;
   }
 
   /**
@@ -438,6 +560,7 @@ export class RealtimeClient {
     s?.close(1000, 'client closed');
     this.connectionEnded();
     this.rejectPendingSubscribes();
+    this.rejectPresence();
     this.setState({ state: 'closed', code: 1000, reason: 'client closed', willReconnect: false });
   }
 
@@ -506,6 +629,7 @@ export class RealtimeClient {
       if (message.type === 'subscribed') this.onSubscribed(payload as SubscribedPayload);
       else if (message.type === 'subscribe.error') this.onSubscribeError(payload as SubscribeErrorPayload);
       else if (message.type === 'unsubscribed') this.onUnsubscribed(payload as UnsubscribedPayload);
+      else if (message.type === 'presence.state') this.onPresenceState(payload as PresenceStatePayload);
     }
     if (typeof message.seq === 'number' && typeof message.epoch === 'string') {
       // An event without `channel` (a server before channels) is the personal channel's.
@@ -544,6 +668,7 @@ export class RealtimeClient {
     // Subscribe again to the channels the application asked for, each from its position. The
     // backend's own subscriptions are not: the backend makes them again.
     for (const [channel, entry] of this.subscriptionsByChannel) if (entry.origin === 'client') this.sendSubscribe(channel);
+    this.sendPresence();
   }
 
   // What the welcome or a `subscribed` says about a channel's position.
@@ -575,8 +700,52 @@ export class RealtimeClient {
     if (!entry) this.subscriptionsByChannel.set(channel, (entry = { origin: 'server', retries: 0 }));
     this.clearRetry(entry);
     entry.retries = 0;
+    entry.connection = this.connection;
     this.takeAnswer(channel, answer);
     for (const p of takeFrom(this.pendingSubscribes, channel)) p.resolve(answer);
+    this.sendPresence();
+  }
+
+  // Whether the channel can take presence.get and typing.start now: an open connection, and the
+  // channel held on it (a subscription the server confirmed on this connection).
+  private holds(channel: string): boolean {
+    return this.isOpen() && this.subscriptionsByChannel.get(channel)?.connection === this.connection;
+  }
+
+  // Sends the waiting presence requests whose channel is ready: held on this connection, or not
+  // subscribed at all (the server answers not_subscribed). A subscription not yet confirmed on
+  // this connection (being made, or made again after a reconnect) is waited for.
+  private sendPresence(): void {
+    if (!this.isOpen()) return;
+    for (const [channel, waiting] of [...this.presenceWaiting]) {
+      const entry = this.subscriptionsByChannel.get(channel);
+      if (entry && entry.connection !== this.connection) continue;
+      this.presenceWaiting.delete(channel);
+      for (const p of waiting) {
+        pushTo(this.presenceSent, channel, p);
+        this.socket!.send(JSON.stringify({ type: 'presence.get', payload: { channel } }));
+      }
+    }
+  }
+
+  private onPresenceState(state: PresenceStatePayload): void {
+    const { channel } = state;
+    const sent = this.presenceSent.get(channel);
+    const p = sent?.shift();
+    if (sent && !sent.length) this.presenceSent.delete(channel);
+    if (!p) return;
+    if (typeof state.error === 'string') return p.reject(new PresenceError(channel, state.error));
+    const answer: ChannelPresence = { channel, count: 0 };
+    if (Array.isArray(state.users)) answer.users = [...state.users];
+    answer.count = typeof state.count === 'number' ? state.count : (answer.users?.length ?? 0);
+    p.resolve(answer);
+  }
+
+  private rejectPresence(): void {
+    for (const map of [this.presenceSent, this.presenceWaiting]) {
+      for (const list of map.values()) for (const p of list) p.reject(new ClientClosedError());
+      map.clear();
+    }
   }
 
   private onSubscribeError({ channel, reason }: SubscribeErrorPayload): void {
@@ -657,7 +826,9 @@ export class RealtimeClient {
     const entry = this.subscriptionsByChannel.get(channel);
     if (entry) this.clearRetry(entry);
     this.subscriptionsByChannel.delete(channel);
+    this.typingSent.delete(channel);
     if (position) this.deletePosition(channel);
+    if (this.presenceWaiting.has(channel)) queueMicrotask(() => this.sendPresence());
   }
 
   // The connection is gone, and with it the subscriptions it held: the backend's are forgotten,
@@ -669,6 +840,10 @@ export class RealtimeClient {
     }
     for (const list of this.pendingUnsubscribes.values()) for (const p of list) p.resolve();
     this.pendingUnsubscribes.clear();
+    // Presence requests the connection did not answer are asked again on the next one.
+    for (const [channel, sent] of this.presenceSent) this.presenceWaiting.set(channel, [...sent, ...(this.presenceWaiting.get(channel) ?? [])]);
+    this.presenceSent.clear();
+    this.typingSent.clear();
   }
 
   private rejectPendingSubscribes(): void {
@@ -765,6 +940,7 @@ export class RealtimeClient {
       this.stopped = true;
       for (const item of this.queue.splice(0)) item.reject(new ClientClosedError());
       this.rejectPendingSubscribes();
+      this.rejectPresence();
       return;
     }
     this.setState({ state: 'closed', code, reason, willReconnect: true });

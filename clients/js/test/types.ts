@@ -3,6 +3,8 @@
 import {
   connect,
   localStoragePositions,
+  PresenceError,
+  type ChannelPresence,
   memoryPositions,
   SubscribeError,
   type DealRiskPayload,
@@ -66,3 +68,40 @@ client.on('subscribe.error', (p) => {
   const r: 'nope' = p.reason;
   void r;
 });
+
+// Presence, typing, read receipts.
+
+client.typing('thread:9');
+client.stopTyping('thread:9');
+const stopWatching: () => void = client.onTyping('thread:9', (users) => {
+  const first: string | undefined = users[0];
+  void first;
+}, { timeoutMs: 8000 });
+void stopWatching;
+const present: Promise<ChannelPresence> = client.presence('thread:9');
+void present.then((p) => {
+  const count: number = p.count;
+  const users: string[] | undefined = p.users;
+  void [count, users];
+}).catch((e: unknown) => e instanceof PresenceError && e.reason === 'not_subscribed');
+client.on('presence.join', (p) => {
+  const who: string = p.userId;
+  void who;
+});
+client.on('typing', (p) => {
+  const active: boolean = p.active;
+  void active;
+});
+client.on('thread.read', (p) => {
+  const at: number = p.readAt;
+  const thread: string = p.threadId;
+  void [at, thread];
+});
+void client.send('typing.start', { channel: 'thread:9' });
+void client.send('typing.start', {}); // Ask Zena's typing, upstream as before
+// @ts-expect-error typing.stop is the SDK's (stopTyping), not a send
+void client.send('typing.stop', { channel: 'thread:9' });
+// @ts-expect-error presence.get is the SDK's (presence)
+void client.send('presence.get', { channel: 'thread:9' });
+// @ts-expect-error the handler gets the users, not a payload
+client.onTyping('thread:9', (users: number) => users);

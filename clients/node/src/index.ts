@@ -3,6 +3,7 @@ export {
   createRealtimeService,
   RealtimeError,
   RealtimeService,
+  type ChannelPresence,
   type EventType,
   type HistoryEvent,
   type HistoryOptions,
@@ -12,4 +13,5 @@ export {
   type RealtimeServiceOptions,
   type RedisPublisher,
   type SubscriptionResult,
+  type UserPresence,
 } from './service.js';

@@ -2,7 +2,8 @@
 // through Redis), with the seed's websocketService method names. Publishes issued in the same
 // tick are coalesced into one POST /api/batch; requests go one after another on a keep-alive
 // connection, so events published one after the other reach a user in that order. Channel
-// history and server-side subscriptions are HTTP calls (docs/channels.md).
+// history, server-side subscriptions (docs/channels.md) and presence (docs/presence.md) are HTTP
+// calls.
 
 import type { PublishableEvents } from './catalog.generated.js';
 
@@ -87,6 +88,25 @@ export interface SubscriptionResult {
   connections: number;
 }
 
+/** A user's presence (GET /api/presence). */
+export interface UserPresence {
+  /** Connected, or disconnected for less than the server's `presence.offline_grace_ms`. */
+  online: boolean;
+  /** The user's connections now (0 within the grace period). */
+  connections?: number;
+  /** When the user's last connection closed (Unix ms); absent for a user the server has not
+   * seen since it started. */
+  lastSeen?: number;
+}
+
+/** Who holds a channel (GET /api/channels/{channel}/presence). */
+export interface ChannelPresence {
+  channel: string;
+  /** The users; left out past the server's `presence.max_list`. */
+  users?: string[];
+  count: number;
+}
+
 interface Item {
   body: Record<string, unknown>;
   resolve: (r: PublishResult) => void;
@@ -95,6 +115,7 @@ interface Item {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const RETRYABLE_STATUS = new Set([502, 503, 504]);
+const MAX_PRESENCE_IDS = 1000; // the server's limit per GET /api/presence
 
 export class RealtimeService {
   private readonly options: RealtimeServiceOptions;
@@ -156,6 +177,25 @@ export class RealtimeService {
   async unsubscribeUser(userId: string, channel: string): Promise<SubscriptionResult> {
     const body = await this.request('DELETE', `/api/users/${segment(userId)}/subscriptions/${segment(channel)}`);
     return body as SubscriptionResult;
+  }
+
+  /**
+   * Whether users are online, by user id (GET /api/presence?userIds=…). More than 1,000 ids go
+   * in several requests; no ids, no request. HTTP only.
+   */
+  async getPresence(userIds: readonly string[]): Promise<Record<string, UserPresence>> {
+    const result: Record<string, UserPresence> = {};
+    for (let i = 0; i < userIds.length; i += MAX_PRESENCE_IDS) {
+      const ids = userIds.slice(i, i + MAX_PRESENCE_IDS).map(encodeURIComponent).join(',');
+      Object.assign(result, await this.request('GET', `/api/presence?userIds=${ids}`));
+    }
+    return result;
+  }
+
+  /** The users holding a channel (GET /api/channels/{channel}/presence). HTTP only. */
+  async channelPresence(channel: string): Promise<ChannelPresence> {
+    const body = await this.request('GET', `/api/channels/${segment(channel)}/presence`);
+    return body as ChannelPresence;
   }
 
   /** The seed's getUserConnectionCount (async here: the connections live in the gateway). */

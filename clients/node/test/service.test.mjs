@@ -180,6 +180,43 @@ test('Publisher.SubscribeAndUnsubscribeUser_EncodeUserAndChannel', async () => {
   rec.close();
 });
 
+test('Publisher.GetPresence_EncodesEachIdAndJoinsWithCommas_SplitsPast1000', async () => {
+  const rec = await recorder((req) => {
+    const ids = req.url.split('userIds=')[1].split(','); // split first, then decode each
+    return [200, Object.fromEntries(ids.map((id) => [decodeURIComponent(id), id === 'bob' ? { online: false, lastSeen: 1796231343442 } : { online: true, connections: 2 }]))];
+  });
+  const service = createRealtimeService({ url: rec.url, apiKey: 'k' });
+  assert.deepEqual(await service.getPresence(['alice', 'bob', 'a,b@x.com/1']), {
+    alice: { online: true, connections: 2 },
+    bob: { online: false, lastSeen: 1796231343442 },
+    'a,b@x.com/1': { online: true, connections: 2 },
+  });
+  assert.deepEqual(rec.requests.map((r) => `${r.method} ${r.path}`), ['GET /api/presence?userIds=alice,bob,a%2Cb%40x.com%2F1'],
+    'a comma inside an id is encoded: only the separators are bare');
+  assert.equal(rec.requests[0].auth, 'Bearer k');
+  assert.deepEqual(await service.getPresence([]), {});
+  assert.equal(rec.requests.length, 1, 'no ids, no request');
+  const many = Array.from({ length: 2500 }, (_, i) => `u${i}`);
+  const all = await service.getPresence(many);
+  assert.equal(Object.keys(all).length, 2500);
+  assert.deepEqual(rec.requests.slice(1).map((r) => r.path.split(',').length), [1000, 1000, 500], 'at most 1,000 ids a request');
+  rec.close();
+});
+
+test('Publisher.ChannelPresence_EncodesTheChannel', async () => {
+  const answer = { channel: 'thread:9/x', users: ['alice', 'bob'], count: 2 };
+  const rec = await recorder(() => [200, answer]);
+  const service = createRealtimeService({ url: rec.url, apiKey: 'k' });
+  assert.deepEqual(await service.channelPresence('thread:9/x'), answer);
+  assert.deepEqual(rec.requests.map((r) => `${r.method} ${r.path}`), ['GET /api/channels/thread%3A9%2Fx/presence']);
+  await assert.rejects(service.channelPresence('..'), /path segment/);
+  rec.close();
+  const refusing = await recorder(() => [400, { error: 'userIds: 1 to 1000 ids', field: 'userIds' }]);
+  const s2 = createRealtimeService({ url: refusing.url, apiKey: 'k' });
+  await assert.rejects(s2.getPresence(['']), (e) => e instanceof RealtimeError && e.status === 400 && e.field === 'userIds');
+  refusing.close();
+});
+
 test('Publisher.ChannelRefusals_RejectWithRealtimeError', async () => {
   const rec = await recorder(() => [400, { error: 'channel: invalid_channel', field: 'channel' }]);
   const service = createRealtimeService({ url: rec.url, apiKey: 'k' });
@@ -201,6 +238,8 @@ test('Publisher.RedisMode_PublishesChannelBodies_AndNeedsHttpForTheRest', async 
   await assert.rejects(service.history('deal:1'), /needs url and apiKey/);
   await assert.rejects(service.subscribeUser('u', 'deal:1'), /needs url and apiKey/);
   await assert.rejects(service.unsubscribeUser('u', 'deal:1'), /needs url and apiKey/);
+  await assert.rejects(service.getPresence(['u']), /needs url and apiKey/);
+  await assert.rejects(service.channelPresence('thread:9'), /needs url and apiKey/);
 
   // With url and apiKey as well, those go over HTTP while publishes still go through Redis.
   const rec = await recorder(() => [200, { userId: 'u', channel: 'deal:1', connections: 1 }]);

@@ -43,3 +43,19 @@ void websocketService.history('deal:123', { since: { epoch: 'e', seq: 1 } });
 const subscribed: Promise<{ connections: number }> = websocketService.subscribeUser('u1', 'deal:123');
 const removed: Promise<{ connections: number }> = websocketService.unsubscribeUser('u1', 'deal:123');
 void [subscribed, removed];
+
+// Presence.
+void websocketService.getPresence(['alice', 'bob']).then((byUser) => {
+  const online: boolean | undefined = byUser['alice']?.online;
+  const lastSeen: number | undefined = byUser['bob']?.lastSeen;
+  void [online, lastSeen];
+});
+void websocketService.channelPresence('thread:9').then((p) => {
+  const count: number = p.count;
+  const users: string[] | undefined = p.users;
+  void [count, users];
+});
+// @ts-expect-error thread.read is the server's own (sent on thread.view), not published
+void websocketService.broadcastToUser('u1', 'thread.read', { threadId: 't', userId: 'u1', readAt: 1 });
+// @ts-expect-error typing is the server's own
+void websocketService.publish('thread:9', 'typing', { channel: 'thread:9', userId: 'u1', active: true });

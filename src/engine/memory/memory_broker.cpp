@@ -56,6 +56,19 @@ std::vector<publish_outcome> outcomes_of(const std::vector<std::size_t>& deliver
 
 void memory_broker::publish(std::shared_ptr<const std::vector<publication>> batch, publish_done done) {
     const bool stored = std::any_of(batch->begin(), batch->end(), [](const publication& p) { return p.history; });
+    const bool ordered = std::any_of(batch->begin(), batch->end(), [](const publication& p) { return p.ordered; });
+    if (!stored && ordered) {
+        // Framed and handed over under the lock, in order across threads, like stored ones.
+        auto gate = std::make_shared<answer_gate>(std::move(done));
+        {
+            std::lock_guard lock{order_};
+            delivery_.deliver(
+                routed_batch::unstored(std::move(batch)),
+                [gate](const std::vector<std::size_t>& delivered) { gate->answer(outcomes_of(delivered, nullptr)); },
+                true);
+        }
+        return gate->release();
+    }
     if (!stored) {
         // No position to assign and no lock: framed per channel, straight to the hubs.
         return delivery_.deliver(routed_batch::unstored(std::move(batch)),

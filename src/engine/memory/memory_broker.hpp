@@ -7,6 +7,8 @@
 // that cannot be stored (an ephemeral event) is refused whole, before anything is appended; the
 // answer of a stored publish is given once the lock is released, so `done` may publish again.
 //
+// Publications marked `ordered` (not stored) take the same lock and in-order hand-over.
+//
 // Threading: any thread (see engine::broker).
 
 #include <memory>

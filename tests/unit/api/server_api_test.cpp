@@ -4,6 +4,7 @@
 
 #include "engine/memory/memory_broker.hpp"
 #include "engine/memory/memory_history.hpp"
+#include "engine/memory/memory_presence.hpp"
 #include "hub/test_connection.hpp"
 
 namespace zena::api {
@@ -71,7 +72,16 @@ protected:
     api_channels channels{
         history, [](std::string_view) { return std::optional<engine::history_limits>{engine::history_limits{}}; },
         [this](std::string_view user, std::string body) { offline.emplace_back(user, std::move(body)); }};
-    server_api api{broker, hubs, metrics, test_catalog(), k_key, api_limits{3, false}, ready, channels};
+    engine::memory_presence presence;
+    // Grace timers run when the test says (`fire`).
+    std::vector<std::function<void()>> timers;
+    session::user_presence users_online{
+        [this](std::chrono::milliseconds, std::function<void()> fn) { timers.push_back(std::move(fn)); },
+        std::chrono::milliseconds(5000),
+        [this](std::string_view type, std::string_view user, std::string) { notices.emplace_back(type, user); }};
+    std::vector<std::pair<std::string, std::string>> notices;  // type, user
+    api_presence presence_of{presence, users_online, 2};
+    server_api api{broker, hubs, metrics, test_catalog(), k_key, api_limits{3, false}, ready, channels, presence_of};
     std::shared_ptr<hub::testing::recording_connection> alice = hub::testing::make(1, "alice");
     std::shared_ptr<hub::testing::recording_connection> alice2 = hub::testing::make(2, "alice");
     std::shared_ptr<hub::testing::recording_connection> bob = hub::testing::make(3, "bob");
@@ -191,7 +201,8 @@ TEST_F(ServerApiTest, Catalog_RefusesUnknownTypesWrongPayloadsAndProtocolEvents)
 }
 
 TEST_F(ServerApiTest, Permissive_DeliversUnknownTypesButChecksKnownOnes) {
-    server_api permissive{broker, hubs, metrics, test_catalog(), k_key, api_limits{3, true}, ready, channels};
+    server_api permissive{broker, hubs,     metrics,    test_catalog(), k_key, api_limits{3, true},
+                          ready,  channels, presence_of};
     std::optional<http_response> out;
     const auto call_permissive = [&](std::string_view body) {
         permissive.handle({"POST", "/api/broadcast", "Bearer " + k_key, body},
@@ -394,6 +405,52 @@ TEST_F(ServerApiTest, Batch_ItemsMayNameAChannel) {
     EXPECT_NE(r.body.find(R"("field":"channel")"), std::string::npos) << r.body;
     EXPECT_EQ(bob->frames.size(), 1U);
     EXPECT_TRUE(hubs.local(0).unsubscribe("deal:2", sub));
+}
+
+// ---- presence (docs/presence.md)
+
+TEST_F(ServerApiTest, Presence_OfUsers_OnlineWithConnections_OfflineWithLastSeenAfterTheGrace) {
+    users_online.on_interest("carol", true);
+    users_online.on_interest("carol", false);
+    auto r = call("GET", "/api/presence?userIds=alice,carol,nobody,tenant%2C7");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.body, R"({"alice":{"online":true,"connections":2},"carol":{"online":true,"connections":0},)"
+                      R"("nobody":{"online":false},"tenant,7":{"online":false}})")
+        << "carol is within the grace; an encoded comma is part of an id";
+    ASSERT_EQ(timers.size(), 1U);
+    timers.front()();
+    r = call("GET", "/api/presence?userIds=carol");
+    EXPECT_TRUE(r.body.starts_with(R"({"carol":{"online":false,"lastSeen":)")) << r.body;
+    const std::vector<std::pair<std::string, std::string>> expected{{"presence.online", "carol"},
+                                                                    {"presence.offline", "carol"}};
+    EXPECT_EQ(notices, expected);
+    EXPECT_EQ(call("GET", "/api/presence").status, 400);
+    EXPECT_EQ(call("GET", "/api/presence?userIds=a,,b").status, 400);
+    EXPECT_EQ(call("POST", "/api/presence?userIds=a").status, 405);
+}
+
+TEST_F(ServerApiTest, Presence_AReconnectWithinTheGrace_NeitherGoesOfflineNorOnlineAgain) {
+    users_online.on_interest("dave", true);
+    users_online.on_interest("dave", false);
+    users_online.on_interest("dave", true);
+    for (auto& fire : timers) fire();
+    const std::vector<std::pair<std::string, std::string>> expected{{"presence.online", "dave"}};
+    EXPECT_EQ(notices, expected);
+}
+
+TEST_F(ServerApiTest, Presence_OfAChannel_ListsItsUsersUpToTheLimit) {
+    const auto join = [&](std::string_view client, std::string_view user) {
+        presence.join("thread:9", client, user, std::chrono::hours(1), [](util::result<bool>) {});
+    };
+    join("1", "alice");
+    join("2", "alice");
+    join("3", "bob");
+    EXPECT_EQ(call("GET", "/api/channels/thread:9/presence").body,
+              R"({"channel":"thread:9","users":["alice","bob"],"count":2})");
+    join("4", "carol");
+    EXPECT_EQ(call("GET", "/api/channels/thread%3A9/presence").body, R"({"channel":"thread:9","count":3})")
+        << "past presence.max_list, only the count";
+    EXPECT_EQ(call("GET", "/api/channels/empty/presence").body, R"({"channel":"empty","users":[],"count":0})");
 }
 
 }  // namespace

@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "auth/jwt.hpp"
+#include "engine/memory/memory_broker.hpp"
 #include "engine/memory/memory_history.hpp"
+#include "engine/memory/memory_presence.hpp"
 #include "protocol/envelope.hpp"
 #include "protocol/shipped_catalog.hpp"
 #include "ws/socket_pair.hpp"
@@ -86,10 +88,13 @@ protected:
     hub::hub_set hubs{{[this](hub::hub_set::task t) { boost::asio::post(home.io, std::move(t)); }}, registry};
     int client_events = 0;
     engine::memory_history history;
+    engine::memory_broker broker{hubs, history};
+    engine::memory_presence presence;
     shared services{
         settings, verifier, protocol::testing::shipped_catalog(),
         metrics,  hubs,     [this](const client_event_source&, const protocol::client_message&) { ++client_events; },
-        history,  {}};
+        history,  {},       broker,
+        presence};
     ws::endpoint::limits limits{64 * 1024, 1024 * 1024, 1000ms};
     std::vector<std::unique_ptr<socket_pair>> pairs;
     std::vector<std::shared_ptr<client>> clients;
@@ -422,6 +427,7 @@ TEST_F(ClientTest, Resume_FromAnotherEpochOrUnreadable_IsNotRecoveredAndReplaysN
 }
 
 TEST_F(ClientTest, Subscribe_GrantedByTheClaim_AnsweredThenLiveAndUnsubscribed) {
+    settings.channel_namespace_overrides["deal"].presence = false;  // presence has its own tests
     auth::jwt_mint_options claims;
     claims.channels = {"deal:*"};
     auto& pair = connect(verifier.verify(auth::mint_jwt(jwt, "alice", 3600s, auth::unix_now(), claims)));
@@ -501,6 +507,7 @@ TEST_F(ClientTest, Subscribe_PastTheLimitOrTheRate_IsRefused) {
 }
 
 TEST_F(ClientTest, ServerSubscription_AnsweredAndRemovedWithAReason_AndLeftWhenTheConnectionEnds) {
+    settings.channel_namespace_overrides["deal"].presence = false;
     auto& pair = connect_as("alice");
     next_text(pair);
     EXPECT_EQ(hubs.local(0).subscribe_user("alice", "deal:5"), 1U);
@@ -516,6 +523,115 @@ TEST_F(ClientTest, ServerSubscription_AnsweredAndRemovedWithAReason_AndLeftWhenT
     home.io.poll();
     EXPECT_EQ(hubs.local(0).channel_holders("deal:6"), 0U);
     EXPECT_EQ(registry.channels(), 0U) << "the channel is let go with the connection";
+}
+
+// ---- presence, typing, receipts (docs/presence.md)
+
+TEST_F(ClientTest, Presence_JoinOncePerUser_StateOnRequest_LeaveWithTheLastConnection) {
+    auth::jwt_mint_options claims;
+    claims.channels = {"thread:*"};
+    const auto connect_with_grant = [&](std::string_view user) -> socket_pair& {
+        auto& p = connect(verifier.verify(auth::mint_jwt(jwt, user, 3600s, auth::unix_now(), claims)));
+        next_text(p);  // the welcome
+        p.send_frame(opcode::text, R"({"type":"subscribe","payload":{"channel":"thread:9"}})");
+        home.io.poll();
+        EXPECT_TRUE(next_text(p).starts_with(R"({"type":"subscribed")"));
+        return p;
+    };
+    auto& a1 = connect_with_grant("alice");
+    EXPECT_EQ(next_text(a1),
+              R"({"type":"presence.join","payload":{"channel":"thread:9","userId":"alice"},"channel":"thread:9"})");
+    auto& a2 = connect_with_grant("alice");
+    auto& b = connect_with_grant("bob");
+    const std::string bob_joined =
+        R"({"type":"presence.join","payload":{"channel":"thread:9","userId":"bob"},"channel":"thread:9"})";
+    EXPECT_EQ(next_text(a1), bob_joined) << "alice's second tab joined nobody new";
+    EXPECT_EQ(next_text(a2), bob_joined);
+    EXPECT_EQ(next_text(b), bob_joined);
+
+    b.send_frame(opcode::text, R"({"type":"presence.get","payload":{"channel":"thread:9"}})");
+    b.send_frame(opcode::text, R"({"type":"presence.get","payload":{"channel":"thread:10"}})");
+    home.io.poll();
+    EXPECT_EQ(next_text(b),
+              R"({"type":"presence.state","payload":{"channel":"thread:9","users":["alice","bob"],"count":2}})");
+    EXPECT_EQ(next_text(b), R"({"type":"presence.state","payload":{"channel":"thread:10","error":"not_subscribed"}})");
+
+    // alice's first tab leaves: she is still there; her last one leaves: she is gone.
+    a1.send_frame(opcode::text, R"({"type":"unsubscribe","payload":{"channel":"thread:9"}})");
+    home.io.poll();
+    a2.send_frame(opcode::text, R"({"type":"unsubscribe","payload":{"channel":"thread:9"}})");
+    home.io.poll();
+    EXPECT_EQ(next_text(b),
+              R"({"type":"presence.leave","payload":{"channel":"thread:9","userId":"alice"},"channel":"thread:9"})");
+}
+
+TEST_F(ClientTest, Typing_RelayedToOthersOnly_ThrottledAndEndedBySilence) {
+    settings.typing_timeout = 50ms;
+    settings.channel_namespace_overrides["thread"].presence = false;
+    auth::jwt_mint_options claims;
+    claims.channels = {"thread:*"};
+    std::vector<socket_pair*> tabs;
+    for (const auto* user : {"alice", "alice", "bob"}) {
+        auto& p = connect(verifier.verify(auth::mint_jwt(jwt, user, 3600s, auth::unix_now(), claims)));
+        next_text(p);
+        p.send_frame(opcode::text, R"({"type":"subscribe","payload":{"channel":"thread:9"}})");
+        home.io.poll();
+        next_text(p);
+        tabs.push_back(&p);
+    }
+    for (int i = 0; i < 5; ++i)
+        tabs[0]->send_frame(opcode::text, R"({"type":"typing.start","payload":{"channel":"thread:9"}})");
+    home.io.poll();
+    const std::string on =
+        R"({"type":"typing","payload":{"channel":"thread:9","userId":"alice","active":true},"channel":"thread:9"})";
+    const std::string off =
+        R"({"type":"typing","payload":{"channel":"thread:9","userId":"alice","active":false},"channel":"thread:9"})";
+    EXPECT_EQ(next_text(*tabs[2]), on) << "once, throttled";
+    // Silence for the timeout: active:false by itself.
+    home.io.restart();
+    home.io.run_for(150ms);
+    EXPECT_EQ(next_text(*tabs[2]), off);
+    // Nothing reached alice's own tabs: the next thing they get is a marker.
+    const ws::outbound marker{protocol::make_event_frame("marker", "{}")};
+    hubs.local(0).send_to_user("alice", marker);
+    home.io.poll();
+    EXPECT_EQ(next_text(*tabs[0]), marker.frame->payload());
+    EXPECT_EQ(next_text(*tabs[1]), marker.frame->payload());
+    EXPECT_EQ(client_events, 0) << "a typing.start on a channel does not go upstream";
+}
+
+TEST_F(ClientTest, ThreadView_ReadReceiptToTheOtherTabsAndTheThreadsOtherSubscribers) {
+    settings.channel_namespace_overrides["thread"].presence = false;
+    auth::jwt_mint_options claims;
+    claims.channels = {"thread:*"};
+    std::vector<socket_pair*> tabs;
+    for (const auto* user : {"alice", "alice", "bob", "carol"}) {
+        auto& p = connect(verifier.verify(auth::mint_jwt(jwt, user, 3600s, auth::unix_now(), claims)));
+        next_text(p);
+        if (std::string_view(user) != "carol") {
+            p.send_frame(opcode::text, R"({"type":"subscribe","payload":{"channel":"thread:t9"}})");
+            home.io.poll();
+            next_text(p);
+        }
+        tabs.push_back(&p);
+    }
+    tabs[0]->send_frame(opcode::text, R"({"type":"thread.view","payload":{"threadId":"t9"}})");
+    home.io.poll();
+    EXPECT_EQ(client_events, 1) << "thread.view still goes upstream";
+    const auto other_tab = next_text(*tabs[1]);
+    EXPECT_TRUE(other_tab.starts_with(R"({"type":"thread.read","payload":{"threadId":"t9","userId":"alice","readAt":)"))
+        << other_tab;
+    EXPECT_NE(other_tab.find(R"("channel":"user:alice","epoch":")"), std::string::npos) << "stored: " << other_tab;
+    const auto bob = next_text(*tabs[2]);
+    EXPECT_TRUE(bob.starts_with(R"({"type":"thread.read","payload":{"threadId":"t9","userId":"alice")")) << bob;
+    EXPECT_NE(bob.find(R"("channel":"thread:t9"})"), std::string::npos) << "live on the thread's channel: " << bob;
+    // Neither the reading tab nor carol (who does not hold the thread) got anything.
+    const ws::outbound marker{protocol::make_event_frame("marker", "{}")};
+    hubs.local(0).send_to_user("alice", marker);
+    hubs.local(0).send_to_user("carol", marker);
+    home.io.poll();
+    EXPECT_EQ(next_text(*tabs[0]), marker.frame->payload());
+    EXPECT_EQ(next_text(*tabs[3]), marker.frame->payload());
 }
 
 }  // namespace
