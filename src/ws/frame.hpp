@@ -57,6 +57,9 @@ public:
     std::string_view deflated_wire() const;
     // Payload bytes.
     std::size_t size() const { return bytes_.size() - k_max_header_bytes; }
+    // What its buffer holds on the heap (its capacity: builders reserve ahead), for the budgets
+    // that count memory.
+    std::size_t buffer_bytes() const { return bytes_.capacity(); }
 
 private:
     std::string bytes_;

@@ -30,8 +30,10 @@ std::string random_prefix() {
 
 // What the budget counts for one kept event, beyond a latest event's index entry (see the header).
 std::size_t entry_bytes(const stored_event& stored) {
-    const auto wire = stored.message.frame ? stored.message.frame->wire().size() : 0;
-    return wire + stored.event->type.size() + stored.event->payload.size() + memory_history::k_entry_overhead_bytes;
+    // What the allocations hold, not what is used of them: a buffer reserved ahead is memory too.
+    const auto frame = stored.message.frame ? stored.message.frame->buffer_bytes() : 0;
+    return frame + stored.event->type.capacity() + stored.event->payload.capacity() +
+           memory_history::k_entry_overhead_bytes;
 }
 
 }  // namespace

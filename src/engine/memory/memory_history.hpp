@@ -33,8 +33,8 @@
 //   limits.max_age (those of the channel's last append) goes when the channel is next touched,
 //   or sooner by the opportunistic trim of the globally oldest events;
 // - a latest event replaces the kept latest event of the same latest_key (compaction);
-// - the budget (max_bytes) counts each kept event as its frame's wire bytes, its type's and
-//   payload's characters (the stored event holds them) and a fixed overhead, and each channel
+// - the budget (max_bytes) counts each kept event as its frame's buffer, its type's and
+//   payload's capacity (the stored event holds them) and a fixed overhead, and each channel
 //   state as its name and epoch plus a fixed overhead (the k_ constants below). An event kept
 //   by several channels is held once but counted in each: the budget errs high, never low. Past it, empty channel
 //   states go first (least recently touched first: each holds only an epoch, while an event is data), then the globally
@@ -82,13 +82,16 @@ struct memory_history_options {
 class memory_history final : public history {
 public:
     // What the budget counts (measured with libstdc++ on x86-64; see bytes()). One kept event,
-    // beyond its channel frame's wire bytes and its type's and payload's characters: its deque
+    // beyond its channel frame's buffer and its type's and payload's capacity: its deque
     // slot (80), the event object with its make_shared control block and allocation (128, shared
     // by the channels of one publish but counted in each), the channel frame object with its
     // shared_ptr control block and allocation (104), the frame buffer's header room and
-    // allocation (24). The deflated copy that a frame may build later is not counted, nor the
-    // allocation headers of a type or payload too long for the short-string buffer.
-    static constexpr std::size_t k_entry_overhead_bytes = 336;
+    // allocation (24), and the allocator's headers and rounding of those allocations (64: glibc's
+    // 16-byte granules). The deflated copy
+    // that a frame may build later is not counted. Measured against the heap
+    // (bench/history_bench.cpp) and the server's RSS (bench/channels.sh, mode store): the count
+    // is not below either.
+    static constexpr std::size_t k_entry_overhead_bytes = 400;
     // A latest event's entry in its channel's index of keys, on top of the above.
     static constexpr std::size_t k_latest_overhead_bytes = 48;
     // One channel state, beyond its name and epoch: the hash map node with the state, its bucket
