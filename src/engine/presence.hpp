@@ -48,6 +48,10 @@ public:
     virtual void leave(std::string_view channel, std::string_view client, membership_done done) = 0;
     // The channel's live (not expired) members.
     virtual void query(std::string_view channel, query_done done) = 0;
+    // How many users the channel has now (live), without listing them: O(1) for a join's or a
+    // leave's announcement to decide whether the channel is small enough to announce it.
+    using count_done = std::function<void(util::result<std::size_t>)>;
+    virtual void users(std::string_view channel, count_done done) = 0;
 };
 
 }  // namespace zena::engine

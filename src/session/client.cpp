@@ -685,6 +685,19 @@ void publish_presence(shared& services, const std::string& channel, std::string_
                             });
 }
 
+// A join or leave is announced while the channel has at most presence.max_list users (counted
+// after the change): each announcement goes to every member, so a channel of N users that all
+// join would cost N^2 messages. Past it, members ask presence.get, which then answers only the
+// count, for the same reason.
+void announce_presence(shared& services, const std::string& channel, std::string_view type, std::string_view user) {
+    services.presence.users(channel, [&services, channel, type = std::string{type},
+                                      user = std::string{user}](util::result<std::size_t> users) {
+        const auto limit = static_cast<std::size_t>(services.settings.presence_max_list);
+        if (!users || *users > limit) return;
+        publish_presence(services, channel, type, user);
+    });
+}
+
 }  // namespace
 
 void client::presence_join(const std::string& channel) {
@@ -697,7 +710,7 @@ void client::presence_join(const std::string& channel) {
     std::lock_guard lock{services_.presence_order};
     services_.presence.join(channel, presence_client(), user_id(), k_ttl,
                             [&services = services_, channel, user = user_id()](util::result<bool> arrived) {
-                                if (arrived && *arrived) publish_presence(services, channel, "presence.join", user);
+                                if (arrived && *arrived) announce_presence(services, channel, "presence.join", user);
                             });
 }
 
@@ -706,7 +719,7 @@ void client::presence_leave(const std::string& channel) {
     std::lock_guard lock{services_.presence_order};
     services_.presence.leave(channel, presence_client(),
                              [&services = services_, channel, user = user_id()](util::result<bool> left) {
-                                 if (left && *left) publish_presence(services, channel, "presence.leave", user);
+                                 if (left && *left) announce_presence(services, channel, "presence.leave", user);
                              });
 }
 

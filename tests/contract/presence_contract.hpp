@@ -81,6 +81,18 @@ protected:
         return std::move(*s).value();
     }
 
+    std::size_t users(const std::string& ch) {
+        auto r = replies_.make<util::result<std::size_t>>();
+        presence_->users(ch, r.callback());
+        auto n = r.wait();
+        if (!n) return SIZE_MAX;
+        if (!n->ok()) {
+            ADD_FAILURE() << "users answered an error: " << n->message();
+            return SIZE_MAX;
+        }
+        return n->value();
+    }
+
     std::unique_ptr<engine::presence> presence_ = Factory::make();
     replies replies_;
     std::string prefix_ = unique_prefix();
@@ -92,6 +104,18 @@ TYPED_TEST_P(PresenceContract, Query_UnknownChannel_HasNoMembers) {
     const auto state = this->query(this->channel("nobody"));
     EXPECT_TRUE(state.users.empty());
     EXPECT_EQ(state.clients, 0U);
+}
+
+TYPED_TEST_P(PresenceContract, Users_CountsUsersNotClients_AsQueryDoes) {
+    const auto ch = this->channel("count");
+    EXPECT_EQ(this->users(ch), 0U);
+    this->join(ch, "n1-c1", "alice");
+    this->join(ch, "n1-c2", "alice");
+    this->join(ch, "n2-c1", "bob");
+    EXPECT_EQ(this->users(ch), 2U);
+    EXPECT_EQ(this->users(ch), this->query(ch).users.size());
+    this->leave(ch, "n2-c1");
+    EXPECT_EQ(this->users(ch), 1U);
 }
 
 TYPED_TEST_P(PresenceContract, Join_ThenQuery_ListsTheUserWithOneClient) {
@@ -259,7 +283,7 @@ TYPED_TEST_P(PresenceContract, Done_MayCallThePresenceAgain) {
 }
 
 REGISTER_TYPED_TEST_SUITE_P(PresenceContract, Query_UnknownChannel_HasNoMembers,
-                            Join_ThenQuery_ListsTheUserWithOneClient,
+                            Users_CountsUsersNotClients_AsQueryDoes, Join_ThenQuery_ListsTheUserWithOneClient,
                             Join_SameClientAgain_RefreshesWithoutCountingTwice, Query_CountsEachUsersClients,
                             Leave_RemovesTheClientAndTheUserWithItsLastClient, Leave_AbsentClient_IsNoError,
                             Join_SameClientAsAnotherUser_MovesTheClient, Expiry_WithoutRefresh_TheEntryDisappears,

@@ -85,6 +85,17 @@ void memory_presence::leave(std::string_view channel, std::string_view client, m
     done(departed);
 }
 
+void memory_presence::users(std::string_view channel, count_done done) {
+    auto& s = stripe_of(channel);
+    std::size_t count = 0;
+    {
+        const std::lock_guard lock(s.mutex);
+        const auto found = find_live(s, channel);
+        if (found != s.channels.end()) count = found->second.users.size();
+    }
+    done(count);
+}
+
 void memory_presence::query(std::string_view channel, query_done done) {
     auto& s = stripe_of(channel);
     presence_state state;

@@ -48,6 +48,7 @@ public:
               membership_done done) override;
     void leave(std::string_view channel, std::string_view client, membership_done done) override;
     void query(std::string_view channel, query_done done) override;
+    void users(std::string_view channel, count_done done) override;
 
     // Removes every expired entry (and the channels left empty); returns how many entries went.
     std::size_t sweep();
