@@ -1,7 +1,9 @@
 # The benchmark's shared pieces, sourced by bench/run.sh and bench/ab.sh from the repository's
 # root: the credentials and port, start_server NAME [DEFLATE] (pinned to CPU 0; NAME zena, ws or
 # bun; zena runs $ZENA_BINARY, default build/zena-realtime, with one event-loop thread),
-# stop_server, and loadgen ARGS... (the generator pinned to CPU 1). Loopback only.
+# stop_server, and loadgen ARGS... (the generator pinned to CPU 1; $ZENA_LOADGEN, default
+# build/zena-loadgen). Loopback only. Other ZENA_* variables set by the caller (for example
+# ZENA_CHANNELS_HISTORY_SIZE=0) reach the zena server as they are.
 secret=bench-secret-0123456789abcdef0123456789abcdef
 key=bench-api-key-0123456789
 port=$((20000 + RANDOM % 20000))
@@ -38,7 +40,7 @@ start_server() {
 stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; }
 
 loadgen() {
-  taskset -c 1 build/zena-loadgen --port "$port" --secret "$secret" --api-key "$key" --server-pid "$server_pid" \
+  taskset -c 1 "${ZENA_LOADGEN:-build/zena-loadgen}" --port "$port" --secret "$secret" --api-key "$key" --server-pid "$server_pid" \
     --sources 32 --timeout-ms 120000 "$@"
 }
 

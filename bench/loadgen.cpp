@@ -9,6 +9,9 @@
 //                [--sources 4] [--hold-ms 0] [--timeout-ms 60000] [--server-pid PID]
 //                [--batch 1] [--ask-chunks 0] [--ask-interval-us 2000] [--rate 0]
 //                [--connect-inflight 1024] [--deflate 0]
+//                [--mode channel] [--channel bench:all] [--grant bench:*]
+//                [--mode resume] [--missed 20] [--rounds 3]
+//                [--mode store] [--store-channels 1000]
 //
 // --batch K (targeted): each request is one POST /api/batch of K messages to random users;
 // --messages still counts messages. --ask-chunks N (fan-out): while the fan-out runs, one more
@@ -23,6 +26,29 @@
 // --deflate 1: offer permessage-deflate with no context takeover either way (RFC 7692), insist
 // that the server accepts, and inflate every compressed message before checking it.
 //
+// --mode channel: the fan-out on one shared channel (docs/channels.md). Every connection's token
+// carries a `channels` claim with --grant (default bench:*); after its welcome each connection
+// subscribes to --channel (default bench:all) and waits for `subscribed`; the publisher then
+// sends through POST /api/publish {"channel":...}. The checks are the fan-out's, plus: a
+// delivery that carries a channel position (history on) must be the channel's next seq.
+//
+// --mode resume: the reconnect storm. N clients, each its own user, connect and keep their
+// personal channel's position from the welcome. Then, --rounds times, alternating: all close,
+// reconnect without a position (plain: nothing missed; the welcome's position must be the one
+// kept), all close, --missed events per user are published through /api/batch (--batch items a
+// request, whole users per request, default 1000) while nobody is connected, and all reconnect
+// with ?since=<epoch>:<seq> (resume: each welcome must say recovered:true, missed:M, and the M
+// events must follow, in order, numbered on from the kept position). Each reconnect phase is
+// timed from its first connect to its last welcome (plain) or its last replayed event (resume),
+// at most --connect-inflight handshakes in progress; the tokens are minted before, so neither
+// phase pays for them. Between phases the generator waits for /api/stats to count 0
+// connections.
+//
+// --mode store: no WebSocket. Publishes --messages events (payload about --payload bytes)
+// round-robin to --store-channels channels (hist:c0, hist:c1, ...) through /api/batch of
+// --batch items, and reads the server's RSS before and after (--server-pid): the history's
+// memory per stored event, with /metrics' zena_history_evicted_total to show none was evicted.
+//
 // Prints one JSON object with the results. Only loopback targets are accepted.
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -31,6 +57,8 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -72,12 +100,19 @@ struct options {
     int hold_ms = 0;
     int timeout_ms = 60000;
     int server_pid = 0;
-    int batch = 1;
+    int batch = 0;  // 0: not given (1; 1,000 for resume and store)
     int ask_chunks = 0;
     int ask_interval_us = 2000;
     int rate = 0;
     int connect_inflight = 1024;
     int deflate = 0;
+    std::string channel = "bench:all";
+    std::string grant = "bench:*";
+    int missed = 20;
+    int rounds = 3;
+    int store_channels = 1000;
+    std::string perf_ctl;    // perf's control FIFO (see perf_ctl)
+    std::string perf_phase;  // --mode resume: the phase kind recorded (plain or resume); others: the publishing
 };
 
 [[noreturn]] void die(const std::string& why) {
@@ -89,7 +124,9 @@ options parse(int argc, char** argv) {
     options o;
     // One table: each flag and the field it sets.
     const std::pair<std::string_view, std::string*> text[] = {
-        {"--host", &o.host}, {"--secret", &o.secret}, {"--api-key", &o.api_key}, {"--mode", &o.mode}};
+        {"--host", &o.host},         {"--secret", &o.secret},        {"--api-key", &o.api_key},
+        {"--mode", &o.mode},         {"--channel", &o.channel},      {"--grant", &o.grant},
+        {"--perf-ctl", &o.perf_ctl}, {"--perf-phase", &o.perf_phase}};
     const std::pair<std::string_view, int*> numbers[] = {{"--port", &o.port},
                                                          {"--connections", &o.connections},
                                                          {"--messages", &o.messages},
@@ -105,7 +142,10 @@ options parse(int argc, char** argv) {
                                                          {"--ask-interval-us", &o.ask_interval_us},
                                                          {"--rate", &o.rate},
                                                          {"--connect-inflight", &o.connect_inflight},
-                                                         {"--deflate", &o.deflate}};
+                                                         {"--deflate", &o.deflate},
+                                                         {"--missed", &o.missed},
+                                                         {"--rounds", &o.rounds},
+                                                         {"--store-channels", &o.store_channels}};
     for (int i = 1; i < argc; ++i) {
         const std::string_view a = argv[i];
         if (i + 1 >= argc) die("missing value for " + std::string{a});
@@ -120,10 +160,18 @@ options parse(int argc, char** argv) {
         if (!known) die("unknown option " + std::string{a});
     }
     if (o.host.rfind("127.", 0) != 0) die("only loopback targets (127.0.0.0/8) are allowed");
-    if (o.mode != "fanout" && o.mode != "targeted") die("--mode is fanout or targeted");
+    if (o.mode != "fanout" && o.mode != "targeted" && o.mode != "channel" && o.mode != "resume" && o.mode != "store") {
+        die("--mode is fanout, targeted, channel, resume or store");
+    }
+    if (o.batch == 0) o.batch = o.mode == "resume" || o.mode == "store" ? 1000 : 1;
     if (o.connections < 1 || o.publishers < 1 || o.inflight < 1 || o.batch < 1) die("counts must be positive");
-    if (o.batch > 1 && o.mode != "targeted") die("--batch is for --mode targeted");
+    if (o.batch > 1 && o.mode != "targeted" && o.mode != "resume" && o.mode != "store") {
+        die("--batch is for --mode targeted, resume or store");
+    }
     if (o.ask_chunks > 0 && o.mode != "fanout") die("--ask-chunks is for --mode fanout");
+    if (o.missed < 1 || o.rounds < 1 || o.store_channels < 1)
+        die("--missed, --rounds, --store-channels must be positive");
+    if (o.mode == "resume" && o.batch < o.missed) die("--batch must hold at least --missed items (whole users)");
     if (o.rate < 0) die("--rate must not be negative");
     return o;
 }
@@ -156,6 +204,29 @@ long process_rss_kib(int pid) {
         if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
     }
     return 0;
+}
+
+// CPU seconds all cores were busy since boot (/proc/stat: user, nice, system, irq, softirq,
+// steal). Over a run, less the server's and the generator's own, it is what other processes of
+// this shared machine took: a run where that is large was disturbed.
+double machine_busy_s() {
+    std::ifstream in("/proc/stat");
+    std::string cpu;
+    long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+    in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
+    return static_cast<double>(user + nice + system + irq + softirq + steal) /
+           static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// perf's control FIFO (`perf record --control fifo:PATH -D -1`): the generator enables the
+// recording for the part of the run it measures. -1: none.
+int perf_ctl_fd = -1;
+void perf_ctl(const char* command) {
+    if (perf_ctl_fd < 0) return;
+    const std::string line = std::string{command} + "\n";
+    if (::write(perf_ctl_fd, line.data(), line.size()) < 0) {
+        std::fprintf(stderr, "zena-loadgen: perf control: %s\n", std::strerror(errno));
+    }
 }
 
 double self_cpu_s() {
@@ -223,6 +294,8 @@ struct peer {
 struct ws_conn : peer {
     bool upgraded = false;
     bool welcomed = false;
+    bool subscribed = false;             // --mode channel: `subscribed` came
+    std::uint64_t chan_seq = 0;          // --mode channel: the last channel seq delivered (0: none yet)
     std::vector<std::int64_t> last_seq;  // per publisher
     std::uint64_t received = 0;
 };
@@ -249,12 +322,509 @@ std::string masked_frame(std::uint8_t opcode, std::string_view payload) {
     return f;
 }
 
+// One complete frame at `from` in `whole`: its first byte, its payload and its size on the wire;
+// false while it is incomplete. The server's frames are never masked.
+bool next_frame(const std::string& whole, std::size_t from, std::uint8_t& b0, std::string_view& payload,
+                std::size_t& size) {
+    const std::string_view in = std::string_view(whole).substr(from);
+    if (in.size() < 2) return false;
+    b0 = static_cast<std::uint8_t>(in[0]);
+    std::size_t len = static_cast<std::uint8_t>(in[1]) & 0x7f;
+    std::size_t off = 2;
+    if (len == 126) {
+        if (in.size() < 4) return false;
+        len = (static_cast<std::size_t>(static_cast<std::uint8_t>(in[2])) << 8) | static_cast<std::uint8_t>(in[3]);
+        off = 4;
+    } else if (len == 127) {
+        if (in.size() < 10) return false;
+        len = 0;
+        for (int k = 0; k < 8; ++k) len = (len << 8) | static_cast<std::uint8_t>(in[2 + k]);
+        off = 10;
+    }
+    if (in.size() < off + len) return false;
+    payload = std::string_view(in.data() + off, len);
+    size = off + len;
+    return true;
+}
+
+// The number after `key` in `text` (e.g. "\"seq\":"), from `from` on; -1 when absent.
+long long number_after(std::string_view text, std::string_view key, std::size_t from = 0) {
+    const auto at = text.find(key, from);
+    if (at == std::string_view::npos) return -1;
+    return std::strtoll(text.data() + at + key.size(), nullptr, 10);
+}
+
+// The string after `key` (e.g. "\"epoch\":\""), up to the next quote; empty when absent.
+std::string string_after(std::string_view text, std::string_view key) {
+    const auto at = text.find(key);
+    if (at == std::string_view::npos) return {};
+    const auto start = at + key.size();
+    const auto end = text.find('"', start);
+    return end == std::string_view::npos ? std::string{} : std::string{text.substr(start, end - start)};
+}
+
+// A blocking keep-alive HTTP/1.1 client of the server API (resume and store modes, where the
+// publishing is not what is timed). Every call is bounded by a 30 s socket timeout.
+struct blocking_http {
+    const options& o;
+    int fd = -1;
+    std::string in;
+
+    explicit blocking_http(const options& opts) : o(opts) {}
+    ~blocking_http() {
+        if (fd >= 0) ::close(fd);
+    }
+    blocking_http(const blocking_http&) = delete;
+    blocking_http& operator=(const blocking_http&) = delete;
+
+    void open() {
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) die(std::string{"socket: "} + std::strerror(errno));
+        const int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        timeval tv{30, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        sockaddr_in remote{};
+        remote.sin_family = AF_INET;
+        remote.sin_port = htons(static_cast<std::uint16_t>(o.port));
+        inet_pton(AF_INET, o.host.c_str(), &remote.sin_addr);
+        if (connect(fd, reinterpret_cast<sockaddr*>(&remote), sizeof remote) != 0) {
+            die(std::string{"connect (API): "} + std::strerror(errno));
+        }
+        in.clear();
+    }
+
+    // One request; answers the status and the body.
+    std::pair<int, std::string> call(std::string_view method, const std::string& path, const std::string& body = {}) {
+        if (fd < 0) open();
+        std::string req = std::string{method} + " " + path + " HTTP/1.1\r\nHost: " + o.host +
+                          "\r\nAuthorization: Bearer " + o.api_key + "\r\n" +
+                          (body.empty() ? "" : "Content-Type: application/json\r\n") +
+                          "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+        std::size_t sent = 0;
+        while (sent < req.size()) {
+            const auto n = ::send(fd, req.data() + sent, req.size() - sent, MSG_NOSIGNAL);
+            if (n <= 0) die(std::string{"send (API): "} + std::strerror(errno));
+            sent += static_cast<std::size_t>(n);
+        }
+        for (;;) {
+            const auto head_end = in.find("\r\n\r\n");
+            if (head_end != std::string::npos) {
+                const auto cl = in.find("Content-Length: ");
+                std::size_t length = 0;
+                if (cl != std::string::npos && cl < head_end) length = std::stoul(in.substr(cl + 16));
+                if (in.size() >= head_end + 4 + length) {
+                    const int status = std::atoi(in.c_str() + 9);
+                    std::string out = in.substr(head_end + 4, length);
+                    in.erase(0, head_end + 4 + length);
+                    return {status, std::move(out)};
+                }
+            }
+            char buf[65536];
+            const auto n = ::recv(fd, buf, sizeof buf, 0);
+            if (n <= 0) die(std::string{"recv (API): "} + (n == 0 ? "closed" : std::strerror(errno)));
+            in.append(buf, static_cast<std::size_t>(n));
+        }
+    }
+};
+
+void sleep_ms(int ms) {
+    timespec ts{ms / 1000, (ms % 1000) * 1'000'000L};
+    nanosleep(&ts, nullptr);
+}
+
+// --mode resume: the reconnect storm (see the top of the file).
+int run_resume(const options& o, const zena::auth::jwt_settings& jwt) {
+    struct rconn : peer {
+        std::string token;
+        bool upgraded = false;
+        bool welcomed = false;
+        bool complete = false;
+        bool dead = false;
+        std::string epoch;  // the personal channel's position the client keeps
+        std::uint64_t seq = 0;
+        std::int64_t published = 0;  // events published to the user so far (numbered 0, 1, ...)
+        std::int64_t next = 0;       // the next event number the client expects
+        std::int64_t pending = 0;    // replayed events still due in this phase
+    };
+    struct phase {
+        std::string kind;
+        int welcomed = 0;
+        int completed = 0;
+        double seconds = 0;          // first connect to the last completion (welcome, or replay done)
+        double welcome_seconds = 0;  // first connect to the last welcome
+        double server_cpu = 0;
+        double loadgen_cpu = 0;
+        double others_cpu = 0;  // what other processes took meanwhile (machine_busy_s)
+        std::uint64_t replayed = 0;
+        std::uint64_t not_recovered = 0;   // a welcome without recovered:true (resume)
+        std::uint64_t wrong_missed = 0;    // missed != the events published meanwhile
+        std::uint64_t wrong_position = 0;  // a welcome's or an event's position not the expected one
+        std::uint64_t gaps = 0;
+        std::uint64_t duplicates = 0;
+        std::uint64_t reorders = 0;
+        std::uint64_t unexpected = 0;  // an event when none was due
+        std::uint64_t closed_early = 0;
+    };
+    const auto n_conns = static_cast<std::size_t>(o.connections);
+    std::vector<rconn> conns(n_conns);
+    for (std::size_t i = 0; i < n_conns; ++i) {
+        conns[i].token =
+            zena::auth::mint_jwt(jwt, "u" + std::to_string(i), std::chrono::hours(2), zena::auth::unix_now());
+    }
+    const int epfd = epoll_create1(EPOLL_CLOEXEC);
+    std::vector<epoll_event> events(4096);
+    const auto deadline = now_ns() + std::int64_t{o.timeout_ms} * 1'000'000;
+    blocking_http api(o);
+
+    const auto connect_phase = [&](const std::string& kind, bool with_since) {
+        phase st;
+        st.kind = kind;
+        const bool first = kind == "first";
+        const double server_cpu_0 = o.server_pid ? process_cpu_s(o.server_pid) : 0;
+        const double self_cpu_0 = self_cpu_s();
+        const double machine_0 = machine_busy_s();
+        const bool recorded = !o.perf_phase.empty() && o.perf_phase == kind;
+        if (recorded) perf_ctl("enable");
+        const auto t0 = now_ns();
+        std::int64_t t_last_welcome = 0;
+        std::int64_t t_last_complete = 0;
+        std::size_t opened = 0;
+        const auto open_next = [&] {
+            if (opened == n_conns) return;
+            const auto i = opened++;
+            auto& c = conns[i];
+            const auto source =
+                o.sources > 0 ? "127.0.0." + std::to_string(2 + static_cast<int>(i) % o.sources) : std::string{};
+            c.fd = open_socket(source, o.host, o.port);
+            c.in.clear();
+            c.upgraded = c.welcomed = c.complete = c.dead = false;
+            c.pending = 0;
+            c.out = "GET /ws" + (with_since ? "?since=" + c.epoch + ":" + std::to_string(c.seq) : std::string{}) +
+                    " HTTP/1.1\r\nHost: " + o.host +
+                    "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                    "Authorization: Bearer " +
+                    c.token + "\r\n\r\n";
+            epoll_event ev{};
+            ev.events = EPOLLIN | EPOLLOUT | EPOLLET;
+            ev.data.u64 = i;
+            if (epoll_ctl(epfd, EPOLL_CTL_ADD, c.fd, &ev) != 0) die(std::string{"epoll_ctl: "} + std::strerror(errno));
+        };
+        const auto burst = o.connect_inflight > 0 ? std::min<std::size_t>(o.connect_inflight, n_conns) : n_conns;
+        for (std::size_t i = 0; i < burst; ++i) open_next();
+        std::size_t done = 0;
+        const auto finish = [&](rconn& c) {
+            c.complete = true;
+            ++done;
+            t_last_complete = now_ns();
+        };
+        while (done + st.closed_early < n_conns && now_ns() < deadline) {
+            const int n = epoll_wait(epfd, events.data(), static_cast<int>(events.size()), 50);
+            for (int k = 0; k < n; ++k) {
+                auto& c = conns[events[static_cast<std::size_t>(k)].data.u64];
+                if (c.dead) continue;
+                const bool alive = c.fill();
+                if (!c.upgraded) {
+                    const auto end = c.in.find("\r\n\r\n");
+                    if (end != std::string::npos) {
+                        if (c.in.compare(0, 12, "HTTP/1.1 101") != 0) die("upgrade refused: " + c.in.substr(0, end));
+                        c.upgraded = true;
+                        c.in.erase(0, end + 4);
+                    }
+                }
+                bool closed = !alive;
+                std::uint8_t b0 = 0;
+                std::string_view payload;
+                std::size_t size = 0;
+                std::size_t consumed = 0;  // the frames read, erased once at the end
+                while (c.upgraded && next_frame(c.in, consumed, b0, payload, size)) {
+                    const auto opcode = b0 & 0x0f;
+                    if (opcode == 0x8) closed = true;
+                    if (opcode == 0x9) c.out += masked_frame(0xA, payload);
+                    if (opcode == 0x1 && !c.welcomed) {
+                        c.welcomed = true;
+                        ++st.welcomed;
+                        t_last_welcome = now_ns();
+                        open_next();
+                        if (payload.find(R"("type":"connected")") == std::string_view::npos) {
+                            die("the first message was not the welcome: " + std::string{payload});
+                        }
+                        const auto epoch = string_after(payload, R"("epoch":")");
+                        const auto seq = number_after(payload, R"("seq":)");
+                        if (first) {
+                            c.epoch = epoch;
+                            c.seq = static_cast<std::uint64_t>(std::max(0LL, seq));
+                            if (epoch.empty()) ++st.wrong_position;  // history off: no position to resume from
+                            finish(c);
+                        } else if (!with_since) {
+                            if (epoch != c.epoch || seq != static_cast<long long>(c.seq)) ++st.wrong_position;
+                            finish(c);
+                        } else {
+                            const auto due = c.published - c.next;
+                            if (payload.find(R"("recovered":true)") == std::string_view::npos) ++st.not_recovered;
+                            if (number_after(payload, R"("missed":)") != due) ++st.wrong_missed;
+                            if (epoch != c.epoch || seq != static_cast<long long>(c.seq) + due) ++st.wrong_position;
+                            c.pending = due;
+                            if (due == 0) finish(c);
+                        }
+                    } else if (opcode == 0x1) {
+                        const auto at = payload.find("\"chunk\":\"P");
+                        if (at == std::string_view::npos) {
+                            // Not one of ours.
+                        } else if (c.pending == 0) {
+                            ++st.unexpected;
+                        } else {
+                            ++st.replayed;
+                            const auto number = std::strtoll(payload.data() + at + 12, nullptr, 10);  // "P0:<n>:..."
+                            if (number == c.next) {
+                                ++c.next;
+                            } else if (number < c.next) {
+                                ++st.duplicates;
+                            } else {
+                                ++st.gaps;
+                                c.next = number + 1;
+                            }
+                            const auto s = payload.rfind(",\"seq\":");
+                            const auto chan_seq = s == std::string_view::npos || s < at
+                                                      ? -1
+                                                      : std::strtoll(payload.data() + s + 7, nullptr, 10);
+                            if (chan_seq != static_cast<long long>(c.seq) + 1) ++st.wrong_position;
+                            if (chan_seq > 0) c.seq = static_cast<std::uint64_t>(chan_seq);
+                            if (--c.pending == 0) finish(c);
+                        }
+                    }
+                    consumed += size;
+                }
+                c.in.erase(0, consumed);
+                if (closed) {
+                    c.dead = true;
+                    if (!c.complete) ++st.closed_early;
+                    if (!c.welcomed) open_next();
+                    continue;
+                }
+                c.flush();
+            }
+        }
+        if (recorded) perf_ctl("disable");
+        st.completed = static_cast<int>(done);
+        st.seconds = t_last_complete > t0 ? static_cast<double>(t_last_complete - t0) / 1e9 : 0;
+        st.welcome_seconds = t_last_welcome > t0 ? static_cast<double>(t_last_welcome - t0) / 1e9 : 0;
+        st.server_cpu = o.server_pid ? process_cpu_s(o.server_pid) - server_cpu_0 : 0;
+        st.loadgen_cpu = self_cpu_s() - self_cpu_0;
+        st.others_cpu = std::max(0.0, machine_busy_s() - machine_0 - st.server_cpu - st.loadgen_cpu);
+        return st;
+    };
+
+    // Closes every connection and waits (bounded) until the server counts none.
+    double wait_empty_s_max = 0;
+    const auto close_all = [&] {
+        for (auto& c : conns) {
+            if (c.fd >= 0) ::close(c.fd);
+            c.fd = -1;
+        }
+        const auto t0 = now_ns();
+        while (now_ns() < deadline) {
+            const auto [status, body] = api.call("GET", "/api/stats");
+            if (status != 200) die("GET /api/stats: " + std::to_string(status) + " " + body);
+            if (number_after(body, R"("connections":)") == 0) break;
+            sleep_ms(20);
+        }
+        wait_empty_s_max = std::max(wait_empty_s_max, static_cast<double>(now_ns() - t0) / 1e9);
+    };
+
+    // Publishes --missed events to every user's personal channel, whole users per request.
+    std::uint64_t published_total = 0;
+    std::uint64_t delivered_live = 0;  // events that reached a connection: someone was still there
+    double publish_s = 0;
+    double publish_server_cpu = 0;
+    const std::string padding(static_cast<std::size_t>(std::max(0, o.payload - 120)), 'x');
+    const auto publish_missed = [&] {
+        const double server_cpu_0 = o.server_pid ? process_cpu_s(o.server_pid) : 0;
+        const auto t0 = now_ns();
+        const auto per = static_cast<std::size_t>(std::max(1, o.batch / o.missed));
+        for (std::size_t u = 0; u < n_conns; u += per) {
+            std::string items;
+            std::size_t count = 0;
+            for (std::size_t i = u; i < std::min(n_conns, u + per); ++i) {
+                auto& c = conns[i];
+                for (int k = 0; k < o.missed; ++k) {
+                    if (count++ > 0) items += ',';
+                    items += R"({"userId":"u)" + std::to_string(i) +
+                             R"(","type":"ask.response","payload":{"chunk":"P0:)" + std::to_string(c.published++) +
+                             ":" + std::to_string(now_ns()) + " " + padding +
+                             R"(","isComplete":false,"streamId":"bench"}})";
+                }
+            }
+            const auto [status, body] = api.call("POST", "/api/batch", R"({"items":[)" + items + "]}");
+            if (status != 200) die("POST /api/batch: " + std::to_string(status) + " " + body.substr(0, 300));
+            std::size_t answered = 0;
+            std::size_t zero = 0;
+            for (auto at = body.find(R"("delivered":)"); at != std::string::npos;
+                 at = body.find(R"("delivered":)", at + 1)) {
+                ++answered;
+                if (body.compare(at + 12, 2, "0,") == 0 || body.compare(at + 12, 2, "0}") == 0) ++zero;
+            }
+            if (answered != count)
+                die("POST /api/batch answered " + std::to_string(answered) + " of " + std::to_string(count));
+            delivered_live += answered - zero;
+            published_total += count;
+        }
+        publish_s += static_cast<double>(now_ns() - t0) / 1e9;
+        publish_server_cpu += o.server_pid ? process_cpu_s(o.server_pid) - server_cpu_0 : 0;
+    };
+
+    std::vector<phase> phases;
+    phases.push_back(connect_phase("first", false));
+    for (int r = 0; r < o.rounds && now_ns() < deadline; ++r) {
+        close_all();
+        phases.push_back(connect_phase("plain", false));
+        close_all();
+        publish_missed();
+        phases.push_back(connect_phase("resume", true));
+    }
+    for (auto& c : conns) {
+        if (c.fd >= 0) ::close(c.fd);
+        c.fd = -1;
+    }
+
+    bool clean = delivered_live == 0;
+    std::vector<double> plain_rates;
+    std::vector<double> resume_rates;
+    std::string out = "{\"mode\":\"resume\",\"connections\":" + std::to_string(o.connections) +
+                      ",\"missed\":" + std::to_string(o.missed) + ",\"rounds\":" + std::to_string(o.rounds) +
+                      ",\"connect_inflight\":" + std::to_string(o.connect_inflight) + ",\"phases\":[";
+    char buf[1024];
+    for (std::size_t i = 0; i < phases.size(); ++i) {
+        const auto& p = phases[i];
+        const double rate = p.seconds > 0 ? p.completed / p.seconds : 0;
+        if (p.kind == "plain") plain_rates.push_back(rate);
+        if (p.kind == "resume") resume_rates.push_back(rate);
+        const bool ok = p.completed == o.connections && p.not_recovered == 0 && p.wrong_missed == 0 &&
+                        p.wrong_position == 0 && p.gaps == 0 && p.duplicates == 0 && p.reorders == 0 &&
+                        p.unexpected == 0 && p.closed_early == 0 &&
+                        (p.kind != "resume" || p.replayed == static_cast<std::uint64_t>(o.connections) * o.missed);
+        clean = clean && ok;
+        std::snprintf(buf, sizeof buf,
+                      "%s{\"kind\":\"%s\",\"completed\":%d,\"welcomed\":%d,\"per_s\":%.0f,\"seconds\":%.3f,"
+                      "\"welcome_seconds\":%.3f,\"replayed\":%llu,\"not_recovered\":%llu,\"wrong_missed\":%llu,"
+                      "\"wrong_position\":%llu,\"gaps\":%llu,\"duplicates\":%llu,\"unexpected\":%llu,"
+                      "\"closed_early\":%llu,\"server_cpu_s\":%.2f,\"loadgen_cpu_s\":%.2f,\"others_cpu_s\":%.2f,"
+                      "\"ok\":%s}",
+                      i > 0 ? "," : "", p.kind.c_str(), p.completed, p.welcomed, rate, p.seconds, p.welcome_seconds,
+                      static_cast<unsigned long long>(p.replayed), static_cast<unsigned long long>(p.not_recovered),
+                      static_cast<unsigned long long>(p.wrong_missed),
+                      static_cast<unsigned long long>(p.wrong_position), static_cast<unsigned long long>(p.gaps),
+                      static_cast<unsigned long long>(p.duplicates), static_cast<unsigned long long>(p.unexpected),
+                      static_cast<unsigned long long>(p.closed_early), p.server_cpu, p.loadgen_cpu, p.others_cpu,
+                      ok ? "true" : "false");
+        out += buf;
+    }
+    const auto median = [](std::vector<double> v) {
+        if (v.empty()) return 0.0;
+        std::sort(v.begin(), v.end());
+        return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+    };
+    const double plain = median(plain_rates);
+    const double resumed = median(resume_rates);
+    std::snprintf(buf, sizeof buf,
+                  "],\"plain_per_s_median\":%.0f,\"resume_per_s_median\":%.0f,\"resume_over_plain\":%.3f,"
+                  "\"published\":%llu,\"publish_s\":%.2f,\"publish_server_cpu_s\":%.2f,\"delivered_live\":%llu,"
+                  "\"wait_empty_s_max\":%.2f,\"clean\":%s}\n",
+                  plain, resumed, plain > 0 ? resumed / plain : 0, static_cast<unsigned long long>(published_total),
+                  publish_s, publish_server_cpu, static_cast<unsigned long long>(delivered_live), wait_empty_s_max,
+                  clean ? "true" : "false");
+    out += buf;
+    std::fputs(out.c_str(), stdout);
+    return clean ? 0 : 1;
+}
+
+// The value of a counter in the server's /metrics text; -1 when absent.
+long long metric(blocking_http& api, std::string_view name) {
+    const auto [status, body] = api.call("GET", "/metrics");
+    if (status != 200) return -1;
+    const auto at = body.find("\n" + std::string{name} + " ");
+    if (at == std::string::npos) return -1;
+    return std::strtoll(body.c_str() + at + name.size() + 2, nullptr, 10);
+}
+
+// --mode store: the history's memory per stored event, read from the server's RSS.
+int run_store(const options& o) {
+    if (!o.server_pid) die("--mode store needs --server-pid");
+    blocking_http api(o);
+    api.call("GET", "/api/stats");  // the API connection's own buffers exist before the first reading
+    const long rss_0 = process_rss_kib(o.server_pid);
+    const long long evicted_0 = metric(api, "zena_history_evicted_total");
+    const double server_cpu_0 = process_cpu_s(o.server_pid);
+    // The payload: {"chunk":"S<n> xxx…","isComplete":false,"streamId":"bench"}, about --payload bytes.
+    const std::size_t fixed = std::string_view(R"({"chunk":"","isComplete":false,"streamId":"bench"})").size();
+    std::uint64_t payload_bytes = 0;
+    std::uint64_t frame_bytes = 0;  // the stored frame, as a live connection would get it (estimated)
+    const auto t0 = now_ns();
+    std::string epoch;
+    int sent = 0;
+    while (sent < o.messages) {
+        std::string items;
+        const int count = std::min(o.batch, o.messages - sent);
+        for (int k = 0; k < count; ++k, ++sent) {
+            const auto channel = "hist:c" + std::to_string(sent % o.store_channels);
+            const auto head = "S" + std::to_string(sent) + " ";
+            const auto chunk =
+                head +
+                std::string(static_cast<std::size_t>(std::max<long long>(
+                                0, static_cast<long long>(o.payload) - static_cast<long long>(fixed + head.size()))),
+                            'x');
+            const auto payload = R"({"chunk":")" + chunk + R"(","isComplete":false,"streamId":"bench"})";
+            payload_bytes += payload.size();
+            // {"type":"ask.response","payload":P,"channel":"C","epoch":"E","seq":N} and its header
+            // (the epoch's length is added at the end, from the first answer)
+            const auto frame = 33 + payload.size() + 12 + channel.size() + 11 + 8 +
+                               std::to_string(sent / o.store_channels + 1).size() + 1;
+            frame_bytes += frame + (frame + 9 < 126 ? 2 : 4);
+            if (k > 0) items += ',';
+            items += R"({"channel":")" + channel + R"(","type":"ask.response","payload":)" + payload + "}";
+        }
+        const auto [status, body] = api.call("POST", "/api/batch", R"({"items":[)" + items + "]}");
+        if (status != 200) die("POST /api/batch: " + std::to_string(status) + " " + body.substr(0, 300));
+        if (epoch.empty()) epoch = string_after(body, R"("epoch":")");
+    }
+    const double publish_s = static_cast<double>(now_ns() - t0) / 1e9;
+    const double server_cpu = process_cpu_s(o.server_pid) - server_cpu_0;
+    sleep_ms(200);
+    const long rss_1 = process_rss_kib(o.server_pid);
+    const long long evicted_1 = metric(api, "zena_history_evicted_total");
+    const auto n = static_cast<double>(o.messages);
+    std::printf(
+        "{\"mode\":\"store\",\"messages\":%d,\"channels\":%d,\"batch\":%d,\"payload_bytes_avg\":%.1f,"
+        "\"frame_bytes_avg\":%.1f,\"epoch\":\"%s\",\"rss_before_kib\":%ld,\"rss_after_kib\":%ld,"
+        "\"rss_bytes_per_event\":%.1f,\"evicted\":%lld,\"publish_s\":%.2f,\"events_per_s\":%.0f,"
+        "\"server_cpu_s\":%.2f}\n",
+        o.messages, o.store_channels, o.batch, static_cast<double>(payload_bytes) / n,
+        static_cast<double>(frame_bytes) / n + static_cast<double>(epoch.size()), epoch.c_str(), rss_0, rss_1,
+        static_cast<double>(rss_1 - rss_0) * 1024.0 / n, evicted_1 - evicted_0, publish_s, n / publish_s, server_cpu);
+    return evicted_1 == evicted_0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     const auto o = parse(argc, argv);
     zena::auth::jwt_settings jwt;
     jwt.secret = o.secret;
+    if (!o.perf_ctl.empty()) {
+        perf_ctl_fd = ::open(o.perf_ctl.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (perf_ctl_fd < 0) die("--perf-ctl " + o.perf_ctl + ": " + std::strerror(errno));
+    }
+    if (o.mode == "resume") return run_resume(o, jwt);
+    if (o.mode == "store") return run_store(o);
+    // Every connection gets every message: the broadcast-all fan-out, or the one shared channel's.
+    const bool to_all = o.mode == "fanout" || o.mode == "channel";
+    const bool on_channel = o.mode == "channel";
+    zena::auth::jwt_mint_options claims;
+    if (on_channel) claims.channels = {o.grant};
+    const auto subscribe_frame =
+        masked_frame(0x1, R"({"type":"subscribe","payload":{"channel":")" + o.channel + R"("}})");
     const int epfd = epoll_create1(EPOLL_CLOEXEC);
     std::vector<ws_conn> conns(static_cast<std::size_t>(o.connections));
     // The fan-out or targeted publishers, then (with --ask-chunks) the Ask stream's.
@@ -278,6 +848,9 @@ int main(int argc, char** argv) {
     std::uint64_t reorders = 0;
     std::uint64_t gaps = 0;
     std::uint64_t closed_early = 0;
+    int ready = 0;                         // welcomed, and with --mode channel subscribed too
+    std::uint64_t stored_deliveries = 0;   // --mode channel: deliveries that carried a position
+    std::uint64_t channel_seq_errors = 0;  // --mode channel: a position that was not the next one
 
     // Token for the epoll data: connections are [0, N), publishers N + i.
     const auto watch = [&](int fd, std::uint64_t id, std::uint32_t events) {
@@ -299,7 +872,7 @@ int main(int argc, char** argv) {
         c.fd = open_socket(source, o.host, o.port);
         c.last_seq.assign(pubs.size(), -1);
         const auto token =
-            zena::auth::mint_jwt(jwt, "u" + std::to_string(i), std::chrono::hours(1), zena::auth::unix_now());
+            zena::auth::mint_jwt(jwt, "u" + std::to_string(i), std::chrono::hours(1), zena::auth::unix_now(), claims);
         c.out = "GET /ws HTTP/1.1\r\nHost: " + o.host +
                 "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
@@ -337,6 +910,11 @@ int main(int argc, char** argv) {
     const auto request_for = [&](int p) {
         auto& pub = pubs[static_cast<std::size_t>(p)];
         if (p == ask) return request("/api/broadcast", targeted_item(0, chunk_for(p, pub.next_seq++)));
+        if (on_channel) {
+            return request("/api/publish",
+                           R"({"channel":")" + o.channel + R"(","type":"ask.response","payload":{"chunk":")" +
+                               chunk_for(p, pub.next_seq++) + R"(","isComplete":false,"streamId":"bench"}})");
+        }
         if (o.mode == "fanout") {
             return request("/api/broadcast-all", R"({"type":"ask.response","payload":{"chunk":")" +
                                                      chunk_for(p, pub.next_seq++) +
@@ -408,8 +986,20 @@ int main(int argc, char** argv) {
             if (opcode == 0x1) {
                 if (!c.welcomed) {
                     c.welcomed = true;
-                    if (++welcomed == o.connections) connect_done = now_ns();
+                    ++welcomed;
+                    if (on_channel) {
+                        c.out += subscribe_frame;
+                    } else if (++ready == o.connections) {
+                        connect_done = now_ns();
+                    }
                     open_next();
+                } else if (on_channel && !c.subscribed) {
+                    if (payload.find(R"("type":"subscribed")") != std::string_view::npos) {
+                        c.subscribed = true;
+                        if (++ready == o.connections) connect_done = now_ns();
+                    } else if (payload.find(R"("type":"subscribe.error")") != std::string_view::npos) {
+                        die("subscribe refused: " + std::string{payload});
+                    }
                 } else {
                     const auto at = payload.find("\"chunk\":\"P");
                     if (at != std::string_view::npos) {
@@ -434,9 +1024,19 @@ int main(int argc, char** argv) {
                                 ++duplicates;
                             else if (seq < last)
                                 ++reorders;
-                            else if (o.mode == "fanout" && seq != last + 1)
+                            else if (to_all && seq != last + 1)
                                 ++gaps;
                             if (seq > last) last = seq;
+                            if (on_channel) {
+                                // The channel's position, the frame's last field: ,"seq":N}
+                                const auto s = payload.rfind(",\"seq\":");
+                                if (s != std::string_view::npos && s > at) {
+                                    const auto chan_seq = std::strtoull(payload.data() + s + 7, nullptr, 10);
+                                    if (c.chan_seq != 0 && chan_seq != c.chan_seq + 1) ++channel_seq_errors;
+                                    c.chan_seq = chan_seq;
+                                    ++stored_deliveries;
+                                }
+                            }
                         }
                     }
                 }
@@ -475,10 +1075,11 @@ int main(int argc, char** argv) {
     // generator's ports fill with TIME_WAIT, which says nothing about the server).
     double server_cpu_0 = o.server_pid ? process_cpu_s(o.server_pid) : 0;
     double self_cpu_0 = self_cpu_s();
+    double machine_0 = machine_busy_s();
     long rss_idle = 0;
     for (;;) {
         if (now_ns() > deadline) break;
-        if (!publishing && welcomed == o.connections) {
+        if (!publishing && ready == o.connections) {
             if (o.hold_ms > 0) {
                 // Idle memory: hold every connection, heartbeats running, then read the RSS.
                 const auto until = now_ns() + std::int64_t{o.hold_ms} * 1'000'000;
@@ -500,6 +1101,8 @@ int main(int argc, char** argv) {
             if (o.messages > 0 || o.ask_chunks > 0) {
                 server_cpu_0 = o.server_pid ? process_cpu_s(o.server_pid) : 0;
                 self_cpu_0 = self_cpu_s();
+                machine_0 = machine_busy_s();
+                perf_ctl("enable");
             }
             ask_next_ns = t_publish;
             rate_next_ns = t_publish;
@@ -510,8 +1113,8 @@ int main(int argc, char** argv) {
             }
         }
         if (publishing && answered == published && published >= o.messages) {
-            const bool all_in = o.mode == "fanout" ? delivered >= static_cast<std::uint64_t>(published) * conns.size()
-                                                   : delivered >= static_cast<std::uint64_t>(o.messages);
+            const bool all_in = to_all ? delivered >= static_cast<std::uint64_t>(published) * conns.size()
+                                       : delivered >= static_cast<std::uint64_t>(o.messages);
             const bool ask_in =
                 ask < 0 || (ask_answered == o.ask_chunks && ask_delivered >= static_cast<std::uint64_t>(o.ask_chunks));
             if (all_in && ask_in) break;
@@ -559,8 +1162,10 @@ int main(int argc, char** argv) {
         }
     }
 
+    perf_ctl("disable");
     const double server_cpu = o.server_pid ? process_cpu_s(o.server_pid) - server_cpu_0 : 0;
     const double self_cpu = self_cpu_s() - self_cpu_0;
+    const double others_cpu = std::max(0.0, machine_busy_s() - machine_0 - server_cpu - self_cpu);
     std::sort(latencies_us.begin(), latencies_us.end());
     const auto pct = [&](double q) -> std::uint32_t {
         if (latencies_us.empty()) return 0;
@@ -573,8 +1178,8 @@ int main(int argc, char** argv) {
         return ask_latencies_us[std::min(ask_latencies_us.size() - 1,
                                          static_cast<std::size_t>(q * static_cast<double>(ask_latencies_us.size())))];
     };
-    const std::uint64_t expected = o.mode == "fanout" ? static_cast<std::uint64_t>(published) * conns.size()
-                                                      : static_cast<std::uint64_t>(published);
+    const std::uint64_t expected =
+        to_all ? static_cast<std::uint64_t>(published) * conns.size() : static_cast<std::uint64_t>(published);
     const double connect_s = connect_done ? static_cast<double>(connect_done - t_connect) / 1e9 : 0;
     const double deliver_s = t_last_delivery > t_publish ? static_cast<double>(t_last_delivery - t_publish) / 1e9 : 0;
     std::printf(
@@ -584,7 +1189,8 @@ int main(int argc, char** argv) {
         "\"latency_us\":{\"p50\":%u,\"p99\":%u,\"p999\":%u,\"max\":%u},\"server_cpu_s\":%.2f,"
         "\"loadgen_cpu_s\":%.2f,\"wall_s\":%.2f,\"server_rss_idle_kib\":%ld,\"batch\":%d,\"compressed\":%llu,"
         "\"ask\":{\"chunks\":%d,\"delivered\":%llu,\"out_of_order\":%llu,\"latency_us\":{\"p50\":%u,\"p99\":%u,"
-        "\"max\":%u}}}\n",
+        "\"max\":%u}},\"channel\":\"%s\",\"subscribed\":%d,\"stored\":%llu,\"channel_seq_errors\":%llu,"
+        "\"others_cpu_s\":%.2f}\n",
         o.mode.c_str(), o.connections, welcomed, connect_s > 0 ? o.connections / connect_s : 0,
         static_cast<int>(published), static_cast<long long>(answered), static_cast<unsigned long long>(expected),
         static_cast<unsigned long long>(delivered),
@@ -595,9 +1201,11 @@ int main(int argc, char** argv) {
         latencies_us.empty() ? 0 : latencies_us.back(), server_cpu, self_cpu, deliver_s, rss_idle, o.batch,
         static_cast<unsigned long long>(compressed), o.ask_chunks, static_cast<unsigned long long>(ask_delivered),
         static_cast<unsigned long long>(ask_reorders), ask_pct(0.5), ask_pct(0.99),
-        ask_latencies_us.empty() ? 0 : ask_latencies_us.back());
+        ask_latencies_us.empty() ? 0 : ask_latencies_us.back(), on_channel ? o.channel.c_str() : "",
+        on_channel ? ready : 0, static_cast<unsigned long long>(stored_deliveries),
+        static_cast<unsigned long long>(channel_seq_errors), others_cpu);
     const bool clean = welcomed == o.connections && delivered == expected && duplicates == 0 && reorders == 0 &&
                        gaps == 0 && closed_early == 0 && ask_delivered == static_cast<std::uint64_t>(o.ask_chunks) &&
-                       ask_reorders == 0;
+                       ask_reorders == 0 && ready == o.connections && channel_seq_errors == 0;
     return clean ? 0 : 1;
 }

@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# Issue 13's performance targets for presence and typing (docs/presence.md; bench/README.md,
+# "Presence and typing"), one command:
+#   bench/presence.sh [RUNS] [PARTS]
+#   defaults: 3 runs, PARTS="typing memory micro" (add "perf" for perf record of the typing runs)
+# zena-realtime only, release build ($ZENA_BUILD, default build-bench), pinned to CPU 0 with one
+# event-loop thread, a fresh server for every run (bench/lib.sh); the runs compared alternate
+# A, B, A, B:
+# - typing: "a channel of 1,000 users where 100 type at once: the relays cost the fan-out of other
+#   channels less than 10 %". bench/typing.mjs (CPU 1) opens 1,000 connections of 1,000 users
+#   subscribed to room:typing; then zena-loadgen (CPU 1) runs its channel fan-out: $CONNECTIONS
+#   (10,000) connections subscribed to bench:all, $MESSAGES (1,000) ~200-byte messages through
+#   POST /api/publish, 8 in flight. `typing`: 100 of the 1,000 send typing.start every 300 ms
+#   through the whole generator run; `idle`: the same 1,000 connections, nobody types. Each line
+#   has the generator's JSON (deliveries/s, latency, the server's CPU over its window), the typing
+#   script's JSON (its relays and its own CPU over the same window, read through the generator's
+#   --perf-ctl FIFO) and the server's zena_messages_dropped_ephemeral_total.
+# - memory: "the presence of 10,000 connections costs less than 64 bytes each": $CONNECTIONS
+#   connections subscribe to bench:all and are held 15 s (--hold-ms); 5 s after the last
+#   subscribe the server's VmRSS, its heap in use (glibc malloc_stats through gdb, if present) and
+#   the frames it queued (zena_messages_delivered_total: the presence joins), and the generator's
+#   RSS reading at the end of the hold (server_rss_idle_kib); with channel presence on (the
+#   default) and off (ZENA_CHANNELS_PRESENCE=false); also the RSS of the fresh server.
+# - micro: engine::memory_presence alone (a small program built here against its source): the
+#   heap (mallinfo2) and RSS 10,000 joins of one channel take, one user per client.
+# - perf: one typing run and one idle run with the server under `perf record -g` (the generator's
+#   window only, as bench/perf_server.sh), and the top 10 symbols (self).
+# Before each run the script waits (at most $QUIET_WAIT seconds, default 60) until the machine is
+# quiet (both cores under 15 % busy over a second) and writes what it found (busy=<percent>).
+# Results go to bench/results/<date>-<time>-presence.md. Loopback only; every run is bounded: the
+# generator by --timeout-ms, the typing script by --max-seconds and every wait by a count.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-3}
+parts=${2:-typing memory micro}
+connections=${CONNECTIONS:-10000}
+messages=${MESSAGES:-1000}
+build=${ZENA_BUILD:-build-bench}
+if [[ -f $build/build.ninja ]]; then
+  ninja -C "$build" zena-realtime zena-loadgen >/dev/null
+else
+  echo "no $build/build.ninja: configure a release build there (cmake -G Ninja -DCMAKE_BUILD_TYPE=Release)" >&2
+  exit 1
+fi
+export ZENA_BINARY=${ZENA_BINARY:-$build/zena-realtime} ZENA_LOADGEN=${ZENA_LOADGEN:-$build/zena-loadgen}
+source bench/lib.sh
+mkdir -p bench/results
+out=bench/results/$(date +%F-%H%M)-presence.md
+tmp=$(mktemp -d /tmp/zena-presence.XXXXXX)
+
+{
+  echo "# Presence and typing benchmark run $(date -u +%FT%TZ)"
+  echo
+  echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)."
+  echo "Commit: $(git rev-parse --short HEAD) (with the working tree's changes). Server: $ZENA_BINARY on CPU 0 (1 thread); generator and typing script on CPU 1."
+  echo "Command: CONNECTIONS=$connections MESSAGES=$messages bench/presence.sh $runs \"$parts\""
+  echo
+  echo '```'
+} >"$out"
+
+# The share of the last second both cores were busy, in percent.
+busy_percent() {
+  local a b
+  a=($(head -1 /proc/stat))
+  sleep 1
+  b=($(head -1 /proc/stat))
+  local idle=$(((b[4] + b[5]) - (a[4] + a[5]))) total=0 i
+  for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
+  echo $((total > 0 ? 100 * (total - idle) / total : 0))
+}
+quiet() {
+  local busy
+  for _ in $(seq "${QUIET_WAIT:-60}"); do
+    busy=$(busy_percent)
+    ((busy < 15)) && break
+  done
+  echo "$busy"
+}
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+metric() { curl -s -m 5 -H "Authorization: Bearer $key" "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+
+fan=(--connections "$connections" --messages "$messages" --publishers 1 --inflight 8 --mode channel --channel bench:all --grant 'bench:*')
+
+# typing_run MODE [PERF]: MODE typing or idle. A fresh server, the typing script (ready once its
+# 1,000 connections are subscribed and their presence joins delivered), the generator's fan-out,
+# then the script is stopped. With PERF=1 the server runs under perf record for the generator's
+# window (and the typing script does not read the window).
+typing_run() {
+  local mode=$1 perf=${2:-0} busy ready=$tmp/ready fifo=$tmp/window typing_out=$tmp/typing.json perf_pid=
+  start_server zena
+  busy=$(quiet)
+  echo "$mode (busy $busy %)" >&2
+  rm -f "$ready" "$fifo" "$typing_out"
+  mkfifo "$fifo"
+  local window=(--window-fifo "$fifo") ctl=$fifo
+  if [[ $perf == 1 ]]; then
+    window=()
+    ctl=$tmp/perf.ctl
+    rm -f "$ctl"
+    mkfifo "$ctl"
+    perf record -F 1999 -g -p "$server_pid" -o "$tmp/perf-$mode.data" --control "fifo:$ctl" -D -1 \
+      2>"$tmp/perf-$mode.log" &
+    perf_pid=$!
+  fi
+  taskset -c 1 node bench/typing.mjs --port "$port" --secret "$secret" --connections 1000 --typists 100 \
+    --interval-ms 300 --channel room:typing --mode "$mode" --max-seconds 300 --ready-file "$ready" \
+    "${window[@]}" >"$typing_out" 2>"$tmp/typing.err" &
+  local typing_pid=$!
+  for _ in $(seq 900); do
+    [[ -s $ready ]] && break
+    kill -0 "$typing_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ ! -s $ready ]]; then
+    echo "the typing script did not get ready: $(tail -3 "$tmp/typing.err")" >&2
+    echo "zena $mode busy=$busy error=\"the typing script did not get ready\"" >>"$out"
+    kill "$typing_pid" 2>/dev/null || true
+    wait "$typing_pid" 2>/dev/null || true
+    [[ -n $perf_pid ]] && { kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; }
+    stop_server
+    return 0
+  fi
+  local line
+  line=$(loadgen "${fan[@]}" --perf-ctl "$ctl" || true)
+  local dropped
+  dropped=$(metric zena_messages_dropped_ephemeral_total)
+  kill -TERM "$typing_pid"
+  wait "$typing_pid" || true
+  if [[ -n $perf_pid ]]; then
+    kill -INT "$perf_pid"
+    wait "$perf_pid" 2>/dev/null || true
+  fi
+  echo "zena $mode busy=$busy dropped_ephemeral=$dropped loadgen=$line typing=$(cat "$typing_out")" >>"$out"
+  stop_server
+  rm -f "$fifo"
+  if [[ $perf == 1 ]]; then
+    {
+      echo
+      echo "perf top symbols (self), server, $mode run, the generator's window:"
+      perf report -i "$tmp/perf-$mode.data" --stdio --no-children --sort symbol --percent-limit 0.5 2>/dev/null |
+        grep -E '^ +[0-9.]+%' | sed 's/[ -]*$//' | head -10
+      echo
+    } >>"$out"
+  fi
+}
+
+# heap_in_use: the server's heap in use now, in bytes (glibc's malloc_stats, all arenas and mmap,
+# which the server writes to its log when gdb calls it; empty without gdb).
+heap_in_use() {
+  command -v gdb >/dev/null || return 0
+  local before
+  before=$(wc -l <"$log")
+  timeout 30 gdb -p "$server_pid" -batch -nx -ex 'call (void)malloc_stats()' >/dev/null 2>&1 || true
+  tail -n +"$((before + 1))" "$log" | awk '/^Total/ {t = 1} t && /in use bytes/ {print $NF; exit}'
+}
+
+# memory_run LABEL: a fresh server (the caller's ZENA_* variables reach it) and its RSS, then the
+# generator's connections subscribed to bench:all and held 15 s; 5 s after the last subscribe
+# (the presence joins delivered by then) the server's RSS, heap in use and frames queued, and
+# the generator's own reading of the RSS at the end of the hold (server_rss_idle_kib).
+memory_run() {
+  local label=$1 busy base held heap delivered line
+  start_server zena
+  busy=$(quiet)
+  echo "$label (busy $busy %)" >&2
+  base=$(rss_kib "$server_pid")
+  loadgen --connections "$connections" --messages 0 --mode channel --channel bench:all --grant 'bench:*' \
+    --hold-ms 15000 >"$tmp/memory.json" 2>&1 &
+  local gen=$!
+  for _ in $(seq 1200); do
+    [[ $(metric zena_subscribes_total) == "$connections" ]] && break
+    kill -0 "$gen" 2>/dev/null || break
+    sleep 0.1
+  done
+  sleep 5
+  held=$(rss_kib "$server_pid")
+  heap=$(heap_in_use)
+  delivered=$(metric zena_messages_delivered_total)
+  wait "$gen" || true
+  line=$(cat "$tmp/memory.json")
+  echo "zena $label busy=$busy rss_fresh_kib=$base rss_held_kib=$held heap_in_use_bytes=$heap frames_queued=$delivered $line" >>"$out"
+  stop_server
+}
+
+if [[ " $parts " == *" typing "* ]]; then
+  for ((i = 1; i <= runs; i++)); do
+    typing_run idle
+    typing_run typing
+  done
+fi
+if [[ " $parts " == *" memory "* ]]; then
+  for ((i = 1; i <= runs; i++)); do
+    memory_run presence_on
+    ZENA_CHANNELS_PRESENCE=false memory_run presence_off
+  done
+fi
+if [[ " $parts " == *" perf "* ]]; then
+  typing_run typing 1
+  typing_run idle 1
+fi
+echo '```' >>"$out"
+
+if [[ " $parts " == *" micro "* ]]; then
+  echo "micro" >&2
+  cat >"$tmp/presence_micro.cpp" <<'EOF'
+// 10,000 joins of one channel in engine::memory_presence, one user per client (client ids as
+// client::presence_client makes them, the connection's number; users u0, u1, ...): the heap it
+// takes (mallinfo2's bytes in use, malloc's headers included) and the RSS.
+#include <malloc.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "engine/memory/memory_presence.hpp"
+
+static long rss_kib() {
+    std::ifstream in("/proc/self/status");
+    std::string key;
+    long value = 0;
+    while (in >> key) {
+        if (key == "VmRSS:") {
+            in >> value;
+            return value;
+        }
+        in.ignore(1 << 20, '\n');
+    }
+    return 0;
+}
+
+int main(int argc, char** argv) {
+    const int n = argc > 1 ? std::stoi(argv[1]) : 10000;
+    zena::engine::memory_presence presence;
+    int arrived = 0;
+    const auto heap0 = mallinfo2().uordblks;
+    const auto rss0 = rss_kib();
+    for (int i = 1; i <= n; ++i) {
+        presence.join("bench:all", std::to_string(i), "u" + std::to_string(i - 1), std::chrono::hours(1),
+                      [&](auto r) { arrived += r && *r; });
+    }
+    const auto heap1 = mallinfo2().uordblks;
+    const auto rss1 = rss_kib();
+    std::printf("{\"joins\":%d,\"arrived\":%d,\"entries\":%zu,\"heap_bytes\":%zu,\"heap_bytes_per_entry\":%.1f,"
+                "\"rss_kib\":%ld,\"rss_bytes_per_entry\":%.1f}\n",
+                n, arrived, presence.entries(), heap1 - heap0, static_cast<double>(heap1 - heap0) / n,
+                rss1 - rss0, (rss1 - rss0) * 1024.0 / n);
+}
+EOF
+  g++ -std=c++20 -O2 -DNDEBUG -Isrc "$tmp/presence_micro.cpp" src/engine/memory/memory_presence.cpp \
+    -o "$tmp/presence_micro"
+  {
+    echo
+    echo "micro: engine::memory_presence, $connections joins of one channel (g++ -O2, glibc malloc)"
+    echo
+    echo '```'
+    for ((i = 1; i <= runs; i++)); do "$tmp/presence_micro" "$connections"; done
+    echo '```'
+  } >>"$out"
+fi
+rm -rf "$tmp"
+echo "results: $out" >&2
