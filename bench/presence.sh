@@ -257,5 +257,69 @@ EOF
     echo '```'
   } >>"$out"
 fi
+# The tables: per run and the medians (all runs, and the undisturbed ones: other processes took
+# under 10 % of the window, the typing script's own CPU left out), typing against idle pair by pair.
+python3 - "$out" "$connections" >>"$out" <<'EOF'
+import json, re, statistics as st, sys
+path, n = sys.argv[1], int(sys.argv[2])
+runs = {"typing": [], "idle": [], "presence_on": [], "presence_off": []}
+for line in open(path):
+    m = re.match(r"zena (\w+) busy=(\d+) (.*)", line)
+    if not m or m.group(1) not in runs or "error=" in line:
+        continue
+    r = {"busy": int(m.group(2))}
+    rest = m.group(3)
+    for k, v in re.findall(r"(\w+)=(\d+) ", rest):
+        r[k] = int(v)
+    if "loadgen=" in rest:
+        r["gen"] = json.loads(rest[rest.index("loadgen=") + 8:rest.index(" typing=")])
+        r["typ"] = json.loads(rest[rest.index(" typing=") + 8:])
+    else:
+        r["gen"] = json.loads(rest[rest.index("{"):])
+    runs[m.group(1)].append(r)
+med = lambda xs: st.median(xs) if xs else float("nan")
+if runs["idle"] or runs["typing"]:
+    print("\n| run | deliveries/s | p50 ms | p99 ms | server CPU ns/delivery | relays received in window | typing script CPU in window | others | ephemeral dropped |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    pairs = []
+    for i, (a, b) in enumerate(zip(runs["idle"], runs["typing"])):
+        for name, r in (("idle", a), ("typing", b)):
+            g, w = r["gen"], r["typ"].get("window") or {}
+            others = max(0.0, g["others_cpu_s"] - w.get("cpu_s", 0))
+            r["disturbed"] = others > 0.1 * g["wall_s"]
+            r["ns"] = 1e9 * g["server_cpu_s"] / g["delivered"]
+            ww = max(w.get("wall_s", 0), 1e-9)
+            print(f"| {name} {i + 1}{' (disturbed)' if r['disturbed'] else ''} | {g['deliveries_per_s']:,} | "
+                  f"{g['latency_us']['p50'] / 1000:.0f} | {g['latency_us']['p99'] / 1000:.0f} | {r['ns']:.0f} | "
+                  f"{w.get('relays_true', 0):,} ({w.get('relays_true', 0) / ww:,.0f}/s) | "
+                  f"{w.get('cpu_s', 0):.2f} s ({100 * w.get('cpu_s', 0) / ww:.1f} %) | "
+                  f"{others:.1f} s | {r.get('dropped_ephemeral', 0):,} |")
+        pairs.append((a, b))
+    print("\n| pairs | typing/idle deliveries/s | typing/idle p99 | typing/idle server CPU per delivery |")
+    print("|---|---|---|---|")
+    quiet = [p for p in pairs if not p[0]["disturbed"] and not p[1]["disturbed"]]
+    for label, sel in (("all", pairs), ("undisturbed", quiet)):
+        d = [b["gen"]["deliveries_per_s"] / a["gen"]["deliveries_per_s"] for a, b in sel]
+        p99 = [b["gen"]["latency_us"]["p99"] / a["gen"]["latency_us"]["p99"] for a, b in sel]
+        c = [b["ns"] / a["ns"] for a, b in sel]
+        fmt = lambda xs: f"{med(xs):.3f} ({', '.join(f'{x:.3f}' for x in xs)})" if xs else "-"
+        print(f"| {label} ({len(sel)}) | {fmt(d)} | {fmt(p99)} | {fmt(c)} |")
+if runs["presence_on"] or runs["presence_off"]:
+    print("\n| run | RSS fresh KiB | RSS held KiB | RSS end of hold KiB | heap in use KiB | frames queued | server CPU s |")
+    print("|---|---|---|---|---|---|---|")
+    for name in ("presence_on", "presence_off"):
+        for i, r in enumerate(runs[name]):
+            print(f"| {name} {i + 1} | {r['rss_fresh_kib']:,} | {r.get('rss_held_kib', 0):,} | "
+                  f"{r['gen']['server_rss_idle_kib']:,} | {r.get('heap_in_use_bytes', 0) // 1024:,} | "
+                  f"{r.get('frames_queued', 0):,} | {r['gen']['server_cpu_s']:.2f} |")
+    print(f"\n| per connection (medians, on - off, / {n:,}) | bytes |")
+    print("|---|---|")
+    for label, f in (("RSS held, less the fresh RSS", lambda r: r.get("rss_held_kib", 0) - r["rss_fresh_kib"]),
+                     ("RSS at the end of the hold", lambda r: r["gen"]["server_rss_idle_kib"]),
+                     ("heap in use", lambda r: r.get("heap_in_use_bytes", 0) / 1024)):
+        on = med([f(r) for r in runs["presence_on"]])
+        off = med([f(r) for r in runs["presence_off"]])
+        print(f"| {label} | {(on - off) * 1024 / n:.0f} |")
+EOF
 rm -rf "$tmp"
 echo "results: $out" >&2
