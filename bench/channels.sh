@@ -2,6 +2,7 @@
 # The channels benchmark (docs/channels.md; bench/README.md, "Channels"), one command:
 #   bench/channels.sh [CONNECTIONS] [MESSAGES] [RUNS] [PARTS]
 #   defaults: 10000 connections, 200 fan-out messages, 3 runs, PARTS="fanout resume store micro"
+#   (PARTS may also name framesize, below)
 # zena-realtime only, pinned to CPU 0 with one event-loop thread, the generator on CPU 1, a fresh
 # server for every run (bench/lib.sh), the runs of the scenarios compared alternated:
 # - fanout: `fanout` (POST /api/broadcast-all), `channel` (the same messages through
@@ -15,10 +16,15 @@
 # - micro: build/zena-history-bench (memory_history's own accounting, time per append and read).
 # Before each run the script waits (at most $QUIET_WAIT seconds, default 60) until the machine is
 # quiet (both cores under 15 % busy over a second) and writes what it found (busy=<percent>),
-# since this machine is shared. Builds in $ZENA_BUILD (default build, as bench/run.sh). Results go to
-# bench/results/<date>-<time>-channels.md; bench/summarize_channels.py turns them into tables.
+# since this machine is shared; and it runs in its own session with the scheduler weight of nice
+# -19 (bench/lib.sh's shield; ZENA_BENCH_NICE= turns it off). Builds in $ZENA_BUILD (default
+# build, as bench/run.sh), unless ZENA_BINARY and ZENA_LOADGEN (and ZENA_HISTORY_BENCH) name the
+# binaries. Results go to bench/results/<date>-<time>-channels.md; bench/summarize_channels.py
+# turns them into tables.
 # Loopback only; every run is bounded by the generator's --timeout-ms.
 set -euo pipefail
+# Its own session, so that bench/lib.sh's shield sets the nice of its own scheduler group only.
+if [[ -z ${ZENA_BENCH_SESSION:-} ]]; then ZENA_BENCH_SESSION=1 exec setsid --wait "$0" "$@"; fi
 cd "$(dirname "$0")/.."
 connections=${1:-10000}
 messages=${2:-200}
@@ -34,10 +40,7 @@ else
 fi
 export ZENA_BINARY=${ZENA_BINARY:-$build/zena-realtime} ZENA_LOADGEN=${ZENA_LOADGEN:-$build/zena-loadgen}
 source bench/lib.sh
-# The server and the generator run at nice $ZENA_BENCH_NICE (default -19; empty: unchanged), so
-# that on this shared machine other processes' jobs wait while they run rather than taking
-# their CPU (the comparison is the same for every scenario; the build above is not reniced).
-[[ -n ${ZENA_BENCH_NICE--19} ]] && renice -n "${ZENA_BENCH_NICE--19}" -p $$ >/dev/null
+shield
 mkdir -p bench/results
 out=bench/results/$(date +%F-%H%M)-channels.md
 
@@ -94,6 +97,15 @@ if [[ " $parts " == *" fanout "* ]]; then
     one fanout_rate "${fan[@]}" --rate 40
     one channel_rate "${fan[@]}" "${chan[@]}" --rate 40
     ZENA_CHANNELS_HISTORY_SIZE=0 one channel_nohist_rate "${fan[@]}" "${chan[@]}" --rate 40
+  done
+fi
+# framesize: the broadcast-all fan-out with messages as long on the wire as the channel's (its
+# "channel", "epoch" and "seq" add 53 bytes here) against both: what of the difference is bytes.
+if [[ " $parts " == *" framesize "* ]]; then
+  for ((i = 1; i <= runs; i++)); do
+    one fs_fanout "${fan[@]}"
+    one fs_fanout_wide "${fan[@]}" --payload 253
+    one fs_channel "${fan[@]}" "${chan[@]}"
   done
 fi
 if [[ " $parts " == *" resume "* ]]; then

@@ -39,6 +39,20 @@ start_server() {
 }
 stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; }
 
+# shield: on this shared machine, gives what the calling script starts from now on (the server,
+# the generator) the scheduler weight of nice $ZENA_BENCH_NICE (default -19; empty: nothing), so
+# that other users' jobs wait while a run is busy rather than taking its CPU. With autogroups
+# (kernel.sched_autogroup_enabled=1, as here) nice counts only inside a session's group, so it is
+# the group's nice that is set: the caller must be in its own session (bench/channels.sh and
+# bench/perf_server.sh re-run themselves under setsid). Used by those two scripts only; run.sh
+# and ab.sh do not call it.
+shield() {
+  local nice=${ZENA_BENCH_NICE--19}
+  [[ -z $nice ]] && return 0
+  renice -n "$nice" -p $$ >/dev/null
+  if [[ -w /proc/$$/autogroup ]]; then echo "$nice" >"/proc/$$/autogroup" || true; fi
+}
+
 loadgen() {
   taskset -c 1 "${ZENA_LOADGEN:-build/zena-loadgen}" --port "$port" --secret "$secret" --api-key "$key" --server-pid "$server_pid" \
     --sources 32 --timeout-ms 120000 "$@"

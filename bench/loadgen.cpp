@@ -848,6 +848,7 @@ int main(int argc, char** argv) {
     std::uint64_t reorders = 0;
     std::uint64_t gaps = 0;
     std::uint64_t closed_early = 0;
+    std::uint64_t delivered_bytes = 0;  // the checked deliveries' frames, header included
     int ready = 0;                         // welcomed, and with --mode channel subscribed too
     std::uint64_t stored_deliveries = 0;   // --mode channel: deliveries that carried a position
     std::uint64_t channel_seq_errors = 0;  // --mode channel: a position that was not the next one
@@ -1019,6 +1020,7 @@ int main(int argc, char** argv) {
                         } else {
                             if (latencies_us.size() < latencies_us.capacity()) latencies_us.push_back(lat);
                             ++delivered;
+                            delivered_bytes += off + len;
                             ++c.received;
                             if (seq == last)
                                 ++duplicates;
@@ -1190,7 +1192,7 @@ int main(int argc, char** argv) {
         "\"loadgen_cpu_s\":%.2f,\"wall_s\":%.2f,\"server_rss_idle_kib\":%ld,\"batch\":%d,\"compressed\":%llu,"
         "\"ask\":{\"chunks\":%d,\"delivered\":%llu,\"out_of_order\":%llu,\"latency_us\":{\"p50\":%u,\"p99\":%u,"
         "\"max\":%u}},\"channel\":\"%s\",\"subscribed\":%d,\"stored\":%llu,\"channel_seq_errors\":%llu,"
-        "\"others_cpu_s\":%.2f}\n",
+        "\"others_cpu_s\":%.2f,\"frame_bytes_avg\":%.1f}\n",
         o.mode.c_str(), o.connections, welcomed, connect_s > 0 ? o.connections / connect_s : 0,
         static_cast<int>(published), static_cast<long long>(answered), static_cast<unsigned long long>(expected),
         static_cast<unsigned long long>(delivered),
@@ -1203,7 +1205,8 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(ask_reorders), ask_pct(0.5), ask_pct(0.99),
         ask_latencies_us.empty() ? 0 : ask_latencies_us.back(), on_channel ? o.channel.c_str() : "",
         on_channel ? ready : 0, static_cast<unsigned long long>(stored_deliveries),
-        static_cast<unsigned long long>(channel_seq_errors), others_cpu);
+        static_cast<unsigned long long>(channel_seq_errors), others_cpu,
+        delivered ? static_cast<double>(delivered_bytes) / static_cast<double>(delivered) : 0.0);
     const bool clean = welcomed == o.connections && delivered == expected && duplicates == 0 && reorders == 0 &&
                        gaps == 0 && closed_early == 0 && ask_delivered == static_cast<std::uint64_t>(o.ask_chunks) &&
                        ask_reorders == 0 && ready == o.connections && channel_seq_errors == 0;

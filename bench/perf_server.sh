@@ -8,11 +8,14 @@
 # and perf's top symbols (self time), and keeps /tmp/zena-perf-NAME.data for `perf report -i`.
 # Loopback only; bounded by the generator's --timeout-ms.
 set -euo pipefail
+# Its own session, so that bench/lib.sh's shield sets the nice of its own scheduler group only.
+if [[ -z ${ZENA_BENCH_SESSION:-} ]]; then ZENA_BENCH_SESSION=1 exec setsid --wait "$0" "$@"; fi
 cd "$(dirname "$0")/.."
 name=$1
 shift
 export ZENA_BINARY=${ZENA_BINARY:-build/zena-realtime} ZENA_LOADGEN=${ZENA_LOADGEN:-build/zena-loadgen}
 source bench/lib.sh
+shield
 data=/tmp/zena-perf-$name.data
 ctl=/tmp/zena-perf-$name.ctl
 rm -f "$ctl"

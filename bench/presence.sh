@@ -144,6 +144,53 @@ typing_run() {
   fi
 }
 
+# alone_run MODE: MODE typing or idle, the typing script without the fan-out: 2 s after it is
+# ready, $ALONE_SECONDS (20) seconds measured: the server's CPU (/proc/<pid>/stat), the ephemeral
+# frames it dropped, and the script's relays and CPU over the same seconds (through its window
+# FIFO, which this function writes).
+alone_run() {
+  local mode=$1 busy ready=$tmp/ready fifo=$tmp/window typing_out=$tmp/typing.json seconds=${ALONE_SECONDS:-20}
+  start_server zena
+  busy=$(quiet)
+  echo "alone_$mode (busy $busy %)" >&2
+  rm -f "$ready" "$fifo" "$typing_out"
+  mkfifo "$fifo"
+  taskset -c 1 node bench/typing.mjs --port "$port" --secret "$secret" --connections 1000 --typists 100 \
+    --interval-ms 300 --channel room:typing --mode "$mode" --max-seconds 300 --ready-file "$ready" \
+    --window-fifo "$fifo" >"$typing_out" 2>"$tmp/typing.err" &
+  local typing_pid=$!
+  for _ in $(seq 900); do
+    [[ -s $ready ]] && break
+    kill -0 "$typing_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ ! -s $ready ]]; then
+    echo "zena alone_$mode busy=$busy error=\"the typing script did not get ready\"" >>"$out"
+    kill "$typing_pid" 2>/dev/null || true
+    wait "$typing_pid" 2>/dev/null || true
+    stop_server
+    return 0
+  fi
+  sleep 2
+  local tck c0 c1 d0 d1 m0 m1
+  tck=$(getconf CLK_TCK)
+  d0=$(metric zena_messages_dropped_ephemeral_total)
+  m0=$(awk '{print $14 + $15}' "/proc/$server_pid/stat")
+  echo enable >"$fifo"
+  c0=$(head -1 /proc/stat | awk '{print $2 + $3 + $4 + $7 + $8 + $9}')
+  sleep "$seconds"
+  echo disable >"$fifo"
+  m1=$(awk '{print $14 + $15}' "/proc/$server_pid/stat")
+  c1=$(head -1 /proc/stat | awk '{print $2 + $3 + $4 + $7 + $8 + $9}')
+  d1=$(metric zena_messages_dropped_ephemeral_total)
+  sleep 0.2
+  kill -TERM "$typing_pid"
+  wait "$typing_pid" || true
+  echo "zena alone_$mode busy=$busy seconds=$seconds server_cpu_ticks=$((m1 - m0)) machine_busy_ticks=$((c1 - c0)) clk_tck=$tck dropped_ephemeral=$((d1 - d0)) typing=$(cat "$typing_out")" >>"$out"
+  stop_server
+  rm -f "$fifo"
+}
+
 # heap_in_use: the server's heap in use now, in bytes (glibc's malloc_stats, all arenas and mmap,
 # which the server writes to its log when gdb calls it; empty without gdb).
 heap_in_use() {
@@ -186,6 +233,12 @@ if [[ " $parts " == *" typing "* ]]; then
   for ((i = 1; i <= runs; i++)); do
     typing_run idle
     typing_run typing
+  done
+fi
+if [[ " $parts " == *" alone "* ]]; then
+  for ((i = 1; i <= runs; i++)); do
+    alone_run idle
+    alone_run typing
   done
 fi
 if [[ " $parts " == *" memory "* ]]; then
@@ -262,7 +315,7 @@ fi
 python3 - "$out" "$connections" >>"$out" <<'EOF'
 import json, re, statistics as st, sys
 path, n = sys.argv[1], int(sys.argv[2])
-runs = {"typing": [], "idle": [], "presence_on": [], "presence_off": []}
+runs = {"typing": [], "idle": [], "presence_on": [], "presence_off": [], "alone_idle": [], "alone_typing": []}
 for line in open(path):
     m = re.match(r"zena (\w+) busy=(\d+) (.*)", line)
     if not m or m.group(1) not in runs or "error=" in line:
@@ -271,7 +324,9 @@ for line in open(path):
     rest = m.group(3)
     for k, v in re.findall(r"(\w+)=(\d+) ", rest):
         r[k] = int(v)
-    if "loadgen=" in rest:
+    if m.group(1).startswith("alone_"):
+        r["typ"] = json.loads(rest[rest.index(" typing=") + 8:])
+    elif "loadgen=" in rest:
         r["gen"] = json.loads(rest[rest.index("loadgen=") + 8:rest.index(" typing=")])
         r["typ"] = json.loads(rest[rest.index(" typing=") + 8:])
     else:
@@ -304,6 +359,27 @@ if runs["idle"] or runs["typing"]:
         c = [b["ns"] / a["ns"] for a, b in sel]
         fmt = lambda xs: f"{med(xs):.3f} ({', '.join(f'{x:.3f}' for x in xs)})" if xs else "-"
         print(f"| {label} ({len(sel)}) | {fmt(d)} | {fmt(p99)} | {fmt(c)} |")
+if runs["alone_idle"] or runs["alone_typing"]:
+    print("\n| typing alone (no fan-out) | server CPU, % of a core | relays received/s | ephemeral dropped/s | typing script CPU | others |")
+    print("|---|---|---|---|---|---|")
+    for name in ("alone_idle", "alone_typing"):
+        for i, r in enumerate(runs[name]):
+            t, w = r["clk_tck"], r["typ"]["window"] or {}
+            secs = w.get("wall_s") or r["seconds"]
+            r["cpu"] = r["server_cpu_ticks"] / t / secs
+            r["frames"] = (w.get("relays_true", 0) + w.get("relays_false", 0) + r["dropped_ephemeral"]) / secs
+            others = r["machine_busy_ticks"] / t - r["server_cpu_ticks"] / t - w.get("cpu_s", 0)
+            r["disturbed"] = others > 0.1 * secs
+            print(f"| {name} {i + 1}{' (disturbed)' if r['disturbed'] else ''} | {100 * r['cpu']:.1f} | {w.get('relays_true', 0) / secs:,.0f} | "
+                  f"{r['dropped_ephemeral'] / secs:,.0f} | {100 * w.get('cpu_s', 0) / secs:.1f} % | {others:.1f} s |")
+    for label, keep in (("all runs", lambda r: True), ("undisturbed runs", lambda r: not r["disturbed"])):
+        idle = med([r["cpu"] for r in runs["alone_idle"] if keep(r)])
+        typing = med([r["cpu"] for r in runs["alone_typing"] if keep(r)])
+        frames = med([r["frames"] for r in runs["alone_typing"] if keep(r)])
+        got = med([r["typ"]["window"]["relays_true"] / r["typ"]["window"]["wall_s"] for r in runs["alone_typing"] if keep(r)])
+        print(f"\nThe relays alone, {label}: {100 * (typing - idle):.1f} % of a core (median typing {100 * typing:.1f} % "
+              f"less median idle {100 * idle:.1f} %), for {frames:,.0f} relay frames a second offered to connections "
+              f"(received + dropped), {got:,.0f} received.")
 if runs["presence_on"] or runs["presence_off"]:
     print("\n| run | RSS fresh KiB | RSS held KiB | RSS end of hold KiB | heap in use KiB | frames queued | server CPU s |")
     print("|---|---|---|---|---|---|---|")

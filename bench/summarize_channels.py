@@ -98,6 +98,35 @@ def fanout_tables(runs, suffix, title):
     print()
 
 
+def framesize_table(runs):
+    base, wide, chan = runs.get('fs_fanout', []), runs.get('fs_fanout_wide', []), runs.get('fs_channel', [])
+    if not base:
+        return
+    print('### Frame size: broadcast-all with frames as long as the channel\'s')
+    print()
+    print('| round | fanout | fanout, wide frames | channel, history on | wide ÷ fanout | channel ÷ fanout |'
+          ' channel ÷ wide | frame B (fanout / wide / channel) | server ns per delivery | disturbed |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
+    r1, r2, r3 = [], [], []
+    for i in range(min(len(base), len(wide), len(chan))):
+        b, w, c = base[i], wide[i], chan[i]
+        r1.append(w['deliveries_per_s'] / b['deliveries_per_s'])
+        r2.append(c['deliveries_per_s'] / b['deliveries_per_s'])
+        r3.append(c['deliveries_per_s'] / w['deliveries_per_s'])
+        ns = ' / '.join(f'{d["server_cpu_s"] / max(d["delivered"], 1) * 1e9:.0f}' for d in (b, w, c))
+        fb = ' / '.join(f'{d.get("frame_bytes_avg", 0):.0f}' for d in (b, w, c))
+        hit = [n for n, d in (('fanout', b), ('wide', w), ('channel', c)) if disturbed(d)]
+        print(f'| {i + 1} | {fmt(b["deliveries_per_s"])} | {fmt(w["deliveries_per_s"])} | {fmt(c["deliveries_per_s"])} | '
+              f'{r1[-1]:.2f} | {r2[-1]:.2f} | {r3[-1]:.2f} | {fb} | {ns} | {", ".join(hit)} |')
+    if r1:
+        med = lambda rows: statistics.median(d['deliveries_per_s'] for d in rows)
+        ns = lambda rows: statistics.median(d['server_cpu_s'] / max(d['delivered'], 1) * 1e9 for d in rows)
+        print(f'| median | {fmt(med(base))} | {fmt(med(wide))} | {fmt(med(chan))} | {statistics.median(r1):.2f} | '
+              f'{statistics.median(r2):.2f} | {statistics.median(r3):.2f} | | '
+              f'{ns(base):.0f} / {ns(wide):.0f} / {ns(chan):.0f} | |')
+    print()
+
+
 def resume_tables(runs):
     rows = runs.get('resume', [])
     if not rows:
@@ -173,6 +202,7 @@ def main():
     runs = load(sys.argv[1])
     fanout_tables(runs, '', 'Fan-out to one channel, 8 in flight (answer-gated)')
     fanout_tables(runs, '_rate', 'Fan-out to one channel, paced at 40 messages/s')
+    framesize_table(runs)
     resume_tables(runs)
     store_tables(runs)
 
