@@ -5,8 +5,10 @@
 // holds it for the HTTP sessions (net::services reaches it through the API).
 //
 // Threading: any thread may report or read. A mutex guards the few conditions; it is taken when
-// a condition changes and once per /readyz request, never on a delivery path.
+// a condition changes and once per /readyz request, never on a delivery path. Probes must be
+// cheap and must not call back into this object.
 
+#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -35,11 +37,24 @@ public:
         std::erase_if(down_, [&](const auto& condition) { return condition.first == what; });
     }
 
+    // A condition asked at each /readyz instead of reported: `probe` answers why the node is
+    // unfit, or an empty string (the Redis engine: each shard's connections). Before serving.
+    void probe(std::function<std::string()> probe) {
+        const std::lock_guard lock(mutex_);
+        probes_.push_back(std::move(probe));
+    }
+
     // Empty when nothing is down; else the reasons, joined with "; ".
     std::string not_ready() const {
         const std::lock_guard lock(mutex_);
         std::string out;
         for (const auto& [name, why] : down_) {
+            if (!out.empty()) out += "; ";
+            out += why;
+        }
+        for (const auto& p : probes_) {
+            auto why = p();
+            if (why.empty()) continue;
             if (!out.empty()) out += "; ";
             out += why;
         }
@@ -49,6 +64,7 @@ public:
 private:
     mutable std::mutex mutex_;
     std::vector<std::pair<std::string, std::string>> down_;  // (what, reason), in the order reported
+    std::vector<std::function<std::string()>> probes_;
 };
 
 }  // namespace zena::api

@@ -1,15 +1,21 @@
 #include "app/app.hpp"
 
+#include <unistd.h>
+
+#include <array>
 #include <cstdio>
+#include <random>
 
 #include <boost/asio/steady_timer.hpp>
 
 #include "api/redis_ingest.hpp"
 #include "api/server_api.hpp"
 #include "auth/jwt.hpp"
+#include "config/config.hpp"
 #include "engine/memory/memory_broker.hpp"
 #include "engine/memory/memory_history.hpp"
 #include "engine/memory/memory_presence.hpp"
+#include "engine/redis/redis_engine.hpp"
 #include "hub/hub_set.hpp"
 #include "net/jwks_fetcher.hpp"
 #include "net/server.hpp"
@@ -26,6 +32,19 @@
 
 namespace zena::app {
 namespace {
+
+// A node's id when none is configured: unique among the nodes of a deployment, readable in logs.
+std::string generated_node_id() {
+    std::array<char, 256> host{};
+    if (::gethostname(host.data(), host.size() - 1) != 0) host[0] = '\0';
+    std::random_device random;
+    return std::string{host.data()} + "-" + std::to_string(::getpid()) + "-" + std::to_string(random() % 100000);
+}
+
+std::size_t redis_engine_shards(const config::settings& s) {
+    auto shards = config::redis_shards(s);
+    return shards ? shards->size() : 0;
+}
 
 // The upstream notice of an event published to a user with no connection (docs/channels.md).
 constexpr std::string_view k_offline_event = "user.offline_event";
@@ -204,10 +223,33 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
     hub::user_registry registry;
     hub::hub_set hubs{std::move(posts), registry};
 
-    // The engine: broker and history (the memory engine, one process).
-    engine::memory_history history{engine::memory_history_options{
-        .max_bytes = static_cast<std::size_t>(settings.channels_history_max_bytes), .metrics = &metrics}};
-    engine::memory_broker broker{hubs, history};
+    // The engine: broker and history, in this process (memory) or shared by the nodes (redis).
+    std::unique_ptr<engine::memory_history> memory_history;
+    std::unique_ptr<engine::memory_broker> memory_broker;
+    std::unique_ptr<engine::redis_engine> redis_engine;
+    if (settings.engine_type == "redis") {
+        auto shards = config::redis_shards(settings);
+        if (!shards) {
+            spdlog::error("{}", shards.message());
+            return 1;
+        }
+        const auto node = settings.engine_node_id.empty() ? generated_node_id() : settings.engine_node_id;
+        redis_engine =
+            std::make_unique<engine::redis_engine>(engine::redis_engine_options{.shards = std::move(*shards),
+                                                                                .prefix = settings.engine_prefix,
+                                                                                .node_id = node,
+                                                                                .timeout = settings.redis_timeout,
+                                                                                .metrics = &metrics},
+                                                   hubs);
+        spdlog::info("engine redis node={} shards={} prefix={}", node, redis_engine_shards(settings),
+                     settings.engine_prefix);
+    } else {
+        memory_history = std::make_unique<engine::memory_history>(engine::memory_history_options{
+            .max_bytes = static_cast<std::size_t>(settings.channels_history_max_bytes), .metrics = &metrics});
+        memory_broker = std::make_unique<engine::memory_broker>(hubs, *memory_history);
+    }
+    engine::history& history = redis_engine ? redis_engine->history() : *memory_history;
+    engine::broker& broker = redis_engine ? redis_engine->broker() : *memory_broker;
     engine::memory_presence presence;
     // This node's interest: a user's personal channel, from their first connection here to their
     // last, and every other channel a connection here holds.
@@ -279,6 +321,7 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
 
     // /readyz beyond draining: the Redis ingest reports to it, the HTTP sessions read it via the API.
     api::readiness readiness;
+    if (redis_engine) readiness.probe([e = redis_engine.get()] { return e->trouble(); });
     api::server_api api{
         broker,
         hubs,

@@ -487,6 +487,25 @@ const std::array k_options{
                "Where each client event type goes: e.g. \"sync.request=webhook+redis,typing.start=none,*=webhook\" "
                "(destinations webhook, redis, none; * for the other types). Empty: every valid client event to every "
                "configured destination (docs/upstream.md)."},
+    option{.key = "engine.type",
+           .env = "ZENA_ENGINE",
+           .flag = "engine",
+           .target = &settings::engine_type,
+           .help = "memory: one process holds every channel's publications, history and presence. redis: nodes share "
+                   "them through Redis (redis.urls, or redis.url), so any node publishes and every node delivers "
+                   "(docs/engine.md)."},
+    option{.key = "engine.prefix",
+           .env = "ZENA_ENGINE_PREFIX",
+           .flag = "engine-prefix",
+           .target = &settings::engine_prefix,
+           .help = "With engine.type = redis: the prefix of every key and Pub/Sub channel; the nodes of one deployment "
+                   "share it, two deployments on one Redis differ."},
+    option{.key = "engine.node_id",
+           .env = "ZENA_NODE_ID",
+           .flag = "node-id",
+           .target = &settings::engine_node_id,
+           .help = "This node's name among the nodes (unique). Empty: the host name, the process id and a random "
+                   "suffix."},
     option{.key = "redis.url",
            .env = "ZENA_REDIS_URL",
            .flag = "redis-url",
@@ -494,6 +513,13 @@ const std::array k_options{
            .secret = true,
            .help = "redis://[[user]:password@]host[:port][/db], e.g. redis://127.0.0.1:6379. Empty: no Redis (no "
                    "publishing through Redis, no client events stream)."},
+    option{.key = "redis.urls",
+           .env = "ZENA_REDIS_URLS",
+           .flag = "redis-urls",
+           .target = &settings::redis_urls,
+           .secret = true,
+           .help = "Comma-separated redis:// URLs of several Redis instances for engine.type = redis: channels are "
+                   "spread over them by a stable hash of their name. Empty: redis.url alone."},
     option{.key = "redis.timeout_ms",
            .env = "ZENA_REDIS_TIMEOUT_MS",
            .flag = "redis-timeout-ms",
@@ -942,6 +968,25 @@ load_result load(const std::vector<std::string>& args, const env_lookup& env) {
     return result;
 }
 
+util::result<std::vector<redis::endpoint>> redis_shards(const settings& s) {
+    std::vector<redis::endpoint> out;
+    std::string_view list = s.redis_urls;
+    while (!list.empty()) {
+        const auto comma = list.find(',');
+        auto item = list.substr(0, comma);
+        list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+        if (item.empty()) continue;
+        auto endpoint = redis::parse_url(item);
+        if (!endpoint) return util::error{"redis.urls holds '" + std::string{item} + "', not a redis:// URL"};
+        out.push_back(std::move(*endpoint));
+    }
+    if (out.empty() && s.redis_url.value) out.push_back(*s.redis_url.value);
+    if (out.empty()) return util::error{"engine.type = redis needs redis.urls or redis.url"};
+    return out;
+}
+
 util::status validate(const settings& s, bool dev_mode) {
     // Each value was checked alone as it was read; these are the checks across values.
     const auto fail = [](std::string message) { return util::status{util::error{std::move(message)}}; };
@@ -985,6 +1030,16 @@ util::status validate(const settings& s, bool dev_mode) {
     if (std::find(k_levels.begin(), k_levels.end(), s.log_level) == k_levels.end()) {
         return fail("log.level must be one of trace, debug, info, warn, error, critical, off; got '" + s.log_level +
                     "'");
+    }
+    if (s.engine_type != "memory" && s.engine_type != "redis") {
+        return fail("engine.type must be memory or redis; got '" + s.engine_type + "'");
+    }
+    if (s.engine_type == "redis") {
+        auto shards = redis_shards(s);
+        if (!shards) return fail(shards.message());
+    }
+    if (s.engine_prefix.empty() || s.engine_prefix.find_first_of("{} \t\n") != std::string::npos) {
+        return fail("engine.prefix must be non-empty, without spaces or braces");
     }
     if (s.send_queue_max_bytes < s.max_message_bytes) {
         return fail("websocket.send_queue_max_bytes must be at least websocket.max_message_bytes");

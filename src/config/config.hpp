@@ -33,6 +33,9 @@ load_result load(const std::vector<std::string>& args, const env_lookup& env);
 // Checks values against each other (each was checked alone as it was read).
 util::status validate(const settings& s, bool dev_mode);
 
+// The Redis engine's shards: redis.urls, or redis.url alone; an error when neither names one.
+util::result<std::vector<redis::endpoint>> redis_shards(const settings& s);
+
 // The --help text.
 std::string help_text();
 

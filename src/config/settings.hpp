@@ -119,8 +119,14 @@ struct settings {
     // [upstream]: which client events go where (upstream/routes.hpp); empty: all to all
     parsed<std::optional<upstream::routes>> upstream_routes;
 
+    // [engine]: where channels' publications, history and presence live (docs/engine.md)
+    std::string engine_type = "memory";  // memory (one process) or redis (many nodes)
+    std::string engine_prefix = "zena";  // of the Redis engine's keys and Pub/Sub channels
+    std::string engine_node_id;          // empty: <hostname>-<pid>-<random>
+
     // [redis]
     parsed<std::optional<redis::endpoint>> redis_url;  // not set: no Redis
+    std::string redis_urls;  // comma-separated redis:// URLs: the Redis engine's shards (empty: redis.url)
     std::chrono::milliseconds redis_timeout{2000};
     std::string redis_publish_channel = "zena:publish";
     std::string redis_publish_stream = "zena:publish";

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,6 +52,11 @@ struct publish_outcome {
     std::size_t delivered = 0;        // connections it was queued to (this node's, for Redis)
     std::vector<position> positions;  // with `history`: each channel's position, in its order
 };
+
+// Why `batch` cannot be published as a whole (a stored publication without an event, or with an
+// ephemeral one, which is never stored), or nullopt. Brokers refuse such a batch before anything
+// is appended.
+std::optional<util::error> unstorable(const std::vector<publication>& batch);
 
 class broker {
 public:

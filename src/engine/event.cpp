@@ -2,6 +2,7 @@
 
 #include <functional>
 
+#include "engine/broker.hpp"
 #include "protocol/envelope.hpp"
 
 namespace zena::engine {
@@ -15,6 +16,22 @@ ws::outbound channel_message(const event& e, std::string_view channel, const pos
     }
     return ws::outbound{protocol::make_channel_frame(e.type, e.payload, channel, at.epoch, at.seq), e.message.delivery,
                         key};
+}
+
+std::optional<util::error> unstorable(const std::vector<publication>& batch) {
+    const auto refuse = [](std::size_t i, std::string_view why) {
+        return util::error{"publication " + std::to_string(i + 1) + " of the batch " + std::string(why) +
+                           "; nothing was published"};
+    };
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        const auto& p = batch[i];
+        if (!p.history) continue;
+        if (!p.event) return refuse(i, "asks for history but carries no event");
+        if (p.event->message.delivery == ws::delivery_class::ephemeral) {
+            return refuse(i, "asks for history, but an ephemeral event is never stored");
+        }
+    }
+    return std::nullopt;
 }
 
 }  // namespace zena::engine

@@ -119,6 +119,9 @@ std::string metrics::render(std::uint64_t connections, std::uint64_t users) cons
           v(subscribes));
     write(out, "zena_subscribes_refused_total", "counter", "Subscribes answered with subscribe.error.",
           v(subscribes_refused));
+    write(out, "zena_engine_gaps_total", "counter",
+          "Redis engine: times a node found stored events it could neither receive nor read back from history.",
+          v(engine_gaps));
     write(out, "zena_history_evicted_total", "counter",
           "Stored events dropped to keep channels.history_max_bytes (a loss for their channels).", v(history_evicted));
     write(out, "zena_offline_notifications_total", "counter",

@@ -49,6 +49,7 @@ struct metrics {
     counter subscribes{0};                      // channels taken by connections (client or server subscribes)
     counter subscribes_refused{0};              // subscribe.error answers
     counter history_evicted{0};                 // stored events dropped by channels.history_max_bytes
+    counter engine_gaps{0};                     // Redis engine: stored events a node could not recover
     counter offline_notifications{0};           // user.offline_event sent upstream
     counter http_requests{0};
     counter api_rejections{0};     // API calls answered with 4xx

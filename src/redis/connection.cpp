@@ -167,7 +167,17 @@ reply connection::command(std::span<const std::string_view> args) {
     return next_reply();
 }
 
-reply connection::wait_reply(std::chrono::milliseconds wait) {
+reply connection::buffered_reply() {
+    if (broken_) return {};
+    void* r = nullptr;
+    if (redisGetReplyFromReader(context_, &r) != REDIS_OK) {
+        broken_ = true;
+        return {};
+    }
+    return r ? reply{static_cast<redisReply*>(r)} : reply{};
+}
+
+reply connection::wait_reply(std::chrono::milliseconds wait, int wake) {
     if (broken_) return {};
     void* r = nullptr;
     const auto take = [&]() -> bool {
@@ -187,14 +197,15 @@ reply connection::wait_reply(std::chrono::milliseconds wait) {
         const auto left =
             std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) return {};
-        pollfd p{context_->fd, POLLIN, 0};
-        const int n = ::poll(&p, 1, static_cast<int>(left.count()));
+        pollfd p[2] = {{context_->fd, POLLIN, 0}, {wake, POLLIN, 0}};
+        const int n = ::poll(p, wake >= 0 ? 2 : 1, static_cast<int>(left.count()));
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
             broken_ = true;
             return {};
         }
         if (n == 0) return {};
+        if (p[0].revents == 0) return {};  // woken
         if (redisBufferRead(context_) != REDIS_OK) {
             broken_ = true;
             return {};

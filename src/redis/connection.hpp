@@ -83,7 +83,12 @@ public:
 
     // For pushed messages (SUBSCRIBE) and long reads: waits up to `wait` for one whole reply.
     // Returns it, or an empty reply on timeout (`broken()` says whether the line broke instead).
-    reply wait_reply(std::chrono::milliseconds wait);
+    // `wake` (a file descriptor, or -1): becoming readable also ends the wait, with an empty
+    // reply, so a thread waiting here can be called to other work (an eventfd the caller drains).
+    // Commands appended before the call are written first.
+    reply wait_reply(std::chrono::milliseconds wait, int wake = -1);
+    // The next whole reply already read from the line, without waiting; empty when none is.
+    reply buffered_reply();
 
     bool broken() const { return broken_; }
     std::string error() const;

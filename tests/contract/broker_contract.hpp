@@ -100,11 +100,17 @@ protected:
         done.get_future().wait();
     }
 
-    // A connection of `name` on hub thread `i`.
+    // A connection of `name` on hub thread `i`. As a session's welcome does, it then reads its
+    // personal channel's position: an engine that routes by interest answers once this node
+    // receives the channel's publications.
     std::shared_ptr<hub::testing::recording_connection> connect(std::string_view name, std::size_t i) {
         auto c = hub::testing::make(next_id_++, user(name));
         on_thread(i, [&] { hubs_->local(i).add(c); });
         connections_[i].push_back(c);
+        auto top = replies_.make<util::result<engine::position>>();
+        engine_.history->top(protocol::personal_channel(user(name)), top.callback());
+        const auto at = top.wait();
+        EXPECT_TRUE(at && at->ok()) << "the channel's position, once subscribed";
         return c;
     }
 

@@ -79,18 +79,7 @@ void memory_broker::publish(std::shared_ptr<const std::vector<publication>> batc
 
     // Refused whole, before anything is appended: past this check a memory append cannot fail,
     // so a batch is stored in every channel or in none.
-    const auto refuse = [&](std::size_t i, std::string_view why) {
-        done(util::error{"publication " + std::to_string(i + 1) + " of the batch " + std::string(why) +
-                         "; nothing was published"});
-    };
-    for (std::size_t i = 0; i < batch->size(); ++i) {
-        const auto& p = (*batch)[i];
-        if (!p.history) continue;
-        if (!p.event) return refuse(i, "asks for history but carries no event");
-        if (p.event->message.delivery == ws::delivery_class::ephemeral) {
-            return refuse(i, "asks for history, but an ephemeral event is never stored");
-        }
-    }
+    if (auto refused = unstorable(*batch)) return done(std::move(*refused));
 
     // The memory history answers inside the call: every position and frame is known before the
     // hand-over, and the lock keeps another publisher's appends from overtaking this batch's

@@ -1,0 +1,839 @@
+#include "engine/redis/redis_engine.hpp"
+
+#include <hiredis/hiredis.h>
+#include <openssl/sha.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <charconv>
+#include <mutex>
+#include <random>
+#include <unordered_map>
+
+#include "engine/local_delivery.hpp"
+#include "engine/redis/wire.hpp"
+#include "protocol/envelope.hpp"
+#include "redis/pipeline.hpp"
+#include "redis/subscriber.hpp"
+#include "util/string_hash.hpp"
+
+namespace zena::engine {
+namespace {
+
+// KEYS: meta, stream, latest keys. ARGV: Pub/Sub channel ("": append only), body, max events,
+// max age ms, meta ttl ms, epoch for a new channel life, latest key ("": none), "1": SPUBLISH.
+// Appends the body at the next seq, replaces the kept latest event of its key, trims by count
+// and by age (the highest seq lost is kept in meta field l), publishes "<seq> <epoch>\n<body>".
+constexpr std::string_view k_append_script = R"lua(
+local meta, stream, keys = KEYS[1], KEYS[2], KEYS[3]
+local epoch = redis.call('hget', meta, 'e')
+if not epoch then
+  epoch = ARGV[6]
+  redis.call('del', stream, keys)
+  redis.call('hset', meta, 'e', epoch, 's', 0, 'l', 0)
+end
+local seq = redis.call('hincrby', meta, 's', 1)
+local t = redis.call('time')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lost = tonumber(redis.call('hget', meta, 'l')) or 0
+if seq > 1 and redis.call('exists', stream) == 0 then lost = seq - 1 end
+local was = lost
+redis.call('xadd', stream, seq .. '-0', 'b', ARGV[2], 't', now)
+local age = tonumber(ARGV[4])
+if ARGV[7] ~= '' then
+  local old = redis.call('hget', keys, ARGV[7])
+  if old then redis.call('xdel', stream, old .. '-0') end
+  redis.call('hset', keys, ARGV[7], seq)
+  redis.call('pexpire', keys, age)
+end
+local max = tonumber(ARGV[3])
+local len = redis.call('xlen', stream)
+if len > max then
+  for _, e in ipairs(redis.call('xrange', stream, '-', '+', 'count', len - max)) do
+    redis.call('xdel', stream, e[1])
+    local s = tonumber(string.match(e[1], '^(%d+)'))
+    if s > lost then lost = s end
+  end
+end
+local cutoff = now - age
+for _, e in ipairs(redis.call('xrange', stream, '-', '+', 'count', 16)) do
+  if tonumber(e[2][4]) >= cutoff then break end
+  redis.call('xdel', stream, e[1])
+  local s = tonumber(string.match(e[1], '^(%d+)'))
+  if s > lost then lost = s end
+end
+if lost ~= was then redis.call('hset', meta, 'l', lost) end
+redis.call('hset', meta, 'a', age)
+redis.call('pexpire', stream, age)
+redis.call('pexpire', meta, ARGV[5])
+if ARGV[1] ~= '' then
+  local msg = seq .. ' ' .. epoch .. '\n' .. ARGV[2]
+  if ARGV[8] == '1' then redis.call('spublish', ARGV[1], msg) else redis.call('publish', ARGV[1], msg) end
+end
+return {seq, epoch}
+)lua";
+
+// KEYS: meta, stream. ARGV: since epoch, since seq (-1: none), limit (0: the top alone), epoch
+// for a new channel life, meta ttl ms. Answers {epoch, top, recovered (0/1), events}: a stream
+// gone while seq > 0 expired by age (all its events lost); events older than the channel's max
+// age go first.
+constexpr std::string_view k_read_script = R"lua(
+local meta, stream = KEYS[1], KEYS[2]
+local epoch = redis.call('hget', meta, 'e')
+if not epoch then
+  epoch = ARGV[4]
+  redis.call('del', stream)
+  redis.call('hset', meta, 'e', epoch, 's', 0, 'l', 0)
+end
+redis.call('pexpire', meta, ARGV[5])
+local top = tonumber(redis.call('hget', meta, 's')) or 0
+local lost = tonumber(redis.call('hget', meta, 'l')) or 0
+local was = lost
+if top > 0 and redis.call('exists', stream) == 0 then lost = top end
+local age = tonumber(redis.call('hget', meta, 'a'))
+if age and lost < top then
+  local t = redis.call('time')
+  local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - age
+  for _ = 1, 64 do
+    local head = redis.call('xrange', stream, '-', '+', 'count', 16)
+    local done = #head < 16
+    for _, e in ipairs(head) do
+      if tonumber(e[2][4]) >= cutoff then done = true break end
+      redis.call('xdel', stream, e[1])
+      local s = tonumber(string.match(e[1], '^(%d+)'))
+      if s > lost then lost = s end
+    end
+    if done then break end
+  end
+end
+if lost ~= was then redis.call('hset', meta, 'l', lost) end
+local since = tonumber(ARGV[2])
+local recovered, from = 1, '-'
+if since < 0 then
+  recovered = (lost == 0) and 1 or 0
+elseif ARGV[1] ~= epoch or since > top then
+  recovered = 0
+else
+  recovered = (since >= lost) and 1 or 0
+  from = (since + 1) .. '-0'
+end
+local limit = tonumber(ARGV[3])
+local events = {}
+if limit > 0 then events = redis.call('xrange', stream, from, '+', 'count', limit) end
+return {epoch, top, recovered, events}
+)lua";
+
+std::string sha1_hex(std::string_view text) {
+    std::array<unsigned char, SHA_DIGEST_LENGTH> digest{};
+    SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest.data());
+    static constexpr char k_hex[] = "0123456789abcdef";
+    std::string out;
+    for (const auto b : digest) {
+        out.push_back(k_hex[b >> 4U]);
+        out.push_back(k_hex[b & 0xFU]);
+    }
+    return out;
+}
+
+std::uint64_t fnv1a(std::string_view s) {
+    std::uint64_t h = 1469598103934665603ULL;
+    for (const auto c : s) {
+        h ^= static_cast<unsigned char>(c);
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+// A new channel life's epoch: 12 characters of [0-9a-z], random (no ':', the position's separator).
+std::string new_epoch() {
+    static std::mutex mutex;
+    static std::mt19937_64 rng{std::random_device{}()};
+    static constexpr char k_chars[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    std::uint64_t bits = 0;
+    {
+        const std::lock_guard lock{mutex};
+        bits = rng();
+    }
+    std::string out(12, '0');
+    for (auto& c : out) {
+        c = k_chars[bits % 36];
+        bits /= 36;
+        if (bits == 0) bits = fnv1a(out) | 1U;
+    }
+    return out;
+}
+
+std::optional<std::uint64_t> seq_of_id(std::string_view id) {
+    std::uint64_t seq = 0;
+    const auto dash = id.find('-');
+    const auto digits = id.substr(0, dash);
+    auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), seq);
+    if (ec != std::errc{} || ptr != digits.data() + digits.size()) return std::nullopt;
+    return seq;
+}
+
+std::int64_t integer_of(const redisReply* r) {
+    if (!r) return 0;
+    if (r->type == REDIS_REPLY_INTEGER) return r->integer;
+    std::int64_t v = 0;
+    const auto s = redis::str_of(r);
+    std::from_chars(s.data(), s.data() + s.size(), v);
+    return v;
+}
+
+std::shared_ptr<engine::event> event_of(const wire::body& b) {
+    auto e = std::make_shared<engine::event>();
+    e->type = b.type;
+    e->payload = b.payload;
+    e->message.delivery = b.delivery;
+    e->message.latest_key = b.latest_key;
+    if (b.everyone) e->message.frame = protocol::make_event_frame(e->type, e->payload);
+    return e;
+}
+
+// The stream entries of a read script's answer, as the history gives them.
+util::result<history_page> page_of(const redis::reply& r, std::string_view channel) {
+    if (!r.ok()) return util::error{r.empty() ? "redis unreachable" : r.error_text()};
+    if (!r.is_array() || r.size() != 4) return util::error{"redis answered an unexpected read"};
+    history_page page;
+    page.top.epoch = std::string{redis::str_of(r.element(0))};
+    page.top.seq = static_cast<std::uint64_t>(integer_of(r.element(1)));
+    page.recovered = integer_of(r.element(2)) == 1;
+    const auto* events = r.element(3);
+    for (std::size_t i = 0; i < redis::size_of(events); ++i) {
+        const auto* entry = redis::element_of(events, i);
+        const auto seq = seq_of_id(redis::str_of(redis::element_of(entry, 0)));
+        const auto* fields = redis::element_of(entry, 1);
+        std::string_view body;
+        std::int64_t at = 0;
+        for (std::size_t f = 0; f + 1 < redis::size_of(fields); f += 2) {
+            const auto name = redis::str_of(redis::element_of(fields, f));
+            if (name == "b") body = redis::str_of(redis::element_of(fields, f + 1));
+            if (name == "t") at = integer_of(redis::element_of(fields, f + 1));
+        }
+        auto decoded = wire::decode_body(body);
+        if (!seq || !decoded) return util::error{"redis holds an unreadable history entry"};
+        stored_event stored;
+        stored.seq = *seq;
+        stored.published_ms = at;
+        auto e = event_of(*decoded);
+        stored.message = channel_message(*e, channel, position{page.top.epoch, *seq});
+        stored.event = std::move(e);
+        page.events.push_back(std::move(stored));
+    }
+    return page;
+}
+
+}  // namespace
+
+std::size_t redis_engine::shard_of(std::string_view channel, std::size_t shards) {
+    // Jump consistent hash (Lamping and Veach): adding a shard moves only 1/n of the channels.
+    std::uint64_t key = fnv1a(channel);
+    std::int64_t b = -1;
+    std::int64_t j = 0;
+    while (j < static_cast<std::int64_t>(shards)) {
+        b = j;
+        key = key * 2862933555777941757ULL + 1;
+        j = static_cast<std::int64_t>(static_cast<double>(b + 1) *
+                                      (static_cast<double>(1LL << 31) / static_cast<double>((key >> 33U) + 1)));
+    }
+    return static_cast<std::size_t>(b < 0 ? 0 : b);
+}
+
+struct redis_engine::impl final : public broker, public history {
+    // A channel a node holds: what it last handed its hubs, and the messages held while it reads
+    // what it missed.
+    struct track {
+        std::string epoch;
+        std::uint64_t seq = 0;
+        bool catching_up = false;
+        std::vector<wire::message> held;
+    };
+    // What one burst read from Pub/Sub hands the hubs at once.
+    struct burst {
+        std::vector<publication> pubs;
+        std::vector<std::vector<appended>> framed;
+        std::vector<std::pair<std::uint64_t, std::uint32_t>> echoes;  // token, index; token 0: none
+    };
+    struct shard {
+        std::unique_ptr<redis::pipeline> commands;
+        std::unique_ptr<redis::subscriber> pubsub;
+        util::string_map<track> tracks;  // the subscriber thread's
+        burst pending;                   // the subscriber thread's
+    };
+    // A publish waiting for its replies and for this node's copies.
+    struct waiting {
+        std::mutex mutex;
+        broker::publish_done done;
+        std::vector<publish_outcome> outcomes;
+        std::size_t replies = 0;
+        std::size_t echoes = 0;
+        std::optional<std::string> failed;
+        std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
+        bool answered = false;
+    };
+
+    redis_engine_options options;
+    local_delivery delivery;
+    std::string append_sha = sha1_hex(k_append_script);
+    std::string read_sha = sha1_hex(k_read_script);
+    std::string all_channel;
+    std::string channel_prefix;
+    std::vector<std::unique_ptr<shard>> shards;
+    std::atomic<std::uint64_t> next_token{1};
+    std::atomic<bool> stopping{false};  // the destructor runs: replies no longer reach Pub/Sub threads
+
+    std::mutex waiting_mutex;
+    std::unordered_map<std::uint64_t, std::shared_ptr<waiting>> waiting_for;
+
+    // This node's interest: channel -> its subscription is confirmed.
+    mutable std::mutex interest_mutex;
+    util::string_map<bool> interest;
+
+    impl(redis_engine_options o, hub::hub_set& hubs)
+        : options(std::move(o)),
+          delivery(hubs),
+          all_channel(options.prefix + ":all"),
+          channel_prefix(options.prefix + ":p:") {
+        for (std::size_t i = 0; i < options.shards.size(); ++i) {
+            auto s = std::make_unique<shard>();
+            auto* sp = s.get();
+            const auto name = "redis engine shard " + std::to_string(i);
+            s->commands = std::make_unique<redis::pipeline>(redis::pipeline_options{
+                .where = options.shards[i],
+                .timeout = options.timeout,
+                .on_connect = [this](redis::connection& c, std::string& error) { return load_scripts(c, error); },
+                .name = name});
+            s->pubsub = std::make_unique<redis::subscriber>(redis::subscriber_options{
+                .where = options.shards[i],
+                .timeout = options.timeout,
+                .on_message = [this, sp](std::string_view channel,
+                                         std::string_view message) { on_message(*sp, channel, message); },
+                .on_burst = [this, sp] { flush(*sp); },
+                .on_up = [this, sp] { on_up(*sp); },
+                .on_down = [this, sp] { on_down(*sp); },
+                .on_tick =
+                    [this, i] {
+                        if (i == 0) sweep_waiting();
+                    },
+                .name = name + " pubsub"});
+            shards.push_back(std::move(s));
+        }
+        shards.front()->pubsub->subscribe(all_channel);
+    }
+
+    ~impl() override {
+        stopping.store(true);
+        for (auto& s : shards) s->pubsub.reset();
+        for (auto& s : shards) s->commands.reset();
+    }
+
+    shard& shard_for(std::string_view channel) { return *shards[redis_engine::shard_of(channel, shards.size())]; }
+
+    bool load_scripts(redis::connection& c, std::string& error) {
+        for (const auto script : {k_append_script, k_read_script}) {
+            const std::string_view argv[] = {"SCRIPT", "LOAD", script};
+            auto r = c.command(argv);
+            if (!r.ok()) {
+                error = "SCRIPT LOAD failed: " + (r.empty() ? c.error() : r.error_text());
+                return false;
+            }
+        }
+        return true;
+    }
+
+    std::string meta_key(std::string_view channel) const {
+        return options.prefix + ":{" + std::string(channel) + "}:m";
+    }
+    std::string stream_key(std::string_view channel) const {
+        return options.prefix + ":{" + std::string(channel) + "}:h";
+    }
+    std::string keys_key(std::string_view channel) const {
+        return options.prefix + ":{" + std::string(channel) + "}:k";
+    }
+    std::string pubsub_channel(std::string_view channel) const { return channel_prefix + std::string(channel); }
+    std::string meta_ttl() const { return std::to_string(options.meta_ttl.count()); }
+
+    bool confirmed(const std::string& channel) const {
+        const std::lock_guard lock{interest_mutex};
+        const auto it = interest.find(channel);
+        return it != interest.end() && it->second;
+    }
+
+    // ---- broker ----
+
+    redis::pipeline::args append_command(std::string_view channel, const std::string& body, const publication& p,
+                                         bool publish, bool sharded) const {
+        const auto age = std::max<std::int64_t>(1, p.limits.max_age.count());
+        const auto& e = *p.event;
+        return {"EVALSHA",
+                append_sha,
+                "3",
+                meta_key(channel),
+                stream_key(channel),
+                keys_key(channel),
+                publish ? pubsub_channel(channel) : std::string{},
+                body,
+                std::to_string(std::max<std::size_t>(1, p.limits.max_events)),
+                std::to_string(age),
+                meta_ttl(),
+                new_epoch(),
+                e.message.delivery == ws::delivery_class::latest ? std::to_string(e.message.latest_key) : std::string{},
+                sharded ? "1" : "0"};
+    }
+
+    void publish(std::shared_ptr<const std::vector<publication>> batch, publish_done done) override {
+        if (auto refused = unstorable(*batch)) return done(std::move(*refused));
+        for (const auto& s : shards) {
+            if (!s->commands->up() && !s->commands->last_error().empty()) {
+                // Not answered from the line: refused before anything is sent, at once.
+                return done(util::error{"redis unreachable: " + s->commands->last_error()});
+            }
+        }
+        const auto token = next_token.fetch_add(1, std::memory_order_relaxed);
+        auto w = std::make_shared<waiting>();
+        w->done = std::move(done);
+        w->outcomes.resize(batch->size());
+        std::vector<std::vector<redis::pipeline::args>> commands(shards.size());
+        std::vector<std::vector<redis::pipeline::callback>> callbacks(shards.size());
+        for (std::size_t i = 0; i < batch->size(); ++i) {
+            const auto& p = (*batch)[i];
+            wire::body b;
+            b.everyone = p.everyone;
+            b.ordered = p.ordered;
+            b.delivery = p.event->message.delivery;
+            b.latest_key = p.event->message.latest_key;
+            b.origin = options.node_id;
+            b.token = token;
+            b.index = static_cast<std::uint32_t>(i);
+            b.except_user = p.except_user;
+            b.except_connection = p.except_connection;
+            b.type = p.event->type;
+            b.payload = p.event->payload;
+            const auto body = wire::encode(b);
+            if (p.everyone) {
+                auto& s = *shards.front();
+                commands[0].push_back({s.pubsub->sharded() ? "SPUBLISH" : "PUBLISH", all_channel,
+                                       std::string{wire::k_unstored_header} + body});
+                callbacks[0].push_back([this, w](redis::reply r) { replied(w, r); });
+                ++w->replies;
+                if (s.pubsub->up()) ++w->echoes;
+                continue;
+            }
+            if (p.history) w->outcomes[i].positions.resize(p.channels.size());
+            for (std::size_t c = 0; c < p.channels.size(); ++c) {
+                const auto& channel = p.channels[c];
+                const auto index = redis_engine::shard_of(channel, shards.size());
+                auto& s = *shards[index];
+                const bool sharded = s.pubsub->sharded();
+                ++w->replies;
+                if (confirmed(channel)) ++w->echoes;
+                if (p.history) {
+                    commands[index].push_back(append_command(channel, body, p, true, sharded));
+                    callbacks[index].push_back([this, w, i, c](redis::reply r) {
+                        if (r.ok() && r.is_array() && r.size() == 2) {
+                            const std::lock_guard lock{w->mutex};
+                            w->outcomes[i].positions[c] =
+                                position{std::string{redis::str_of(r.element(1))},
+                                         static_cast<std::uint64_t>(integer_of(r.element(0)))};
+                        }
+                        replied(w, r);
+                    });
+                } else {
+                    commands[index].push_back({sharded ? "SPUBLISH" : "PUBLISH", pubsub_channel(channel),
+                                               std::string{wire::k_unstored_header} + body});
+                    callbacks[index].push_back([this, w](redis::reply r) { replied(w, r); });
+                }
+            }
+        }
+        if (w->replies == 0) return answer(w);
+        if (w->echoes > 0) {
+            const std::lock_guard lock{waiting_mutex};
+            waiting_for.emplace(token, w);
+        }
+        for (std::size_t i = 0; i < shards.size(); ++i) {
+            if (!commands[i].empty()) shards[i]->commands->submit(std::move(commands[i]), std::move(callbacks[i]));
+        }
+    }
+
+    void replied(const std::shared_ptr<waiting>& w, const redis::reply& r) {
+        {
+            const std::lock_guard lock{w->mutex};
+            if (!r.ok() && !w->failed) {
+                w->failed = r.empty() ? std::string{"redis unreachable"} : r.error_text();
+                if (!r.empty() && r.error_text().starts_with("NOSCRIPT")) {
+                    spdlog::warn("redis engine: scripts missing (SCRIPT FLUSH?); they are loaded again");
+                }
+                w->echoes = 0;  // failed: answered as soon as every reply is in
+            }
+            --w->replies;
+            if (w->replies > 0 || w->echoes > 0 || w->answered) return;
+            w->answered = true;
+        }
+        answer(w);
+    }
+
+    void answer(const std::shared_ptr<waiting>& w) {
+        if (w->failed) {
+            if (w->failed->starts_with("NOSCRIPT")) reload_scripts();
+            return w->done(util::error{"redis: " + *w->failed});
+        }
+        w->done(std::move(w->outcomes));
+    }
+
+    void reload_scripts() {
+        for (auto& s : shards) {
+            for (const auto script : {k_append_script, k_read_script}) {
+                s->commands->submit({"SCRIPT", "LOAD", std::string{script}}, {});
+            }
+        }
+    }
+
+    void echoed(std::uint64_t token, std::uint32_t index, std::size_t count) {
+        std::shared_ptr<waiting> w;
+        {
+            const std::lock_guard lock{waiting_mutex};
+            const auto it = waiting_for.find(token);
+            if (it == waiting_for.end()) return;
+            w = it->second;
+        }
+        {
+            const std::lock_guard lock{w->mutex};
+            if (index < w->outcomes.size()) w->outcomes[index].delivered += count;
+            if (w->echoes > 0) --w->echoes;
+            if (w->echoes > 0) return;
+            {
+                const std::lock_guard wl{waiting_mutex};
+                waiting_for.erase(token);
+            }
+            if (w->replies > 0 || w->answered) return;
+            w->answered = true;
+        }
+        answer(w);
+    }
+
+    // Publishes whose copy never came back (the channel's last connection left meanwhile, or
+    // Pub/Sub broke): answered with what this node delivered, after the timeout.
+    void sweep_waiting() {
+        std::vector<std::shared_ptr<waiting>> late;
+        const auto cutoff = std::chrono::steady_clock::now() - options.timeout;
+        {
+            const std::lock_guard lock{waiting_mutex};
+            for (auto it = waiting_for.begin(); it != waiting_for.end();) {
+                if (it->second->since < cutoff) {
+                    late.push_back(it->second);
+                    it = waiting_for.erase(it);
+                } else {
+                    ++it;
+                }
+            }
+        }
+        for (auto& w : late) {
+            {
+                const std::lock_guard lock{w->mutex};
+                w->echoes = 0;
+                if (w->replies > 0 || w->answered) continue;
+                w->answered = true;
+            }
+            answer(w);
+        }
+    }
+
+    void subscribe(std::string_view channel) override {
+        std::string name{channel};
+        {
+            const std::lock_guard lock{interest_mutex};
+            interest[name] = false;
+        }
+        shard_for(channel).pubsub->subscribe(pubsub_channel(channel), [this, name](bool ok) {
+            if (!ok) return;
+            const std::lock_guard lock{interest_mutex};
+            if (const auto it = interest.find(name); it != interest.end()) it->second = true;
+        });
+    }
+
+    void unsubscribe(std::string_view channel) override {
+        std::string name{channel};
+        {
+            const std::lock_guard lock{interest_mutex};
+            interest.erase(name);
+        }
+        auto& s = shard_for(channel);
+        s.pubsub->unsubscribe(pubsub_channel(channel));
+        s.pubsub->post([&s, name] { s.tracks.erase(name); });
+    }
+
+    // ---- Pub/Sub: the subscriber threads ----
+
+    void on_message(shard& s, std::string_view redis_channel, std::string_view bytes) {
+        auto m = wire::decode_message(bytes);
+        if (!m) {
+            spdlog::warn("redis engine: an unreadable message on {} ({} bytes) is dropped", redis_channel,
+                         bytes.size());
+            return;
+        }
+        if (redis_channel == all_channel) {
+            if (!m->body.everyone) return;
+            return add(s, std::string{}, std::move(*m));
+        }
+        if (!redis_channel.starts_with(channel_prefix) || m->body.everyone) return;
+        std::string channel{redis_channel.substr(channel_prefix.size())};
+        if (m->seq == 0) return add(s, channel, std::move(*m));
+        live(s, channel, std::move(*m));
+    }
+
+    // A stored message, in Pub/Sub order: handed over if it is the next one, dropped if it was
+    // already (recovered from history), held while what came before it is read from history.
+    void live(shard& s, const std::string& channel, wire::message m) {
+        auto& t = s.tracks[channel];
+        if (t.catching_up) {
+            t.held.push_back(std::move(m));
+            return;
+        }
+        if (!t.epoch.empty() && t.epoch == m.epoch) {
+            if (m.seq <= t.seq) return;
+            if (m.seq > t.seq + 1) {
+                t.held.push_back(std::move(m));
+                return catch_up(s, channel, t);
+            }
+        } else if (!t.epoch.empty()) {
+            spdlog::warn("redis engine: channel {} has a new epoch ({} after {}): its history was lost", channel,
+                         m.epoch, t.epoch);
+            if (options.metrics) observability::metrics::add(options.metrics->engine_gaps);
+        }
+        t.epoch = m.epoch;
+        t.seq = m.seq;
+        add(s, channel, std::move(m));
+    }
+
+    // Reads what `channel` missed since the node's last seq, then hands it and the held messages over.
+    void catch_up(shard& s, const std::string& channel, track& t) {
+        t.catching_up = true;
+        s.commands->submit({"EVALSHA", read_sha, "2", meta_key(channel), stream_key(channel), t.epoch,
+                            std::to_string(t.seq), "1000", new_epoch(), meta_ttl()},
+                           [this, &s, channel](redis::reply r) {
+                               if (stopping.load()) return;
+                               auto page = page_of(r, channel);
+                               s.pubsub->post([this, &s, channel, page = std::move(page)]() mutable {
+                                   caught_up(s, channel, std::move(page));
+                               });
+                           });
+    }
+
+    void caught_up(shard& s, const std::string& channel, util::result<history_page> page) {
+        const auto it = s.tracks.find(channel);
+        if (it == s.tracks.end()) return;  // no longer held here
+        auto& t = it->second;
+        if (!page) {
+            spdlog::warn("redis engine: channel {} could not be caught up: {}", channel, page.message());
+        } else if (page->top.epoch != t.epoch || !page->recovered) {
+            spdlog::warn("redis engine: channel {} lost events this node could not recover (seq {} to {})", channel,
+                         t.seq, page->top.seq);
+            if (options.metrics) observability::metrics::add(options.metrics->engine_gaps);
+        }
+        if (page && page->top.epoch == t.epoch) {
+            for (auto& e : page->events) {
+                if (e.seq <= t.seq) continue;
+                publication p;
+                p.event = e.event;
+                p.channels = {channel};
+                p.history = true;
+                s.pending.pubs.push_back(std::move(p));
+                s.pending.framed.push_back({appended{position{t.epoch, e.seq}, std::move(e.message)}});
+                s.pending.echoes.emplace_back(0, 0);
+                t.seq = e.seq;
+            }
+            if (page->events.size() == 1000 && page->recovered) {
+                flush(s);
+                return catch_up(s, channel, t);  // more to read
+            }
+        }
+        t.catching_up = false;
+        auto held = std::move(t.held);
+        t.held.clear();
+        if (!page || !page->recovered || page->top.epoch != t.epoch) {
+            // What could not be read is lost to this node: carry on from the held messages.
+            if (!held.empty()) {
+                t.epoch = held.front().epoch;
+                t.seq = held.front().seq - 1;
+            }
+        }
+        for (auto& m : held) {
+            auto& again = s.tracks[channel];
+            if (again.catching_up) {
+                again.held.push_back(std::move(m));
+                continue;
+            }
+            live(s, channel, std::move(m));
+        }
+        flush(s);
+    }
+
+    void add(shard& s, const std::string& channel, wire::message m) {
+        publication p;
+        const bool mine = m.body.origin == options.node_id;
+        p.everyone = m.body.everyone;
+        p.ordered = m.body.ordered;
+        p.history = m.seq > 0;
+        p.except_user = std::move(m.body.except_user);
+        p.except_connection = mine ? m.body.except_connection : 0;
+        auto e = event_of(m.body);
+        std::vector<appended> framed;
+        if (!p.everyone) {
+            const position at{m.epoch, m.seq};
+            framed.push_back(appended{at, channel_message(*e, channel, at)});
+            p.channels = {channel};
+        }
+        p.event = std::move(e);
+        s.pending.pubs.push_back(std::move(p));
+        s.pending.framed.push_back(std::move(framed));
+        s.pending.echoes.emplace_back(mine ? m.body.token : 0, m.body.index);
+    }
+
+    void flush(shard& s) {
+        if (s.pending.pubs.empty()) return;
+        auto routed = std::make_shared<routed_batch>();
+        routed->batch = std::make_shared<const std::vector<publication>>(std::move(s.pending.pubs));
+        routed->channels = std::move(s.pending.framed);
+        auto echoes = std::move(s.pending.echoes);
+        s.pending = burst{};
+        const bool any_mine = std::any_of(echoes.begin(), echoes.end(), [](const auto& e) { return e.first != 0; });
+        delivery.deliver(
+            routed,
+            [this, any_mine, echoes = std::move(echoes)](const std::vector<std::size_t>& delivered) {
+                if (!any_mine) return;
+                for (std::size_t i = 0; i < echoes.size() && i < delivered.size(); ++i) {
+                    if (echoes[i].first != 0) echoed(echoes[i].first, echoes[i].second, delivered[i]);
+                }
+            },
+            true);
+    }
+
+    void on_down(shard& s) {
+        (void)s;
+        const std::lock_guard lock{interest_mutex};
+        for (auto& [name, active] : interest) {
+            if (&shard_for(name) == &s) active = false;
+        }
+    }
+
+    // Subscribed again after a loss: what each held channel missed meanwhile is read from
+    // history and handed over before anything newer.
+    void on_up(shard& s) {
+        {
+            const std::lock_guard lock{interest_mutex};
+            for (auto& [name, active] : interest) {
+                if (&shard_for(name) == &s) active = true;
+            }
+        }
+        for (auto& [channel, t] : s.tracks) {
+            if (!t.epoch.empty() && !t.catching_up) catch_up(s, channel, t);
+        }
+    }
+
+    // ---- history ----
+
+    void append(std::string_view channel, std::shared_ptr<const event> e, const history_limits& limits,
+                append_done done) override {
+        if (!e) return done(util::error{"no event to store"});
+        if (e->message.delivery == ws::delivery_class::ephemeral) {
+            return done(util::error{"an ephemeral event is never stored"});
+        }
+        wire::body b;
+        b.delivery = e->message.delivery;
+        b.latest_key = e->message.latest_key;
+        b.origin = options.node_id;
+        b.type = e->type;
+        b.payload = e->payload;
+        publication p;
+        p.event = e;
+        p.limits = limits;
+        std::string name{channel};
+        shard_for(channel).commands->submit(
+            append_command(channel, wire::encode(b), p, false, false),
+            [e, name, done = std::move(done)](redis::reply r) {
+                if (!r.ok()) return done(util::error{"redis: " + (r.empty() ? "unreachable" : r.error_text())});
+                if (!r.is_array() || r.size() != 2) return done(util::error{"redis answered an unexpected append"});
+                const position at{std::string{redis::str_of(r.element(1))},
+                                  static_cast<std::uint64_t>(integer_of(r.element(0)))};
+                done(appended{at, channel_message(*e, name, at)});
+            });
+    }
+
+    // A read for a channel this node is subscribing to waits for the subscription.
+    void when_subscribed(std::string_view channel, std::function<void(bool)> then) {
+        bool wanted = false;
+        {
+            const std::lock_guard lock{interest_mutex};
+            const auto it = interest.find(channel);
+            if (it != interest.end()) {
+                if (it->second) return then(true);
+                wanted = true;
+            }
+        }
+        if (!wanted) return then(true);
+        shard_for(channel).pubsub->subscribe(pubsub_channel(channel), std::move(then));
+    }
+
+    void read_script(std::string_view channel, const std::optional<position>& since, std::size_t limit,
+                     read_done done) {
+        std::string name{channel};
+        auto command = redis::pipeline::args{"EVALSHA",
+                                             read_sha,
+                                             "2",
+                                             meta_key(channel),
+                                             stream_key(channel),
+                                             since ? since->epoch : std::string{},
+                                             since ? std::to_string(since->seq) : std::string{"-1"},
+                                             std::to_string(limit),
+                                             new_epoch(),
+                                             meta_ttl()};
+        auto& s = shard_for(channel);
+        when_subscribed(channel, [&s, name, command = std::move(command), done = std::move(done)](bool ok) mutable {
+            if (!ok) return done(util::error{"redis Pub/Sub unreachable"});
+            s.commands->submit(std::move(command),
+                               [name, done = std::move(done)](redis::reply r) { done(page_of(r, name)); });
+        });
+    }
+
+    void read(std::string_view channel, std::optional<position> since, std::size_t limit, read_done done) override {
+        read_script(channel, since, limit, std::move(done));
+    }
+
+    void top(std::string_view channel, top_done done) override {
+        read_script(channel, std::nullopt, 0, [done = std::move(done)](util::result<history_page> page) {
+            if (!page) return done(util::error{page.message()});
+            done(std::move(page->top));
+        });
+    }
+};
+
+redis_engine::redis_engine(redis_engine_options options, hub::hub_set& hubs)
+    : impl_(std::make_unique<impl>(std::move(options), hubs)) {}
+
+redis_engine::~redis_engine() = default;
+
+broker& redis_engine::broker() { return *impl_; }
+history& redis_engine::history() { return *impl_; }
+
+bool redis_engine::ready() const {
+    return std::all_of(impl_->shards.begin(), impl_->shards.end(),
+                       [](const auto& s) { return s->commands->up() && s->pubsub->up(); });
+}
+
+std::string redis_engine::trouble() const {
+    std::string out;
+    for (std::size_t i = 0; i < impl_->shards.size(); ++i) {
+        const auto& s = *impl_->shards[i];
+        if (s.commands->up() && s.pubsub->up()) continue;
+        if (!out.empty()) out += "; ";
+        out += "redis shard " + std::to_string(i) + " (" + impl_->options.shards[i].host + ":" +
+               std::to_string(impl_->options.shards[i].port) + ") " +
+               (s.commands->up() ? "Pub/Sub down" : "unreachable: " + s.commands->last_error());
+    }
+    return out;
+}
+
+}  // namespace zena::engine

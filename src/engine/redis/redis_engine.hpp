@@ -1,0 +1,70 @@
+#pragma once
+// The engine of many nodes (engine.type = redis): the broker and the history of the engine seam
+// on one Redis or several (channels spread over them by a stable hash), so that any node
+// publishes and every node delivers. Held to the same contract suites as the memory engine
+// (tests/contract). Documented in docs/engine.md.
+//
+// - A channel's history is a Redis stream with a meta hash (epoch, last seq, highest seq lost,
+//   max age) and, for latest events, a hash of the seq each key holds; one Lua script appends,
+//   trims (count, age, compaction) and publishes, so seq order is Pub/Sub order on every node.
+// - A node subscribes (sharded Pub/Sub where Redis offers it) only to the channels its
+//   connections hold, and everyone to `<prefix>:all`. A publish goes to Redis and comes back
+//   through Pub/Sub to every node that holds the channel, this one included: the one path keeps
+//   the order. Its answer waits for this node's own copy, so `delivered` counts this node's
+//   connections as the memory engine's does.
+// - Per stored channel a node remembers the last seq it handed its hubs; a jump (a message lost
+//   while Pub/Sub was away) or a reconnect makes it read what it missed from history and hand
+//   that over first, so clients see no gap; what history no longer holds is counted
+//   (zena_engine_gaps_total).
+// - A read of a channel this node is subscribing to waits for Redis to confirm the
+//   subscription, so nothing published after the read can pass the node by.
+//
+// Threading: every method from any thread (see engine::broker and engine::history).
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/broker.hpp"
+#include "engine/history.hpp"
+#include "hub/hub_set.hpp"
+#include "observability/metrics.hpp"
+#include "redis/connection.hpp"
+
+namespace zena::engine {
+
+struct redis_engine_options {
+    std::vector<redis::endpoint> shards;  // at least one
+    std::string prefix = "zena";          // of every key and Pub/Sub channel
+    std::string node_id;                  // unique per node
+    std::chrono::milliseconds timeout{2000};
+    // How long an idle channel keeps its epoch and seq (as memory_history's meta_ttl).
+    std::chrono::milliseconds meta_ttl = std::chrono::hours(24 * 7);
+    observability::metrics* metrics = nullptr;
+};
+
+class redis_engine {
+public:
+    redis_engine(redis_engine_options options, hub::hub_set& hubs);
+    ~redis_engine();
+    redis_engine(const redis_engine&) = delete;
+    redis_engine& operator=(const redis_engine&) = delete;
+
+    engine::broker& broker();
+    engine::history& history();
+
+    // Every shard reachable for commands and Pub/Sub (resubscribed after a loss): /readyz.
+    bool ready() const;
+    // What is not, in words; empty when ready.
+    std::string trouble() const;
+
+    // The shard (index into options.shards) of `channel`: a jump consistent hash of its name.
+    static std::size_t shard_of(std::string_view channel, std::size_t shards);
+
+    struct impl;
+
+private:
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace zena::engine

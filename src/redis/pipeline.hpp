@@ -1,0 +1,83 @@
+#pragma once
+// Commands to one Redis, pipelined: callers on any thread submit commands with a callback; one
+// thread of the pipeline's own writes everything submitted since its last round in one go, then
+// reads the replies in order and hands each to its callback. A thousand publishes submitted
+// while a round trip is under way cost one more round trip, not a thousand. Used by the Redis
+// engine (engine/redis); built on redis::connection, the project's one Redis client.
+//
+// When Redis cannot be reached, every command fails at once (its callback gets an empty reply)
+// rather than waiting: a caller answers "unavailable" in microseconds. The pipeline tries to
+// connect again at most every `retry` (doubling up to `max_retry` while it keeps failing), so a
+// dead Redis costs one refused connect per period, not one per command. `up()` says whether the
+// last attempt worked. After each (re)connect `on_connect` runs on the pipeline's thread with
+// the new connection, before any queued command (the engine loads its scripts there).
+//
+// Threading: submit() and up() from any thread. Callbacks run on the pipeline's thread, in
+// submission order; they may submit again (never wait there for another command's reply).
+// The destructor stops the thread; commands still queued get an empty reply.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "redis/connection.hpp"
+
+namespace zena::redis {
+
+struct pipeline_options {
+    endpoint where;
+    std::chrono::milliseconds timeout{2000};  // connect, and each round's write and read
+    std::chrono::milliseconds retry{100};
+    std::chrono::milliseconds max_retry{2000};
+    // On the pipeline's thread after each connect; false (with `error` set) drops the connection.
+    std::function<bool(connection&, std::string& error)> on_connect;
+    std::string name = "redis";  // in log lines
+};
+
+class pipeline {
+public:
+    using args = std::vector<std::string>;
+    using callback = std::function<void(reply)>;  // empty reply: not sent, or the line broke
+
+    explicit pipeline(pipeline_options options);
+    ~pipeline();
+    pipeline(const pipeline&) = delete;
+    pipeline& operator=(const pipeline&) = delete;
+
+    void submit(args command, callback done);
+    // Several commands, written one after the other with nothing between them.
+    void submit(std::vector<args> commands, std::vector<callback> done);
+
+    bool up() const { return up_.load(std::memory_order_acquire); }
+    // The last connection error, for /readyz and the logs.
+    std::string last_error() const;
+
+private:
+    struct item {
+        args command;
+        callback done;
+    };
+    void run();
+    bool connect();
+    void fail(std::deque<item>& items);
+
+    pipeline_options options_;
+    mutable std::mutex mutex_;
+    std::condition_variable wake_;
+    std::deque<item> queue_;
+    bool stopping_ = false;
+    std::string last_error_;
+    std::atomic<bool> up_{false};
+    std::unique_ptr<connection> connection_;  // the thread's own
+    std::chrono::steady_clock::time_point next_attempt_{};
+    std::chrono::milliseconds backoff_;
+    std::thread thread_;
+};
+
+}  // namespace zena::redis

@@ -1,0 +1,242 @@
+// Many nodes on Redis (engine.type = redis, docs/engine.md): real redis-server processes and
+// three real server processes, each on free loopback ports. Any node publishes, every node
+// delivers once; history and positions are shared, so a client resumes on any node; a node
+// killed mid-stream costs its clients nothing once they reconnect elsewhere; Redis away answers
+// 503 and /readyz fails, and when it returns the nodes carry on.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import {
+  api, connectChannels, nextN, position, sleep, startRedis, startServer, subscribe, waitFor,
+} from './harness.mjs';
+
+const publish = (node, userId, type, payload) => api(node, 'POST', '/api/broadcast', { userId, type, payload });
+const thread = (n) => ({ threadId: `t${n}`, accountId: 'a1' });
+
+async function startNodes(redisUrls, names, extra = {}) {
+  const env = (name) => ({
+    ZENA_ENGINE: 'redis',
+    ...(redisUrls.length === 1 ? { ZENA_REDIS_URL: redisUrls[0] } : { ZENA_REDIS_URLS: redisUrls.join(',') }),
+    ZENA_NODE_ID: name,
+    ZENA_REDIS_TIMEOUT_MS: '500',
+    ...extra,
+  });
+  return Promise.all(names.map((name) => startServer({ env: env(name) })));
+}
+
+// The seq of each message, in order.
+const seqsOf = (messages) => messages.map((m) => m.seq);
+
+describe('three nodes on one Redis', () => {
+  let redis;
+  let nodes;
+  before(async () => {
+    redis = await startRedis();
+    nodes = await startNodes([redis.url], ['a', 'b', 'c']);
+  });
+  after(async () => {
+    await Promise.all(nodes.map((n) => n.stop().catch(() => {})));
+    await redis.stop();
+  });
+
+  test('a publish on A reaches the user on B and on C, once each, with one position', async () => {
+    const [a, b, c] = nodes;
+    const onB = await connectChannels(b, 'cl-u1');
+    const onC = await connectChannels(c, 'cl-u1');
+    assert.equal(onB.welcome.payload.epoch, onC.welcome.payload.epoch, 'one epoch for the channel on every node');
+    const res = await publish(a, 'cl-u1', 'thread.new', thread(1));
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.delivered, 0, 'A holds none of the connections');
+    assert.equal(res.body.seq, 1);
+    for (const client of [onB, onC]) {
+      const got = await client.next();
+      assert.equal(got.type, 'thread.new');
+      assert.equal(got.channel, 'user:cl-u1');
+      assert.equal(got.seq, 1);
+      assert.equal(got.epoch, res.body.epoch);
+      await assert.rejects(client.next(300), /no message/, 'once, not twice');
+    }
+    onB.ws.close();
+    onC.ws.close();
+  });
+
+  test('the publishing node counts its own connections, as one node does', async () => {
+    const [a] = nodes;
+    const onA = await connectChannels(a, 'cl-u2');
+    const res = await publish(a, 'cl-u2', 'thread.new', { threadId: 't1', accountId: 'a1' });
+    assert.equal(res.status, 200);
+    assert.equal(res.body.delivered, 1);
+    assert.equal((await onA.next()).type, 'thread.new');
+    onA.ws.close();
+  });
+
+  test('a channel published on A reaches subscribers on B and C in seq order', async () => {
+    const [a, b, c] = nodes;
+    const claims = { channels: ['deal:*'] };
+    const onB = await connectChannels(b, 'cl-s1', { claims });
+    const onC = await connectChannels(c, 'cl-s2', { claims });
+    assert.equal((await subscribe(onB, 'deal:cl1')).type, 'subscribed');
+    assert.equal((await subscribe(onC, 'deal:cl1')).type, 'subscribed');
+    const answers = [];
+    for (let i = 1; i <= 20; i += 1) {
+      answers.push(api(a, 'POST', '/api/publish', { channel: 'deal:cl1', type: 'deal.risk', payload: { dealId: 'd1', riskLevel: 'high', riskFlags: [], riskReason: `r${i}` } }));
+    }
+    const reasonAt = new Map();
+    (await Promise.all(answers)).forEach((r, i) => {
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      reasonAt.set(r.body.seq, `r${i + 1}`);
+    });
+    for (const client of [onB, onC]) {
+      // The channel's stored events; presence.join of the other subscriber travels too, unstored.
+      const got = [];
+      while (got.length < 20) {
+        const m = await client.next();
+        if (m.type === 'deal.risk') got.push(m);
+      }
+      assert.deepEqual(seqsOf(got), Array.from({ length: 20 }, (_, i) => i + 1));
+      assert.deepEqual(got.map((m) => m.payload.riskReason), got.map((m) => reasonAt.get(m.seq)),
+        'each seq is the publish the API answered with it');
+    }
+    onB.ws.close();
+    onC.ws.close();
+  });
+
+  test('a client resumes on another node from its position: exactly what it missed', async () => {
+    const [a, b, c] = nodes;
+    const first = await connectChannels(b, 'cl-r1');
+    for (let i = 1; i <= 3; i += 1) assert.equal((await publish(a, 'cl-r1', 'thread.new', thread(i))).status, 200);
+    const seen = await nextN(first, 3);
+    first.ws.close();
+    await first.waitClosed();
+    for (let i = 4; i <= 7; i += 1) assert.equal((await publish(a, 'cl-r1', 'thread.new', thread(i))).status, 200);
+    const back = await connectChannels(c, 'cl-r1', { since: position(seen[2]) });
+    assert.equal(back.welcome.payload.recovered, true);
+    assert.equal(back.welcome.payload.missed, 4);
+    const missed = await nextN(back, 4);
+    assert.deepEqual(seqsOf(missed), [4, 5, 6, 7]);
+    assert.equal((await publish(a, 'cl-r1', 'thread.new', thread(8))).status, 200);
+    assert.equal((await back.next()).seq, 8);
+    await assert.rejects(back.next(300), /no message/);
+    back.ws.close();
+  });
+
+  test('an announcement to everyone reaches every node', async () => {
+    const [a, b, c] = nodes;
+    const clients = [await connectChannels(a, 'cl-e1'), await connectChannels(b, 'cl-e2'), await connectChannels(c, 'cl-e3')];
+    const res = await api(b, 'POST', '/api/broadcast-all', { type: 'sync.started', payload: { accountId: 'everyone', provider: 'gmail' } });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    for (const client of clients) {
+      const got = await client.next();
+      assert.equal(got.type, 'sync.started');
+      assert.equal(got.payload.accountId, 'everyone');
+    }
+    for (const client of clients) client.ws.close();
+  });
+
+  test('kill -9 of a node mid-stream: its clients resume on another node with no gap and no duplicate', async () => {
+    const [a, b, c] = nodes;
+    const onB = await connectChannels(b, 'cl-k1');
+    const received = [];
+    onB.ws.on('message', (d) => { received.push(JSON.parse(d.toString())); });
+    let stop = false;
+    const accepted = [];
+    const publisher = (async () => {
+      for (let i = 1; i <= 400 && !stop; i += 1) {
+        const r = await publish(a, 'cl-k1', 'thread.new', thread(i));
+        if (r.status === 200) accepted.push(r.body.seq);
+        await sleep(2);
+      }
+    })();
+    await waitFor(() => received.length >= 20, 5000, 'events before the kill');
+    b.child.kill('SIGKILL');
+    await b.exited;
+    const last = received.filter((m) => m.seq !== undefined).at(-1);
+    const back = await connectChannels(c, 'cl-k1', { since: position(last) });
+    assert.equal(back.welcome.payload.recovered, true);
+    const after = [];
+    back.ws.on('message', (d) => { after.push(JSON.parse(d.toString())); });
+    for (const m of back.messages.splice(0)) after.push(JSON.parse(m));
+    await sleep(300);
+    stop = true;
+    await publisher;
+    await waitFor(() => (after.at(-1)?.seq ?? 0) >= accepted.at(-1), 5000, 'the last accepted event');
+    const all = [...received.filter((m) => m.seq !== undefined), ...after].map((m) => m.seq);
+    assert.deepEqual(all, Array.from({ length: accepted.at(-1) }, (_, i) => i + 1), 'every event once, in order');
+    back.ws.close();
+    nodes[1] = await startNodes([redis.url], ['b2']).then((n) => n[0]);
+  });
+});
+
+describe('Redis away and back', () => {
+  let redis;
+  let nodes;
+  before(async () => {
+    redis = await startRedis();
+    nodes = await startNodes([redis.url], ['x', 'y']);
+  });
+  after(async () => {
+    await Promise.all(nodes.map((n) => n.stop().catch(() => {})));
+    await redis.stop();
+  });
+
+  test('publishes answer 503, /readyz fails on every node, connections stay; afterwards delivery goes on', async () => {
+    const [x, y] = nodes;
+    const client = await connectChannels(y, 'cl-d1');
+    assert.equal((await publish(x, 'cl-d1', 'thread.new', thread(1))).status, 200);
+    assert.equal((await client.next()).seq, 1);
+    await redis.stop();
+    const refused = await waitFor(async () => {
+      const r = await publish(x, 'cl-d1', 'thread.new', thread(2));
+      return r.status === 503 ? r : null;
+    }, 5000, 'a 503');
+    assert.match(JSON.stringify(refused.body), /redis/i);
+    for (const node of nodes) {
+      await waitFor(async () => (await fetch(node.url('/readyz'))).status === 503, 5000, '/readyz 503');
+    }
+    assert.equal(client.ws.readyState, 1, 'the connection stays open');
+    await sleep(1500);
+    redis = await startRedis({ port: redis.port });
+    for (const node of nodes) {
+      await waitFor(async () => (await fetch(node.url('/readyz'))).status === 200, 10000, '/readyz 200 again');
+    }
+    const res = await publish(x, 'cl-d1', 'thread.new', thread(3));
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const got = await client.next(5000);
+    assert.equal(got.payload.threadId, 't3', 'the accepted event, and none of the refused ones');
+    assert.notEqual(got.epoch, client.welcome.payload.epoch, 'Redis lost its data: a new epoch, never a silent gap');
+    client.ws.close();
+  });
+});
+
+describe('two Redis instances (sharded)', () => {
+  let redises;
+  let nodes;
+  before(async () => {
+    redises = [await startRedis(), await startRedis()];
+    nodes = await startNodes(redises.map((r) => r.url), ['p', 'q']);
+  });
+  after(async () => {
+    await Promise.all(nodes.map((n) => n.stop().catch(() => {})));
+    await Promise.all(redises.map((r) => r.stop()));
+  });
+
+  test('channels spread over both; every user gets their events from either node', async () => {
+    const [p, q] = nodes;
+    const users = Array.from({ length: 16 }, (_, i) => `cl-sh${i}`);
+    const clients = await Promise.all(users.map((u, i) => connectChannels(i % 2 ? q : p, u)));
+    const res = await api(p, 'POST', '/api/broadcast', { userIds: users, type: 'thread.new', payload: { threadId: 't9', accountId: 'a1' } });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    for (const client of clients) assert.equal((await client.next()).type, 'thread.new');
+    // Both instances hold some of the channels.
+    const { createClient } = await import('redis');
+    const counts = [];
+    for (const r of redises) {
+      const rc = createClient({ url: r.url });
+      await rc.connect();
+      counts.push((await rc.keys('zena:{user:cl-sh*}:m')).length);
+      await rc.quit();
+    }
+    assert.equal(counts[0] + counts[1], users.length);
+    assert.ok(counts[0] > 0 && counts[1] > 0, `both shards used: ${counts}`);
+    for (const client of clients) client.ws.close();
+  });
+});
