@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Turns a bench/shapes.sh results file into its tables: per shape and connection count, each
+server's figures, what "in flight" meant, both sides' CPU and the bottleneck, and zena-realtime's
+ratios against Bun (deliveries/s: higher is better; latency: lower is better, so a p99 ratio under
+1 is a lead). Usage: bench/summarize_shapes.py bench/results/<date>-<time>-shapes.md"""
+import json
+import re
+import sys
+
+from summarize import bottleneck
+
+LINE = re.compile(r'^(\w+) (\w+) busy=(\d+) (\{.*\})\s*$')
+SERVERS = ('zena', 'bun', 'ws')
+
+
+def load(path):
+    """{(label, connections): {server: data}}, in the order the runs came."""
+    runs = {}
+    for line in open(path, encoding='utf-8'):
+        m = LINE.match(line)
+        if not m:
+            continue
+        server, label, busy, body = m.groups()
+        data = json.loads(body)
+        data['busy'] = int(busy)
+        runs.setdefault((label, data['connections']), {})[server] = data
+    return runs
+
+
+def fmt(n):
+    if n is None:
+        return ''
+    return f'{n:,.0f}' if abs(n) >= 100 else f'{n:,.2f}'
+
+
+def ratio(ours, bun):
+    return f'{ours / bun:.2f}' if ours is not None and bun else ''
+
+
+def ms(us):
+    return None if us is None else us / 1000
+
+
+def check(data):
+    """'ok', or what went wrong in the run (lost, duplicated, reordered deliveries, early closes)."""
+    bad = [f'{k} {data[k]}' for k in ('lost', 'duplicates', 'reorders', 'gaps', 'closed_early') if data.get(k)]
+    return ', '.join(bad) if bad else 'ok'
+
+
+def cpu_cell(data, wall=None, server_cpu=None, loadgen_cpu=None):
+    wall = data['wall_s'] if wall is None else wall
+    server_cpu = data['server_cpu_s'] if server_cpu is None else server_cpu
+    loadgen_cpu = data['loadgen_cpu_s'] if loadgen_cpu is None else loadgen_cpu
+    side = bottleneck('run', {'wall_s': wall, 'server_cpu_s': server_cpu, 'loadgen_cpu_s': loadgen_cpu})
+    return f'{server_cpu:.2f} / {loadgen_cpu:.2f} / {wall:.2f} s: {side}'
+
+
+def servers_of(runs):
+    return [s for s in SERVERS if any(s in by for by in runs.values())]
+
+
+def saturated(runs, servers):
+    """The window and burst shapes: deliveries/s and latency per server, ratios against Bun."""
+    print('| shape | connections | in flight | ' + ' | '.join(f'{s} deliveries/s' for s in servers) +
+          ' | ' + ' | '.join(f'{s} p50 / p99 / p99.9 ms' for s in servers) +
+          ' | ours ÷ Bun deliveries/s | ours ÷ Bun p99 | ' +
+          ' | '.join(f'{s} CPU server / generator / wall: bottleneck' for s in servers) + ' | checks |')
+    print('|---|---|---|' + '---|' * (3 * len(servers) + 3))
+    for (label, n), by in runs.items():
+        if label.startswith(('open', 'mixed')):
+            continue
+        first = next(iter(by.values()))
+        rate = [fmt(by[s]['deliveries_per_s']) if s in by else '' for s in servers]
+        lat = []
+        for s in servers:
+            if s not in by:
+                lat.append('')
+                continue
+            q = by[s]['latency_us']
+            lat.append(f'{ms(q["p50"]):.1f} / {ms(q["p99"]):.1f} / {ms(q["p999"]):.1f}')
+        z, b = by.get('zena'), by.get('bun')
+        r_rate = ratio(z and z['deliveries_per_s'], b and b['deliveries_per_s'])
+        r_p99 = ratio(z and z['latency_us']['p99'], b and b['latency_us']['p99'])
+        cpu = [cpu_cell(by[s]) if s in by else '' for s in servers]
+        checks = '; '.join(f'{s}: {check(by[s])}' for s in servers if s in by)
+        print(f'| {label} | {n:,} | {first["in_flight"]} | ' + ' | '.join(rate) + ' | ' + ' | '.join(lat) +
+              f' | {r_rate} | {r_p99} | ' + ' | '.join(cpu) + f' | {checks} |')
+
+
+def bursts(runs, servers):
+    rows = [(k, by) for k, by in runs.items() if k[0].startswith('burst')]
+    if not rows:
+        return
+    print()
+    print('| bursts | connections | ' + ' | '.join(f'{s} completion p50 / max ms' for s in servers) +
+          ' | ours ÷ Bun completion p50 |')
+    print('|---|---|' + '---|' * (len(servers) + 1))
+    for (label, n), by in rows:
+        cells = []
+        for s in servers:
+            b = by.get(s, {}).get('burst')
+            cells.append(f'{b["completion_ms"]["p50"]:.0f} / {b["completion_ms"]["max"]:.0f} '
+                         f'({b["completed"]} of {len(by[s]["steps"])} completed)' if b else '')
+        z, bun = by.get('zena', {}).get('burst'), by.get('bun', {}).get('burst')
+        r = ratio(z and z['completion_ms']['p50'], bun and bun['completion_ms']['p50'])
+        print(f'| {label} | {n:,} | ' + ' | '.join(cells) + f' | {r} |')
+
+
+def open_loop(runs, servers):
+    rows = [(k, by) for k, by in runs.items() if k[0] == 'open']
+    if not rows:
+        return
+    print()
+    print('Open loop (Poisson arrivals; a step is held when every delivery came and p99 ≤ '
+          f'{next(iter(rows[0][1].values()))["hold_p99_ms"]} ms):')
+    print()
+    print('| connections | rate/s | ' + ' | '.join(f'{s} p50 / p99 / p99.9 ms' for s in servers) +
+          ' | ours ÷ Bun p99 | ' + ' | '.join(f'{s} CPU server / generator / s: bottleneck' for s in servers) + ' |')
+    print('|---|---|' + '---|' * (2 * len(servers) + 1))
+    for (label, n), by in rows:
+        rates = sorted({st['rate'] for data in by.values() for st in data['steps']})
+        for rate in rates:
+            lat, cpu, p99 = [], [], {}
+            for s in servers:
+                st = next((x for x in by.get(s, {}).get('steps', []) if x['rate'] == rate), None)
+                if st is None:
+                    lat.append('not run')
+                    cpu.append('')
+                    continue
+                q = st['latency_us']
+                p99[s] = q['p99']
+                held = '' if st['held'] else (' (not held' + (f', lost {st["lost"]}' if st['lost'] else '') + ')')
+                lat.append(f'{ms(q["p50"]):.1f} / {ms(q["p99"]):.1f} / {ms(q["p999"]):.1f}{held}')
+                cpu.append(cpu_cell(st, st['seconds'], st['server_cpu_s'], st['loadgen_cpu_s']))
+            print(f'| {n:,} | {fmt(rate)} | ' + ' | '.join(lat) + f' | {ratio(p99.get("zena"), p99.get("bun"))} | ' +
+                  ' | '.join(cpu) + ' |')
+        held = {s: by[s]['held_rate'] for s in servers if s in by}
+        cells = ' | '.join(fmt(held.get(s)) for s in servers)
+        print(f'| {n:,} | **highest held** | {cells} | {ratio(held.get("zena"), held.get("bun"))} (rates) |' +
+              ' |' * len(servers))
+
+
+def mixed(runs, servers):
+    rows = [(k, by) for k, by in runs.items() if k[0] == 'mixed']
+    if not rows:
+        return
+    print()
+    print('| mixed | connections | fan-out rate/s | targeted rate/s | ' +
+          ' | '.join(f'{s} targeted p50 / p99 / p99.9 ms' for s in servers) + ' | ' +
+          ' | '.join(f'{s} fan-out p99 ms' for s in servers) + ' | ours ÷ Bun targeted p99 | checks |')
+    print('|---|---|---|---|' + '---|' * (2 * len(servers) + 2))
+    for (label, n), by in rows:
+        first = next(iter(by.values()))
+        tl, fl, p99 = [], [], {}
+        for s in servers:
+            data = by.get(s)
+            if data is None:
+                tl.append('')
+                fl.append('')
+                continue
+            q = data['targeted']['latency_us']
+            p99[s] = q['p99']
+            tl.append(f'{ms(q["p50"]):.1f} / {ms(q["p99"]):.1f} / {ms(q["p999"]):.1f}')
+            fl.append(f'{ms(data["steps"][0]["latency_us"]["p99"]):.1f}' if data['steps'] else '')
+        checks = '; '.join(f'{s}: {check(by[s])}' for s in servers if s in by)
+        print(f'| {label} | {n:,} | {fmt(first["steps"][0]["rate"]) if first["steps"] else ""} | '
+              f'{first["targeted"]["rate"]} | ' + ' | '.join(tl) + ' | ' + ' | '.join(fl) +
+              f' | {ratio(p99.get("zena"), p99.get("bun"))} | {checks} |')
+
+
+def main():
+    runs = load(sys.argv[1])
+    servers = servers_of(runs)
+    saturated(runs, servers)
+    bursts(runs, servers)
+    open_loop(runs, servers)
+    mixed(runs, servers)
+    busy = [d['busy'] for by in runs.values() for d in by.values()]
+    if busy:
+        print()
+        print(f'Machine busy before the runs (other jobs): median {sorted(busy)[len(busy) // 2]} %, max {max(busy)} %.')
+
+
+if __name__ == '__main__':
+    main()
