@@ -21,6 +21,9 @@
 # - burst: 100 fan-out publishes due at once, every second, 5 times.
 # - big: the delivery- and answer-gated W = 8 fan-out once at 19,000 connections (about this
 #   machine's open-file limit).
+# Smaller runs (smoke tests): $MESSAGES (the windows' messages, default 256), $TARGETED_MESSAGES
+# (default 100000), $STEP_MS (an open-loop step, default 5000; the mixed run lasts two), $BURSTS
+# (default 5), $RATES_<N>.
 # Before each run it waits (at most $QUIET_WAIT s, default 60) for a quiet machine and writes what
 # it found (busy=<percent>), and it runs in its own session with the scheduler weight of nice -19
 # (bench/lib.sh's shield; ZENA_BENCH_NICE= turns it off). Builds in $ZENA_BUILD (default build)
@@ -34,6 +37,7 @@ counts=${1:-1000 10000}
 servers=${2:-zena bun ws}
 parts=${3:-delivery answer targeted open mixed burst big}
 build=${ZENA_BUILD:-build}
+messages=${MESSAGES:-256} targeted_messages=${TARGETED_MESSAGES:-100000} step_ms=${STEP_MS:-5000} bursts=${BURSTS:-5}
 if [[ -n ${ZENA_BINARY:-} && -n ${ZENA_LOADGEN:-} ]]; then
   :
 elif [[ -f $build/build.ninja ]]; then
@@ -42,7 +46,7 @@ else
   scripts/build.sh release >/dev/null
 fi
 export ZENA_BINARY=${ZENA_BINARY:-$build/zena-realtime} ZENA_LOADGEN=${ZENA_LOADGEN:-$build/zena-loadgen}
-[[ " $servers " == *" bun "* || " $servers " == *" ws "* ]] && (cd bench/peers && npm ci --no-audit --no-fund >/dev/null)
+[[ " $servers " == *" bun "* || " $servers " == *" ws "* ]] && (cd bench/peers && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 source bench/lib.sh
 shield
 mkdir -p bench/results
@@ -55,7 +59,8 @@ started=$(date +%s)
   echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)."
   echo "Commit: $(git rev-parse --short HEAD). Servers on CPU 0 (zena-realtime: 1 thread), generator on CPU 1;" \
     "Bun $(bench/peers/node_modules/.bin/bun --version 2>/dev/null || echo '?'), Node $(node --version)."
-  echo "Command: bench/shapes.sh \"$counts\" \"$servers\" \"$parts\" (nice $(ps -o ni= -p $$ | tr -d ' '))"
+  echo "Command: bench/shapes.sh \"$counts\" \"$servers\" \"$parts\" (nice $(ps -o ni= -p $$ | tr -d ' ');" \
+    "MESSAGES=$messages TARGETED_MESSAGES=$targeted_messages STEP_MS=$step_ms BURSTS=$bursts)"
   echo
   echo '```'
 } >"$out"
@@ -103,19 +108,20 @@ for n in $counts; do
     for gate in delivery answer; do
       [[ " $parts " == *" $gate "* ]] || continue
       for w in 1 8 64; do
-        alternate "${gate}_w$w" "${c[@]}" --messages 256 --publishers 1 --inflight "$w" --gate "$gate"
+        alternate "${gate}_w$w" "${c[@]}" --messages "$messages" --publishers 1 --inflight "$w" --gate "$gate"
       done
     done
   fi
   if [[ " $parts " == *" targeted "* ]]; then
     for gate in answer delivery; do
-      alternate "targeted_$gate" "${c[@]}" --mode targeted --messages 100000 --publishers 8 --inflight 8 --gate "$gate"
+      alternate "targeted_$gate" "${c[@]}" --mode targeted --messages "$targeted_messages" --publishers 8 \
+        --inflight 8 --gate "$gate"
     done
   fi
   if [[ " $parts " == *" open "* ]]; then
     rates_var=RATES_$n
     default_rates=$([[ $n -le 1000 ]] && echo 50,100,200,400,800,1600 || echo 10,20,40,80,160,320)
-    alternate open "${c[@]}" --rates "${!rates_var:-$default_rates}" --step-ms 5000 --drain-ms 10000 \
+    alternate open "${c[@]}" --rates "${!rates_var:-$default_rates}" --step-ms "$step_ms" --drain-ms 10000 \
       --hold-p99-ms 150 --stop-p99-ms 1000 --publishers 4
   fi
   if [[ " $parts " == *" mixed "* ]]; then
@@ -123,15 +129,16 @@ for n in $counts; do
     held=$(held_rate "$reference" "$n")
     rate=${MIXED_RATE:-$(python3 -c "print(max(1, round($held / 2)))")}
     echo "mixed at $n: the fan-out at $rate/s (half of $reference's held $held/s)" >&2
-    alternate mixed "${c[@]}" --rates "$rate" --targeted-rate 200 --step-ms 10000 --drain-ms 10000 --publishers 4
+    alternate mixed "${c[@]}" --rates "$rate" --targeted-rate 200 --step-ms $((2 * step_ms)) --drain-ms 10000 \
+      --publishers 4
   fi
   if [[ " $parts " == *" burst "* ]]; then
-    alternate burst "${c[@]}" --burst 100 --burst-every-ms 1000 --bursts 5 --publishers 4
+    alternate burst "${c[@]}" --burst 100 --burst-every-ms 1000 --bursts "$bursts" --publishers 4
   fi
 done
 if [[ " $parts " == *" big "* ]]; then
   for gate in delivery answer; do
-    alternate "big_${gate}_w8" --connections 19000 --messages 256 --publishers 1 --inflight 8 --gate "$gate"
+    alternate "big_${gate}_w8" --connections 19000 --messages "$messages" --publishers 1 --inflight 8 --gate "$gate"
   done
 fi
 echo '```' >>"$out"

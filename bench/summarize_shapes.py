@@ -42,9 +42,19 @@ def ms(us):
 
 
 def check(data):
-    """'ok', or what went wrong in the run (lost, duplicated, reordered deliveries, early closes)."""
+    """'ok', or what went wrong in the run (lost, duplicated, reordered deliveries, early closes).
+    A scheduled run that stopped waiting one drain after its last arrival (cut_off) counts what had
+    not come by then as lost: the server was that far behind."""
     bad = [f'{k} {data[k]}' for k in ('lost', 'duplicates', 'reorders', 'gaps', 'closed_early') if data.get(k)]
+    if data.get('cut_off'):
+        bad.append('cut off one drain after its last arrival (lost = not delivered by then)')
     return ', '.join(bad) if bad else 'ok'
+
+
+def disturbed(data, wall):
+    """Other processes of the shared machine took more than 10 % of the run's CPU time (2 cores)."""
+    others = data.get('others_cpu_s', 0)
+    return f'; disturbed: others took {others:.1f} s' if wall and others > 0.1 * 2 * wall else ''
 
 
 def cpu_cell(data, wall=None, server_cpu=None, loadgen_cpu=None):
@@ -52,7 +62,7 @@ def cpu_cell(data, wall=None, server_cpu=None, loadgen_cpu=None):
     server_cpu = data['server_cpu_s'] if server_cpu is None else server_cpu
     loadgen_cpu = data['loadgen_cpu_s'] if loadgen_cpu is None else loadgen_cpu
     side = bottleneck('run', {'wall_s': wall, 'server_cpu_s': server_cpu, 'loadgen_cpu_s': loadgen_cpu})
-    return f'{server_cpu:.2f} / {loadgen_cpu:.2f} / {wall:.2f} s: {side}'
+    return f'{server_cpu:.2f} / {loadgen_cpu:.2f} / {wall:.2f} s: {side}{disturbed(data, wall)}'
 
 
 def servers_of(runs):
