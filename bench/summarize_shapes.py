@@ -8,6 +8,7 @@ import re
 import sys
 
 from summarize import bottleneck
+from summarize_channels import disturbed
 
 LINE = re.compile(r'^(\w+) (\w+) busy=(\d+) (\{.*\})\s*$')
 SERVERS = ('zena', 'bun', 'ws')
@@ -51,18 +52,14 @@ def check(data):
     return ', '.join(bad) if bad else 'ok'
 
 
-def disturbed(data, wall):
-    """Other processes of the shared machine took more than 10 % of the run's CPU time (2 cores)."""
-    others = data.get('others_cpu_s', 0)
-    return f'; disturbed: others took {others:.1f} s' if wall and others > 0.1 * 2 * wall else ''
-
-
 def cpu_cell(data, wall=None, server_cpu=None, loadgen_cpu=None):
     wall = data['wall_s'] if wall is None else wall
     server_cpu = data['server_cpu_s'] if server_cpu is None else server_cpu
     loadgen_cpu = data['loadgen_cpu_s'] if loadgen_cpu is None else loadgen_cpu
     side = bottleneck('run', {'wall_s': wall, 'server_cpu_s': server_cpu, 'loadgen_cpu_s': loadgen_cpu})
-    return f'{server_cpu:.2f} / {loadgen_cpu:.2f} / {wall:.2f} s: {side}{disturbed(data, wall)}'
+    # summarize_channels.py's rule: other processes took more than 10 % of the wall time.
+    others = f'; disturbed: others took {data["others_cpu_s"]:.1f} s' if disturbed({**data, 'wall_s': wall}) else ''
+    return f'{server_cpu:.2f} / {loadgen_cpu:.2f} / {wall:.2f} s: {side}{others}'
 
 
 def servers_of(runs):
