@@ -153,10 +153,11 @@ void fanout(benchmark::State& state) {
     const auto message = bench_message({});
     for (auto _ : state) {
         bench.turn([&](std::function<void(std::size_t)> done) {
-            for (std::size_t m = 0; m < per_turn; ++m) {
-                bench.hubs().on_every_hub([&message](zena::hub::hub& h) { return h.send_to_all(message); },
-                                          m + 1 == per_turn ? std::move(done) : std::function<void(std::size_t)>{});
-            }
+            const auto publish = [&message] {
+                return [&message](zena::hub::hub& h) { return h.send_to_all(message); };
+            };
+            for (std::size_t m = 1; m < per_turn; ++m) bench.hubs().on_every_hub(publish(), {});
+            bench.hubs().on_every_hub(publish(), std::move(done));
         });
     }
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * connections * per_turn));
@@ -183,17 +184,15 @@ void targeted(benchmark::State& state) {
     std::size_t reached = 0;
     for (auto _ : state) {
         bench.turn([&](std::function<void(std::size_t)> done) {
-            for (std::size_t m = 0; m < per_turn; ++m) {
+            const auto publish = [&] {
                 const auto* t = &targets[next++ % targets.size()];
-                std::function<void(std::size_t)> then;
-                if (m + 1 == per_turn)
-                    then = [&reached, done = std::move(done)](std::size_t n) {
-                        reached += n;
-                        done(n);
-                    };
-                bench.hubs().on_every_hub([t](zena::hub::hub& h) { return h.send_to_channel(t->channel, t->message); },
-                                          std::move(then));
-            }
+                return [t](zena::hub::hub& h) { return h.send_to_channel(t->channel, t->message); };
+            };
+            for (std::size_t m = 1; m < per_turn; ++m) bench.hubs().on_every_hub(publish(), {});
+            bench.hubs().on_every_hub(publish(), [&reached, done = std::move(done)](std::size_t n) {
+                reached += n;
+                done(n);
+            });
         });
     }
     if (reached != static_cast<std::size_t>(state.iterations()))

@@ -43,8 +43,8 @@ public:
     // {"p50":..,"p99":..,"p999":..,"max":..} in µs.
     std::string json() const {
         char buf[160];
-        std::snprintf(buf, sizeof buf, R"({"p50":%u,"p99":%u,"p999":%u,"max":%u})", quantile(0.5), quantile(0.99),
-                      quantile(0.999), max_);
+        (void)std::snprintf(buf, sizeof buf, R"({"p50":%u,"p99":%u,"p999":%u,"max":%u})", quantile(0.5), quantile(0.99),
+                            quantile(0.999), max_);
         return buf;
     }
 
@@ -122,21 +122,21 @@ struct shape_step {
     std::string json(std::uint32_t hold_p99_us) const {
         const double s = seconds();
         char buf[640];
-        std::snprintf(buf, sizeof buf,
-                      R"({"rate":%.1f,"messages":%llu,"expected":%llu,"delivered":%llu,"lost":%lld,)"
-                      R"("deliveries_per_s":%.0f,"seconds":%.3f,"completion_ms":%.1f,"late_max_ms":%.2f,)"
-                      R"("server_cpu_s":%.2f,"loadgen_cpu_s":%.2f,"others_cpu_s":%.2f,"held":%s,"latency_us":)",
-                      rate, static_cast<unsigned long long>(messages), static_cast<unsigned long long>(expected),
-                      static_cast<unsigned long long>(delivered),
-                      static_cast<long long>(expected) - static_cast<long long>(delivered),
-                      s > 0 ? static_cast<double>(delivered) / s : 0.0, s,
-                      done_ns > start_ns ? static_cast<double>(done_ns - start_ns) / 1e6 : 0.0,
-                      static_cast<double>(late_max_ns) / 1e6, server_cpu, self_cpu, others_cpu,
-                      held(hold_p99_us) ? "true" : "false");
+        (void)std::snprintf(buf, sizeof buf,
+                            R"({"rate":%.1f,"messages":%llu,"expected":%llu,"delivered":%llu,"lost":%lld,)"
+                            R"("deliveries_per_s":%.0f,"seconds":%.3f,"completion_ms":%.1f,"late_max_ms":%.2f,)"
+                            R"("server_cpu_s":%.2f,"loadgen_cpu_s":%.2f,"others_cpu_s":%.2f,"held":%s,"latency_us":)",
+                            rate, static_cast<unsigned long long>(messages), static_cast<unsigned long long>(expected),
+                            static_cast<unsigned long long>(delivered),
+                            static_cast<long long>(expected) - static_cast<long long>(delivered),
+                            s > 0 ? static_cast<double>(delivered) / s : 0.0, s,
+                            done_ns > start_ns ? static_cast<double>(done_ns - start_ns) / 1e6 : 0.0,
+                            static_cast<double>(late_max_ns) / 1e6, server_cpu, self_cpu, others_cpu,
+                            held(hold_p99_us) ? "true" : "false");
         std::string out = buf + latency.json();
         if (targeted_messages > 0) {
-            std::snprintf(buf, sizeof buf, R"(,"targeted":{"rate":%.1f,"messages":%llu,"latency_us":)", targeted_rate,
-                          static_cast<unsigned long long>(targeted_messages));
+            (void)std::snprintf(buf, sizeof buf, R"(,"targeted":{"rate":%.1f,"messages":%llu,"latency_us":)",
+                                targeted_rate, static_cast<unsigned long long>(targeted_messages));
             out += buf + targeted_latency.json() + "}";
         }
         return out + "}";

@@ -1479,12 +1479,12 @@ int main(int argc, char** argv) {
         extra += "]";
         char buf[256];
         if (open_loop) {
-            std::snprintf(buf, sizeof buf, R"(,"held_rate":%.1f)", held_rate);
+            (void)std::snprintf(buf, sizeof buf, R"(,"held_rate":%.1f)", held_rate);
             extra += buf;
         }
         if (bursting) {
             std::sort(completions.begin(), completions.end());
-            std::snprintf(
+            (void)std::snprintf(
                 buf, sizeof buf,
                 R"(,"burst":{"size":%d,"every_ms":%d,"completed":%zu,"completion_ms":{"p50":%.1f,"max":%.1f}})",
                 o.burst, o.burst_every_ms, completions.size(),
