@@ -218,8 +218,9 @@ options parse(int argc, char** argv) {
     if (o.gate != "answer" && o.gate != "delivery") die("--gate is answer or delivery");
     if (o.gate == "delivery" && o.batch > 1) die("--gate delivery counts single publishes: no --batch");
     const bool open_loop = !rates.empty();
-    if (int{open_loop} + int{o.burst > 0} + int{o.rate > 0} + int{o.ask_chunks > 0} > 1) {
-        die("one schedule at a time: --rates, --burst, --rate or --ask-chunks");
+    // --rate and --ask-chunks go together (run.sh's ask scenario); the scheduled shapes alone.
+    if (int{open_loop} + int{o.burst > 0} + int{o.rate > 0 || o.ask_chunks > 0} > 1) {
+        die("one schedule at a time: --rates, --burst, or --rate and --ask-chunks");
     }
     if ((open_loop || o.burst > 0) && (o.mode == "resume" || o.mode == "store" || o.batch > 1)) {
         die("--rates and --burst are for single publishes in --mode fanout, targeted or channel");
