@@ -3,7 +3,7 @@
 # (bench/README.md, "Shapes"):
 #   bench/shapes.sh [CONNECTIONS] [SERVERS] [PARTS]
 #   defaults: CONNECTIONS="1000 10000", SERVERS="zena bun ws",
-#             PARTS="delivery answer targeted open mixed burst big"
+#             PARTS="delivery answer targeted open mixed burst big probe"
 # For each connection count, each shape, and each server in turn (the order rotates from one shape
 # to the next, so no server always goes first), a fresh server pinned to CPU 0 (zena-realtime with
 # one event-loop thread) and zena-loadgen pinned to CPU 1 (bench/lib.sh):
@@ -21,6 +21,9 @@
 # - burst: 100 fan-out publishes due at once, every second, 5 times.
 # - big: the delivery- and answer-gated W = 8 fan-out once at 19,000 connections (about this
 #   machine's open-file limit).
+# - probe: the raw limit probe (zena-send-probe: a ready-made frame to N loopback sockets, 1 and 8
+#   frames per sendmsg, on CPU 0, read on CPU 1) at each connection count and at 19,000 with big,
+#   $MESSAGES frames each: the ceiling the delivery-gated W = 8 fan-out is held against.
 # Smaller runs (smoke tests): $MESSAGES (the windows' messages, default 256), $TARGETED_MESSAGES
 # (default 100000), $STEP_MS (an open-loop step, default 5000; the mixed run lasts two), $BURSTS
 # (default 5), $RATES_<N>.
@@ -35,13 +38,13 @@ if [[ -z ${ZENA_BENCH_SESSION:-} ]]; then ZENA_BENCH_SESSION=1 exec setsid --wai
 cd "$(dirname "$0")/.."
 counts=${1:-1000 10000}
 servers=${2:-zena bun ws}
-parts=${3:-delivery answer targeted open mixed burst big}
+parts=${3:-delivery answer targeted open mixed burst big probe}
 build=${ZENA_BUILD:-build}
 messages=${MESSAGES:-256} targeted_messages=${TARGETED_MESSAGES:-100000} step_ms=${STEP_MS:-5000} bursts=${BURSTS:-5}
 if [[ -n ${ZENA_BINARY:-} && -n ${ZENA_LOADGEN:-} ]]; then
   :
 elif [[ -f $build/build.ninja ]]; then
-  ninja -C "$build" zena-realtime zena-loadgen >/dev/null
+  ninja -C "$build" zena-realtime zena-loadgen zena-send-probe >/dev/null
 else
   scripts/build.sh release >/dev/null
 fi
@@ -140,6 +143,20 @@ if [[ " $parts " == *" big "* ]]; then
   for gate in delivery answer; do
     alternate "big_${gate}_w8" --connections 19000 --messages "$messages" --publishers 1 --inflight 8 --gate "$gate"
   done
+fi
+# probe N: the limit probe at N sockets, 1 and 8 frames per system call.
+probe() {
+  local batch busy
+  for batch in 1 8; do
+    busy=$(quiet)
+    echo "probe $1 x $batch per sendmsg (busy $busy %)" >&2
+    echo "probe probe$batch busy=$busy $(taskset -c 0 "${ZENA_SEND_PROBE:-$build/zena-send-probe}" --connections "$1" \
+      --messages "$messages" --batch "$batch" --reader-cpu 1 || true)" >>"$out"
+  done
+}
+if [[ " $parts " == *" probe "* ]]; then
+  for n in $counts; do probe "$n"; done
+  [[ " $parts " == *" big "* ]] && probe 19000
 fi
 echo '```' >>"$out"
 echo >>"$out"

@@ -68,13 +68,15 @@ def servers_of(runs):
 
 def saturated(runs, servers):
     """The window and burst shapes: deliveries/s and latency per server, ratios against Bun."""
+    if not any(not label.startswith(('open', 'mixed', 'probe')) for label, _ in runs):
+        return
     print('| shape | connections | in flight | ' + ' | '.join(f'{s} deliveries/s' for s in servers) +
           ' | ' + ' | '.join(f'{s} p50 / p99 / p99.9 ms' for s in servers) +
           ' | ours ÷ Bun deliveries/s | ours ÷ Bun p99 | ' +
           ' | '.join(f'{s} CPU server / generator / wall: bottleneck' for s in servers) + ' | checks |')
     print('|---|---|---|' + '---|' * (3 * len(servers) + 3))
     for (label, n), by in runs.items():
-        if label.startswith(('open', 'mixed')):
+        if label.startswith(('open', 'mixed', 'probe')):
             continue
         first = next(iter(by.values()))
         rate = [fmt(by[s]['deliveries_per_s']) if s in by else '' for s in servers]
@@ -175,6 +177,23 @@ def mixed(runs, servers):
               f' | {ratio(p99.get("zena"), p99.get("bun"))} | {checks} |')
 
 
+def probe(runs):
+    """The limit probe at each connection count, and the delivery-gated W = 8 fan-out against it
+    (issue 17's target: at least 0.8 of the 8-frames-per-call probe at 10,000 connections)."""
+    rows = sorted({n for (label, n) in runs if label.startswith('probe')})
+    if not rows:
+        return
+    print()
+    print('| limit probe | frames/s, 1 per sendmsg | frames/s, 8 per sendmsg | zena delivery_w8 ÷ probe (8) |')
+    print('|---|---|---|---|')
+    for n in rows:
+        p1 = runs.get(('probe1', n), {}).get('probe', {}).get('frames_per_s')
+        p8 = runs.get(('probe8', n), {}).get('probe', {}).get('frames_per_s')
+        label = 'big_delivery_w8' if n == 19000 else 'delivery_w8'
+        ours = runs.get((label, n), {}).get('zena', {}).get('deliveries_per_s')
+        print(f'| {n:,} sockets | {fmt(p1)} | {fmt(p8)} | {ratio(ours, p8)} |')
+
+
 def main():
     runs = load(sys.argv[1])
     servers = servers_of(runs)
@@ -182,6 +201,7 @@ def main():
     bursts(runs, servers)
     open_loop(runs, servers)
     mixed(runs, servers)
+    probe(runs)
     busy = [d['busy'] for by in runs.values() for d in by.values()]
     if busy:
         print()
