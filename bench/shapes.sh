@@ -130,10 +130,14 @@ for n in $counts; do
   if [[ " $parts " == *" mixed "* ]]; then
     reference=$([[ " $servers " == *" bun "* ]] && echo bun || echo zena)
     held=$(held_rate "$reference" "$n")
-    rate=${MIXED_RATE:-$(python3 -c "print(max(1, round($held / 2)))")}
-    echo "mixed at $n: the fan-out at $rate/s (half of $reference's held $held/s)" >&2
-    alternate mixed "${c[@]}" --rates "$rate" --targeted-rate 200 --step-ms $((2 * step_ms)) --drain-ms 10000 \
-      --publishers 4
+    rate=${MIXED_RATE:-$(python3 -c "print(round($held / 2))")}
+    if ((rate < 1)); then
+      echo "mixed at $n: left out: $reference held no rate in this run's open loop (set MIXED_RATE)" >&2
+    else
+      echo "mixed at $n: the fan-out at $rate/s (MIXED_RATE, or half of $reference's held $held/s)" >&2
+      alternate mixed "${c[@]}" --rates "$rate" --targeted-rate 200 --step-ms $((2 * step_ms)) --drain-ms 10000 \
+        --publishers 4
+    fi
   fi
   if [[ " $parts " == *" burst "* ]]; then
     alternate burst "${c[@]}" --burst 100 --burst-every-ms 1000 --bursts "$bursts" --publishers 4
