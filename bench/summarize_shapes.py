@@ -3,11 +3,10 @@
 server's figures, what "in flight" meant, both sides' CPU and the bottleneck, and zena-realtime's
 ratios against Bun (deliveries/s: higher is better; latency: lower is better, so a p99 ratio under
 1 is a lead). Usage: bench/summarize_shapes.py bench/results/<date>-<time>-shapes.md"""
-import json
 import re
 import sys
 
-from summarize import bottleneck
+from summarize import bottleneck, fmt as number, json_lines
 from summarize_channels import disturbed
 
 LINE = re.compile(r'^(\w+) (\w+) busy=(\d+) (\{.*\})\s*$')
@@ -17,21 +16,14 @@ SERVERS = ('zena', 'bun', 'ws')
 def load(path):
     """{(label, connections): {server: data}}, in the order the runs came."""
     runs = {}
-    for line in open(path, encoding='utf-8'):
-        m = LINE.match(line)
-        if not m:
-            continue
-        server, label, busy, body = m.groups()
-        data = json.loads(body)
+    for server, label, busy, data in json_lines(path, LINE):
         data['busy'] = int(busy)
         runs.setdefault((label, data['connections']), {})[server] = data
     return runs
 
 
 def fmt(n):
-    if n is None:
-        return ''
-    return f'{n:,.0f}' if abs(n) >= 100 else f'{n:,.2f}'
+    return '' if n is None else number(n)
 
 
 def ratio(ours, bun):
