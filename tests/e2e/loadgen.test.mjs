@@ -116,3 +116,16 @@ test('Loadgen.Shapes_DeliveryGatedOpenLoopMixedAndBursts_EveryDeliveryCountedOnc
     await server.stop();
   }
 });
+
+// A shape asked for wrongly is refused at once with a clear message (exit 2), not run half-way.
+test('Loadgen.ShapeFlags_Contradictory_RefusedWithMessage', async () => {
+  const refused = async (args, message) => {
+    await assert.rejects(promisify(execFile)(LOADGEN, ['--secret', SECRET, '--api-key', API_KEY, ...args]),
+      (err) => err.code === 2 && message.test(err.stderr));
+  };
+  await refused(['--rates', '10,abc'], /--rates is a list of rates/);
+  await refused(['--rates', '10', '--burst', '5'], /one schedule at a time/);
+  await refused(['--gate', 'sometimes'], /--gate is answer or delivery/);
+  await refused(['--mode', 'targeted', '--gate', 'delivery', '--batch', '10'], /no --batch/);
+  await refused(['--targeted-rate', '100'], /--targeted-rate goes beside an open-loop fan-out/);
+});
