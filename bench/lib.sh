@@ -58,9 +58,9 @@ shield() {
 # this machine is shared (bench/channels.sh, bench/shapes.sh).
 busy_percent() {
   local a b
-  a=($(head -1 /proc/stat))
+  read -ra a </proc/stat
   sleep 1
-  b=($(head -1 /proc/stat))
+  read -ra b </proc/stat
   local idle=$(((b[4] + b[5]) - (a[4] + a[5]))) total=0 i
   for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
   echo $((total > 0 ? 100 * (total - idle) / total : 0))

@@ -83,7 +83,8 @@ one() {
 # alternate LABEL LOADGEN-ARGS...: the run on every server, starting one further along each time.
 turn=0
 alternate() {
-  local -a order=($servers)
+  local -a order
+  read -ra order <<<"$servers"
   local n=${#order[@]} i
   for ((i = 0; i < n; i++)); do one "${order[$(((turn + i) % n))]}" "$@"; done
   turn=$((turn + 1))
