@@ -54,25 +54,6 @@ out=bench/results/$(date +%F-%H%M)-channels.md
   echo '```'
 } >"$out"
 
-# The share of the last second both cores were busy, in percent.
-busy_percent() {
-  local a b
-  a=($(head -1 /proc/stat))
-  sleep 1
-  b=($(head -1 /proc/stat))
-  local idle=$(((b[4] + b[5]) - (a[4] + a[5]))) total=0 i
-  for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
-  echo $((total > 0 ? 100 * (total - idle) / total : 0))
-}
-quiet() {
-  local busy
-  for _ in $(seq "${QUIET_WAIT:-60}"); do
-    busy=$(busy_percent)
-    ((busy < 15)) && break
-  done
-  echo "$busy"
-}
-
 # one LABEL LOADGEN-ARGS...: a fresh server (the caller's ZENA_* variables reach it), the run, its line.
 one() {
   local label=$1

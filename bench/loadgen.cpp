@@ -12,6 +12,25 @@
 //                [--mode channel] [--channel bench:all] [--grant bench:*]
 //                [--mode resume] [--missed 20] [--rounds 3]
 //                [--mode store] [--store-channels 1000]
+//                [--gate answer|delivery] [--rates 10,20,40 [--step-ms 5000] [--drain-ms 10000]
+//                 [--hold-p99-ms 150] [--stop-p99-ms 1000] [--targeted-rate 0]]
+//                [--burst 100 [--burst-every-ms 1000] [--bursts 5]]
+//
+// The publisher's shape (bench/README.md, "Shapes"; bench/shapes.sh runs the matrix):
+// - a window (the default): at most --inflight publishes in flight per publisher connection, each
+//   until it is answered (--gate answer, the default) or until every target connection received
+//   it (--gate delivery: all N for a fan-out, the one user's connection for a targeted publish);
+// - an open loop (--rates R1,R2,...): Poisson arrivals at R a second for --step-ms, whatever the
+//   answers and deliveries, then a drain (at most --drain-ms) until the step's deliveries are in;
+//   one step per rate, the next only while p99 stays under --stop-p99-ms. A step is held when
+//   every delivery came and its p99 is at most --hold-p99-ms; "held_rate" is the highest held.
+//   Latency counts from when a message was due, so a generator that falls behind cannot hide it
+//   (each step reports late_max_ms, its own lag). --targeted-rate T adds Poisson targeted
+//   publishes (one random user each) at T a second beside the fan-out: the mixed shape, whose
+//   targeted latency is reported apart;
+// - bursts (--burst K): K publishes due at once every --burst-every-ms, --bursts times; each
+//   burst's completion time (due to its last delivery) and the latencies.
+// Every shape reports "in_flight" (what it meant in this run) and the CPU of both sides.
 //
 // --batch K (targeted): each request is one POST /api/batch of K messages to random users;
 // --messages still counts messages. --ask-chunks N (fan-out): while the fan-out runs, one more
@@ -75,6 +94,7 @@
 #include <vector>
 
 #include "auth/jwt.hpp"
+#include "load_shapes.hpp"
 #include "ws/deflate.hpp"
 
 namespace {
@@ -113,6 +133,17 @@ struct options {
     int store_channels = 1000;
     std::string perf_ctl;    // perf's control FIFO (see perf_ctl)
     std::string perf_phase;  // --mode resume: the phase kind recorded (plain or resume); others: the publishing
+    // The publisher's shape (bench/README.md, "Shapes"); the default is the answer-gated window.
+    std::string gate = "answer";  // window: a publish is in flight until answered, or until delivered
+    std::string rates;            // open loop: Poisson arrivals, one step per rate ("10,20,40")
+    int step_ms = 5000;           // open loop: each step's arrivals last this long
+    int drain_ms = 10000;         // open loop: at most this long after a step for its deliveries
+    int hold_p99_ms = 150;        // open loop: a step is held with every delivery made and p99 at most this
+    int stop_p99_ms = 1000;       // open loop: no higher step after one whose p99 passed this
+    int targeted_rate = 0;        // open loop: targeted publishes a second beside the fan-out (mixed)
+    int burst = 0;                // bursts: publishes at once, every --burst-every-ms, --bursts times
+    int burst_every_ms = 1000;
+    int bursts = 5;
 };
 
 [[noreturn]] void die(const std::string& why) {
@@ -124,9 +155,10 @@ options parse(int argc, char** argv) {
     options o;
     // One table: each flag and the field it sets.
     const std::pair<std::string_view, std::string*> text[] = {
-        {"--host", &o.host},         {"--secret", &o.secret},        {"--api-key", &o.api_key},
-        {"--mode", &o.mode},         {"--channel", &o.channel},      {"--grant", &o.grant},
-        {"--perf-ctl", &o.perf_ctl}, {"--perf-phase", &o.perf_phase}};
+        {"--host", &o.host},         {"--secret", &o.secret},         {"--api-key", &o.api_key},
+        {"--mode", &o.mode},         {"--channel", &o.channel},       {"--grant", &o.grant},
+        {"--perf-ctl", &o.perf_ctl}, {"--perf-phase", &o.perf_phase}, {"--gate", &o.gate},
+        {"--rates", &o.rates}};
     const std::pair<std::string_view, int*> numbers[] = {{"--port", &o.port},
                                                          {"--connections", &o.connections},
                                                          {"--messages", &o.messages},
@@ -145,7 +177,15 @@ options parse(int argc, char** argv) {
                                                          {"--deflate", &o.deflate},
                                                          {"--missed", &o.missed},
                                                          {"--rounds", &o.rounds},
-                                                         {"--store-channels", &o.store_channels}};
+                                                         {"--store-channels", &o.store_channels},
+                                                         {"--step-ms", &o.step_ms},
+                                                         {"--drain-ms", &o.drain_ms},
+                                                         {"--hold-p99-ms", &o.hold_p99_ms},
+                                                         {"--stop-p99-ms", &o.stop_p99_ms},
+                                                         {"--targeted-rate", &o.targeted_rate},
+                                                         {"--burst", &o.burst},
+                                                         {"--burst-every-ms", &o.burst_every_ms},
+                                                         {"--bursts", &o.bursts}};
     for (int i = 1; i < argc; ++i) {
         const std::string_view a = argv[i];
         if (i + 1 >= argc) die("missing value for " + std::string{a});
@@ -173,6 +213,26 @@ options parse(int argc, char** argv) {
         die("--missed, --rounds, --store-channels must be positive");
     if (o.mode == "resume" && o.batch < o.missed) die("--batch must hold at least --missed items (whole users)");
     if (o.rate < 0) die("--rate must not be negative");
+    std::vector<double> rates;
+    if (!zena::bench::parse_rates(o.rates, rates)) die("--rates is a list of rates a second: 10,20,40");
+    if (o.gate != "answer" && o.gate != "delivery") die("--gate is answer or delivery");
+    if (o.gate == "delivery" && o.batch > 1) die("--gate delivery counts single publishes: no --batch");
+    const bool open_loop = !rates.empty();
+    // --rate and --ask-chunks go together (run.sh's ask scenario); the scheduled shapes alone.
+    if (int{open_loop} + int{o.burst > 0} + int{o.rate > 0 || o.ask_chunks > 0} > 1) {
+        die("one schedule at a time: --rates, --burst, or --rate and --ask-chunks");
+    }
+    if ((open_loop || o.burst > 0) && (o.mode == "resume" || o.mode == "store" || o.batch > 1)) {
+        die("--rates and --burst are for single publishes in --mode fanout, targeted or channel");
+    }
+    if (o.targeted_rate < 0 || (o.targeted_rate > 0 && (!open_loop || o.mode == "targeted"))) {
+        die("--targeted-rate goes beside an open-loop fan-out (--rates)");
+    }
+    if (o.step_ms < 100 || o.drain_ms < 0 || o.hold_p99_ms < 1 || o.stop_p99_ms < 1 || o.burst < 0 || o.bursts < 1 ||
+        o.burst_every_ms < 1 || o.burst > 100000) {
+        die("--step-ms (>= 100), --drain-ms, --hold-p99-ms, --stop-p99-ms, --burst, --bursts, --burst-every-ms out of "
+            "range");
+    }
     return o;
 }
 
@@ -301,9 +361,16 @@ struct ws_conn : peer {
 };
 
 struct publisher : peer {
-    int outstanding = 0;
+    int outstanding = 0;  // requests not answered yet
     std::int64_t next_seq = 0;
+    std::int64_t undelivered = 0;    // messages some target connection has not received yet
+    bool to_all = false;             // its messages go to every connection (else to one user's)
+    std::int64_t max_in_flight = 0;  // the most it had in flight at once (as its window counts)
 };
+
+// At most this many unanswered requests on one publisher connection, whatever the shape: an open
+// loop against a server that stops answering must not grow the generator without bound.
+constexpr int k_max_unanswered = 4096;
 
 // Client frames are masked (RFC 6455 §5.3); the key need not be secret here.
 std::string masked_frame(std::uint8_t opcode, std::string_view payload) {
@@ -827,9 +894,24 @@ int main(int argc, char** argv) {
         masked_frame(0x1, R"({"type":"subscribe","payload":{"channel":")" + o.channel + R"("}})");
     const int epfd = epoll_create1(EPOLL_CLOEXEC);
     std::vector<ws_conn> conns(static_cast<std::size_t>(o.connections));
-    // The fan-out or targeted publishers, then (with --ask-chunks) the Ask stream's.
+    std::vector<double> rates;
+    zena::bench::parse_rates(o.rates, rates);  // checked by parse()
+    const bool open_loop = !rates.empty();
+    const bool bursting = o.burst > 0;
+    const bool scheduled = open_loop || bursting;  // arrivals on the generator's clock, not on answers
+    const bool delivery_gate = o.gate == "delivery";
+    // The fan-out or targeted publishers, then (with --ask-chunks) the Ask stream's, or (with
+    // --targeted-rate) the targeted publisher beside an open-loop fan-out (the mixed shape).
     const int ask = o.ask_chunks > 0 ? o.publishers : -1;
-    std::vector<publisher> pubs(static_cast<std::size_t>(o.publishers + (ask >= 0 ? 1 : 0)));
+    const int tgt = o.targeted_rate > 0 ? o.publishers : -1;
+    std::vector<publisher> pubs(static_cast<std::size_t>(o.publishers + (ask >= 0 || tgt >= 0 ? 1 : 0)));
+    for (int p = 0; p < o.publishers; ++p) pubs[static_cast<std::size_t>(p)].to_all = to_all;
+    // Per publisher, per message (its seq): who still waits for it (not the Ask stream's).
+    std::vector<std::vector<zena::bench::tracked_message>> tracked(pubs.size());
+    std::uint64_t expected_total = 0;  // deliveries due for what was sent (the Ask stream's apart)
+    std::vector<zena::bench::shape_step> steps;
+    steps.reserve(open_loop ? rates.size() : static_cast<std::size_t>(bursting ? o.bursts : 0));
+    zena::bench::latency_histogram targeted_latency;  // the mixed shape's targeted publishes
     if (o.messages % o.batch != 0) die("--messages must be a multiple of --batch");
     std::vector<std::uint32_t> ask_latencies_us;
     std::uint64_t ask_delivered = 0;
@@ -841,14 +923,19 @@ int main(int argc, char** argv) {
     std::vector<std::uint32_t> latencies_us;
     std::string inflated;          // the last compressed message, inflated
     std::uint64_t compressed = 0;  // messages that came compressed
-    latencies_us.reserve(
-        static_cast<std::size_t>(std::min<std::int64_t>(20'000'000, std::int64_t{o.messages} * o.connections)));
+    double planned = o.messages;   // fan-out messages the run will send (about, for an open loop)
+    if (open_loop) {
+        planned = 0;
+        for (const double r : rates) planned += r * o.step_ms / 1000.0 * 1.2 + 10;
+    }
+    if (bursting) planned = static_cast<double>(o.burst) * o.bursts;
+    latencies_us.reserve(static_cast<std::size_t>(std::min(20e6, planned * o.connections)));
     std::uint64_t delivered = 0;
     std::uint64_t duplicates = 0;
     std::uint64_t reorders = 0;
     std::uint64_t gaps = 0;
     std::uint64_t closed_early = 0;
-    std::uint64_t delivered_bytes = 0;  // the checked deliveries' frames, header included
+    std::uint64_t delivered_bytes = 0;     // the checked deliveries' frames, header included
     int ready = 0;                         // welcomed, and with --mode channel subscribed too
     std::uint64_t stored_deliveries = 0;   // --mode channel: deliveries that carried a position
     std::uint64_t channel_seq_errors = 0;  // --mode channel: a position that was not the next one
@@ -894,8 +981,9 @@ int main(int argc, char** argv) {
     std::int64_t published = 0;
     std::int64_t answered = 0;
     std::mt19937 rng(12345);
-    const auto chunk_for = [&](int p, std::int64_t seq) {
-        return "P" + std::to_string(p) + ":" + std::to_string(seq) + ":" + std::to_string(now_ns()) + " " + padding;
+    // The chunk carries the publisher, the seq and when the message was due (the latency's start).
+    const auto chunk_for = [&](int p, std::int64_t seq, std::int64_t due) {
+        return "P" + std::to_string(p) + ":" + std::to_string(seq) + ":" + std::to_string(due) + " " + padding;
     };
     const auto targeted_item = [&](int user, const std::string& chunk) {
         return R"({"userId":"u)" + std::to_string(user) + R"(","type":"ask.response","payload":{"chunk":")" + chunk +
@@ -907,27 +995,52 @@ int main(int argc, char** argv) {
                body;
     };
     const auto random_user = [&] { return std::uniform_int_distribution<int>(0, o.connections - 1)(rng); };
-    // One request of publisher p: a fan-out message, o.batch targeted ones, or an Ask chunk to u0.
-    const auto request_for = [&](int p) {
+    // One request of publisher p, due at `due`: a fan-out message, o.batch targeted ones, or an Ask
+    // chunk to u0 (the mixed shape's targeted publisher: one message to a random user).
+    const auto request_for = [&](int p, std::int64_t due) {
         auto& pub = pubs[static_cast<std::size_t>(p)];
-        if (p == ask) return request("/api/broadcast", targeted_item(0, chunk_for(p, pub.next_seq++)));
+        if (p == ask) return request("/api/broadcast", targeted_item(0, chunk_for(p, pub.next_seq++, due)));
+        if (p == tgt) return request("/api/broadcast", targeted_item(random_user(), chunk_for(p, pub.next_seq++, due)));
         if (on_channel) {
             return request("/api/publish",
                            R"({"channel":")" + o.channel + R"(","type":"ask.response","payload":{"chunk":")" +
-                               chunk_for(p, pub.next_seq++) + R"(","isComplete":false,"streamId":"bench"}})");
+                               chunk_for(p, pub.next_seq++, due) + R"(","isComplete":false,"streamId":"bench"}})");
         }
         if (o.mode == "fanout") {
             return request("/api/broadcast-all", R"({"type":"ask.response","payload":{"chunk":")" +
-                                                     chunk_for(p, pub.next_seq++) +
+                                                     chunk_for(p, pub.next_seq++, due) +
                                                      R"(","isComplete":false,"streamId":"bench"}})");
         }
-        if (o.batch == 1) return request("/api/broadcast", targeted_item(random_user(), chunk_for(p, pub.next_seq++)));
+        if (o.batch == 1) {
+            return request("/api/broadcast", targeted_item(random_user(), chunk_for(p, pub.next_seq++, due)));
+        }
         std::string items;
         for (int k = 0; k < o.batch; ++k) {
             if (k > 0) items += ',';
-            items += targeted_item(random_user(), chunk_for(p, pub.next_seq++));
+            items += targeted_item(random_user(), chunk_for(p, pub.next_seq++, due));
         }
         return request("/api/batch", R"({"items":[)" + items + "]}");
+    };
+    // Queues one request of publisher p (the caller flushes) and tracks each of its messages until
+    // every target connection has it; `step` is the open-loop step or burst it belongs to (-1: none).
+    const auto send = [&](int p, std::int64_t due, int step) {
+        auto& pub = pubs[static_cast<std::size_t>(p)];
+        const auto first_seq = pub.next_seq;
+        pub.out += request_for(p, due);
+        ++pub.outstanding;
+        if (p == ask) return;
+        const auto targets = pub.to_all ? static_cast<std::uint32_t>(conns.size()) : 1U;
+        auto& mine = tracked[static_cast<std::size_t>(p)];
+        for (auto seq = first_seq; seq < pub.next_seq; ++seq) mine.push_back({due, targets, step});
+        const auto n = pub.next_seq - first_seq;
+        pub.undelivered += n;
+        expected_total += static_cast<std::uint64_t>(n) * targets;
+        if (p != tgt) published += n;
+        if (step >= 0) {
+            auto& st = steps[static_cast<std::size_t>(step)];
+            st.expected += static_cast<std::uint64_t>(n) * targets;
+            (p == tgt ? st.targeted_messages : st.messages) += static_cast<std::uint64_t>(n);
+        }
     };
     const auto pump = [&](int p) {
         auto& pub = pubs[static_cast<std::size_t>(p)];
@@ -935,23 +1048,34 @@ int main(int argc, char** argv) {
             // The Ask stream: chunks at a steady pace, as a backend relays a model's tokens.
             const auto now = now_ns();
             while (ask_sent < o.ask_chunks && now >= ask_next_ns) {
-                pub.out += request_for(p);
-                ++pub.outstanding;
+                send(p, now_ns(), -1);
                 ++ask_sent;
                 ask_next_ns += std::int64_t{o.ask_interval_us} * 1000;
             }
-        } else {
-            // With an Ask stream, the fan-out goes on until the stream is done.
+        } else if (!scheduled) {
+            // A window: at most --inflight publishes in flight on this connection, each until it is
+            // answered or (--gate delivery) until every target connection has it. With an Ask
+            // stream, the fan-out goes on until the stream is done.
             const auto more = [&] { return published < o.messages || (ask >= 0 && ask_answered < o.ask_chunks); };
+            const auto in_flight = [&] { return delivery_gate ? pub.undelivered : std::int64_t{pub.outstanding}; };
             const auto now = now_ns();
-            while (pub.outstanding < o.inflight && more() && (o.rate == 0 || now >= rate_next_ns)) {
-                pub.out += request_for(p);
-                ++pub.outstanding;
-                published += o.batch;
+            while (in_flight() < o.inflight && pub.outstanding < k_max_unanswered && more() &&
+                   (o.rate == 0 || now >= rate_next_ns)) {
+                send(p, now_ns(), -1);
+                pub.max_in_flight = std::max(pub.max_in_flight, in_flight());
                 if (o.rate > 0) rate_next_ns += 1'000'000'000LL / o.rate;
             }
         }
+        // Scheduled shapes send from schedule() below, on the generator's clock.
         pub.flush();
+    };
+    // A step's end: every target reached (or the drain gave up), and the CPU each side spent.
+    const auto finish_step = [&](zena::bench::shape_step& st) {
+        st.ended = true;
+        if (st.drained()) st.done_ns = st.last_delivery_ns > st.start_ns ? st.last_delivery_ns : st.arrivals_end_ns;
+        st.server_cpu = o.server_pid ? process_cpu_s(o.server_pid) - st.server_cpu_0 : 0;
+        st.self_cpu = self_cpu_s() - st.self_cpu_0;
+        st.others_cpu = std::max(0.0, machine_busy_s() - st.machine_0 - st.server_cpu - st.self_cpu);
     };
 
     // Parses the frames in c.in; returns false when the server closed the connection.
@@ -1009,16 +1133,39 @@ int main(int argc, char** argv) {
                         const auto pub = std::strtol(p, &end, 10);
                         const auto seq = std::strtoll(end + 1, &end, 10);
                         const auto sent = std::strtoll(end + 1, &end, 10);
+                        const auto now = now_ns();
                         const auto lat =
-                            static_cast<std::uint32_t>(std::min<std::int64_t>((now_ns() - sent) / 1000, UINT32_MAX));
+                            static_cast<std::uint32_t>(std::clamp<std::int64_t>((now - sent) / 1000, 0, UINT32_MAX));
+                        if (pub < 0 || static_cast<std::size_t>(pub) >= pubs.size()) die("a delivery of no publisher");
                         auto& last = c.last_seq[static_cast<std::size_t>(pub)];
+                        auto& mine = tracked[static_cast<std::size_t>(pub)];
+                        if (pub != ask && seq > last && seq >= 0 && static_cast<std::size_t>(seq) < mine.size()) {
+                            // A first delivery of this message to this connection.
+                            auto& m = mine[static_cast<std::size_t>(seq)];
+                            if (m.step >= 0) {
+                                auto& st = steps[static_cast<std::size_t>(m.step)];
+                                ++st.delivered;
+                                st.last_delivery_ns = now;
+                                (pub == tgt ? st.targeted_latency : st.latency).add(lat);
+                                if (!st.ended && st.arrivals_end_ns != 0 && st.delivered == st.expected) {
+                                    finish_step(st);
+                                }
+                            }
+                            if (m.remaining > 0 && --m.remaining == 0) {
+                                auto& owner = pubs[static_cast<std::size_t>(pub)];
+                                --owner.undelivered;
+                                if (delivery_gate) pump(static_cast<int>(pub));
+                            }
+                        }
+                        if (pub == tgt && seq > last) targeted_latency.add(lat);
                         if (pub == ask) {
                             ask_latencies_us.push_back(lat);
                             ++ask_delivered;
                             if (seq != last + 1) ++ask_reorders;
                             last = seq;
                         } else {
-                            if (latencies_us.size() < latencies_us.capacity()) latencies_us.push_back(lat);
+                            if (pub != tgt && latencies_us.size() < latencies_us.capacity())
+                                latencies_us.push_back(lat);
                             ++delivered;
                             delivered_bytes += off + len;
                             ++c.received;
@@ -1026,7 +1173,7 @@ int main(int argc, char** argv) {
                                 ++duplicates;
                             else if (seq < last)
                                 ++reorders;
-                            else if (to_all && seq != last + 1)
+                            else if (pubs[static_cast<std::size_t>(pub)].to_all && seq != last + 1)
                                 ++gaps;
                             if (seq > last) last = seq;
                             if (on_channel) {
@@ -1062,9 +1209,98 @@ int main(int argc, char** argv) {
             --pub.outstanding;
             if (p == ask)
                 ++ask_answered;
-            else
+            else if (p != tgt)
                 answered += o.batch;
         }
+    };
+
+    // The scheduled shapes: arrivals on the generator's clock, whatever the answers and deliveries.
+    // Open loop (--rates): one step per rate, Poisson arrivals for --step-ms spread round-robin
+    // over the publishers (and, with --targeted-rate, targeted ones beside), then a drain of at
+    // most --drain-ms until the step's every delivery is in; the next rate only after a step held
+    // its p99 under --stop-p99-ms. Bursts (--burst K): K publishes due at once every
+    // --burst-every-ms, --bursts times, each burst a step of its own.
+    zena::bench::poisson_clock fanout_clock(12345);
+    zena::bench::poisson_clock targeted_clock(54321);
+    std::int64_t next_arrival = 0;
+    std::int64_t next_targeted = 0;
+    std::int64_t drain_until = 0;
+    int next_pub = 0;
+    int bursts_sent = 0;
+    bool schedule_done = false;
+    std::int64_t cut_off_at = 0;  // when a scheduled run stops waiting for the last deliveries
+    bool cut_off = false;
+    const auto next_publisher = [&] {
+        const int p = next_pub;
+        next_pub = (next_pub + 1) % o.publishers;
+        return p;
+    };
+    const auto begin_step = [&](double rate, std::int64_t at) {
+        auto& st = steps.emplace_back();
+        st.rate = rate;
+        st.targeted_rate = o.targeted_rate;
+        st.start_ns = at;
+        st.server_cpu_0 = o.server_pid ? process_cpu_s(o.server_pid) : 0;
+        st.self_cpu_0 = self_cpu_s();
+        st.machine_0 = machine_busy_s();
+    };
+    const auto all_answered = [&] {
+        return std::all_of(pubs.begin(), pubs.end(), [](const publisher& p) { return p.outstanding == 0; });
+    };
+    const auto schedule = [&] {
+        const auto now = now_ns();
+        if (bursting) {
+            while (bursts_sent < o.bursts && now >= next_arrival) {
+                const auto due = next_arrival;
+                begin_step(0, due);
+                const int step = static_cast<int>(steps.size()) - 1;
+                for (int k = 0; k < o.burst; ++k) send(next_publisher(), due, step);
+                auto& st = steps.back();
+                st.arrivals_end_ns = now;
+                st.late_max_ns = now - due;
+                ++bursts_sent;
+                next_arrival += std::int64_t{o.burst_every_ms} * 1'000'000;
+            }
+            schedule_done = bursts_sent == o.bursts;
+        } else {
+            const auto index = static_cast<int>(steps.size()) - 1;
+            auto& st = steps.back();
+            if (st.arrivals_end_ns == 0) {
+                const auto end = st.start_ns + std::int64_t{o.step_ms} * 1'000'000;
+                while (next_arrival <= now && next_arrival < end) {
+                    const int p = next_publisher();
+                    if (pubs[static_cast<std::size_t>(p)].outstanding >= k_max_unanswered) break;  // sent late
+                    st.late_max_ns = std::max(st.late_max_ns, now - next_arrival);
+                    send(p, next_arrival, index);
+                    next_arrival += fanout_clock.gap_ns(st.rate);
+                }
+                while (tgt >= 0 && next_targeted <= now && next_targeted < end &&
+                       pubs[static_cast<std::size_t>(tgt)].outstanding < k_max_unanswered) {
+                    send(tgt, next_targeted, index);
+                    next_targeted += targeted_clock.gap_ns(o.targeted_rate);
+                }
+                if (now >= end) {
+                    st.arrivals_end_ns = end;
+                    drain_until = now + std::int64_t{o.drain_ms} * 1'000'000;
+                    if (st.delivered == st.expected) finish_step(st);
+                }
+            } else {
+                if (!st.ended && now > drain_until) finish_step(st);  // the drain gave up: not held
+                if (st.ended && (all_answered() || now > drain_until)) {
+                    const bool go_on = st.drained() &&
+                                       st.latency.quantile(0.99) <= std::uint32_t(o.stop_p99_ms) * 1000 &&
+                                       steps.size() < rates.size();
+                    if (go_on) {
+                        begin_step(rates[steps.size()], now);
+                        next_arrival = now + fanout_clock.gap_ns(rates[steps.size() - 1]);
+                        if (tgt >= 0) next_targeted = now + targeted_clock.gap_ns(o.targeted_rate);
+                    } else {
+                        schedule_done = true;
+                    }
+                }
+            }
+        }
+        for (auto& pub : pubs) pub.flush();
     };
 
     const auto deadline = now_ns() + std::int64_t{o.timeout_ms} * 1'000'000;
@@ -1100,7 +1336,7 @@ int main(int argc, char** argv) {
             }
             publishing = true;
             t_publish = now_ns();
-            if (o.messages > 0 || o.ask_chunks > 0) {
+            if (o.messages > 0 || o.ask_chunks > 0 || scheduled) {
                 server_cpu_0 = o.server_pid ? process_cpu_s(o.server_pid) : 0;
                 self_cpu_0 = self_cpu_s();
                 machine_0 = machine_busy_s();
@@ -1113,10 +1349,25 @@ int main(int argc, char** argv) {
                 pub.fd = open_socket({}, o.host, o.port);
                 watch(pub.fd, conns.size() + p, EPOLLIN | EPOLLOUT | EPOLLET);
             }
+            if (open_loop) {
+                begin_step(rates[0], t_publish);
+                next_arrival = t_publish + fanout_clock.gap_ns(rates[0]);
+                if (tgt >= 0) next_targeted = t_publish + targeted_clock.gap_ns(o.targeted_rate);
+            }
+            if (bursting) next_arrival = t_publish;
         }
-        if (publishing && answered == published && published >= o.messages) {
-            const bool all_in = to_all ? delivered >= static_cast<std::uint64_t>(published) * conns.size()
-                                       : delivered >= static_cast<std::uint64_t>(o.messages);
+        if (publishing && scheduled) {
+            if (!schedule_done) schedule();
+            if (schedule_done && all_answered() && delivered >= expected_total) break;
+            // An overloaded server's backlog is not waited for beyond one more drain: what has not
+            // come by then counts as lost, and the run says it was cut off.
+            if (schedule_done && cut_off_at == 0) cut_off_at = now_ns() + std::int64_t{o.drain_ms} * 1'000'000;
+            if (cut_off_at != 0 && now_ns() > cut_off_at) {
+                cut_off = true;
+                break;
+            }
+        } else if (publishing && answered == published && published >= o.messages) {
+            const bool all_in = delivered >= expected_total;
             const bool ask_in =
                 ask < 0 || (ask_answered == o.ask_chunks && ask_delivered >= static_cast<std::uint64_t>(o.ask_chunks));
             if (all_in && ask_in) break;
@@ -1128,7 +1379,7 @@ int main(int argc, char** argv) {
         if (rate_pacing) {
             for (int p = 0; p < o.publishers; ++p) pump(p);
         }
-        const bool pacing = ask_pacing || rate_pacing;
+        const bool pacing = ask_pacing || rate_pacing || (publishing && scheduled && !schedule_done);
         const int n = epoll_wait(epfd, events.data(), static_cast<int>(events.size()), pacing ? 1 : 50);
         for (int k = 0; k < n; ++k) {
             const auto id = events[static_cast<std::size_t>(k)].data.u64;
@@ -1180,8 +1431,76 @@ int main(int argc, char** argv) {
         return ask_latencies_us[std::min(ask_latencies_us.size() - 1,
                                          static_cast<std::size_t>(q * static_cast<double>(ask_latencies_us.size())))];
     };
-    const std::uint64_t expected =
-        to_all ? static_cast<std::uint64_t>(published) * conns.size() : static_cast<std::uint64_t>(published);
+    const std::uint64_t expected = expected_total;
+    for (auto& st : steps) {
+        if (!st.ended) finish_step(st);
+    }
+    // What "in flight" meant in this run, and the shape's own results.
+    const auto per_conn = " per publisher connection (" + std::to_string(o.publishers) + ")";
+    std::string shape = "window";
+    std::string in_flight = std::to_string(o.inflight) + per_conn + ", each until answered";
+    if (delivery_gate) {
+        in_flight = std::to_string(o.inflight) + per_conn + ", each until every target connection received it";
+    }
+    if (o.rate > 0) {
+        shape = "paced";
+        in_flight =
+            std::to_string(o.rate) + "/s paced, at most " + std::to_string(o.inflight) + per_conn + " unanswered";
+    }
+    if (ask >= 0) shape = "ask";
+    if (open_loop) {
+        shape = tgt >= 0 ? "mixed" : "open";
+        in_flight = "open loop: Poisson arrivals at each step's rate for " + std::to_string(o.step_ms) +
+                    " ms, whatever the answers and deliveries" +
+                    (tgt >= 0 ? ", targeted ones at " + std::to_string(o.targeted_rate) + "/s beside" : "");
+    }
+    if (bursting) {
+        shape = "burst";
+        in_flight = std::to_string(o.burst) + " publishes due at once every " + std::to_string(o.burst_every_ms) +
+                    " ms, whatever the answers and deliveries";
+    }
+    std::string extra = R"(,"shape":")" + shape + R"(","gate":")" + o.gate + R"(","inflight":)" +
+                        std::to_string(o.inflight) + R"(,"publishers":)" + std::to_string(o.publishers) +
+                        R"(,"in_flight":")" + in_flight + "\"";
+    std::int64_t max_in_flight = 0;
+    for (const auto& pub : pubs) max_in_flight = std::max(max_in_flight, pub.max_in_flight);
+    if (!scheduled) extra += R"(,"max_in_flight":)" + std::to_string(max_in_flight);
+    if (scheduled) {
+        extra += std::string{R"(,"cut_off":)"} + (cut_off ? "true" : "false");
+        const auto hold_us = static_cast<std::uint32_t>(o.hold_p99_ms) * 1000;
+        double held_rate = 0;
+        std::vector<double> completions;
+        extra += R"(,"hold_p99_ms":)" + std::to_string(o.hold_p99_ms) + R"(,"steps":[)";
+        for (std::size_t i = 0; i < steps.size(); ++i) {
+            extra += (i > 0 ? "," : "") + steps[i].json(hold_us);
+            if (steps[i].held(hold_us)) held_rate = std::max(held_rate, steps[i].rate);
+            if (steps[i].done_ns > 0)
+                completions.push_back(static_cast<double>(steps[i].done_ns - steps[i].start_ns) / 1e6);
+        }
+        extra += "]";
+        char buf[256];
+        if (open_loop) {
+            (void)std::snprintf(buf, sizeof buf, R"(,"held_rate":%.1f)", held_rate);
+            extra += buf;
+        }
+        if (bursting) {
+            std::sort(completions.begin(), completions.end());
+            (void)std::snprintf(
+                buf, sizeof buf,
+                R"(,"burst":{"size":%d,"every_ms":%d,"completed":%zu,"completion_ms":{"p50":%.1f,"max":%.1f}})",
+                o.burst, o.burst_every_ms, completions.size(),
+                completions.empty() ? 0.0 : completions[completions.size() / 2],
+                completions.empty() ? 0.0 : completions.back());
+            extra += buf;
+        }
+    }
+    if (tgt >= 0) {
+        std::uint64_t sent = 0;
+        for (const auto& st : steps) sent += st.targeted_messages;
+        extra += R"(,"targeted":{"rate":)" + std::to_string(o.targeted_rate) + R"(,"messages":)" +
+                 std::to_string(sent) + R"(,"delivered":)" + std::to_string(targeted_latency.total()) +
+                 R"(,"latency_us":)" + targeted_latency.json() + "}";
+    }
     const double connect_s = connect_done ? static_cast<double>(connect_done - t_connect) / 1e9 : 0;
     const double deliver_s = t_last_delivery > t_publish ? static_cast<double>(t_last_delivery - t_publish) / 1e9 : 0;
     std::printf(
@@ -1192,7 +1511,7 @@ int main(int argc, char** argv) {
         "\"loadgen_cpu_s\":%.2f,\"wall_s\":%.2f,\"server_rss_idle_kib\":%ld,\"batch\":%d,\"compressed\":%llu,"
         "\"ask\":{\"chunks\":%d,\"delivered\":%llu,\"out_of_order\":%llu,\"latency_us\":{\"p50\":%u,\"p99\":%u,"
         "\"max\":%u}},\"channel\":\"%s\",\"subscribed\":%d,\"stored\":%llu,\"channel_seq_errors\":%llu,"
-        "\"others_cpu_s\":%.2f,\"frame_bytes_avg\":%.1f}\n",
+        "\"others_cpu_s\":%.2f,\"frame_bytes_avg\":%.1f",
         o.mode.c_str(), o.connections, welcomed, connect_s > 0 ? o.connections / connect_s : 0,
         static_cast<int>(published), static_cast<long long>(answered), static_cast<unsigned long long>(expected),
         static_cast<unsigned long long>(delivered),
@@ -1207,6 +1526,7 @@ int main(int argc, char** argv) {
         on_channel ? ready : 0, static_cast<unsigned long long>(stored_deliveries),
         static_cast<unsigned long long>(channel_seq_errors), others_cpu,
         delivered ? static_cast<double>(delivered_bytes) / static_cast<double>(delivered) : 0.0);
+    std::printf("%s}\n", extra.c_str());
     const bool clean = welcomed == o.connections && delivered == expected && duplicates == 0 && reorders == 0 &&
                        gaps == 0 && closed_early == 0 && ask_delivered == static_cast<std::uint64_t>(o.ask_chunks) &&
                        ask_reorders == 0 && ready == o.connections && channel_seq_errors == 0;

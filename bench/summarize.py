@@ -9,14 +9,19 @@ import sys
 LINE = re.compile(r'^(\w+)(?: (\w+))?(?: rss_before_kib=(\d+))? (\{.*\})\s*$')
 
 
+def json_lines(path, pattern):
+    """Each line of a results file that `pattern` matches: its groups, the last one (the
+    generator's JSON object) parsed. Shared by the summaries of run.sh, channels.sh and shapes.sh."""
+    for line in open(path, encoding='utf-8'):
+        m = pattern.match(line)
+        if m:
+            *groups, body = m.groups()
+            yield (*groups, json.loads(body))
+
+
 def load(path):
     runs, probe = {}, {}
-    for line in open(path, encoding='utf-8'):
-        m = LINE.match(line)
-        if not m:
-            continue
-        server, scenario, rss_before, body = m.groups()
-        data = json.loads(body)
+    for server, scenario, rss_before, data in json_lines(path, LINE):
         if server == 'probe':
             probe[data['batch']] = data
             continue

@@ -4,10 +4,11 @@ the fan-out on one channel against the broadcast-all fan-out and against itself 
 off (run by run, as alternated, and the medians), the reconnect storm's resume rate against the
 plain connect rate, and the history's memory per stored event.
 Usage: bench/summarize_channels.py bench/results/<date>-<time>-channels.md"""
-import json
 import re
 import statistics
 import sys
+
+from summarize import json_lines
 
 LINE = re.compile(r'^zena (\w+) busy=(\d+) (\{.*\})\s*$')
 # A run is disturbed when other processes of the machine took more than this share of its wall
@@ -21,12 +22,7 @@ def disturbed(d, wall_key='wall_s'):
 
 def load(path):
     runs = {}
-    for line in open(path, encoding='utf-8'):
-        m = LINE.match(line)
-        if not m:
-            continue
-        label, busy, body = m.groups()
-        data = json.loads(body)
+    for label, busy, data in json_lines(path, LINE):
         data['busy'] = int(busy)
         runs.setdefault(label, []).append(data)
     return runs

@@ -2,7 +2,9 @@
 // as a correctness check of fan-out under load: every connection gets every message, in order,
 // once (fan-out through /api/broadcast-all), an Ask stream to one user arrives whole and in
 // order beside it, and targeted publishes (one per request, and in /api/batch requests) each
-// reach their one user. The same fan-out runs again with permessage-deflate.
+// reach their one user. The same fan-out runs again with permessage-deflate. Then the publisher
+// shapes of issue 17 (bench/shapes.sh): a delivery-gated window, an open loop stepping its rate,
+// the mixed load and bursts, each with every delivery counted once.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
@@ -57,4 +59,73 @@ test('Loadgen.FanoutWithPermessageDeflate_NoLossNoDuplicateNoReorder', async () 
   } finally {
     await server.stop();
   }
+});
+
+// The publisher shapes (bench/README.md, "Shapes"), small: each must deliver everything exactly
+// once and say what it measured.
+test('Loadgen.Shapes_DeliveryGatedOpenLoopMixedAndBursts_EveryDeliveryCountedOnce', async () => {
+  const server = await startServer({ env: { ZENA_LOG_LEVEL: 'info', ZENA_MAX_CONNECTIONS_PER_ADDRESS: '100000' } });
+  const clean = (r) => assert.deepEqual([r.lost, r.duplicates, r.reorders, r.gaps, r.closed_early], [0, 0, 0, 0, 0]);
+  try {
+    // A window of 4 publishes, each in flight until all 200 connections have it.
+    const gated = await run(server, ['--connections', '200', '--messages', '100', '--publishers', '1',
+      '--inflight', '4', '--gate', 'delivery']);
+    assert.equal(gated.shape, 'window');
+    assert.equal(gated.gate, 'delivery');
+    assert.match(gated.in_flight, /until every target connection received it/);
+    assert.equal(gated.delivered, 100 * 200);
+    clean(gated);
+    // Targeted, delivery-gated: each publish in flight until its one user has it.
+    const targeted = await run(server, ['--mode', 'targeted', '--connections', '200', '--messages', '2000',
+      '--publishers', '2', '--inflight', '4', '--gate', 'delivery']);
+    assert.equal(targeted.delivered, 2000);
+    clean(targeted);
+    // Open loop: two steps of Poisson arrivals; each step accounts for its own deliveries.
+    const open = await run(server, ['--connections', '200', '--rates', '20,40', '--step-ms', '1000',
+      '--publishers', '2']);
+    assert.equal(open.shape, 'open');
+    assert.equal(open.steps.length, 2);
+    for (const step of open.steps) {
+      assert.ok(step.messages > 0, `step at ${step.rate}/s sent nothing`);
+      assert.equal(step.delivered, step.messages * 200);
+      assert.equal(step.lost, 0);
+      assert.ok(step.latency_us.p50 <= step.latency_us.p99 && step.latency_us.p99 <= step.latency_us.max);
+    }
+    assert.equal(open.messages, open.steps[0].messages + open.steps[1].messages);
+    assert.equal(open.delivered, open.messages * 200);
+    assert.ok([0, 20, 40].includes(open.held_rate), `held_rate ${open.held_rate}`);
+    clean(open);
+    // Mixed: the fan-out at 10/s with targeted publishes at 100/s beside it, reported apart.
+    const mixed = await run(server, ['--connections', '200', '--rates', '10', '--targeted-rate', '100',
+      '--step-ms', '1500', '--publishers', '2']);
+    assert.equal(mixed.shape, 'mixed');
+    assert.ok(mixed.targeted.messages > 50, `${mixed.targeted.messages} targeted publishes`);
+    assert.equal(mixed.targeted.delivered, mixed.targeted.messages);
+    assert.equal(mixed.delivered, mixed.messages * 200 + mixed.targeted.messages);
+    clean(mixed);
+    // Bursts: 3 bursts of 20 publishes due at once, 300 ms apart.
+    const burst = await run(server, ['--connections', '200', '--burst', '20', '--burst-every-ms', '300',
+      '--bursts', '3', '--publishers', '2']);
+    assert.equal(burst.shape, 'burst');
+    assert.equal(burst.messages, 60);
+    assert.equal(burst.delivered, 60 * 200);
+    assert.equal(burst.burst.completed, 3);
+    assert.deepEqual(burst.steps.map((s) => s.messages), [20, 20, 20]);
+    clean(burst);
+  } finally {
+    await server.stop();
+  }
+});
+
+// A shape asked for wrongly is refused at once with a clear message (exit 2), not run half-way.
+test('Loadgen.ShapeFlags_Contradictory_RefusedWithMessage', async () => {
+  const refused = async (args, message) => {
+    await assert.rejects(promisify(execFile)(LOADGEN, ['--secret', SECRET, '--api-key', API_KEY, ...args]),
+      (err) => err.code === 2 && message.test(err.stderr));
+  };
+  await refused(['--rates', '10,abc'], /--rates is a list of rates/);
+  await refused(['--rates', '10', '--burst', '5'], /one schedule at a time/);
+  await refused(['--gate', 'sometimes'], /--gate is answer or delivery/);
+  await refused(['--mode', 'targeted', '--gate', 'delivery', '--batch', '10'], /no --batch/);
+  await refused(['--targeted-rate', '100'], /--targeted-rate goes beside an open-loop fan-out/);
 });
