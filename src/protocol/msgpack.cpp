@@ -14,8 +14,11 @@ namespace {
 
 // ---- out: JSON to MessagePack
 
+// Big-endian, in one append (a byte at a time costs a capacity check each).
 void put_be(std::string& out, std::uint64_t v, int bytes) {
-    for (int i = bytes - 1; i >= 0; --i) out += static_cast<char>((v >> (8 * i)) & 0xFFU);
+    char b[8];
+    for (int i = 0; i < bytes; ++i) b[i] = static_cast<char>((v >> (8 * (bytes - 1 - i))) & 0xFFU);
+    out.append(b, static_cast<std::size_t>(bytes));
 }
 
 void put_tag(std::string& out, std::uint8_t tag) { out += static_cast<char>(tag); }

@@ -87,6 +87,14 @@ TEST(MsgpackDecode, Float32AndWideForms_AreRead) {
     EXPECT_EQ(decode(bytes({0xdd, 0, 0, 0, 1, 0xcd, 0x01, 0x00})), "[256]");
 }
 
+TEST(MsgpackDecode, FloatsReadBackAsTheSameValue) {
+    // -0 keeps its sign; 2^64 as a double is not written as a 20-digit integer no parser takes.
+    EXPECT_EQ(decode(bytes({0xcb, 0x80, 0, 0, 0, 0, 0, 0, 0})), "-0.0");
+    EXPECT_EQ(decode(bytes({0xcb, 0x43, 0xf0, 0, 0, 0, 0, 0, 0})), "1.8446744073709552e+19");
+    EXPECT_EQ(decode(bytes({0xcb, 0x41, 0x2e, 0x84, 0x80, 0, 0, 0, 0})), "1e+06");
+    for (const auto* json : {"-0.0", "1.8446744073709552e+19", "0.1"}) EXPECT_EQ(decode(encode(json)), json);
+}
+
 TEST(MsgpackDecode, HostileInput_IsRefusedWithItsReason) {
     decode(bytes({0x92, 0x01}), msgpack_error::truncated);
     decode(bytes({0xa5, 'a'}), msgpack_error::truncated);
