@@ -2,8 +2,9 @@
 // offer it get every message as a MessagePack binary frame decoding to the same envelope a JSON
 // client gets (the seed's events, channels with epoch and seq, the replay of a recovery), send
 // client events as MessagePack that reach the webhook exactly as JSON ones do, and have malformed
-// MessagePack logged and ignored, as invalid JSON is. Decoded with @msgpack/msgpack, an
-// implementation independent of the server's.
+// MessagePack logged and ignored, as invalid JSON is; a slow one is told it fell behind in
+// MessagePack; an in-band `auth` may be MessagePack; the SDK's format: 'msgpack'. Decoded with
+// @msgpack/msgpack, an implementation independent of the server's.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
@@ -231,6 +232,51 @@ test('Msgpack.Sdk_FormatMsgpack_SameTypedApi', async () => {
   } finally {
     client.close();
     await sleep(20);
+    await server.stop();
+  }
+});
+
+test('Msgpack.ReaderThatResumes_IsToldItFellBehindInMsgpack', async () => {
+  const server = await startServer({
+    env: { ...QUIET, ZENA_SEND_QUEUE_MAX_BYTES: String(64 * 1024), ZENA_HEARTBEAT_INTERVAL_MS: '5000' },
+  });
+  try {
+    const slow = await connectMsgpack(server, 'm-slow');
+    slow.ws._socket.pause();
+    const filler = 'y'.repeat(16 * 1024);
+    let refused = false;
+    for (let i = 0; i < 400 && !refused; i += 1) {
+      const res = await api(server, 'POST', '/api/broadcast', { userId: 'm-slow', type: 'ask.response', payload: { chunk: filler, isComplete: false, streamId: String(i) } });
+      refused = res.body.delivered === 0;
+    }
+    assert.ok(refused, 'the stalled connection stopped taking messages');
+    slow.ws._socket.resume();
+    assert.equal(await withTimeout(slow.closed, 5000, 'close'), 4000);
+    const last = slow.frames.at(-1);
+    assert.equal(last.binary, true, 'connection.behind is a binary frame too');
+    assert.deepEqual(last.message, { type: 'connection.behind', payload: { reason: 'send_queue_full' } });
+  } finally {
+    await server.stop();
+  }
+});
+
+test('Msgpack.InbandAuth_TheAuthMessageMayBeMsgpack', async () => {
+  const server = await startServer({ env: { ...QUIET, ZENA_INBAND_AUTH: 'true' } });
+  try {
+    const client = new MsgpackClient(server.wsUrl(), [SUBPROTOCOL]);
+    await client.opened;
+    assert.equal(client.ws.protocol, SUBPROTOCOL);
+    client.send({ type: 'auth', payload: { token: mintToken({ sub: 'm-inband' }) } });
+    const welcome = await client.next(5000);
+    assert.equal(welcome.type, 'connected');
+    assert.equal(welcome.payload.userId, 'm-inband');
+    // Malformed MessagePack as a first message is refused as any other first message is.
+    const other = new MsgpackClient(server.wsUrl(), [SUBPROTOCOL]);
+    await other.opened;
+    other.sendBytes([0xc1]);
+    assert.equal(await withTimeout(other.closed, 3000, 'close'), 1008);
+    await client.close();
+  } finally {
     await server.stop();
   }
 });
