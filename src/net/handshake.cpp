@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "auth/token_source.hpp"
+#include "protocol/msgpack.hpp"
 #include "ws/frame.hpp"
 
 namespace zena::net {
@@ -32,6 +34,12 @@ std::string upgrade_response(std::string_view key, std::string_view subprotocol,
     }
     out += "\r\n\r\n";
     return out;
+}
+
+std::string_view choose_subprotocol(std::string_view offered) {
+    if (auth::offers_subprotocol(offered, protocol::k_msgpack_subprotocol)) return protocol::k_msgpack_subprotocol;
+    if (auth::offers_subprotocol(offered, auth::k_subprotocol)) return auth::k_subprotocol;
+    return {};
 }
 
 }  // namespace zena::net

@@ -19,4 +19,9 @@ inline constexpr std::string_view k_websocket_version = "13";
 // empty, are the Sec-WebSocket-Protocol and Sec-WebSocket-Extensions values to answer with.
 std::string upgrade_response(std::string_view key, std::string_view subprotocol, std::string_view extensions);
 
+// The subprotocol to answer a Sec-WebSocket-Protocol offer with: `zena-realtime.msgpack` when
+// offered (the client then speaks MessagePack, protocol/msgpack), else `zena-realtime`, else none
+// (JSON). A `bearer.<jwt>` item is a token, never chosen.
+std::string_view choose_subprotocol(std::string_view offered);
+
 }  // namespace zena::net

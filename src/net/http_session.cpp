@@ -4,6 +4,7 @@
 #include "net/echo_session.hpp"
 #include "net/handshake.hpp"
 #include "protocol/json_writer.hpp"
+#include "protocol/msgpack.hpp"
 #include "session/client.hpp"
 #include "util/url.hpp"
 #include "ws/deflate.hpp"
@@ -383,13 +384,13 @@ void basic_http_session<Stream>::upgrade(http::request<http::string_body>&& requ
     // No token in the handshake: the client may still send one in-band (an `auth` message).
     std::optional<auth::jwt_result> result;
     if (!token.empty()) result = services_.sessions.verifier.verify(token);
-    const bool subprotocol = auth::offers_subprotocol(protocols_view, auth::k_subprotocol);
+    const auto subprotocol = choose_subprotocol(protocols_view);
     // The personal channel's position, when the client resumes (docs/channels.md).
     auto since = util::query_param(std::string_view(request.target().data(), request.target().size()), "since");
     std::make_shared<admitted<session::client>>(std::move(ticket), take_transport(), options, worker_.loop,
-                                                services_.sessions, std::move(result), since.value_or(std::string{}))
-        ->run(upgrade_response(ws_key, subprotocol ? auth::k_subprotocol : std::string_view{}, extensions),
-              already_read);
+                                                services_.sessions, std::move(result), since.value_or(std::string{}),
+                                                subprotocol == protocol::k_msgpack_subprotocol)
+        ->run(upgrade_response(ws_key, subprotocol, extensions), already_read);
 }
 
 template <typename Stream>

@@ -10,6 +10,7 @@
 #include "protocol/envelope.hpp"
 #include "protocol/json_reader.hpp"
 #include "protocol/json_writer.hpp"
+#include "protocol/msgpack.hpp"
 
 namespace zena::session {
 
@@ -64,7 +65,7 @@ ws::outbound protocol_message(std::string_view type, const std::string& payload)
 }  // namespace
 
 client::client(ws::transport&& stream, ws::endpoint::options opts, loop& home, shared& services,
-               std::optional<auth::jwt_result> auth, std::string since)
+               std::optional<auth::jwt_result> auth, std::string since, bool msgpack)
     : hub::connection(services.next_connection_id.fetch_add(1, std::memory_order_relaxed),
                       auth ? std::move(auth->identity.user_id) : std::string{}),
       endpoint(std::move(stream), home.flush, opts),
@@ -77,7 +78,8 @@ client::client(ws::transport&& stream, ws::endpoint::options opts, loop& home, s
       auth_error_(auth                            ? auth->error
                   : services.settings.inband_auth ? auth::jwt_error::none
                                                   : auth::jwt_error::missing),
-      awaiting_token_(!auth && services.settings.inband_auth) {
+      awaiting_token_(!auth && services.settings.inband_auth),
+      msgpack_(msgpack) {
     if (auth) handshake_deadline_ = deadline_of(auth->identity.expires_at);
     if (auth && !auth->identity.channels.empty()) channels().claims = std::move(auth->identity.channels);
     if (!since.empty()) since_ = std::make_unique<std::string>(std::move(since));
@@ -276,11 +278,8 @@ bool client::send_gated(hub::subscription& sub, const ws::outbound& message, std
         if (message.delivery == ws::delivery_class::ephemeral || closing()) return false;
         gate.held_bytes += message.frame->wire().size();
         if (gate.held_bytes > static_cast<std::size_t>(services_.settings.send_queue_max_bytes)) {
-            observability::metrics::add(services_.metrics.slow_consumer_closes);
             spdlog::info("connection closed conn={} user={} reason=slow_consumer (behind its replay)", id(), user_id());
-            static const auto behind =
-                protocol::make_event_frame("connection.behind", R"({"reason":"send_queue_full"})");
-            endpoint::close(static_cast<std::uint16_t>(close_code::slow_consumer), "send queue full", behind);
+            close_behind();
             return false;
         }
         gate.held.push_back({message, std::string{epoch}, seq});
@@ -448,14 +447,32 @@ void client::on_message(std::string_view data, bool text) {
     // layer as much (unmasking, inflating) and must not be a way around the over-rate close.
     if (closing() || !within_rate()) return;
     if (text) return handle_text(data);
-    // Before the token, any message but `auth` is refused at once, binary ones too.
-    if (awaiting_token_) return refuse_unauthenticated();
+    handle_binary(data);
+}
+
+void client::handle_binary(std::string_view data) {
+    if (!msgpack_) {
+        // Before the token, any message but `auth` is refused at once, binary ones too.
+        if (awaiting_token_) return refuse_unauthenticated();
+        return log_invalid("binary_not_supported", {}, {});
+    }
+    // The frame layer bounded its size (websocket.max_message_bytes); the decoder bounds its
+    // depth, counts and types, and its JSON then takes the path of every text message.
+    std::string json;
+    if (const auto error = protocol::msgpack_to_json(data, json); error != protocol::msgpack_error::none) {
+        if (awaiting_token_) return refuse_unauthenticated();
+        return log_invalid("invalid_msgpack", protocol::to_string(error), {});
+    }
+    handle_text(json);
+}
+
+void client::log_invalid(std::string_view error, std::string_view field, std::string_view type) {
     // Every one is counted; only the log line is rate-limited.
     observability::metrics::add(services_.metrics.client_messages_invalid);
     auto& limiter = home_.invalid_message_log;
     if (limiter.allow(observability::monotonic_ms())) {
-        spdlog::warn("client message ignored conn={} user={} error=binary_not_supported suppressed={}", id(), user_id(),
-                     limiter.take_suppressed());
+        spdlog::warn("client message ignored conn={} user={} error={} field={} type=\"{}\" suppressed={}", id(),
+                     user_id(), error, field, type, limiter.take_suppressed());
     }
 }
 
@@ -481,14 +498,7 @@ void client::handle_text(std::string_view text) {
     const auto message = protocol::parse_client_message(text, services_.catalog);
     if (awaiting_token_) return handle_auth(message);
     if (message.error != protocol::client_error::none) {
-        observability::metrics::add(services_.metrics.client_messages_invalid);
-        auto& limiter = home_.invalid_message_log;
-        if (limiter.allow(observability::monotonic_ms())) {
-            spdlog::warn("client message ignored conn={} user={} error={} field={} type=\"{}\" suppressed={}", id(),
-                         user_id(), protocol::to_string(message.error), message.field, message.type,
-                         limiter.take_suppressed());
-        }
-        return;
+        return log_invalid(protocol::to_string(message.error), message.field, message.type);
     }
     if (message.spec->protocol) return handle_protocol_message(message);
     if (message.type == "typing.start") {
@@ -598,18 +608,24 @@ void client::handle_protocol_message(const protocol::client_message& message) {
 }
 
 bool client::send(const ws::outbound& message) {
-    switch (enqueue(message)) {
+    // A msgpack connection gets each frame's binary twin, made once per frame for all of them.
+    switch (msgpack_ ? enqueue(protocol::as_msgpack(message)) : enqueue(message)) {
         case queued::yes: return true;
         case queued::replaced: observability::metrics::add(services_.metrics.messages_coalesced); return true;
         case queued::dropped: observability::metrics::add(services_.metrics.messages_dropped_ephemeral); return false;
         case queued::refused: return false;
         case queued::full: break;
     }
-    observability::metrics::add(services_.metrics.slow_consumer_closes);
     spdlog::info("connection closed conn={} user={} reason=slow_consumer", id(), user_id());
-    static const auto behind = protocol::make_event_frame("connection.behind", R"({"reason":"send_queue_full"})");
-    endpoint::close(static_cast<std::uint16_t>(close_code::slow_consumer), "send queue full", behind);
+    close_behind();
     return false;
+}
+
+void client::close_behind() {
+    observability::metrics::add(services_.metrics.slow_consumer_closes);
+    static const auto behind = protocol::make_event_frame("connection.behind", R"({"reason":"send_queue_full"})");
+    endpoint::close(static_cast<std::uint16_t>(close_code::slow_consumer), "send queue full",
+                    msgpack_ ? protocol::as_msgpack({behind}).frame : behind);
 }
 
 void client::close(ws::close_code code, std::string_view reason) {

@@ -38,8 +38,11 @@ public:
     // then be an `auth` message within websocket.auth_timeout_ms; without it (the default) the
     // connection is closed at once with 1008 `token missing`.
     // `since`: the personal channel's position the client presented in its URL (empty: none).
+    // `msgpack`: the client chose the zena-realtime.msgpack subprotocol: every message it gets is
+    // the binary MessagePack twin of the JSON frame (protocol/msgpack), and its binary messages
+    // are MessagePack client messages.
     client(ws::transport&& stream, ws::endpoint::options opts, loop& home, shared& services,
-           std::optional<auth::jwt_result> auth, std::string since = {});
+           std::optional<auth::jwt_result> auth, std::string since = {}, bool msgpack = false);
     ~client() override;
     client(const client&) = delete;
     client& operator=(const client&) = delete;
@@ -64,6 +67,12 @@ private:
     void on_end() override;
     void on_queue_drained() override;
     void handle_text(std::string_view text);
+    // A binary message: MessagePack on a msgpack connection, decoded to JSON and handled as text.
+    void handle_binary(std::string_view data);
+    // One ignored client message: counted, and logged within the thread's log rate.
+    void log_invalid(std::string_view error, std::string_view field, std::string_view type);
+    // Closes with 4000 (slow_consumer) after {"type":"connection.behind"}.
+    void close_behind();
     // The token checked: joins the hub (unless the user has too many connections), with the
     // token's deadline (deadline_of), and sends the welcome.
     void admit(std::int64_t deadline);
@@ -150,6 +159,7 @@ private:
     bool awaiting_token_ = false;  // no token yet: the first message must be `auth`
     bool registered_ = false;      // in the hub
     bool awaiting_pong_ = false;   // a ping was sent and no pong has come back yet
+    bool msgpack_ = false;         // the zena-realtime.msgpack subprotocol
 };
 
 }  // namespace zena::session

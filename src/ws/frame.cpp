@@ -52,6 +52,11 @@ std::string_view frame::deflated_wire() const {
     return deflated_.empty() ? wire() : std::string_view(deflated_);
 }
 
+const std::shared_ptr<const frame>& frame::twin(twin_maker make) const {
+    std::call_once(twin_once_, [this, make] { twin_ = make(*this); });
+    return twin_;
+}
+
 std::string make_frame(opcode op, std::string_view payload, bool compressed) {
     std::string out(k_max_header_bytes + payload.size(), '\0');
     const auto header = write_header(out.data(), op, payload.size(), compressed);

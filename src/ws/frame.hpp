@@ -4,8 +4,8 @@
 // frames is frame_reader.
 //
 // Threading: free functions and value types. A `frame` is immutable once built and shared by
-// every connection on every thread; its compressed form is made once, by the first thread that
-// asks (std::call_once).
+// every connection on every thread; its compressed form, and its twin in another encoding, are
+// made once, by the first thread that asks (std::call_once).
 
 #include <cstddef>
 #include <cstdint>
@@ -55,6 +55,13 @@ public:
     // The same message for a connection with permessage-deflate: compressed (RSV1) by the first
     // thread that asks, once for every connection; wire() for control frames and small ones.
     std::string_view deflated_wire() const;
+    // The same message in the other encoding a connection may speak (the binary MessagePack of a
+    // JSON text frame, protocol::make_msgpack_frame): made by `make` from this frame by the first
+    // thread that asks, once for every connection, and kept with this frame (so a stored event's
+    // twin is kept with its history). Null when `make` gives none. One other encoding per frame:
+    // every caller passes the same `make`. A process without such connections never calls it.
+    using twin_maker = std::shared_ptr<const frame> (*)(const frame&);
+    const std::shared_ptr<const frame>& twin(twin_maker make) const;
     // Payload bytes.
     std::size_t size() const { return bytes_.size() - k_max_header_bytes; }
     // What its buffer holds on the heap (its capacity: builders reserve ahead), for the budgets
@@ -67,6 +74,8 @@ private:
     opcode op_;
     mutable std::once_flag deflate_once_;
     mutable std::string deflated_;  // empty: wire() is sent instead
+    mutable std::once_flag twin_once_;
+    mutable std::shared_ptr<const frame> twin_;
 };
 
 // The bytes of one message, shared read-only across threads and connections.

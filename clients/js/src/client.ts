@@ -24,8 +24,10 @@ export type { Position, PositionStore } from './positions.js';
 /** The part of the WebSocket API the client uses (browsers' WebSocket and `ws` both have it). */
 export interface WebSocketLike {
   readonly readyState: number;
-  send(data: string): void;
+  send(data: string | Uint8Array): void;
   close(code?: number, reason?: string): void;
+  /** Set to 'arraybuffer' with `format: 'msgpack'` (browsers' and `ws`'s default differ). */
+  binaryType?: string;
   onopen: ((ev: unknown) => void) | null;
   onmessage: ((ev: { data: unknown }) => void) | null;
   onclose: ((ev: { code: number; reason: string }) => void) | null;
@@ -69,6 +71,48 @@ export interface ConnectOptions {
   /** The token's claim that names the user (the server's `jwt.user_claim`), read without
    * verification to find the personal channel before the first welcome. Default `sub`. */
   userClaim?: string;
+  /**
+   * The wire format: 'json' (default: text frames) or 'msgpack': the client offers the
+   * `zena-realtime.msgpack` subprotocol and both directions travel as MessagePack binary frames
+   * (`@msgpack/msgpack`, loaded on the first connection). The same envelopes and typed API.
+   */
+  format?: WireFormat;
+}
+
+export type WireFormat = 'json' | 'msgpack';
+
+/** How messages are written and read on the socket: JSON text, or MessagePack binary. */
+interface Codec {
+  encode(message: ClientMessage): string | Uint8Array;
+  decode(data: unknown): unknown;
+}
+
+/** What the client sends: a client event or one of the protocol's own messages. */
+interface ClientMessage {
+  type: string;
+  payload: unknown;
+}
+
+const jsonCodec: Codec = {
+  encode: (message) => JSON.stringify(message),
+  // `ws` hands text as a string; anything else is read as its text.
+  decode: (data) => JSON.parse(typeof data === 'string' ? data : String(data)),
+};
+
+let msgpackCodec: Promise<Codec> | undefined;
+function loadMsgpack(): Promise<Codec> {
+  // Loaded only by clients that ask for it: JSON clients (and pages without a bundler) never
+  // resolve the package.
+  msgpackCodec ??= import('@msgpack/msgpack').then((m) => ({
+    encode: (message: ClientMessage) => m.encode(message),
+    decode: (data: unknown) => {
+      // A text frame (a server without the subprotocol's twin for it) is still JSON.
+      if (typeof data === 'string') return JSON.parse(data);
+      if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return m.decode(data as ArrayBuffer | ArrayBufferView);
+      throw new Error('zena-realtime: a message that is neither text nor binary');
+    },
+  }));
+  return msgpackCodec;
 }
 
 export interface SubscribeOptions {
@@ -206,6 +250,7 @@ const OPEN = 1;
 const TYPING_THROTTLE_MS = 1000; // at most one typing.start a second per channel
 const TYPING_SAFETY_MS = 8000;
 const SUBPROTOCOL = 'zena-realtime';
+const SUBPROTOCOL_MSGPACK = 'zena-realtime.msgpack';
 const CLOSE_DEAD = 4100; // local only: the client gave up on a silent socket
 
 let wsPackage: Promise<WebSocketConstructor> | undefined;
@@ -224,8 +269,9 @@ export class RealtimeClient {
   private readonly anyHandlers = new Set<AnyHandler>();
   private readonly stateHandlers = new Set<(e: StateEvent) => void>();
   private readonly errorHandlers = new Set<(e: unknown) => void>();
-  private readonly queue: { data: string; resolve: () => void; reject: (e: Error) => void }[] = [];
+  private readonly queue: { message: ClientMessage; resolve: () => void; reject: (e: Error) => void }[] = [];
   private socket: WebSocketLike | undefined;
+  private codec: Codec = jsonCodec;
   private currentState: ConnectionState = 'connecting';
   private attempt = 0;
   private lastToken: string | undefined;
@@ -314,7 +360,7 @@ export class RealtimeClient {
     if (!this.isOpen()) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       pushTo(this.pendingUnsubscribes, channel, { resolve, reject });
-      this.socket!.send(JSON.stringify({ type: 'unsubscribe', payload: { channel } }));
+      this.write({ type: 'unsubscribe', payload: { channel } });
     });
   }
 
@@ -336,7 +382,7 @@ export class RealtimeClient {
     const last = this.typingSent.get(channel);
     if (last && last.connection === this.connection && now - last.at < TYPING_THROTTLE_MS) return;
     this.typingSent.set(channel, { at: now, connection: this.connection });
-    this.socket!.send(JSON.stringify({ type: 'typing.start', payload: { channel } }));
+    this.write({ type: 'typing.start', payload: { channel } });
   }
 
   /**
@@ -348,7 +394,7 @@ export class RealtimeClient {
     const last = this.typingSent.get(channel);
     this.typingSent.delete(channel);
     if (!last || last.connection !== this.connection || !this.holds(channel)) return;
-    this.socket!.send(JSON.stringify({ type: 'typing.stop', payload: { channel } }));
+    this.write({ type: 'typing.stop', payload: { channel } });
   }
 
   /**
@@ -448,7 +494,7 @@ export class RealtimeClient {
    * SendQueueFullError when the queue is full, ClientClosedError after close().
    */
   send<K extends keyof ClientEvents>(type: K, payload: ClientEvents[K]): Promise<void> {
-    return this.sendRaw(JSON.stringify({ type, payload }));
+    return this.sendRaw({ type, payload });
   }
 
   /**
@@ -564,15 +610,20 @@ export class RealtimeClient {
     this.setState({ state: 'closed', code: 1000, reason: 'client closed', willReconnect: false });
   }
 
-  private sendRaw(data: string): Promise<void> {
+  /** Writes one message on the open socket, in the connection's format. */
+  private write(message: ClientMessage): void {
+    this.socket!.send(this.codec.encode(message));
+  }
+
+  private sendRaw(message: ClientMessage): Promise<void> {
     if (this.stopped) return Promise.reject(new ClientClosedError());
     if (this.currentState === 'open' && this.socket?.readyState === OPEN && this.queue.length === 0) {
-      this.socket.send(data);
+      this.write(message);
       return Promise.resolve();
     }
     const limit = this.options.maxQueuedSends ?? 100;
     if (this.queue.length >= limit) return Promise.reject(new SendQueueFullError(limit));
-    return new Promise((resolve, reject) => this.queue.push({ data, resolve, reject }));
+    return new Promise((resolve, reject) => this.queue.push({ message, resolve, reject }));
   }
 
   private async open(): Promise<void> {
@@ -584,6 +635,7 @@ export class RealtimeClient {
       const source = this.options.token;
       token = typeof source === 'function' ? await source() : source;
       WebSocketImpl = this.options.WebSocket ?? (await defaultWebSocket());
+      if (this.options.format === 'msgpack') this.codec = await loadMsgpack();
     } catch (e) {
       this.reportError(e);
       return this.scheduleReconnect();
@@ -605,7 +657,12 @@ export class RealtimeClient {
     if (typeof claim === 'string' && claim !== '') this.personalChannel = `user:${claim}`;
     const personal = this.personalChannel === undefined ? undefined : this.presentedPosition(this.personalChannel);
     if (personal) url.searchParams.set('since', formatPosition(personal));
-    const socket = viaQuery ? new WebSocketImpl(url.toString()) : new WebSocketImpl(url.toString(), [SUBPROTOCOL, `bearer.${token}`]);
+    const msgpack = this.options.format === 'msgpack';
+    const protocols = [msgpack ? SUBPROTOCOL_MSGPACK : SUBPROTOCOL];
+    if (!viaQuery) protocols.push(`bearer.${token}`);
+    // JSON with the token in the query offers no subprotocol, as before.
+    const socket = viaQuery && !msgpack ? new WebSocketImpl(url.toString()) : new WebSocketImpl(url.toString(), protocols);
+    if (msgpack) socket.binaryType = 'arraybuffer';
     this.socket = socket;
     socket.onmessage = (ev) => this.onMessage(ev.data);
     socket.onclose = (ev) => this.onClose(ev.code, ev.reason);
@@ -617,7 +674,7 @@ export class RealtimeClient {
     this.touch();
     let message: Envelope;
     try {
-      message = JSON.parse(typeof data === 'string' ? data : String(data)) as Envelope;
+      message = this.codec.decode(data) as Envelope;
       if (typeof message?.type !== 'string') throw new Error('message without a type');
     } catch (e) {
       return this.reportError(e);
@@ -662,7 +719,7 @@ export class RealtimeClient {
     this.scheduleRefresh(this.lastToken);
     this.takeAnswer(this.personalChannel, welcome);
     for (const item of this.queue.splice(0)) {
-      this.socket!.send(item.data);
+      this.write(item.message);
       item.resolve();
     }
     // Subscribe again to the channels the application asked for, each from its position. The
@@ -723,7 +780,7 @@ export class RealtimeClient {
       this.presenceWaiting.delete(channel);
       for (const p of waiting) {
         pushTo(this.presenceSent, channel, p);
-        this.socket!.send(JSON.stringify({ type: 'presence.get', payload: { channel } }));
+        this.write({ type: 'presence.get', payload: { channel } });
       }
     }
   }
@@ -791,7 +848,7 @@ export class RealtimeClient {
       const since = this.presentedPosition(channel);
       if (since) payload.since = formatPosition(since);
       if (token !== undefined) payload.token = token;
-      this.socket!.send(JSON.stringify({ type: 'subscribe', payload }));
+      this.write({ type: 'subscribe', payload });
     };
     const source = entry.token;
     if (typeof source !== 'function') return send(source);
@@ -910,7 +967,7 @@ export class RealtimeClient {
         const fresh = await source();
         if (fresh === this.lastToken || this.currentState !== 'open' || this.socket?.readyState !== OPEN) return;
         this.lastToken = fresh;
-        this.socket.send(JSON.stringify({ type: 'auth.refresh', payload: { token: fresh } }));
+        this.write({ type: 'auth.refresh', payload: { token: fresh } });
         this.scheduleRefresh(fresh);
       } catch (e) {
         this.reportError(e);
@@ -981,7 +1038,7 @@ export class RealtimeClient {
       }
       if (silent >= this.heartbeatMs && !this.pingSent && this.socket?.readyState === OPEN) {
         this.pingSent = true;
-        this.socket.send('{"type":"ping","payload":{}}');
+        this.write({ type: 'ping', payload: {} });
       }
     }, tick);
   }

@@ -23,4 +23,5 @@ export {
   type TokenSource,
   type WebSocketConstructor,
   type WebSocketLike,
+  type WireFormat,
 } from './client.js';

@@ -105,3 +105,12 @@ void client.send('typing.stop', { channel: 'thread:9' });
 void client.send('presence.get', { channel: 'thread:9' });
 // @ts-expect-error the handler gets the users, not a payload
 client.onTyping('thread:9', (users: number) => users);
+
+// The wire format: JSON (default) or MessagePack, the same typed API either way.
+const binary = connect({ url: 'ws://127.0.0.1:1/ws', token: 't', format: 'msgpack' });
+binary.on('deal.risk', (p) => {
+  const level: 'medium' | 'high' = p.riskLevel;
+  void level;
+});
+// @ts-expect-error only 'json' and 'msgpack'
+connect({ url: 'ws://127.0.0.1:1/ws', token: 't', format: 'cbor' });

@@ -19,5 +19,18 @@ TEST(WebSocketKey, AnythingElse_IsRefused) {
     }
 }
 
+TEST(Subprotocol, Msgpack_IsChosenWhenOffered_BesideAToken) {
+    EXPECT_EQ(choose_subprotocol("zena-realtime.msgpack, bearer.abc.def.ghi"), "zena-realtime.msgpack");
+    EXPECT_EQ(choose_subprotocol("zena-realtime, zena-realtime.msgpack"), "zena-realtime.msgpack");
+    EXPECT_EQ(choose_subprotocol("bearer.x,zena-realtime.msgpack"), "zena-realtime.msgpack");
+}
+
+TEST(Subprotocol, OtherwiseJson_WithOrWithoutAName) {
+    EXPECT_EQ(choose_subprotocol("zena-realtime, bearer.abc"), "zena-realtime");
+    EXPECT_EQ(choose_subprotocol("bearer.abc"), "");
+    EXPECT_EQ(choose_subprotocol(""), "");
+    EXPECT_EQ(choose_subprotocol("zena-realtime.msgpackx, chat"), "");
+}
+
 }  // namespace
 }  // namespace zena::net
