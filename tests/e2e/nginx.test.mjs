@@ -204,4 +204,39 @@ describe('nginx in front of two nodes', () => {
       for (const n of nodes) await n.stop();
     }
   });
+
+  test('Nginx.RollingRestart_ClientsOfTheStoppedNodeReconnectThroughTheProxy_AndReceiveEvents', async () => {
+    const nodes = await twoNodes(redis, { ZENA_TRUSTED_PROXIES: '127.0.0.1', ZENA_SHUTDOWN_DRAIN_MS: '2000' });
+    const proxy = await startNginx(nodes.map((n) => n.port));
+    const clients = [];
+    try {
+      await waitFor(async () => (await rc.pubSubNumSub('zena:publish'))['zena:publish'] === 2, 5000, 'both nodes subscribed');
+      for (const user of ['ann', 'bob']) {
+        const c = new Client(proxy.wsUrl(mintToken({ sub: user })));
+        c.welcome = await c.next(5000);
+        clients.push(c);
+      }
+      const onFirst = /connection opened conn=\d+ user=(\w+)/.exec(nodes[0].output())[1];
+      const moved = clients.find((c) => c.welcome.payload.userId === onFirst);
+      // Step 1 of docs/deployment.md#rolling-restart-without-losing-events: SIGTERM drains the node.
+      const port = nodes[0].port;
+      await nodes[0].stop('SIGTERM');
+      assert.equal((await moved.waitClosed(5000)).code, 1001);
+      // Step 2: the client reconnects through the proxy, which sends it to the running node.
+      const back = new Client(proxy.wsUrl(mintToken({ sub: onFirst })));
+      back.welcome = await back.next(5000);
+      assert.equal(back.welcome.type, 'connected');
+      await rc.publish('zena:publish', JSON.stringify({ userId: onFirst, ...SEED_EVENTS[0] }));
+      assert.deepEqual(await back.nextSeed(5000), SEED_EVENTS[0], 'delivered by the node that kept running');
+      // The node comes back on its port and takes connections again.
+      nodes[0] = await startServer({ env: { ZENA_REDIS_URL: redis.url, ZENA_THREADS: '1', ZENA_TRUSTED_PROXIES: '127.0.0.1' },
+        args: ['--port', String(port)] });
+      await waitFor(async () => (await fetch(nodes[0].url('/readyz'))).status === 200, 5000, 'the restarted node ready');
+      clients.push(back);
+    } finally {
+      for (const c of clients) c.ws.terminate();
+      await proxy.stop();
+      for (const n of nodes) await n.stop();
+    }
+  });
 });
