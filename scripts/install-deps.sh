@@ -25,6 +25,9 @@ if [[ ${1:-} == --test ]]; then
     openssl                     # the TLS test makes its self-signed certificates
     chromium                    # the browser test (driven by playwright-core from npm)
     clang clang-format clang-tidy libclang-rt-14-dev  # lint and sanitizers
+    nginx                       # tests/e2e/nginx.test.mjs: deploy/nginx/zena-realtime.conf in front of two nodes
+    prometheus                  # promtool: deploy/prometheus/alerts.yml is checked (CTest deploy.promtool)
+    dpkg-dev curl               # tests/package/deb_test.sh: cpack's dpkg-shlibdeps, and /healthz of the unpacked binary
   )
 fi
 

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "app/app.hpp"
@@ -86,6 +87,50 @@ int catalog_command(const std::vector<std::string>& args) {
     return 0;
 }
 
+// "zena-realtime 0.1.0 (git v0.1.0-12-gabc1234)": the CMake project version, and where the tree
+// stood when CMake configured it (git describe), if it was a git checkout.
+std::string version_text() {
+    std::string text = "zena-realtime " ZENA_VERSION;
+    if (std::string_view{ZENA_GIT_DESCRIBE}.empty()) return text;
+    return text + " (git " ZENA_GIT_DESCRIBE ")";
+}
+
+// `zena-realtime check-config [--config FILE] [options]`: loads the configuration as the server
+// would (file, environment, flags) and the catalog it names, and reports every problem at once.
+// Exit 0 with a short summary when the server would start with it, 2 otherwise. Nothing is
+// written (a dev-mode secret is not generated) and nothing is listened on.
+int check_config_command(const std::vector<std::string>& args) {
+    auto loaded = config::load(args, config::process_env);
+    if (loaded.help) {
+        std::printf("usage: zena-realtime check-config [--config FILE] [options]\n");
+        return 0;
+    }
+    auto errors = loaded.errors;
+    const auto catalog = app::load_catalog(loaded.values);
+    if (!catalog) errors.push_back(catalog.message());
+    if (!errors.empty()) {
+        (void)std::fprintf(stderr, "zena-realtime: %zu configuration error%s:\n", errors.size(),
+                           errors.size() == 1 ? "" : "s");
+        for (const auto& e : errors) (void)std::fprintf(stderr, "  - %s\n", e.c_str());
+        return 2;
+    }
+    const auto& s = loaded.values;
+    std::printf("configuration OK\n");
+    std::printf("  mode: %s\n",
+                loaded.dev_mode ? "dev (a secret and an API key are generated at start)" : "production");
+    std::printf("  listen: %s:%lld%s\n", s.host.c_str(), static_cast<long long>(s.port),
+                s.tls_cert_file.empty() ? "" : " (TLS)");
+    std::printf("  auth: %s\n", !s.jwks_url.text.empty() ? "JWKS URL"
+                                : !s.jwks_file.empty()   ? "JWKS file"
+                                : !s.jwt_secret.empty()  ? s.jwt_algorithm.text.c_str()
+                                                         : "dev secret");
+    std::printf("  redis: %s\n", s.redis_url.value ? "configured" : "none");
+    std::printf("  trusted proxies: %s\n", s.trusted_proxies.text.empty() ? "none" : s.trusted_proxies.text.c_str());
+    std::printf("  catalog: %s\n", s.catalog_path.empty() ? "built in" : s.catalog_path.c_str());
+    std::printf("  log: %s, %s\n", s.log_level.c_str(), s.log_format.c_str());
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -101,8 +146,9 @@ int main(int argc, char** argv) {
             std::printf("%s", config::markdown_reference().c_str());
             return 0;
         }
-        if (args[0] == "--version") {
-            std::printf("zena-realtime 0.1.0\n");
+        if (args[0] == "check-config") return check_config_command({args.begin() + 1, args.end()});
+        if (args[0] == "--version" || args[0] == "version") {
+            std::printf("%s\n", version_text().c_str());
             return 0;
         }
     }
@@ -112,7 +158,9 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (!loaded.status) return fail(loaded.status.message());
-    observability::init_logging(loaded.values.log_level);
+    observability::init_logging(loaded.values.log_level, loaded.values.log_format == "json"
+                                                             ? observability::log_format::json
+                                                             : observability::log_format::text);
     if (loaded.dev_mode) {
         bool created = false;
         if (auto applied = config::apply_dev_credentials(loaded.values, &created); !applied) {

@@ -20,6 +20,7 @@
 #include "net/jwks_fetcher.hpp"
 #include "net/server.hpp"
 #include "observability/metrics.hpp"
+#include "observability/service_notify.hpp"
 #include "protocol/channel.hpp"
 #include "redis/connection.hpp"
 #include "session/context.hpp"
@@ -163,6 +164,7 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
         }
     }
     observability::metrics metrics;
+    metrics.connections_limit.store(static_cast<std::uint64_t>(settings.max_connections), std::memory_order_relaxed);
     // Client events go upstream from here, each type to the destinations its route names.
     const auto routes = upstream_routes(settings, catalog);
     if (!routes) {
@@ -355,6 +357,8 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
                      settings.redis_publish_stream);
     }
     if (dev_mode) print_dev_banner(settings, server.port());
+    // Type=notify units (packaging/zena-realtime.service) count the server started from here.
+    observability::notify_service_manager("READY=1\nSTATUS=listening on port " + std::to_string(server.port()));
     server.run();
     return 0;
 }

@@ -24,7 +24,7 @@ using field =
                  std::chrono::milliseconds settings::*, std::chrono::seconds settings::*,
                  parsed<auth::jwt_algorithm> settings::*, parsed<auth::origin_policy> settings::*,
                  parsed<std::optional<util::http_url>> settings::*, parsed<std::optional<redis::endpoint>> settings::*,
-                 parsed<std::optional<upstream::routes>> settings::*>;
+                 parsed<std::optional<upstream::routes>> settings::*, parsed<util::cidr_set> settings::*>;
 
 struct option {
     std::string_view key;   // TOML key: "section.name"
@@ -84,6 +84,13 @@ util::status parse_value(std::string_view text, std::optional<upstream::routes>&
     return {};
 }
 
+util::status parse_value(std::string_view text, util::cidr_set& out) {
+    auto set = util::cidr_set::parse(text);
+    if (!set) return util::error{set.message()};
+    out = std::move(*set);
+    return {};
+}
+
 template <typename T>
 struct is_parsed : std::false_type {};
 template <typename T>
@@ -137,6 +144,14 @@ const std::array k_options{
            .flag = "tls-key-file",
            .target = &settings::tls_key_file,
            .help = "PEM private key of server.tls_cert_file."},
+    option{.key = "server.trusted_proxies",
+           .env = "ZENA_TRUSTED_PROXIES",
+           .flag = "trusted-proxies",
+           .target = &settings::trusted_proxies,
+           .help = "Addresses and networks of the reverse proxies in front, e.g. \"127.0.0.1, 10.0.0.0/8, ::1\". "
+                   "A request from one of them is counted, limited and logged under the client its "
+                   "X-Forwarded-For names (the right-most entry that is not itself a trusted proxy); from any "
+                   "other peer the header is ignored. Empty: no proxy is trusted (docs/deployment.md)."},
     option{.key = "server.mode",
            .env = "ZENA_MODE",
            .flag = "mode",
@@ -677,6 +692,12 @@ const std::array k_options{
            .flag = "log-level",
            .target = &settings::log_level,
            .help = "trace, debug, info, warn, error or off."},
+    option{.key = "log.format",
+           .env = "ZENA_LOG_FORMAT",
+           .flag = "log-format",
+           .target = &settings::log_format,
+           .help = "text: `<time> <level> <message> key=value ...` lines; json: one JSON object a line with time "
+                   "(UTC), level, msg and the same key=value fields as strings, for log shippers."},
     option{.key = "log.invalid_message_per_second",
            .env = "ZENA_LOG_INVALID_MESSAGE_PER_SECOND",
            .flag = "log-invalid-message-per-second",
@@ -825,29 +846,35 @@ util::status load_namespaces(settings& s, const toml::node& node, const std::str
     return {};
 }
 
-util::status load_toml(settings& s, const std::string& path) {
+// Reads the file into `s`; every problem goes to `errors` and the rest of the file is still read
+// (a file that does not parse stops there).
+void load_toml(settings& s, const std::string& path, std::vector<std::string>& errors) {
     toml::table root;
     try {
         root = toml::parse_file(path);
     } catch (const toml::parse_error& e) {
         std::ostringstream out;
         out << "config file " << path << ": " << e.description() << " at line " << e.source().begin.line;
-        return util::error{out.str()};
+        errors.push_back(out.str());
+        return;
     }
     for (const auto& [section_name, section_node] : root) {
         const auto* section = section_node.as_table();
         if (!section) {
-            return util::error{"config file " + path + ": '" + std::string{section_name.str()} +
-                               "' must be a [section]"};
+            errors.push_back("config file " + path + ": '" + std::string{section_name.str()} + "' must be a [section]");
+            continue;
         }
         for (const auto& [name, node] : *section) {
             if (section_name.str() == "channels" && name.str() == "namespaces") {
-                if (auto status = load_namespaces(s, node, path); !status) return status;
+                if (auto status = load_namespaces(s, node, path); !status) errors.push_back(status.message());
                 continue;
             }
             const std::string key = std::string{section_name.str()} + "." + std::string{name.str()};
             const option* opt = find_by_key(key);
-            if (!opt) return util::error{"config file " + path + ": unknown option '" + key + "'"};
+            if (!opt) {
+                errors.push_back("config file " + path + ": unknown option '" + key + "'");
+                continue;
+            }
             std::string text;
             if (const auto* str = node.as_string()) {
                 text = str->get();
@@ -860,12 +887,14 @@ util::status load_toml(settings& s, const std::string& path) {
                 out << fp->get();
                 text = out.str();
             } else {
-                return util::error{"config file " + path + ": '" + key + "' must be a string, a number or a boolean"};
+                errors.push_back("config file " + path + ": '" + key + "' must be a string, a number or a boolean");
+                continue;
             }
-            if (auto status = assign(s, *opt, text, "config file " + path); !status) return status;
+            if (auto status = assign(s, *opt, text, "config file " + path); !status) {
+                errors.push_back(status.message());
+            }
         }
     }
-    return {};
 }
 
 std::size_t min_secret_bytes(auth::jwt_algorithm algorithm) {
@@ -889,6 +918,12 @@ std::optional<std::string> process_env(std::string_view name) {
 load_result load(const std::vector<std::string>& args, const env_lookup& env) {
     load_result result;
     settings& s = result.values;
+    auto& errors = result.errors;
+    // Every problem is collected (check-config shows them all); `status` is the first.
+    const auto done = [&]() -> load_result& {
+        if (!errors.empty()) result.status = util::error{errors.front()};
+        return result;
+    };
 
     // The config file is named first, by flag or environment, so the rest can override it.
     std::optional<std::string> config_path = env("ZENA_CONFIG");
@@ -899,26 +934,20 @@ load_result load(const std::vector<std::string>& args, const env_lookup& env) {
         }
         if (args[i] == "--config") {
             if (i + 1 >= args.size()) {
-                result.status = util::error{"--config needs a file path"};
-                return result;
+                errors.emplace_back("--config needs a file path");
+                return done();
             }
             config_path = args[i + 1];
         } else if (args[i].starts_with("--config=")) {
             config_path = args[i].substr(9);
         }
     }
-    if (config_path && !config_path->empty()) {
-        if (auto status = load_toml(s, *config_path); !status) {
-            result.status = std::move(status);
-            return result;
-        }
-    }
+    if (config_path && !config_path->empty()) load_toml(s, *config_path, errors);
 
     for (const auto& opt : k_options) {
         if (const auto value = env(opt.env)) {
             if (auto status = assign(s, opt, *value, "environment variable " + std::string{opt.env}); !status) {
-                result.status = std::move(status);
-                return result;
+                errors.push_back(status.message());
             }
         }
     }
@@ -926,8 +955,8 @@ load_result load(const std::vector<std::string>& args, const env_lookup& env) {
     for (std::size_t i = 0; i < args.size(); ++i) {
         std::string_view arg = args[i];
         if (!arg.starts_with("--")) {
-            result.status = util::error{"unexpected argument '" + std::string{arg} + "' (see --help)"};
-            return result;
+            errors.push_back("unexpected argument '" + std::string{arg} + "' (see --help)");
+            continue;
         }
         arg.remove_prefix(2);
         std::string_view name = arg;
@@ -942,30 +971,30 @@ load_result load(const std::vector<std::string>& args, const env_lookup& env) {
         }
         const option* opt = find_by_flag(name);
         if (!opt) {
-            result.status = util::error{"unknown option --" + std::string{name} + " (see --help)"};
-            return result;
+            errors.push_back("unknown option --" + std::string{name} + " (see --help)");
+            // Its value, if it has one, is not an argument of its own.
+            if (!value && i + 1 < args.size() && !args[i + 1].starts_with("--")) ++i;
+            continue;
         }
         if (!value) {
             if (i + 1 >= args.size()) {
-                result.status = util::error{"--" + std::string{name} + " needs a value"};
-                return result;
+                errors.push_back("--" + std::string{name} + " needs a value");
+                continue;
             }
             value = args[++i];
         }
         if (auto status = assign(s, *opt, *value, "--" + std::string{name}); !status) {
-            result.status = std::move(status);
-            return result;
+            errors.push_back(status.message());
         }
     }
 
     if (s.mode != "auto" && s.mode != "dev" && s.mode != "production") {
-        result.status = util::error{"server.mode must be auto, dev or production, got '" + s.mode + "'"};
-        return result;
+        errors.push_back("server.mode must be auto, dev or production, got '" + s.mode + "'");
     }
     result.dev_mode = s.mode == "dev" || (s.mode == "auto" && s.jwt_secret.empty() && s.jwks_file.empty() &&
                                           !s.jwks_url.value && s.api_key.empty());
-    result.status = validate(s, result.dev_mode);
-    return result;
+    for (auto& problem : validate_all(s, result.dev_mode)) errors.push_back(std::move(problem));
+    return done();
 }
 
 util::result<std::vector<redis::endpoint>> redis_shards(const settings& s) {
@@ -988,48 +1017,54 @@ util::result<std::vector<redis::endpoint>> redis_shards(const settings& s) {
 }
 
 util::status validate(const settings& s, bool dev_mode) {
-    // Each value was checked alone as it was read; these are the checks across values.
-    const auto fail = [](std::string message) { return util::status{util::error{std::move(message)}}; };
-    if (s.jwt_user_claim.empty()) return fail("auth.jwt_user_claim must not be empty");
+    auto problems = validate_all(s, dev_mode);
+    if (problems.empty()) return {};
+    return util::error{std::move(problems.front())};
+}
+
+std::vector<std::string> validate_all(const settings& s, bool dev_mode) {
+    // Each value was checked alone as it was read; these are the checks across values. Every
+    // one runs: check-config reports them all.
+    std::vector<std::string> problems;
+    const auto fail = [&](std::string message) { problems.push_back(std::move(message)); };
+    if (s.jwt_user_claim.empty()) fail("auth.jwt_user_claim must not be empty");
     if (!dev_mode) {
         if (s.jwt_secret.empty() && s.jwks_file.empty() && !s.jwks_url.value) {
-            return fail(
+            fail(
                 "auth.jwt_secret (ZENA_JWT_SECRET), auth.jwks_file or auth.jwks_url is required outside dev "
                 "mode; set one, or run with --mode dev on a development machine");
         }
         if (s.api_key.empty()) {
-            return fail(
+            fail(
                 "auth.api_key (ZENA_API_KEY) is required outside dev mode; set it, or run with --mode dev "
                 "on a development machine");
         }
     }
     const auto algorithm = s.jwt_algorithm.value;
     if (!s.jwt_secret.empty() && s.jwt_secret.size() < min_secret_bytes(algorithm)) {
-        return fail("auth.jwt_secret is " + std::to_string(s.jwt_secret.size()) + " bytes; " +
-                    std::string{auth::to_string(algorithm)} + " needs at least " +
-                    std::to_string(min_secret_bytes(algorithm)) + " (RFC 7518 section 3.2)");
+        fail("auth.jwt_secret is " + std::to_string(s.jwt_secret.size()) + " bytes; " +
+             std::string{auth::to_string(algorithm)} + " needs at least " +
+             std::to_string(min_secret_bytes(algorithm)) + " (RFC 7518 section 3.2)");
     }
-    if (!s.api_key.empty() && s.api_key.size() < 16) return fail("auth.api_key must be at least 16 bytes");
-    if (s.host.empty()) return fail("server.host must not be empty");
+    if (!s.api_key.empty() && s.api_key.size() < 16) fail("auth.api_key must be at least 16 bytes");
+    if (s.host.empty()) fail("server.host must not be empty");
     if (s.tls_cert_file.empty() != s.tls_key_file.empty()) {
-        return fail("server.tls_cert_file and server.tls_key_file go together: set both or neither");
+        fail("server.tls_cert_file and server.tls_key_file go together: set both or neither");
     }
     if (!(s.client_messages_per_second > 0) || !(s.handshakes_per_address_per_second > 0)) {
-        return fail(
-            "websocket.client_messages_per_second and limits.handshakes_per_address_per_second must be above 0");
+        fail("websocket.client_messages_per_second and limits.handshakes_per_address_per_second must be above 0");
     }
     if (s.webhook_url.value && s.webhook_url.value->tls) {
-        return fail("webhook.url must be http://host[:port]/path (https is not supported yet), got '" +
-                    s.webhook_url.text + "'");
+        fail("webhook.url must be http://host[:port]/path (https is not supported yet), got '" + s.webhook_url.text +
+             "'");
     }
     if (s.subscribe_proxy_url.value && s.subscribe_proxy_url.value->tls) {
-        return fail("channels.subscribe_proxy_url must be http://host[:port]/path (https is not supported yet), got '" +
-                    s.subscribe_proxy_url.text + "'");
+        fail("channels.subscribe_proxy_url must be http://host[:port]/path (https is not supported yet), got '" +
+             s.subscribe_proxy_url.text + "'");
     }
     static constexpr std::array k_levels{"trace", "debug", "info", "warn", "error", "critical", "off"};
     if (std::find(k_levels.begin(), k_levels.end(), s.log_level) == k_levels.end()) {
-        return fail("log.level must be one of trace, debug, info, warn, error, critical, off; got '" + s.log_level +
-                    "'");
+        fail("log.level must be one of trace, debug, info, warn, error, critical, off; got '" + s.log_level + "'");
     }
     if (s.engine_type != "memory" && s.engine_type != "redis") {
         return fail("engine.type must be memory or redis; got '" + s.engine_type + "'");
@@ -1042,9 +1077,12 @@ util::status validate(const settings& s, bool dev_mode) {
         return fail("engine.prefix must be non-empty, without spaces or braces");
     }
     if (s.send_queue_max_bytes < s.max_message_bytes) {
-        return fail("websocket.send_queue_max_bytes must be at least websocket.max_message_bytes");
+        fail("websocket.send_queue_max_bytes must be at least websocket.max_message_bytes");
     }
-    return {};
+    if (s.log_format != "text" && s.log_format != "json") {
+        fail("log.format must be text or json, got '" + s.log_format + "'");
+    }
+    return problems;
 }
 
 std::string help_text() {
@@ -1057,7 +1095,11 @@ std::string help_text() {
            "                                          (or dev) secret, valid S seconds (default 3600)\n"
            "  zena-realtime codes                     print the close-code table as JSON\n"
            "  zena-realtime catalog [options]         print the event catalog in effect\n"
-           "  zena-realtime config-docs               print docs/configuration.md\n\n"
+           "  zena-realtime config-docs               print docs/configuration.md\n"
+           "  zena-realtime check-config [options]    load the configuration (--config FILE, the\n"
+           "                                          environment, flags) and the catalog; print every\n"
+           "                                          problem and exit 2, or a summary and exit 0\n"
+           "  zena-realtime --version                 print the version\n\n"
            "Options (flag, then environment variable; flags override the environment, which overrides\n"
            "the config file, which overrides the defaults):\n"
            "  --config PATH  (ZENA_CONFIG)\n      TOML file with [server], [auth], [websocket], [http], "

@@ -18,6 +18,7 @@
 #include "auth/origin_policy.hpp"
 #include "redis/connection.hpp"
 #include "upstream/routes.hpp"
+#include "util/cidr.hpp"
 #include "util/url.hpp"
 
 namespace zena::config {
@@ -58,6 +59,9 @@ struct settings {
 
     std::string tls_cert_file;  // PEM chain; with tls_key_file, the listener speaks TLS only
     std::string tls_key_file;
+    // Peers whose X-Forwarded-For names the client (for the per-address limits and the logs);
+    // empty: none, the socket's peer is the client.
+    parsed<util::cidr_set> trusted_proxies;
 
     // [auth]
     std::string jwt_secret;
@@ -178,6 +182,7 @@ struct settings {
 
     // [log]
     std::string log_level = "info";
+    std::string log_format = "text";  // text | json
     double invalid_message_log_per_second = 5;
 };
 

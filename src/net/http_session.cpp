@@ -6,6 +6,7 @@
 #include "protocol/json_writer.hpp"
 #include "protocol/msgpack.hpp"
 #include "session/client.hpp"
+#include "util/cidr.hpp"
 #include "util/url.hpp"
 #include "ws/deflate.hpp"
 
@@ -336,7 +337,17 @@ void basic_http_session<Stream>::upgrade(http::request<http::string_body>&& requ
     boost::system::error_code ec;
     const auto remote = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
     if (ec) return;  // already gone
-    auto key = address_limits::key_of(remote.address().to_string());
+    // Behind a trusted proxy (server.trusted_proxies) the client is the one X-Forwarded-For names.
+    std::string forwarded_for;
+    if (!services_.settings().trusted_proxies.value.empty()) {
+        const auto [first, last] = request.equal_range("X-Forwarded-For");
+        for (auto it = first; it != last; ++it) {
+            if (!forwarded_for.empty()) forwarded_for += ", ";
+            forwarded_for.append(it->value().data(), it->value().size());
+        }
+    }
+    auto key = address_limits::key_of(
+        util::client_address(remote.address().to_string(), forwarded_for, services_.settings().trusted_proxies.value));
     const auto verdict = services_.addresses.admit(key, observability::monotonic_ms());
     if (verdict != address_limits::verdict::ok) {
         observability::metrics::add(services_.metrics().handshakes_refused_address);

@@ -50,6 +50,8 @@ std::string metrics::render(std::uint64_t connections, std::uint64_t users) cons
     std::string out;
     write(out, "zena_connections", "gauge", "Open authenticated WebSocket connections.", connections);
     write(out, "zena_users", "gauge", "Users with at least one open connection.", users);
+    write(out, "zena_connections_limit", "gauge",
+          "limits.max_connections: WebSocket upgrades past it are refused with 503.", v(connections_limit));
     write(out, "zena_connections_opened_total", "counter", "Authenticated connections opened.", v(connections_opened));
     write(out, "zena_connections_closed_total", "counter", "Authenticated connections closed.", v(connections_closed));
     write(out, "zena_auth_failures_total", "counter", "Upgrades refused for a bad or missing token.", v(auth_failures));

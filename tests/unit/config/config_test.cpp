@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -192,6 +193,43 @@ TEST(Config, Help_And_Docs_ListEveryOption) {
         EXPECT_NE(docs.find(name), std::string::npos) << name;
     }
     EXPECT_EQ(help.find(k_secret), std::string::npos);
+}
+
+TEST(Config, EveryProblem_IsReported_NotOnlyTheFirst) {
+    const std::string path = ::testing::TempDir() + "zena_config_errors_test.toml";
+    std::ofstream(path) << "[server]\nport = 70000\nnot_an_option = 1\n[log]\nformat = \"yaml\"\n"
+                           "[websocket]\nheartbeat_interval_ms = \"soon\"\n";
+    fake_env env{{{"ZENA_CONFIG", path}, {"ZENA_THREADS", "many"}}};
+    const auto r =
+        load({"--mode", "production", "--no-such-flag", "x", "--trusted-proxies", "10.0.0.0/33"}, env.lookup());
+    std::remove(path.c_str());
+    ASSERT_FALSE(r.status);
+    const auto has = [&](std::string_view part) {
+        return std::any_of(r.errors.begin(), r.errors.end(),
+                           [&](const std::string& e) { return e.find(part) != std::string::npos; });
+    };
+    EXPECT_TRUE(has("server.port")) << "range";
+    EXPECT_TRUE(has("unknown option 'server.not_an_option'"));
+    EXPECT_TRUE(has("log.format must be text or json"));
+    EXPECT_TRUE(has("websocket.heartbeat_interval_ms"));
+    EXPECT_TRUE(has("ZENA_THREADS"));
+    EXPECT_TRUE(has("unknown option --no-such-flag"));
+    EXPECT_TRUE(has("server.trusted_proxies"));
+    EXPECT_TRUE(has("auth.api_key (ZENA_API_KEY) is required")) << "the checks across values run too";
+    EXPECT_FALSE(has("unexpected argument 'x'")) << "an unknown flag's value is not reported again";
+    EXPECT_EQ(r.errors.size(), 9U) << ::testing::PrintToString(r.errors);
+    EXPECT_EQ(r.status.message(), r.errors.front());
+}
+
+TEST(Config, TrustedProxies_AndLogFormat_AreRead) {
+    fake_env env{{{"ZENA_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8, ::1"}, {"ZENA_LOG_FORMAT", "json"}}};
+    const auto r = load({}, env.lookup());
+    ASSERT_EQ(error_of(r), "");
+    EXPECT_EQ(r.values.log_format, "json");
+    EXPECT_TRUE(r.values.trusted_proxies.value.contains("10.1.2.3"));
+    EXPECT_TRUE(r.values.trusted_proxies.value.contains("::1"));
+    EXPECT_FALSE(r.values.trusted_proxies.value.contains("192.168.0.1"));
+    EXPECT_TRUE(load({}, fake_env{}.lookup()).values.trusted_proxies.value.empty()) << "default: none trusted";
 }
 
 }  // namespace
