@@ -1067,14 +1067,14 @@ std::vector<std::string> validate_all(const settings& s, bool dev_mode) {
         fail("log.level must be one of trace, debug, info, warn, error, critical, off; got '" + s.log_level + "'");
     }
     if (s.engine_type != "memory" && s.engine_type != "redis") {
-        return fail("engine.type must be memory or redis; got '" + s.engine_type + "'");
+        fail("engine.type must be memory or redis; got '" + s.engine_type + "'");
     }
     if (s.engine_type == "redis") {
         auto shards = redis_shards(s);
-        if (!shards) return fail(shards.message());
+        if (!shards) fail(shards.message());
     }
     if (s.engine_prefix.empty() || s.engine_prefix.find_first_of("{} \t\n") != std::string::npos) {
-        return fail("engine.prefix must be non-empty, without spaces or braces");
+        fail("engine.prefix must be non-empty, without spaces or braces");
     }
     if (s.send_queue_max_bytes < s.max_message_bytes) {
         fail("websocket.send_queue_max_bytes must be at least websocket.max_message_bytes");
