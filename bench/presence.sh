@@ -393,6 +393,12 @@ if runs["alone_idle"] or runs["alone_typing"]:
         print(f"\nThe relays alone, {label}: {100 * (typing - idle):.1f} % of a core (median typing {100 * typing:.1f} % "
               f"less median idle {100 * idle:.1f} %), for {frames:,.0f} relay frames a second offered to connections "
               f"(received + dropped), {got:,.0f} received.")
+        if frames == frames and frames > 0:  # not NaN: runs were kept
+            # Each relay is offered to the channel's other 999 connections.
+            relays = frames / 999
+            print(f"Server CPU per relay: {1e6 * (typing - idle) / relays:,.0f} us ({relays:,.0f} relays/s); per "
+                  f"frame offered {1e9 * (typing - idle) / frames:,.0f} ns, per frame received "
+                  f"{1e9 * (typing - idle) / max(got, 1):,.0f} ns.")
 if runs["presence_on"] or runs["presence_off"]:
     print("\n| run | RSS fresh KiB | RSS held KiB | RSS end of hold KiB | heap in use KiB | frames queued | server CPU s |")
     print("|---|---|---|---|---|---|---|")
