@@ -52,6 +52,7 @@ shield
 mkdir -p bench/results
 out=bench/results/$(date +%F-%H%M)-presence.md
 tmp=$(mktemp -d /tmp/zena-presence.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT  # also when a server does not start (bench/lib.sh exits)
 # The server's log (bench/lib.sh's $log) in this run's own directory: other engineers' benchmarks
 # on the same machine write theirs to lib.sh's fixed path.
 log=$tmp/server.log
@@ -416,5 +417,4 @@ if runs["presence_on"] or runs["presence_off"]:
         off = med([f(r) for r in runs["presence_off"]])
         print(f"| {label} | {(on - off) * 1024 / n:.0f} |")
 EOF
-rm -rf "$tmp"
 echo "results: $out" >&2
