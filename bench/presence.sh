@@ -25,11 +25,14 @@
 #   heap (mallinfo2) and RSS 10,000 joins of one channel take, one user per client.
 # - perf: one typing run and one idle run with the server under `perf record -g` (the generator's
 #   window only, as bench/perf_server.sh), and the top 10 symbols (self).
-# Before each run the script waits (at most $QUIET_WAIT seconds, default 60) until the machine is
+# The script runs in its own session with the scheduler weight of nice -19 (bench/lib.sh's shield,
+# $ZENA_BENCH_NICE). Before each run the script waits (at most $QUIET_WAIT seconds, default 60) until the machine is
 # quiet (both cores under 15 % busy over a second) and writes what it found (busy=<percent>).
 # Results go to bench/results/<date>-<time>-presence.md. Loopback only; every run is bounded: the
 # generator by --timeout-ms, the typing script by --max-seconds and every wait by a count.
 set -euo pipefail
+# Its own session, so that bench/lib.sh's shield sets the nice of its own scheduler group only.
+if [[ -z ${ZENA_BENCH_SESSION:-} ]]; then ZENA_BENCH_SESSION=1 exec setsid --wait "$0" "$@"; fi
 cd "$(dirname "$0")/.."
 runs=${1:-3}
 parts=${2:-typing memory micro}
@@ -44,9 +47,15 @@ else
 fi
 export ZENA_BINARY=${ZENA_BINARY:-$build/zena-realtime} ZENA_LOADGEN=${ZENA_LOADGEN:-$build/zena-loadgen}
 source bench/lib.sh
+# The server, the generator and the typing script outweigh other users' jobs (bench/lib.sh).
+shield
 mkdir -p bench/results
 out=bench/results/$(date +%F-%H%M)-presence.md
 tmp=$(mktemp -d /tmp/zena-presence.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT  # also when a server does not start (bench/lib.sh exits)
+# The server's log (bench/lib.sh's $log) in this run's own directory: other engineers' benchmarks
+# on the same machine write theirs to lib.sh's fixed path.
+log=$tmp/server.log
 
 {
   echo "# Presence and typing benchmark run $(date -u +%FT%TZ)"
@@ -258,7 +267,8 @@ if [[ " $parts " == *" micro "* ]]; then
   cat >"$tmp/presence_micro.cpp" <<'EOF'
 // 10,000 joins of one channel in engine::memory_presence, one user per client (client ids as
 // client::presence_client makes them, the connection's number; users u0, u1, ...): the heap it
-// takes (mallinfo2's bytes in use, malloc's headers included) and the RSS.
+// takes (mallinfo2's bytes in use, malloc's headers included, and its mmapped blocks: a big
+// channel's arrays are allocated by mmap) and the RSS.
 #include <malloc.h>
 
 #include <cstdio>
@@ -285,13 +295,17 @@ int main(int argc, char** argv) {
     const int n = argc > 1 ? std::stoi(argv[1]) : 10000;
     zena::engine::memory_presence presence;
     int arrived = 0;
-    const auto heap0 = mallinfo2().uordblks;
+    const auto heap = [] {
+        const auto m = mallinfo2();
+        return m.uordblks + m.hblkhd;
+    };
+    const auto heap0 = heap();
     const auto rss0 = rss_kib();
     for (int i = 1; i <= n; ++i) {
         presence.join("bench:all", std::to_string(i), "u" + std::to_string(i - 1), std::chrono::hours(1),
                       [&](auto r) { arrived += r && *r; });
     }
-    const auto heap1 = mallinfo2().uordblks;
+    const auto heap1 = heap();
     const auto rss1 = rss_kib();
     std::printf("{\"joins\":%d,\"arrived\":%d,\"entries\":%zu,\"heap_bytes\":%zu,\"heap_bytes_per_entry\":%.1f,"
                 "\"rss_kib\":%ld,\"rss_bytes_per_entry\":%.1f}\n",
@@ -380,6 +394,12 @@ if runs["alone_idle"] or runs["alone_typing"]:
         print(f"\nThe relays alone, {label}: {100 * (typing - idle):.1f} % of a core (median typing {100 * typing:.1f} % "
               f"less median idle {100 * idle:.1f} %), for {frames:,.0f} relay frames a second offered to connections "
               f"(received + dropped), {got:,.0f} received.")
+        if frames == frames and frames > 0:  # not NaN: runs were kept
+            # Each relay is offered to the channel's other 999 connections.
+            relays = frames / 999
+            print(f"Server CPU per relay: {1e6 * (typing - idle) / relays:,.0f} us ({relays:,.0f} relays/s); per "
+                  f"frame offered {1e9 * (typing - idle) / frames:,.0f} ns, per frame received "
+                  f"{1e9 * (typing - idle) / max(got, 1):,.0f} ns.")
 if runs["presence_on"] or runs["presence_off"]:
     print("\n| run | RSS fresh KiB | RSS held KiB | RSS end of hold KiB | heap in use KiB | frames queued | server CPU s |")
     print("|---|---|---|---|---|---|---|")
@@ -397,5 +417,4 @@ if runs["presence_on"] or runs["presence_off"]:
         off = med([f(r) for r in runs["presence_off"]])
         print(f"| {label} | {(on - off) * 1024 / n:.0f} |")
 EOF
-rm -rf "$tmp"
 echo "results: $out" >&2

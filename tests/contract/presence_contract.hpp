@@ -282,12 +282,73 @@ TYPED_TEST_P(PresenceContract, Done_MayCallThePresenceAgain) {
     EXPECT_EQ(state->value().clients, 1U);
 }
 
+TYPED_TEST_P(PresenceContract, ManyClients_JoinMoveAndLeaveInAnyOrder_KeepEveryCountExact) {
+    // Enough clients that an implementation's tables grow, shrink and reuse what left, with
+    // numeric ids (as the server's sessions give) and named ones side by side.
+    const auto ch = this->channel("many");
+    constexpr int k_clients = 240;
+    constexpr int k_users = 24;
+    const auto client = [](int i) { return i % 3 == 0 ? "n1-c" + std::to_string(i) : std::to_string(1000 + i); };
+    // Client i is user i % k_users's; names of several lengths.
+    const auto user = [](int i) {
+        return "user-" + std::to_string(i % k_users) + std::string(static_cast<std::size_t>(i % k_users % 5), 'x');
+    };
+    // A client is kept through the middle of the test when it is in an even block of k_users.
+    const auto kept = [](int i) { return (i / k_users) % 2 == 0; };
+    typename TestFixture::users_t expected;
+    int arrivals = 0;
+    for (int i = 0; i < k_clients; ++i) {
+        arrivals += this->join(ch, client(i), user(i)) ? 1 : 0;
+        ++expected[user(i)];
+    }
+    EXPECT_EQ(arrivals, k_users) << "each user arrives with its first client only";
+    EXPECT_EQ(this->query(ch).users, expected);
+
+    // Half the clients leave, from the end: nobody's last one.
+    for (int i = k_clients - 1; i >= 0; --i) {
+        if (kept(i)) continue;
+        EXPECT_FALSE(this->leave(ch, client(i))) << client(i);
+        --expected[user(i)];
+    }
+    auto state = this->query(ch);
+    EXPECT_EQ(state.users, expected);
+    EXPECT_EQ(state.clients, std::size_t{k_clients / 2});
+    EXPECT_EQ(this->users(ch), std::size_t{k_users});
+
+    // The clients of the first user move to a new one: she leaves unannounced, he arrives once.
+    int moved_arrivals = 0;
+    for (int i = 0; i < k_clients; ++i) {
+        if (!kept(i) || i % k_users != 0) continue;
+        moved_arrivals += this->join(ch, client(i), "newcomer") ? 1 : 0;
+        --expected[user(i)];
+        ++expected["newcomer"];
+    }
+    EXPECT_EQ(moved_arrivals, 1);
+    std::erase_if(expected, [](const auto& kv) { return kv.second == 0; });
+    EXPECT_EQ(this->query(ch).users, expected);
+
+    // The rest leave in another order; each user's last client says so, once.
+    int departures = 0;
+    for (int i = 0; i < k_clients; ++i) {
+        if (kept(i) && i % 4 == 0) departures += this->leave(ch, client(i)) ? 1 : 0;
+    }
+    for (int i = k_clients - 1; i >= 0; --i) {
+        if (kept(i) && i % 4 != 0) departures += this->leave(ch, client(i)) ? 1 : 0;
+    }
+    EXPECT_EQ(departures, static_cast<int>(expected.size())) << "one departure per user left";
+    state = this->query(ch);
+    EXPECT_TRUE(state.users.empty());
+    EXPECT_EQ(state.clients, 0U);
+    EXPECT_TRUE(this->join(ch, client(7), user(7))) << "an emptied channel starts afresh";
+}
+
 REGISTER_TYPED_TEST_SUITE_P(PresenceContract, Query_UnknownChannel_HasNoMembers,
                             Users_CountsUsersNotClients_AsQueryDoes, Join_ThenQuery_ListsTheUserWithOneClient,
                             Join_SameClientAgain_RefreshesWithoutCountingTwice, Query_CountsEachUsersClients,
                             Leave_RemovesTheClientAndTheUserWithItsLastClient, Leave_AbsentClient_IsNoError,
                             Join_SameClientAsAnotherUser_MovesTheClient, Expiry_WithoutRefresh_TheEntryDisappears,
                             Refresh_KeepsTheEntryAliveUntilTtlAfterTheLastJoin, Channels_AreIndependent,
-                            Join_FromFourThreads_CountsEveryClient, Done_MayCallThePresenceAgain);
+                            Join_FromFourThreads_CountsEveryClient, Done_MayCallThePresenceAgain,
+                            ManyClients_JoinMoveAndLeaveInAnyOrder_KeepEveryCountExact);
 
 }  // namespace zena::contract

@@ -15,19 +15,24 @@
 // join and leave answer from the same state that query reports: a user is "there" while it has
 // a live entry, so the expired entries are dropped before the answer is taken.
 //
-// Memory, per entry (libstdc++, x86-64): the client map's node (next pointer, the client id
-// string, the user pointer and the expiry: 56 bytes, 64 with malloc's header; the hash is not
-// cached) and its bucket (8): about 72 bytes, plus the client id's length past 15 (the
-// short-string buffer). A user is stored once per channel, however many clients it has. Under the 64 bytes
-// per connection that presence aims for, client ids would be integers (node index and connection
-// number) in an open-addressing table.
+// Memory (issue 13: under 64 bytes per connection): a channel keeps its clients in one flat
+// array of 20-byte entries (client id as an integer, the user's index, the expiry), its users
+// once each in a second array (12 bytes: where the name is in the channel's name buffer, its
+// length, its clients) with the names side by side in one buffer, and two open-addressing
+// indexes of 4-byte slots (client id -> entry, name -> user), at most 3/4 full. No entry owns a
+// string or a map node. A client id that is a decimal number below 2^63 (what the server's
+// sessions use: their connection number) is stored as that number; any other string is given a
+// number of its own in a side table of the channel (the contract's "n1-c1"), which costs a map
+// node but is never on the server's path. The arrays grow by a quarter, not double, and a
+// channel that lost most of its users or clients is compacted (the names rewritten, the arrays
+// and indexes shrunk): measured in bench/presence.sh ("micro", and "memory" for the server).
 
 #include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <limits>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -43,6 +48,9 @@ public:
 
     // `now_ms`: a monotonic clock in ms; empty: std::chrono::steady_clock. Tests move it by hand.
     explicit memory_presence(std::function<std::int64_t()> now_ms = {});
+    ~memory_presence() override;
+    memory_presence(const memory_presence&) = delete;
+    memory_presence& operator=(const memory_presence&) = delete;
 
     void join(std::string_view channel, std::string_view client, std::string_view user, std::chrono::milliseconds ttl,
               membership_done done) override;
@@ -55,36 +63,23 @@ public:
     // Entries held now, expired ones not yet swept included.
     std::size_t entries() const;
 
+    // One channel's members (defined in the source).
+    class channel_table;
+
 private:
     struct string_hash {
         using is_transparent = void;
         std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
     };
-    template <typename V>
-    using string_map = std::unordered_map<std::string, V, string_hash, std::equal_to<>>;
-
-    struct client_entry {
-        const std::string* user = nullptr;  // a key of the channel's users
-        std::int64_t expires_ms = 0;
-    };
-    struct channel_state {
-        string_map<client_entry> clients;
-        string_map<std::size_t> users;  // user -> its entries, expired ones until swept
-        std::int64_t earliest_expiry_ms = std::numeric_limits<std::int64_t>::max();  // none expires before
-    };
+    using channel_map = std::unordered_map<std::string, std::unique_ptr<channel_table>, string_hash, std::equal_to<>>;
     struct stripe {
         mutable std::mutex mutex;
-        string_map<channel_state> channels;
+        channel_map channels;
     };
 
     stripe& stripe_of(std::string_view channel);
-    // With the stripe's mutex held: removes the channel's expired entries; returns how many.
-    static std::size_t sweep_channel(channel_state& ch, std::int64_t now);
     // `channel` in `s`, its expired entries swept if one is due; end() when absent. Under s.mutex.
-    string_map<channel_state>::iterator find_live(stripe& s, std::string_view channel);
-    // With the stripe's mutex held: removes one entry; returns whether it was its user's last
-    // in the channel (the user went with it).
-    static bool remove_entry(channel_state& ch, string_map<client_entry>::iterator it);
+    channel_map::iterator find_live(stripe& s, std::string_view channel);
 
     std::function<std::int64_t()> now_ms_;
     std::array<stripe, k_stripes> stripes_;
