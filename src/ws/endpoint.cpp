@@ -95,11 +95,17 @@ endpoint::queued endpoint::enqueue(const outbound& message) {
                 return queued::replaced;
             }
         }
-    } else if (message.delivery == delivery_class::ephemeral && queue_.size() > from) {
-        return queued::dropped;  // behind: not worth queueing
+    } else if (message.delivery == delivery_class::ephemeral && writing_ && queue_.size() > from) {
+        // Behind: the socket has not taken the last write and frames wait. Frames queued in this
+        // turn to a connection whose socket keeps up all go: two typing relays in one turn are
+        // not a sign of a slow client.
+        return queued::dropped;
     }
     const auto size = bytes_of(*message.frame).size();
-    if (queued_bytes_ + size > limits_.send_queue_max_bytes) return queued::full;
+    if (queued_bytes_ + size > limits_.send_queue_max_bytes) {
+        // An ephemeral frame is never worth a slow-consumer close.
+        return message.delivery == delivery_class::ephemeral ? queued::dropped : queued::full;
+    }
     push(message.frame, message.delivery, message.latest_key);
     return queued::yes;
 }

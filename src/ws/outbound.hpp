@@ -14,7 +14,8 @@ namespace zena::ws {
 enum class delivery_class : std::uint8_t {
     ordered,    // every message, in order; overflowing the send budget ends the connection (4000)
     latest,     // only the newest per key matters: a queued older one is replaced
-    ephemeral,  // dropped when the connection already has frames waiting
+    ephemeral,  // dropped while the connection is behind (its socket has not taken the last write and
+                // frames wait) or when it does not fit the send budget; never closes the connection
 };
 
 std::string_view to_string(delivery_class cls);
