@@ -118,6 +118,7 @@ struct settings {
 
     // [upstream]: which client events go where (upstream/routes.hpp); empty: all to all
     parsed<std::optional<upstream::routes>> upstream_routes;
+    std::string upstream_tls_ca_file;  // PEM CAs for https webhook, subscribe proxy, JWKS; empty: the system's
 
     // [redis]
     parsed<std::optional<redis::endpoint>> redis_url;  // not set: no Redis
