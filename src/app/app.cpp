@@ -276,9 +276,9 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
                                                .ca_file = settings.upstream_tls_ca_file,
                                                .timeout = settings.subscribe_proxy_timeout},
             metrics);
-        ask_proxy = [p = proxy.get()](std::string user, std::string channel,
+        ask_proxy = [p = proxy.get()](const std::string& user, const std::string& channel,
                                       std::function<void(session::proxy_answer)> done) {
-            p->check(std::move(user), std::move(channel), [done = std::move(done)](upstream::proxy_verdict v) {
+            p->check(user, channel, [done = std::move(done)](upstream::proxy_verdict v) {
                 switch (v) {
                     case upstream::proxy_verdict::allow: return done(session::proxy_answer::allow);
                     case upstream::proxy_verdict::forbid: return done(session::proxy_answer::forbid);

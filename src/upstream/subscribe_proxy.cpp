@@ -59,7 +59,7 @@ struct subscribe_proxy::impl {
         client.stop();
     }
 
-    void check(std::string user, std::string channel, std::function<void(proxy_verdict)> done) {
+    void check(std::string_view user, std::string_view channel, std::function<void(proxy_verdict)> done) {
         http_request request{.url = url, .body = subscribe_check_body(user, channel), .timeout = settings.timeout};
         if (!settings.secret.empty()) {
             request.headers.emplace_back("X-Zena-Signature", webhook_signature(settings.secret, request.body));
@@ -99,8 +99,8 @@ subscribe_proxy::subscribe_proxy(subscribe_proxy_settings settings, observabilit
 
 subscribe_proxy::~subscribe_proxy() = default;
 
-void subscribe_proxy::check(std::string user, std::string channel, std::function<void(proxy_verdict)> done) {
-    impl_->check(std::move(user), std::move(channel), std::move(done));
+void subscribe_proxy::check(std::string_view user, std::string_view channel, std::function<void(proxy_verdict)> done) {
+    impl_->check(user, channel, std::move(done));
 }
 
 }  // namespace zena::upstream

@@ -64,7 +64,7 @@ public:
 
     // Asks whether `user` may subscribe to `channel`; `done` gets the verdict, once, on the
     // proxy's thread. Thread-safe, never blocks.
-    void check(std::string user, std::string channel, std::function<void(proxy_verdict)> done);
+    void check(std::string_view user, std::string_view channel, std::function<void(proxy_verdict)> done);
 
 private:
     struct impl;

@@ -150,6 +150,7 @@ test('UpstreamTls.HttpsSubscribeProxy_IsAskedAndItsAnswerHolds', async () => {
     assert.deepEqual(await subscribe(client, 'no:1'), { type: 'subscribe.error', payload: { channel: 'no:1', reason: 'forbidden' } });
     assert.equal((await subscribe(client, 'ok:1')).type, 'subscribed');
     assert.equal(proxy.received.length, 2);
+    assert.equal(proxy.state.connections, 1, 'the second check reused the kept-alive TLS connection');
     assert.equal(proxy.received[0].headers['x-zena-signature'], signature(proxy.received[0].body, SECRET));
     await client.close();
   } finally {

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "upstream/callbacks.hpp"
 #include "upstream/fake_backend.hpp"
 
 namespace zena::upstream {
@@ -27,47 +28,8 @@ using test_support::reply;
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 
-// The results the client calls back with, by request id, and when each came.
-class results {
-public:
-    std::function<void(http_result)> done(std::size_t id) {
-        return [this, id](http_result r) {
-            {
-                const std::lock_guard lock(mutex_);
-                got_.insert_or_assign(id, std::move(r));
-                at_[id] = steady::now();
-                calls_[id] += 1;
-            }
-            changed_.notify_all();
-        };
-    }
-
-    // Waits until `n` distinct requests are answered; false after `timeout`.
-    bool wait(std::size_t n, std::chrono::milliseconds timeout = 5s) {
-        std::unique_lock lock(mutex_);
-        return changed_.wait_for(lock, timeout, [&] { return got_.size() >= n; });
-    }
-
-    http_result of(std::size_t id) {
-        const std::lock_guard lock(mutex_);
-        return got_.at(id);
-    }
-    steady::time_point at(std::size_t id) {
-        const std::lock_guard lock(mutex_);
-        return at_.at(id);
-    }
-    int calls(std::size_t id) {
-        const std::lock_guard lock(mutex_);
-        return calls_[id];
-    }
-
-private:
-    std::mutex mutex_;
-    std::condition_variable changed_;
-    std::map<std::size_t, http_result> got_;
-    std::map<std::size_t, steady::time_point> at_;
-    std::map<std::size_t, int> calls_;
-};
+// The results the client calls back with, by request id.
+using results = test_support::callbacks<http_result>;
 
 http_request post_to(const fake_backend& backend, std::string body = "{}", std::chrono::milliseconds timeout = 2000ms) {
     return http_request{.url = backend.url("/hook"), .body = std::move(body), .timeout = timeout};
@@ -81,7 +43,7 @@ TEST(HttpClient, Post_SendsTheBodyFieldsAndAnswersTheStatusAndBody) {
     request.headers.emplace_back("X-Zena-Signature", "sha256=00");
     client.send(std::move(request), got.done(0));
     ASSERT_TRUE(got.wait(1));
-    const auto answer = got.of(0);
+    const auto answer = got.first(0);
     ASSERT_TRUE(answer) << answer.message();
     EXPECT_EQ(answer->status, 202U);
     EXPECT_EQ(answer->body, "xxx");
@@ -100,7 +62,7 @@ TEST(HttpClient, Get_SendsNoBody) {
     results got;
     client.send(http_request{.method = http_method::get, .url = backend.url("/keys")}, got.done(0));
     ASSERT_TRUE(got.wait(1));
-    ASSERT_TRUE(got.of(0));
+    ASSERT_TRUE(got.first(0));
     const auto seen = backend.requests();
     ASSERT_EQ(seen.size(), 1U);
     EXPECT_EQ(seen[0].method, "GET");
@@ -114,7 +76,7 @@ TEST(HttpClient, SequentialRequests_ReuseOneKeptAliveConnection) {
     for (std::size_t i = 0; i < 5; ++i) {
         client.send(post_to(backend), got.done(i));
         ASSERT_TRUE(got.wait(i + 1));
-        ASSERT_TRUE(got.of(i)) << got.of(i).message();
+        ASSERT_TRUE(got.first(i)) << got.first(i).message();
     }
     EXPECT_EQ(backend.connections(), 1U);
     const auto seen = backend.requests();
@@ -129,7 +91,7 @@ TEST(HttpClient, ServerClosesAfterEachAnswer_ConnectionIsReopened) {
     for (std::size_t i = 0; i < 3; ++i) {
         client.send(post_to(backend), got.done(i));
         ASSERT_TRUE(got.wait(i + 1));
-        ASSERT_TRUE(got.of(i)) << got.of(i).message();
+        ASSERT_TRUE(got.first(i)) << got.first(i).message();
         std::this_thread::sleep_for(20ms);  // the close reaches the client's socket
     }
     EXPECT_EQ(backend.connections(), 3U);
@@ -142,7 +104,7 @@ TEST(HttpClient, ServerNeverAnswers_FailsAtTheTimeoutCountedFromSend) {
     const auto start = steady::now();
     client.send(post_to(backend, "{}", 300ms), got.done(0));
     ASSERT_TRUE(got.wait(1));
-    const auto answer = got.of(0);
+    const auto answer = got.first(0);
     ASSERT_FALSE(answer);
     EXPECT_EQ(answer.message(), "timed out");
     EXPECT_GE(got.at(0) - start, 290ms);
@@ -157,8 +119,8 @@ TEST(HttpClient, QueuedPastItsDeadline_IsNotSent) {
     client.send(post_to(backend, "first", 500ms), got.done(0));
     client.send(post_to(backend, "second", 200ms), got.done(1));
     ASSERT_TRUE(got.wait(2));
-    EXPECT_EQ(got.of(0).message(), "timed out");
-    EXPECT_EQ(got.of(1).message(), "timed out in the queue");
+    EXPECT_EQ(got.first(0).message(), "timed out");
+    EXPECT_EQ(got.first(1).message(), "timed out in the queue");
     std::this_thread::sleep_for(100ms);
     EXPECT_EQ(backend.requests().size(), 1U) << "the second request never reached the backend";
 }
@@ -171,7 +133,7 @@ TEST(HttpClient, FullQueue_FailsAtOnce) {
     client.send(post_to(backend, "1", 1000ms), got.done(1));  // queued
     client.send(post_to(backend, "2", 1000ms), got.done(2));  // beyond the queue
     ASSERT_TRUE(got.wait(1, 500ms));
-    EXPECT_EQ(got.of(2).message(), "queue full");
+    EXPECT_EQ(got.first(2).message(), "queue full");
     ASSERT_TRUE(got.wait(3));
 }
 
@@ -182,12 +144,12 @@ TEST(HttpClient, OversizedResponse_Fails) {
     results got;
     client.send(post_to(backend, "4096"), got.done(0));
     ASSERT_TRUE(got.wait(1));
-    ASSERT_TRUE(got.of(0)) << got.of(0).message();
-    EXPECT_EQ(got.of(0)->body.size(), 4096U);
+    ASSERT_TRUE(got.first(0)) << got.first(0).message();
+    EXPECT_EQ(got.first(0)->body.size(), 4096U);
     client.send(post_to(backend, "4097"), got.done(1));
     ASSERT_TRUE(got.wait(2));
-    ASSERT_FALSE(got.of(1));
-    EXPECT_NE(got.of(1).message().find("response too large"), std::string::npos) << got.of(1).message();
+    ASSERT_FALSE(got.first(1));
+    EXPECT_NE(got.first(1).message().find("response too large"), std::string::npos) << got.first(1).message();
 }
 
 TEST(HttpClient, MalformedResponse_Fails) {
@@ -196,8 +158,8 @@ TEST(HttpClient, MalformedResponse_Fails) {
     results got;
     client.send(post_to(backend), got.done(0));
     ASSERT_TRUE(got.wait(1));
-    ASSERT_FALSE(got.of(0));
-    EXPECT_TRUE(got.of(0).message().starts_with("read: ")) << got.of(0).message();
+    ASSERT_FALSE(got.first(0));
+    EXPECT_TRUE(got.first(0).message().starts_with("read: ")) << got.first(0).message();
 }
 
 TEST(HttpClient, RefusedConnection_FailsAtOnce) {
@@ -208,8 +170,8 @@ TEST(HttpClient, RefusedConnection_FailsAtOnce) {
         http_request{.url = util::parse_http_url("http://127.0.0.1:" + refused_port() + "/hook"), .timeout = 5000ms},
         got.done(0));
     ASSERT_TRUE(got.wait(1));
-    ASSERT_FALSE(got.of(0));
-    EXPECT_TRUE(got.of(0).message().starts_with("connect: ")) << got.of(0).message();
+    ASSERT_FALSE(got.first(0));
+    EXPECT_TRUE(got.first(0).message().starts_with("connect: ")) << got.first(0).message();
     EXPECT_LT(got.at(0) - start, 2s) << "a refused connection does not wait for the timeout";
 }
 
@@ -222,13 +184,13 @@ TEST(HttpClient, Redirect_IsAnsweredAsIsUnlessAsked) {
     results got;
     client.send(http_request{.url = backend.url("/old"), .body = "{}"}, got.done(0));
     ASSERT_TRUE(got.wait(1));
-    ASSERT_TRUE(got.of(0));
-    EXPECT_EQ(got.of(0)->status, 307U) << "not followed by default";
+    ASSERT_TRUE(got.first(0));
+    EXPECT_EQ(got.first(0)->status, 307U) << "not followed by default";
     client.send(http_request{.url = backend.url("/old"), .body = "{\"b\":2}", .max_redirects = 1}, got.done(1));
     ASSERT_TRUE(got.wait(2));
-    ASSERT_TRUE(got.of(1)) << got.of(1).message();
-    EXPECT_EQ(got.of(1)->status, 200U);
-    EXPECT_EQ(got.of(1)->body, "xx");
+    ASSERT_TRUE(got.first(1)) << got.first(1).message();
+    EXPECT_EQ(got.first(1)->status, 200U);
+    EXPECT_EQ(got.first(1)->body, "xx");
     const auto seen = backend.requests();
     ASSERT_EQ(seen.size(), 3U);
     EXPECT_EQ(seen[2].target, "/new");
@@ -242,8 +204,8 @@ TEST(HttpClient, RedirectLoop_StopsAtMaxRedirects) {
     results got;
     client.send(http_request{.url = backend.url("/start"), .body = "{}", .max_redirects = 3}, got.done(0));
     ASSERT_TRUE(got.wait(1));
-    ASSERT_TRUE(got.of(0));
-    EXPECT_EQ(got.of(0)->status, 302U);
+    ASSERT_TRUE(got.first(0));
+    EXPECT_EQ(got.first(0)->status, 302U);
     const auto seen = backend.requests();
     ASSERT_EQ(seen.size(), 4U);
     EXPECT_EQ(seen[1].method, "GET") << "a 302 after a POST is followed with a GET";
@@ -260,8 +222,8 @@ TEST(HttpClient, HttpsToAnUnreadableCaFile_FailsWithTls) {
     client.send(http_request{.url = util::parse_http_url("https://127.0.0.1:" + refused_port() + "/hook")},
                 got.done(0));
     ASSERT_TRUE(got.wait(1));
-    ASSERT_FALSE(got.of(0));
-    EXPECT_TRUE(got.of(0).message().starts_with("tls: ")) << got.of(0).message();
+    ASSERT_FALSE(got.first(0));
+    EXPECT_TRUE(got.first(0).message().starts_with("tls: ")) << got.first(0).message();
     std::remove(ca.c_str());
 }
 
@@ -273,8 +235,8 @@ TEST(HttpClient, HttpsToAPlainServer_FailsTheHandshake) {
     url.tls = true;
     client.send(http_request{.url = url, .body = "{}"}, got.done(0));
     ASSERT_TRUE(got.wait(1));
-    ASSERT_FALSE(got.of(0));
-    EXPECT_TRUE(got.of(0).message().starts_with("tls: ")) << got.of(0).message();
+    ASSERT_FALSE(got.first(0));
+    EXPECT_TRUE(got.first(0).message().starts_with("tls: ")) << got.first(0).message();
 }
 
 TEST(HttpClient, Stop_AnswersPendingStoppedAndDropsDelayedTasks) {
@@ -289,9 +251,9 @@ TEST(HttpClient, Stop_AnswersPendingStoppedAndDropsDelayedTasks) {
         ASSERT_TRUE(backend.wait_for_requests(1, 2000ms));
     }  // the client is gone: every callback has run
     ASSERT_TRUE(got.wait(2, 0ms));
-    EXPECT_EQ(got.of(0).message(), "stopped");
-    EXPECT_EQ(got.of(1).message(), "stopped");
-    EXPECT_EQ(got.calls(0), 1);
+    EXPECT_EQ(got.first(0).message(), "stopped");
+    EXPECT_EQ(got.first(1).message(), "stopped");
+    EXPECT_EQ(got.calls(0), 1U);
     EXPECT_FALSE(ran.load());
 }
 

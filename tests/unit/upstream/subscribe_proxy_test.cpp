@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "observability/metrics.hpp"
+#include "upstream/callbacks.hpp"
 #include "upstream/fake_backend.hpp"
 #include "upstream/webhook_body.hpp"
 #include "ws/asio.hpp"
@@ -35,57 +36,7 @@ using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 
 // The verdicts the proxy calls back with, by check id, and the threads it calls from.
-class verdicts {
-public:
-    std::function<void(proxy_verdict)> done(std::size_t id) {
-        return [this, id](proxy_verdict v) {
-            {
-                const std::lock_guard lock(mutex_);
-                answers_[id].push_back(v);
-                at_[id] = steady::now();
-                threads_.insert(std::this_thread::get_id());
-            }
-            changed_.notify_all();
-        };
-    }
-
-    // Waits until `n` distinct checks are answered; false after `timeout`.
-    bool wait(std::size_t n, std::chrono::milliseconds timeout = 5s) {
-        std::unique_lock lock(mutex_);
-        return changed_.wait_for(lock, timeout, [&] { return answers_.size() >= n; });
-    }
-
-    std::size_t answered() {
-        const std::lock_guard lock(mutex_);
-        return answers_.size();
-    }
-    std::size_t calls(std::size_t id) {
-        const std::lock_guard lock(mutex_);
-        const auto it = answers_.find(id);
-        return it == answers_.end() ? 0 : it->second.size();
-    }
-    std::optional<proxy_verdict> of(std::size_t id) {
-        const std::lock_guard lock(mutex_);
-        const auto it = answers_.find(id);
-        if (it == answers_.end() || it->second.empty()) return std::nullopt;
-        return it->second.front();
-    }
-    steady::time_point at(std::size_t id) {
-        const std::lock_guard lock(mutex_);
-        return at_.at(id);
-    }
-    std::set<std::thread::id> threads() {
-        const std::lock_guard lock(mutex_);
-        return threads_;
-    }
-
-private:
-    std::mutex mutex_;
-    std::condition_variable changed_;
-    std::map<std::size_t, std::vector<proxy_verdict>> answers_;
-    std::map<std::size_t, steady::time_point> at_;
-    std::set<std::thread::id> threads_;
-};
+using verdicts = test_support::callbacks<proxy_verdict>;
 
 subscribe_proxy_settings settings_for(const fake_backend& backend, std::chrono::milliseconds timeout = 2000ms) {
     subscribe_proxy_settings s;
