@@ -481,6 +481,13 @@ const std::array k_options{
            .min = 1,
            .max = 10000000,
            .help = "Client events waiting for the webhook; when full the oldest waiting one is dropped and counted."},
+    option{.key = "upstream.tls_ca_file",
+           .env = "ZENA_UPSTREAM_TLS_CA_FILE",
+           .flag = "upstream-tls-ca-file",
+           .target = &settings::upstream_tls_ca_file,
+           .help = "PEM certificates trusted for https:// calls to the backend (webhook.url, "
+                   "channels.subscribe_proxy_url, and auth.jwks_url unless auth.jwks_ca_file is set); empty: the "
+                   "system's."},
     option{.key = "upstream.routes",
            .env = "ZENA_UPSTREAM_ROUTES",
            .flag = "upstream-routes",
@@ -489,13 +496,6 @@ const std::array k_options{
                "Where each client event type goes: e.g. \"sync.request=webhook+redis,typing.start=none,*=webhook\" "
                "(destinations webhook, redis, none; * for the other types). Empty: every valid client event to every "
                "configured destination (docs/upstream.md)."},
-    option{.key = "upstream.tls_ca_file",
-           .env = "ZENA_UPSTREAM_TLS_CA_FILE",
-           .flag = "upstream-tls-ca-file",
-           .target = &settings::upstream_tls_ca_file,
-           .help = "PEM certificates trusted for https:// calls to the backend (webhook.url, "
-                   "channels.subscribe_proxy_url, and auth.jwks_url unless auth.jwks_ca_file is set); empty: the "
-                   "system's."},
     option{.key = "redis.url",
            .env = "ZENA_REDIS_URL",
            .flag = "redis-url",
