@@ -3,15 +3,15 @@
 // certificates a throwaway CA made here (openssl CLI) signs. The server trusts that CA through
 // upstream.tls_ca_file; another CA, or a certificate for another name, is refused.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createSign, generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Client, connectChannels, connectUser, metric, signature, startServer, subscribe, waitFor } from './harness.mjs';
+import { makeCa, makeLeaf } from './test_ca.mjs';
 
 const SECRET = 'upstream-tls-secret-0123456789';
 // Client events only, so the counts are the test's: the presence notices go nowhere.
@@ -19,23 +19,6 @@ const CLIENT_EVENTS = 'presence.online=none,presence.offline=none,*=webhook';
 
 let dir;
 const file = (name) => path.join(dir, name);
-const openssl = (...args) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-
-// A CA: a self-signed P-256 certificate that may sign others.
-function makeCa(name) {
-  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
-    '-subj', `/CN=${name}`, '-keyout', file(`${name}.key`), '-out', file(`${name}.pem`));
-}
-
-// A server certificate for `san` (e.g. "IP:127.0.0.1,DNS:localhost"), signed by `ca`.
-function makeLeaf(name, ca, san) {
-  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${name}`,
-    '-keyout', file(`${name}.key`), '-out', file(`${name}.csr`));
-  writeFileSync(file(`${name}.ext`), `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`);
-  openssl('x509', '-req', '-in', file(`${name}.csr`), '-CA', file(`${ca}.pem`), '-CAkey', file(`${ca}.key`),
-    '-set_serial', String(Date.now()), '-days', '1', '-extfile', file(`${name}.ext`), '-out', file(`${name}.pem`));
-  return { key: readFileSync(file(`${name}.key`)), cert: readFileSync(file(`${name}.pem`)) };
-}
 
 // An https server on 127.0.0.1 with `leaf`'s certificate; `respond(request)` → { status, body }.
 // It counts the TLS connections made, and the handshakes clients abandoned (a certificate they
@@ -77,10 +60,10 @@ let good; // signed by "ca" for 127.0.0.1 and localhost
 let wrongName; // signed by "ca" for another name only
 before(() => {
   dir = mkdtempSync(path.join(tmpdir(), 'zena-upstream-tls-'));
-  makeCa('ca');
-  makeCa('other-ca');
-  good = makeLeaf('good', 'ca', 'IP:127.0.0.1,DNS:localhost');
-  wrongName = makeLeaf('wrong-name', 'ca', 'DNS:backend.example');
+  makeCa(dir, 'ca');
+  makeCa(dir, 'other-ca');
+  good = makeLeaf(dir, 'good', 'ca', 'IP:127.0.0.1,DNS:localhost');
+  wrongName = makeLeaf(dir, 'wrong-name', 'ca', 'DNS:backend.example');
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
