@@ -25,6 +25,7 @@
 #include "redis/connection.hpp"
 #include "session/context.hpp"
 #include "session/user_presence.hpp"
+#include "upstream/http_client.hpp"
 #include "upstream/redis_stream.hpp"
 #include "upstream/routes.hpp"
 #include "upstream/subscribe_proxy.hpp"
@@ -151,11 +152,21 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
         keys = std::make_shared<const auth::key_set>(std::move(*loaded));
     }
     const auth::jwt_verifier verifier{jwt_settings_of(settings), {}, std::move(keys)};
+    // The trust stores of the upstream HTTP client (upstream/http_client.hpp), checked before any call.
+    for (const auto& [option, file] : {std::pair{"upstream.tls_ca_file", &settings.upstream_tls_ca_file},
+                                       std::pair{"auth.jwks_ca_file", &settings.jwks_ca_file}}) {
+        if (file->empty()) continue;
+        if (auto trusted = upstream::check_ca_file(*file); !trusted) {
+            spdlog::error("{}: {}", option, trusted.message());
+            return 1;
+        }
+    }
     std::unique_ptr<net::jwks_fetcher> jwks;
     if (settings.jwks_url.value) {
+        const auto& jwks_ca = settings.jwks_ca_file.empty() ? settings.upstream_tls_ca_file : settings.jwks_ca_file;
         jwks = std::make_unique<net::jwks_fetcher>(net::jwks_fetch_settings{.url = *settings.jwks_url.value,
                                                                             .refresh = settings.jwks_refresh,
-                                                                            .ca_file = settings.jwks_ca_file,
+                                                                            .ca_file = jwks_ca,
                                                                             .timeout = std::chrono::seconds(10)},
                                                    verifier);
         if (auto fetched = jwks->start(); !fetched) {
@@ -176,6 +187,7 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
         hook = std::make_unique<upstream::webhook>(
             upstream::webhook_settings{.url = *settings.webhook_url.value,
                                        .secret = settings.webhook_secret,
+                                       .ca_file = settings.upstream_tls_ca_file,
                                        .timeout = settings.webhook_timeout,
                                        .max_attempts = settings.webhook_max_attempts,
                                        .backoff = settings.webhook_backoff,
@@ -305,11 +317,12 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
         proxy = std::make_unique<upstream::subscribe_proxy>(
             upstream::subscribe_proxy_settings{.url = *settings.subscribe_proxy_url.value,
                                                .secret = settings.webhook_secret,
+                                               .ca_file = settings.upstream_tls_ca_file,
                                                .timeout = settings.subscribe_proxy_timeout},
             metrics);
-        ask_proxy = [p = proxy.get()](std::string user, std::string channel,
+        ask_proxy = [p = proxy.get()](const std::string& user, const std::string& channel,
                                       std::function<void(session::proxy_answer)> done) {
-            p->check(std::move(user), std::move(channel), [done = std::move(done)](upstream::proxy_verdict v) {
+            p->check(user, channel, [done = std::move(done)](upstream::proxy_verdict v) {
                 switch (v) {
                     case upstream::proxy_verdict::allow: return done(session::proxy_answer::allow);
                     case upstream::proxy_verdict::forbid: return done(session::proxy_answer::forbid);

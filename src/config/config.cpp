@@ -190,7 +190,8 @@ const std::array k_options{
            .env = "ZENA_JWKS_CA_FILE",
            .flag = "jwks-ca-file",
            .target = &settings::jwks_ca_file,
-           .help = "PEM certificates trusted for an https jwks_url (a private CA); empty: the system's."},
+           .help = "PEM certificates trusted for an https jwks_url (a private CA); empty: upstream.tls_ca_file, or "
+                   "the system's."},
     option{.key = "auth.jwt_algorithm",
            .env = "ZENA_JWT_ALGORITHM",
            .flag = "jwt-algorithm",
@@ -457,7 +458,8 @@ const std::array k_options{
            .env = "ZENA_WEBHOOK_URL",
            .flag = "webhook-url",
            .target = &settings::webhook_url,
-           .help = "http://host[:port]/path that receives every valid client event (docs/upstream.md); empty: none."},
+           .help = "http(s)://host[:port]/path that receives every valid client event (docs/upstream.md); empty: "
+                   "none."},
     option{.key = "webhook.secret",
            .env = "ZENA_WEBHOOK_SECRET",
            .flag = "webhook-secret",
@@ -494,6 +496,13 @@ const std::array k_options{
            .min = 1,
            .max = 10000000,
            .help = "Client events waiting for the webhook; when full the oldest waiting one is dropped and counted."},
+    option{.key = "upstream.tls_ca_file",
+           .env = "ZENA_UPSTREAM_TLS_CA_FILE",
+           .flag = "upstream-tls-ca-file",
+           .target = &settings::upstream_tls_ca_file,
+           .help = "PEM certificates trusted for https:// calls to the backend (webhook.url, "
+                   "channels.subscribe_proxy_url, and auth.jwks_url unless auth.jwks_ca_file is set); empty: the "
+                   "system's."},
     option{.key = "upstream.routes",
            .env = "ZENA_UPSTREAM_ROUTES",
            .flag = "upstream-routes",
@@ -627,7 +636,7 @@ const std::array k_options{
            .env = "ZENA_CHANNELS_SUBSCRIBE_PROXY_URL",
            .flag = "channels-subscribe-proxy-url",
            .target = &settings::subscribe_proxy_url,
-           .help = "http://host[:port]/path asked whether a user may subscribe to a channel no other grant covers "
+           .help = "http(s)://host[:port]/path asked whether a user may subscribe to a channel no other grant covers "
                    "(a POST of {userId, channel} signed with webhook.secret; 200 allows, 4xx forbids); empty: none."},
     option{.key = "channels.subscribe_proxy_timeout_ms",
            .env = "ZENA_CHANNELS_SUBSCRIBE_PROXY_TIMEOUT_MS",
@@ -1053,14 +1062,6 @@ std::vector<std::string> validate_all(const settings& s, bool dev_mode) {
     }
     if (!(s.client_messages_per_second > 0) || !(s.handshakes_per_address_per_second > 0)) {
         fail("websocket.client_messages_per_second and limits.handshakes_per_address_per_second must be above 0");
-    }
-    if (s.webhook_url.value && s.webhook_url.value->tls) {
-        fail("webhook.url must be http://host[:port]/path (https is not supported yet), got '" + s.webhook_url.text +
-             "'");
-    }
-    if (s.subscribe_proxy_url.value && s.subscribe_proxy_url.value->tls) {
-        fail("channels.subscribe_proxy_url must be http://host[:port]/path (https is not supported yet), got '" +
-             s.subscribe_proxy_url.text + "'");
     }
     static constexpr std::array k_levels{"trace", "debug", "info", "warn", "error", "critical", "off"};
     if (std::find(k_levels.begin(), k_levels.end(), s.log_level) == k_levels.end()) {

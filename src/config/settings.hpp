@@ -122,6 +122,7 @@ struct settings {
 
     // [upstream]: which client events go where (upstream/routes.hpp); empty: all to all
     parsed<std::optional<upstream::routes>> upstream_routes;
+    std::string upstream_tls_ca_file;  // PEM CAs for https webhook, subscribe proxy, JWKS; empty: the system's
 
     // [engine]: where channels' publications, history and presence live (docs/engine.md)
     std::string engine_type = "memory";  // memory (one process) or redis (many nodes)

@@ -1,132 +1,64 @@
 #include "net/jwks_fetcher.hpp"
 
-#include <openssl/ssl.h>
-
+#include <functional>
 #include <future>
-#include <thread>
 
 #include "observability/log.hpp"
+#include "upstream/http_client.hpp"
 #include "util/url.hpp"
-#include "ws/asio.hpp"
 
 namespace zena::net {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = boost::beast::http;
+namespace {
+
+// A JWKS is a few KiB; a larger answer is not a key set.
+constexpr std::size_t k_max_jwks_bytes = 1024 * 1024;
+
+}  // namespace
 
 struct jwks_fetcher::impl {
     impl(jwks_fetch_settings s, const auth::jwt_verifier& v)
         : settings(std::move(s)),
           verifier(v),
-          tls(asio::ssl::context::tls_client),
-          work(asio::make_work_guard(io)),
-          timer(io) {
-        boost::system::error_code ec;
-        tls.set_verify_mode(asio::ssl::verify_peer, ec);
-        if (settings.ca_file.empty()) {
-            tls.set_default_verify_paths(ec);
-        } else {
-            tls.load_verify_file(settings.ca_file, ec);
-        }
-        (void)SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
+          client(upstream::http_client_settings{.ca_file = settings.ca_file,
+                                                .max_in_flight = 1,
+                                                .max_queue = 1,
+                                                .max_response_bytes = k_max_jwks_bytes,
+                                                .max_idle_per_origin = 1}) {}
+
+    ~impl() {
+        // Set on the client's thread before it answers a fetch on the wire "stopped", so that
+        // answer is not logged as a failed refresh.
+        client.post([this] { closing = true; });
+        client.stop();
     }
 
-    // One GET; calls done on the fetcher thread, after installing the keys on success.
-    void fetch(std::function<void(util::status)> done) {
-        auto state = std::make_shared<attempt>(io, tls, url.tls);
-        auto finish = [this, state, done = std::move(done)](util::status status) {
-            if (state->finished) return;
-            state->finished = true;
-            state->deadline.cancel();
-            boost::system::error_code ignored;
-            state->tcp().socket().close(ignored);
-            done(std::move(status));
-        };
-        const auto fail = [finish](std::string why) { finish(util::error{std::move(why)}); };
-        state->deadline.expires_after(settings.timeout);
-        state->deadline.async_wait([finish](boost::system::error_code ec) {
-            if (!ec) finish(util::error{"timed out"});
-        });
-        state->request = {http::verb::get, url.target, 11};
-        state->request.set(http::field::host, url.host);
-        state->request.set(http::field::user_agent, "zena-realtime");
-        state->request.set(http::field::accept, "application/json");
-        resolver.async_resolve(
-            url.host, url.port, [this, state, finish, fail](boost::system::error_code ec, const auto& r) {
-                if (ec) return fail("resolve: " + ec.message());
-                state->tcp().async_connect(
-                    r, [this, state, finish, fail](boost::system::error_code connect_ec, const auto&) {
-                        if (connect_ec) return fail("connect: " + connect_ec.message());
-                        if (!url.tls) return send(state, finish);
-                        auto& stream = *state->tls_stream;
-                        if (SSL_set_tlsext_host_name(stream.native_handle(), url.host.c_str()) != 1) {
-                            return fail("cannot set SNI");
-                        }
-                        stream.set_verify_callback(asio::ssl::host_name_verification(url.host));
-                        stream.async_handshake(asio::ssl::stream_base::client,
-                                               [this, state, finish, fail](boost::system::error_code hs) {
-                                                   if (hs) return fail("tls: " + hs.message());
-                                                   send(state, finish);
-                                               });
-                    });
-            });
+    // One GET; calls done on the client's thread, after installing the keys on success.
+    void fetch(std::function<void(const util::status&)> done) {
+        upstream::http_request request{.method = upstream::http_method::get,
+                                       .url = settings.url,
+                                       .headers = {{"Accept", "application/json"}},
+                                       .timeout = settings.timeout};
+        client.send(std::move(request),
+                    [this, done = std::move(done)](const upstream::http_result& answer) { done(install(answer)); });
     }
 
-    struct attempt {
-        attempt(asio::io_context& io, asio::ssl::context& ctx, bool use_tls) : deadline(io) {
-            if (use_tls) {
-                tls_stream.emplace(beast::tcp_stream(io), ctx);
-            } else {
-                plain.emplace(io);
-            }
-        }
-        beast::tcp_stream& tcp() { return plain ? *plain : tls_stream->next_layer(); }
-        std::optional<beast::tcp_stream> plain;
-        std::optional<beast::ssl_stream<beast::tcp_stream>> tls_stream;
-        asio::steady_timer deadline;
-        http::request<http::empty_body> request;
-        http::response_parser<http::string_body> parser;
-        beast::flat_buffer buffer;
-        bool finished = false;
-    };
-
-    template <typename Finish>
-    void send(const std::shared_ptr<attempt>& state, Finish finish) {
-        const auto fail = [finish](std::string why) { finish(util::error{std::move(why)}); };
-        state->parser.body_limit(1024 * 1024);  // a JWKS is a few KiB
-        auto on_response = [this, state, finish, fail](boost::system::error_code ec, std::size_t) {
-            if (ec) return fail("read: " + ec.message());
-            const auto& response = state->parser.get();
-            if (response.result_int() != 200) return fail("status " + std::to_string(response.result_int()));
-            std::string error;
-            auto keys = auth::key_set::parse(response.body(), error);
-            if (!keys) return fail("the JWKS does not load: " + error);
-            const auto count = keys->size();
-            verifier.set_keys(std::make_shared<const auth::key_set>(std::move(*keys)));
-            spdlog::info("jwks fetched url={} keys={}", util::to_string(settings.url), count);
-            finish(util::status{});
-        };
-        auto on_written = [state, on_response](boost::system::error_code ec, std::size_t) {
-            if (ec) return on_response(ec, 0);
-            if (state->plain) {
-                http::async_read(*state->plain, state->buffer, state->parser, on_response);
-            } else {
-                http::async_read(*state->tls_stream, state->buffer, state->parser, on_response);
-            }
-        };
-        if (state->plain) {
-            http::async_write(*state->plain, state->request, on_written);
-        } else {
-            http::async_write(*state->tls_stream, state->request, on_written);
-        }
+    util::status install(const upstream::http_result& answer) const {
+        if (!answer) return util::error{answer.message()};
+        if (answer->status != 200) return util::error{"status " + std::to_string(answer->status)};
+        std::string error;
+        auto keys = auth::key_set::parse(answer->body, error);
+        if (!keys) return util::error{"the JWKS does not load: " + error};
+        const auto count = keys->size();
+        verifier.set_keys(std::make_shared<const auth::key_set>(std::move(*keys)));
+        spdlog::info("jwks fetched url={} keys={}", util::to_string(settings.url), count);
+        return {};
     }
 
     void schedule() {
-        timer.expires_after(settings.refresh);
-        timer.async_wait([this](boost::system::error_code ec) {
-            if (ec) return;
+        client.after(settings.refresh, [this] {
             fetch([this](const util::status& fetched) {
+                if (closing) return;
                 if (!fetched) {
                     spdlog::warn("jwks refresh failed, keeping the keys in use url={} error=\"{}\"",
                                  util::to_string(settings.url), fetched.message());
@@ -138,33 +70,24 @@ struct jwks_fetcher::impl {
 
     jwks_fetch_settings settings;
     const auth::jwt_verifier& verifier;
-    const util::http_url& url = settings.url;
-    asio::io_context io{1};
-    asio::ssl::context tls;
-    asio::executor_work_guard<asio::io_context::executor_type> work;
-    asio::ip::tcp::resolver resolver{io};
-    asio::steady_timer timer;
-    std::thread thread;
+    bool closing = false;          // the client's thread only
+    upstream::http_client client;  // last: its thread stops before the members its callbacks use go
 };
 
 jwks_fetcher::jwks_fetcher(jwks_fetch_settings settings, const auth::jwt_verifier& verifier)
     : impl_(std::make_unique<impl>(std::move(settings), verifier)) {}
 
-jwks_fetcher::~jwks_fetcher() {
-    impl_->io.stop();
-    if (impl_->thread.joinable()) impl_->thread.join();
-}
+jwks_fetcher::~jwks_fetcher() = default;
 
 util::status jwks_fetcher::start() {
     std::promise<util::status> first;
     auto result = first.get_future();
-    asio::post(impl_->io, [this, &first] {
-        impl_->fetch([this, &first](util::status fetched) {
-            first.set_value(std::move(fetched));
-            impl_->schedule();
+    impl_->client.post([i = impl_.get(), &first] {
+        i->fetch([i, &first](const util::status& fetched) {
+            first.set_value(fetched);
+            i->schedule();
         });
     });
-    impl_->thread = std::thread([this] { impl_->io.run(); });
     return result.get();
 }
 

@@ -2,11 +2,12 @@
 // Keeps the verifier's public keys current from auth.jwks_url: fetched once at start (start()
 // says whether it worked; the server does not start without keys), then again every
 // auth.jwks_refresh_s. A refresh that fails (network, status, a set that does not parse) is
-// logged and the keys in use stay. https is verified against the system's certificates, or
-// auth.jwks_ca_file, with the host name checked.
+// logged and the keys in use stay. Fetched with an http_client of its own
+// (upstream/http_client.hpp): https is verified against the system's certificates, or `ca_file`,
+// with the host name checked; redirects are not followed; a set is read up to 1 MiB.
 //
-// Threading: owns one thread and its io_context; the verifier's set_keys is thread-safe. The
-// socket loops never wait for a fetch.
+// Threading: runs on its client's thread; the verifier's set_keys is thread-safe. The socket
+// loops never wait for a fetch.
 
 #include <chrono>
 #include <memory>
@@ -21,7 +22,7 @@ namespace zena::net {
 struct jwks_fetch_settings {
     util::http_url url;
     std::chrono::seconds refresh{300};
-    std::string ca_file;
+    std::string ca_file;  // PEM certificates trusted for https; empty: the system's store
     std::chrono::milliseconds timeout{10000};
 };
 

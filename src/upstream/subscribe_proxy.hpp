@@ -2,22 +2,22 @@
 // The subscribe proxy (docs/channels.md, grant 3): asks the backend whether a user may subscribe
 // to a channel. Each check POSTs {"userId":..,"channel":..} (Content-Type: application/json,
 // signed like the webhook: X-Zena-Signature: sha256=<hex HMAC-SHA256 of the body>, when a secret
-// is set) to the configured http:// URL. 200 allows; any other 2xx, a 3xx or a 4xx (403 is the
-// documented one) forbids; a 1xx or 5xx, a timeout, a refused connection, a malformed or too
-// large response answers `unavailable`.
+// is set) to the configured http:// or https:// URL. 200 allows; any other 2xx, a 3xx or a 4xx
+// (403 is the documented one) forbids; a 1xx or 5xx, a timeout, a refused connection, a
+// certificate that does not verify, a malformed or too large response answers `unavailable`.
 //
-// Threading: owns one thread and its io_context. `check` may be called from any thread and never
-// blocks (it posts); `done` is called exactly once, on the proxy's thread, so callers post back
-// to their own loop. The destructor answers every check still pending `unavailable` (on the
-// proxy's thread, before it returns); it must not run on the proxy's thread (from a `done`),
-// and `check` must not be called once it has begun.
+// Threading: runs on an http_client of its own (upstream/http_client.hpp). `check` may be called
+// from any thread and never blocks (it posts); `done` is called exactly once, on the client's
+// thread, so callers post back to their own loop. The destructor answers every check still
+// pending `unavailable` (on the client's thread, before it returns); it must not run on that
+// thread (from a `done`), and `check` must not be called once it has begun.
 //
-// Limits: at most `max_in_flight` requests at once, each on its own keep-alive HTTP/1.1
-// connection (idle ones are reused; one the server closed is reopened). More wait in a FIFO
-// queue of at most `max_queue`; a check beyond that answers `unavailable` at once. Each check has
-// `timeout` from the call of `check` for everything (queueing, connect, write, read): one still
-// queued at its deadline answers `unavailable` without being sent. A response (header and body)
-// is read up to k_max_proxy_response_bytes.
+// Limits (the client's): at most `max_in_flight` requests at once, each on its own keep-alive
+// HTTP/1.1 connection (idle ones are reused; one the server closed is reopened). More wait in a
+// FIFO queue of at most `max_queue`; a check beyond that answers `unavailable` at once. Each check
+// has `timeout` from the call of `check` for everything (queueing, connect, TLS, write, read): one
+// still queued at its deadline answers `unavailable` without being sent. A response (header and
+// body) is read up to k_max_proxy_response_bytes.
 
 #include <chrono>
 #include <cstddef>
@@ -33,8 +33,9 @@
 namespace zena::upstream {
 
 struct subscribe_proxy_settings {
-    util::http_url url;  // http://host[:port]/path; https is not supported (every check is unavailable)
-    std::string secret;  // HMAC key (webhook.secret); empty: no signature header
+    util::http_url url;                       // http(s)://host[:port]/path
+    std::string secret;                       // HMAC key (webhook.secret); empty: no signature header
+    std::string ca_file;                      // PEM certificates trusted for https; empty: the system's store
     std::chrono::milliseconds timeout{2000};  // per check, from the call of `check`
     std::size_t max_in_flight = 64;           // requests (and so connections) at once
     std::size_t max_queue = 10000;            // checks waiting for a free request slot
@@ -63,7 +64,7 @@ public:
 
     // Asks whether `user` may subscribe to `channel`; `done` gets the verdict, once, on the
     // proxy's thread. Thread-safe, never blocks.
-    void check(std::string user, std::string channel, std::function<void(proxy_verdict)> done);
+    void check(std::string_view user, std::string_view channel, std::function<void(proxy_verdict)> done);
 
 private:
     struct impl;

@@ -35,7 +35,7 @@ struct http_url {
 };
 
 // Parses http://host[:port][/path] and https://host[:port][/path]; the result's host is empty
-// for anything else. (The webhook takes http:// only; the JWKS fetch takes both.)
+// for anything else. (The calls to backends, upstream/http_client.hpp, take both.)
 http_url parse_http_url(std::string_view url);
 
 // The URL again, for logs: scheme://host:port/target.

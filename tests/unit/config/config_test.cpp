@@ -124,9 +124,13 @@ TEST(Config, ChannelNamespaces_OverrideTheChannelsDefaultsWhateverSetThem) {
     std::remove(path.c_str());
 }
 
-TEST(Config, SubscribeProxyUrl_MustBeHttp) {
+TEST(Config, SubscribeProxyUrl_MustBeHttpOrHttps) {
+    fake_env ftp{{{"ZENA_CHANNELS_SUBSCRIBE_PROXY_URL", "ftp://backend/subscribe"}}};
+    EXPECT_NE(error_of(load({}, ftp.lookup())).find("channels.subscribe_proxy_url"), std::string::npos);
     fake_env https{{{"ZENA_CHANNELS_SUBSCRIBE_PROXY_URL", "https://backend/subscribe"}}};
-    EXPECT_NE(error_of(load({}, https.lookup())).find("channels.subscribe_proxy_url"), std::string::npos);
+    const auto secure = load({}, https.lookup());
+    ASSERT_EQ(error_of(secure), "");
+    EXPECT_TRUE(secure.values.subscribe_proxy_url.value->tls);
     fake_env http{{{"ZENA_CHANNELS_SUBSCRIBE_PROXY_URL", "http://127.0.0.1:9/subscribe"}}};
     const auto r = load({}, http.lookup());
     ASSERT_EQ(error_of(r), "");
@@ -134,9 +138,14 @@ TEST(Config, SubscribeProxyUrl_MustBeHttp) {
     EXPECT_EQ(r.values.subscribe_proxy_url.value->port, "9");
 }
 
-TEST(Config, WebhookUrl_MustBeHttp) {
-    fake_env https{{{"ZENA_WEBHOOK_URL", "https://backend/events"}}};
-    EXPECT_NE(error_of(load({}, https.lookup())).find("webhook.url"), std::string::npos);
+TEST(Config, WebhookUrl_MustBeHttpOrHttps) {
+    fake_env ftp{{{"ZENA_WEBHOOK_URL", "ftp://backend/events"}}};
+    EXPECT_NE(error_of(load({}, ftp.lookup())).find("webhook.url"), std::string::npos);
+    fake_env https{{{"ZENA_WEBHOOK_URL", "https://backend/events"}, {"ZENA_UPSTREAM_TLS_CA_FILE", "/tmp/ca.pem"}}};
+    const auto secure = load({}, https.lookup());
+    ASSERT_EQ(error_of(secure), "");
+    EXPECT_TRUE(secure.values.webhook_url.value->tls);
+    EXPECT_EQ(secure.values.upstream_tls_ca_file, "/tmp/ca.pem");
     fake_env http{{{"ZENA_WEBHOOK_URL", "http://127.0.0.1:4000/events"}}};
     EXPECT_EQ(error_of(load({}, http.lookup())), "");
 }

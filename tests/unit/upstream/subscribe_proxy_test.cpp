@@ -16,11 +16,18 @@
 #include <vector>
 
 #include "observability/metrics.hpp"
+#include "upstream/callbacks.hpp"
+#include "upstream/fake_backend.hpp"
 #include "upstream/webhook_body.hpp"
 #include "ws/asio.hpp"
 
 namespace zena::upstream {
 namespace {
+
+using test_support::fake_backend;
+using test_support::received;
+using test_support::refused_port;
+using test_support::reply;
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -28,206 +35,8 @@ namespace http = boost::beast::http;
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 
-// One request as the fake backend saw it.
-struct received {
-    std::string method;
-    std::string target;
-    std::string content_type;
-    std::optional<std::string> signature;  // X-Zena-Signature
-    std::string body;
-    std::size_t connection = 0;             // which accepted connection (0, 1, ...)
-    std::size_t request_on_connection = 0;  // 0 for the first request on it
-};
-
-// What the fake backend does with one request.
-struct reply {
-    unsigned status = 200;
-    bool hold = false;         // never answer; the connection stays open until the backend stops
-    bool drop = false;         // close the connection without answering
-    bool close_after = false;  // answer (keep-alive, as far as the headers go), then close
-    std::string raw;           // sent as is instead of an HTTP response, then the connection closes
-    std::size_t body_bytes = 0;
-};
-
-// An HTTP/1.1 server on 127.0.0.1 with keep-alive, on its own thread; `answer` decides each reply
-// (on that thread).
-class fake_backend {
-public:
-    using handler = std::function<reply(const received&)>;
-
-    explicit fake_backend(handler answer) : answer_(std::move(answer)) {
-        acceptor_.open(asio::ip::tcp::v4());
-        acceptor_.set_option(asio::socket_base::reuse_address(true));
-        acceptor_.bind({asio::ip::make_address("127.0.0.1"), 0});
-        acceptor_.listen();
-        port_ = acceptor_.local_endpoint().port();
-        accept();
-        thread_ = std::thread([this] { io_.run(); });
-    }
-    ~fake_backend() {
-        io_.stop();
-        thread_.join();
-    }
-    fake_backend(const fake_backend&) = delete;
-    fake_backend& operator=(const fake_backend&) = delete;
-
-    util::http_url url(std::string_view path = "/subscribe") const {
-        return util::parse_http_url("http://127.0.0.1:" + std::to_string(port_) + std::string{path});
-    }
-
-    std::vector<received> requests() const {
-        const std::lock_guard lock(mutex_);
-        return received_;
-    }
-    std::size_t connections() const { return connections_.load(); }
-
-    // Waits until `n` requests arrived; false after `timeout`.
-    bool wait_for_requests(std::size_t n, std::chrono::milliseconds timeout) const {
-        std::unique_lock lock(mutex_);
-        return arrived_.wait_for(lock, timeout, [&] { return received_.size() >= n; });
-    }
-
-private:
-    struct session {
-        explicit session(asio::ip::tcp::socket s, std::size_t i) : socket(std::move(s)), index(i) {}
-        asio::ip::tcp::socket socket;
-        std::size_t index;
-        std::size_t requests = 0;
-        beast::flat_buffer buffer;
-        http::request<http::string_body> request;
-        http::response<http::string_body> response;
-    };
-
-    void accept() {
-        acceptor_.async_accept([this](boost::system::error_code ec, asio::ip::tcp::socket socket) {
-            if (ec) return;
-            read(std::make_shared<session>(std::move(socket), connections_.fetch_add(1)));
-            accept();
-        });
-    }
-
-    void read(const std::shared_ptr<session>& s) {
-        s->request = {};
-        http::async_read(s->socket, s->buffer, s->request, [this, s](boost::system::error_code ec, std::size_t) {
-            if (!ec) on_request(s);
-        });
-    }
-
-    void on_request(const std::shared_ptr<session>& s) {
-        received r;
-        r.method = std::string{s->request.method_string()};
-        r.target = std::string{s->request.target()};
-        r.content_type = std::string{s->request[http::field::content_type]};
-        if (const auto it = s->request.find("X-Zena-Signature"); it != s->request.end()) {
-            r.signature = std::string{it->value()};
-        }
-        r.body = s->request.body();
-        r.connection = s->index;
-        r.request_on_connection = s->requests++;
-        {
-            const std::lock_guard lock(mutex_);
-            received_.push_back(r);
-        }
-        arrived_.notify_all();
-        const auto what = answer_(r);
-        if (what.hold) {
-            held_.push_back(s);
-            return;
-        }
-        boost::system::error_code ignored;
-        if (what.drop) {
-            s->socket.close(ignored);
-            return;
-        }
-        if (!what.raw.empty()) {
-            auto raw = std::make_shared<std::string>(what.raw);
-            asio::async_write(s->socket, asio::buffer(*raw), [s, raw](boost::system::error_code, std::size_t) {
-                boost::system::error_code ec;
-                s->socket.close(ec);
-            });
-            return;
-        }
-        s->response = {static_cast<http::status>(what.status), 11};
-        s->response.set(http::field::content_type, "application/json");
-        s->response.body() = std::string(what.body_bytes, 'x');
-        s->response.keep_alive(true);
-        s->response.prepare_payload();
-        const bool close_after = what.close_after;
-        http::async_write(s->socket, s->response, [this, s, close_after](boost::system::error_code ec, std::size_t) {
-            if (ec) return;
-            if (close_after) {
-                boost::system::error_code ignored_close;
-                s->socket.close(ignored_close);
-                return;
-            }
-            read(s);
-        });
-    }
-
-    handler answer_;
-    asio::io_context io_{1};
-    asio::ip::tcp::acceptor acceptor_{io_};
-    std::uint16_t port_ = 0;
-    std::atomic<std::size_t> connections_{0};
-    std::vector<std::shared_ptr<session>> held_;  // the backend's thread only
-    mutable std::mutex mutex_;
-    mutable std::condition_variable arrived_;
-    std::vector<received> received_;
-    std::thread thread_;
-};
-
 // The verdicts the proxy calls back with, by check id, and the threads it calls from.
-class verdicts {
-public:
-    std::function<void(proxy_verdict)> done(std::size_t id) {
-        return [this, id](proxy_verdict v) {
-            {
-                const std::lock_guard lock(mutex_);
-                answers_[id].push_back(v);
-                at_[id] = steady::now();
-                threads_.insert(std::this_thread::get_id());
-            }
-            changed_.notify_all();
-        };
-    }
-
-    // Waits until `n` distinct checks are answered; false after `timeout`.
-    bool wait(std::size_t n, std::chrono::milliseconds timeout = 5s) {
-        std::unique_lock lock(mutex_);
-        return changed_.wait_for(lock, timeout, [&] { return answers_.size() >= n; });
-    }
-
-    std::size_t answered() {
-        const std::lock_guard lock(mutex_);
-        return answers_.size();
-    }
-    std::size_t calls(std::size_t id) {
-        const std::lock_guard lock(mutex_);
-        const auto it = answers_.find(id);
-        return it == answers_.end() ? 0 : it->second.size();
-    }
-    std::optional<proxy_verdict> of(std::size_t id) {
-        const std::lock_guard lock(mutex_);
-        const auto it = answers_.find(id);
-        if (it == answers_.end() || it->second.empty()) return std::nullopt;
-        return it->second.front();
-    }
-    steady::time_point at(std::size_t id) {
-        const std::lock_guard lock(mutex_);
-        return at_.at(id);
-    }
-    std::set<std::thread::id> threads() {
-        const std::lock_guard lock(mutex_);
-        return threads_;
-    }
-
-private:
-    std::mutex mutex_;
-    std::condition_variable changed_;
-    std::map<std::size_t, std::vector<proxy_verdict>> answers_;
-    std::map<std::size_t, steady::time_point> at_;
-    std::set<std::thread::id> threads_;
-};
+using verdicts = test_support::callbacks<proxy_verdict>;
 
 subscribe_proxy_settings settings_for(const fake_backend& backend, std::chrono::milliseconds timeout = 2000ms) {
     subscribe_proxy_settings s;
@@ -246,15 +55,6 @@ proxy_verdict verdict_for(unsigned status) {
     proxy.check("alice", "deal:123", got.done(0));
     EXPECT_TRUE(got.wait(1)) << "status " << status;
     return got.of(0).value_or(proxy_verdict::allow);
-}
-
-// A port on 127.0.0.1 with nothing listening (bound, then released).
-std::string refused_port() {
-    asio::io_context io;
-    asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
-    const auto port = acceptor.local_endpoint().port();
-    acceptor.close();
-    return std::to_string(port);
 }
 
 TEST(SubscribeProxyVerdict, StatusClasses_MapToTheDocumentedVerdicts) {
@@ -372,7 +172,7 @@ TEST(SubscribeProxy, RefusedPort_IsUnavailable) {
     EXPECT_LT(got.at(0) - start, 2s) << "a refused connection does not wait for the timeout";
 }
 
-TEST(SubscribeProxy, HttpsUrl_IsUnavailable) {
+TEST(SubscribeProxy, HttpsUrlNothingListening_IsUnavailable) {
     observability::metrics metrics;
     verdicts got;
     subscribe_proxy_settings s;
