@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <memory>
 
 #include "admin/assets.hpp"
@@ -161,7 +162,7 @@ std::string events_json(const std::map<std::string, protocol::event_spec, std::l
 
 }  // namespace
 
-console::console(console_settings settings, api::server_api& api, std::string api_key, hub::hub_set& hubs,
+console::console(console_settings settings, api::server_api& api, const std::string& api_key, hub::hub_set& hubs,
                  observability::metrics& metrics, const protocol::catalog& catalog, mint_fn mint,
                  std::function<std::int64_t()> now_ms)
     : settings_(std::move(settings)),
@@ -393,6 +394,8 @@ void console::snapshot(std::function<void(std::string json)> done) {
             delivered_rate = static_cast<double>(delivered - std::min(delivered, last_.delivered)) / seconds;
             published_rate = static_cast<double>(published - std::min(published, last_.published)) / seconds;
         }
+        const auto delivered_per_second = static_cast<std::uint64_t>(std::llround(delivered_rate));
+        const auto published_per_second = static_cast<std::uint64_t>(std::llround(published_rate));
         const auto connections = std::uint64_t{registry.connections()};
         const auto users = std::uint64_t{registry.users()};
         const auto node = json_object()
@@ -400,8 +403,8 @@ void console::snapshot(std::function<void(std::string json)> done) {
                               .add("self", true)
                               .add("connections", connections)
                               .add("users", users)
-                              .add("deliveredPerSecond", static_cast<std::uint64_t>(delivered_rate + 0.5))
-                              .add("publishedPerSecond", static_cast<std::uint64_t>(published_rate + 0.5))
+                              .add("deliveredPerSecond", delivered_per_second)
+                              .add("publishedPerSecond", published_per_second)
                               .str();
         std::string threads = "[";
         for (std::size_t i = 0; i < per_thread->size(); ++i) {
@@ -415,8 +418,8 @@ void console::snapshot(std::function<void(std::string json)> done) {
                          .add("channels", std::uint64_t{registry.channels()})
                          .add("delivered", delivered)
                          .add("published", published)
-                         .add("deliveredPerSecond", static_cast<std::uint64_t>(delivered_rate + 0.5))
-                         .add("publishedPerSecond", static_cast<std::uint64_t>(published_rate + 0.5))
+                         .add("deliveredPerSecond", delivered_per_second)
+                         .add("publishedPerSecond", published_per_second)
                          .add_raw("threads", threads + ']')
                          .add_raw("nodes", '[' + node + ']')
                          .str();

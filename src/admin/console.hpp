@@ -80,7 +80,7 @@ class console {
 public:
     // `api` runs the page's publishes with `api_key`; `hubs` and `metrics` give the live numbers.
     // Each must outlive the console. `now_ms`: a monotonic clock (tests pass their own).
-    console(console_settings settings, api::server_api& api, std::string api_key, hub::hub_set& hubs,
+    console(console_settings settings, api::server_api& api, const std::string& api_key, hub::hub_set& hubs,
             observability::metrics& metrics, const protocol::catalog& catalog, mint_fn mint,
             std::function<std::int64_t()> now_ms);
 

@@ -19,8 +19,8 @@ void admin_live::tick() {
     // The snapshot may answer on another thread: the message is queued back on this one.
     std::weak_ptr<endpoint> weak = weak_from_this();
     console_.snapshot([weak, executor = timer_.get_executor()](std::string json) {
-        boost::asio::post(executor, [weak, json = std::move(json)]() mutable {
-            if (auto self = weak.lock()) static_cast<admin_live&>(*self).send(std::move(json));
+        boost::asio::post(executor, [weak, json = std::move(json)] {
+            if (auto self = weak.lock()) static_cast<admin_live&>(*self).send(json);
         });
     });
     timer_.expires_after(k_interval);
@@ -30,7 +30,7 @@ void admin_live::tick() {
     });
 }
 
-void admin_live::send(std::string json) {
+void admin_live::send(const std::string& json) {
     if (closing()) return;
     const ws::outbound message{ws::frame::make(ws::opcode::text, json)};
     if (enqueue(message) == queued::full) {

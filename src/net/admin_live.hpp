@@ -35,7 +35,7 @@ private:
     void on_pong() override { pong_due_ = false; }
     void on_end() override { timer_.cancel(); }
     void tick();
-    void send(std::string json);
+    void send(const std::string& json);
 
     boost::asio::steady_timer timer_;
     admin::console& console_;
