@@ -4,7 +4,7 @@
 // field it names, a client event goes out on the user's connection; the login flow in
 // production; usable at 360 px wide and with the keyboard. Screenshots go to build/artifacts/.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,10 +19,15 @@ const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const PASSWORD = 'correct horse battery staple';
 
 // Dev mode with the harness's secret and key (so its tokens and API calls work); the dev state
-// file goes to a scratch directory.
-function devServer() {
+// file goes to a scratch directory, removed when the server stops.
+async function devServer() {
   const dir = mkdtempSync(path.join(tmpdir(), 'zena-admin-'));
-  return startServer({ args: ['--mode', 'dev'], env: { ZENA_DEV_STATE_FILE: path.join(dir, 'dev.toml') } });
+  const server = await startServer({ args: ['--mode', 'dev'], env: { ZENA_DEV_STATE_FILE: path.join(dir, 'dev.toml') } });
+  const stop = server.stop.bind(server);
+  server.stop = async (...args) => {
+    try { return await stop(...args); } finally { rmSync(dir, { recursive: true, force: true }); }
+  };
+  return server;
 }
 
 async function launch() {
