@@ -39,12 +39,13 @@ const protocol::catalog& test_catalog() {
 // One hub whose thread is the caller (posts run inline), a clock the test moves.
 class ConsoleTest : public ::testing::Test {
 protected:
-    std::unique_ptr<console> make(bool dev, bool enabled, std::size_t max_sessions = 32, double attempts = 10) {
+    std::unique_ptr<console> make(bool dev, bool enabled, std::size_t max_sessions = 32, double attempts = 10,
+                                  bool tls = false) {
         return std::make_unique<console>(
             console_settings{.dev = dev,
                              .enabled = enabled,
                              .password = k_password,
-                             .secure_cookie = false,
+                             .secure_cookie = tls,
                              .session_ttl = std::chrono::seconds(60),
                              .max_sessions = max_sessions,
                              .login_attempts_per_minute = attempts,
@@ -147,6 +148,23 @@ TEST_F(ConsoleTest, Production_LoginThenCsrfOnEveryPost) {
     EXPECT_EQ(metrics.events_published.load(), 1U);
     // Tokens are minted in dev mode only.
     EXPECT_EQ(call(*c, "POST", "/admin/api/token", cookie, csrf, R"({"userId":"u"})").status, 403);
+}
+
+TEST_F(ConsoleTest, Cookie_HttpOnlyStrict_SecureOverTls) {
+    const std::string login = R"({"password":"a password of some length"})";
+    const auto set_cookie = [&](console& c) {
+        for (const auto& [name, value] : call(c, "POST", "/admin/api/login", {}, {}, login).headers) {
+            if (name == "Set-Cookie") return value;
+        }
+        return std::string{};
+    };
+    auto plain = make(false, true);
+    const auto cookie = set_cookie(*plain);
+    EXPECT_NE(cookie.find("; HttpOnly"), std::string::npos) << cookie;
+    EXPECT_NE(cookie.find("; SameSite=Strict"), std::string::npos) << cookie;
+    EXPECT_EQ(cookie.find("Secure"), std::string::npos) << cookie;
+    auto tls = make(false, true, 32, 10, true);
+    EXPECT_NE(set_cookie(*tls).find("; Secure"), std::string::npos);
 }
 
 TEST_F(ConsoleTest, Sessions_ExpireAndAreBounded) {
