@@ -7,7 +7,7 @@
 const $ = (id) => document.getElementById(id);
 const HISTORY = 60; // points per chart: a minute at one snapshot a second
 const MAX_EVENTS = 200; // lines kept in the event log
-const state = { csrf: '', dev: false, socket: null, live: null, liveRetry: 1000, catalog: null, series: {} };
+const state = { csrf: '', dev: false, socket: null, live: null, liveRetry: 1000, catalog: null, series: {}, threadSeries: {} };
 
 // ---------- requests to the console ----------
 
@@ -107,8 +107,19 @@ function showStats(s) {
     drawChart($(`c-${name}`), series);
   }
   const total = Math.max(1, s.connections);
-  $('threads').replaceChildren(...s.threads.map((t) => row([
-    `#${t.thread}`, String(t.connections), bar(t.connections / total)])));
+  const charts = [];
+  $('threads').replaceChildren(...s.threads.map((t) => {
+    const series = (state.threadSeries[t.thread] ||= []);
+    series.push(t.deliveredPerSecond);
+    if (series.length > HISTORY) series.shift();
+    const canvas = document.createElement('canvas');
+    canvas.className = 'mini';
+    canvas.setAttribute('role', 'img');
+    canvas.setAttribute('aria-label', `thread ${t.thread} deliveries per second`);
+    charts.push([canvas, series]);
+    return row([`#${t.thread}`, String(t.connections), bar(t.connections / total), String(t.deliveredPerSecond), canvas]);
+  }));
+  for (const [canvas, series] of charts) drawChart(canvas, series);
   $('nodes').replaceChildren(...s.nodes.map((n) => row([
     n.self ? `${n.node} (this)` : n.node, String(n.connections), String(n.users),
     String(n.deliveredPerSecond), String(n.publishedPerSecond)])));

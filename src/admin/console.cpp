@@ -373,12 +373,12 @@ void console::snapshot(std::function<void(std::string json)> done) {
         if (last_.at_ms >= 0 && now - last_.at_ms < k_sample_ms) recent = last_.json;
     }
     if (recent) return done(std::move(*recent));
-    // Each thread's connections are read on that thread (the hub is its own); the slots are
-    // written by one thread each and read after the last has finished.
-    auto per_thread = std::make_shared<std::vector<std::uint64_t>>(hubs_.size(), 0);
+    // Each thread's figures are read on that thread (the hub is its own); the slots are written
+    // by one thread each and read after the last has finished.
+    auto per_thread = std::make_shared<std::vector<thread_figures>>(hubs_.size());
     auto fn = [this, per_thread](hub::hub& h) -> std::size_t {
         for (std::size_t i = 0; i < hubs_.size(); ++i) {
-            if (&hubs_.local(i) == &h) (*per_thread)[i] = h.size();
+            if (&hubs_.local(i) == &h) (*per_thread)[i] = thread_figures{h.size(), h.delivered()};
         }
         return 0;
     };
@@ -407,9 +407,21 @@ void console::snapshot(std::function<void(std::string json)> done) {
                               .add("publishedPerSecond", published_per_second)
                               .str();
         std::string threads = "[";
+        last_.threads_delivered.resize(per_thread->size(), 0);
         for (std::size_t i = 0; i < per_thread->size(); ++i) {
+            const auto& t = (*per_thread)[i];
+            double rate = 0;
+            if (last_.at_ms >= 0 && now > last_.at_ms) {
+                rate = static_cast<double>(t.delivered - std::min(t.delivered, last_.threads_delivered[i])) * 1000.0 /
+                       static_cast<double>(now - last_.at_ms);
+            }
+            last_.threads_delivered[i] = t.delivered;
             if (i > 0) threads += ',';
-            threads += json_object().add("thread", std::uint64_t{i}).add("connections", (*per_thread)[i]).str();
+            threads += json_object()
+                           .add("thread", std::uint64_t{i})
+                           .add("connections", std::uint64_t{t.connections})
+                           .add("deliveredPerSecond", static_cast<std::uint64_t>(std::llround(rate)))
+                           .str();
         }
         last_.json = json_object()
                          .add("time", auth::unix_now_ms())

@@ -133,10 +133,15 @@ private:
     std::map<std::string, session, std::less<>> sessions_;
     util::token_rate login_rate_;
     util::token_bucket login_attempts_;
+    struct thread_figures {
+        std::size_t connections = 0;
+        std::uint64_t delivered = 0;  // hub::delivered()
+    };
     struct sample {
         std::int64_t at_ms = -1;
         std::uint64_t delivered = 0;
         std::uint64_t published = 0;
+        std::vector<std::uint64_t> threads_delivered;  // each hub's delivered() then
         std::string json;
     };
     sample last_;

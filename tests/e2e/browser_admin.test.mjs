@@ -89,6 +89,10 @@ test('AdminPage.DevMode_LiveNumbersMove_PublishArrives_RefusalShownAtField', asy
       { dealId: 'deal-123', riskLevel: 'high', riskFlags: ['silent buyer'], riskReason: 'no reply in 9 days' });
     assert.match(await text(tab, '#publish-result'), /delivered to 1 connection/);
     await tab.locator('#v-published', { hasText: /^[1-9]/ }).waitFor({ timeout: 5000 });
+    // And the thread that holds agent-7's connection counts the delivery in its own rate.
+    await tab.waitForFunction(
+      () => [...document.querySelectorAll('#threads tr')].some((r) => Number(r.children[3].textContent) > 0), null,
+      { timeout: 5000 });
 
     // A refused publish: the required dealId left out; the API's error sits next to that field.
     await tab.fill('#publish-dealId', '');

@@ -229,9 +229,13 @@ TEST_F(ConsoleTest, Snapshot_CountsPerThreadAndRates) {
     std::string first;
     c->snapshot([&](std::string json) { first = std::move(json); });
     EXPECT_NE(first.find(R"("connections":1,"users":1)"), std::string::npos) << first;
-    EXPECT_NE(first.find(R"("threads":[{"thread":0,"connections":1}])"), std::string::npos) << first;
+    EXPECT_NE(first.find(R"("threads":[{"thread":0,"connections":1,"deliveredPerSecond":0}])"), std::string::npos)
+        << first;
     EXPECT_NE(first.find(R"("nodes":[{"node":"n1","self":true)"), std::string::npos) << first;
     metrics.messages_delivered += 50;
+    // The thread's own count: what its hub queued (5 messages to alice's one connection).
+    const ws::outbound message{ws::frame::make(ws::opcode::text, R"({"type":"t","payload":{}})")};
+    for (int i = 0; i < 5; ++i) hubs.local(0).send_to_user("alice", message);
     now += 100;  // within a sample's life: the same one
     std::string cached;
     c->snapshot([&](std::string json) { cached = std::move(json); });
@@ -240,6 +244,7 @@ TEST_F(ConsoleTest, Snapshot_CountsPerThreadAndRates) {
     std::string second;
     c->snapshot([&](std::string json) { second = std::move(json); });
     EXPECT_NE(second.find(R"("deliveredPerSecond":100)"), std::string::npos) << second;
+    EXPECT_NE(second.find(R"({"thread":0,"connections":1,"deliveredPerSecond":10})"), std::string::npos) << second;
 }
 
 }  // namespace
