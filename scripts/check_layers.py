@@ -30,6 +30,7 @@ LAYERS = [
     ["config"],
     ["session"],
     ["api"],
+    ["admin"],
     ["net"],
     ["app"],
 ]

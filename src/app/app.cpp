@@ -8,6 +8,7 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include "admin/console.hpp"
 #include "api/redis_ingest.hpp"
 #include "api/server_api.hpp"
 #include "auth/jwt.hpp"
@@ -116,6 +117,14 @@ std::size_t thread_count(const config::settings& settings) {
             threads, cpus.cpus, cpus.reason);
     }
     return threads;
+}
+
+// This node's name in the page's live view: the host name and the port it was asked to use.
+std::string node_name(const config::settings& s) {
+    std::array<char, 256> host{};
+    if (gethostname(host.data(), host.size() - 1) != 0) host[0] = '\0';
+    if (s.port == 0) return std::string{host.data()};  // an ephemeral port: known only once listening
+    return std::string{host.data()} + ":" + std::to_string(s.port);
 }
 
 }  // namespace
@@ -351,7 +360,30 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
         api::api_presence{presence, users_online, static_cast<std::size_t>(settings.presence_max_list)}};
     session::shared sessions{settings,        verifier, catalog,   metrics, hubs,
                              on_client_event, history,  ask_proxy, broker,  presence};
-    net::server server{loops, sessions, api};
+    // The page at / (docs/admin.md): open in dev mode, else only with admin.enabled.
+    std::unique_ptr<admin::console> page;
+    if (dev_mode || settings.admin_enabled) {
+        admin::mint_fn mint;
+        if (dev_mode && !settings.jwt_secret.empty()) {
+            mint = [jwt = jwt_settings_of(settings)](std::string_view user, const std::vector<std::string>& channels) {
+                return auth::mint_jwt(jwt, user, std::chrono::hours(1), auth::unix_now(),
+                                      auth::jwt_mint_options{.channels = channels, .channel = {}});
+            };
+        }
+        page = std::make_unique<admin::console>(
+            admin::console_settings{.dev = dev_mode,
+                                    .enabled = settings.admin_enabled,
+                                    .password = settings.admin_password,
+                                    .secure_cookie = !settings.tls_cert_file.empty(),
+                                    .session_ttl = settings.admin_session_ttl,
+                                    .max_sessions = static_cast<std::size_t>(settings.admin_max_sessions),
+                                    .login_attempts_per_minute = settings.admin_login_attempts_per_minute,
+                                    .node = node_name(settings)},
+            api, settings.api_key, hubs, metrics, catalog, std::move(mint),
+            [] { return observability::monotonic_ms(); });
+        spdlog::info("admin page enabled path=/ login={}", dev_mode ? "none (dev mode)" : "admin.password");
+    }
+    net::server server{loops, sessions, api, page.get()};
     if (auto listened = server.listen(); !listened) {
         spdlog::error("{}", listened.message());
         return 1;

@@ -696,6 +696,43 @@ const std::array k_options{
            .min = 0,
            .max = 600000,
            .help = "On SIGTERM/SIGINT, time allowed for close handshakes (1001) before the process exits."},
+    option{.key = "admin.enabled",
+           .env = "ZENA_ADMIN_ENABLED",
+           .flag = "admin-enabled",
+           .target = &settings::admin_enabled,
+           .help = "Outside dev mode, serve the page at / (live stats, try-it console) behind a login with "
+                   "admin.password; off: / and /admin/* answer 404. Dev mode serves it without a login "
+                   "(docs/admin.md)."},
+    option{.key = "admin.password",
+           .env = "ZENA_ADMIN_PASSWORD",
+           .flag = "admin-password",
+           .target = &settings::admin_password,
+           .secret = true,
+           .help = "The page's login password, at least 12 bytes; required with admin.enabled outside dev mode."},
+    option{.key = "admin.session_ttl_s",
+           .env = "ZENA_ADMIN_SESSION_TTL_S",
+           .flag = "admin-session-ttl-s",
+           .target = &settings::admin_session_ttl,
+           .unit = "s",
+           .min = 60,
+           .max = 604800,
+           .help = "How long a login to the page lasts (its session cookie's lifetime)."},
+    option{.key = "admin.max_sessions",
+           .env = "ZENA_ADMIN_MAX_SESSIONS",
+           .flag = "admin-max-sessions",
+           .target = &settings::admin_max_sessions,
+           .min = 1,
+           .max = 10000,
+           .help = "Logins to the page held at once; a new one past this ends the oldest. Bounds the memory "
+                   "logins can take."},
+    option{.key = "admin.login_attempts_per_minute",
+           .env = "ZENA_ADMIN_LOGIN_ATTEMPTS_PER_MINUTE",
+           .flag = "admin-login-attempts-per-minute",
+           .target = &settings::admin_login_attempts_per_minute,
+           .unit = "attempts/min",
+           .help = "Login attempts the page takes a minute, server-wide (bursts of as many); past it every login "
+                   "answers 429 without checking the password until the budget refills, so a password cannot "
+                   "be guessed quickly."},
     option{.key = "log.level",
            .env = "ZENA_LOG_LEVEL",
            .flag = "log-level",
@@ -1077,6 +1114,10 @@ std::vector<std::string> validate_all(const settings& s, bool dev_mode) {
     if (s.engine_prefix.empty() || s.engine_prefix.find_first_of("{} \t\n") != std::string::npos) {
         fail("engine.prefix must be non-empty, without spaces or braces");
     }
+    if (!dev_mode && s.admin_enabled && s.admin_password.size() < 12) {
+        return fail("admin.enabled needs admin.password (ZENA_ADMIN_PASSWORD) of at least 12 bytes outside dev mode");
+    }
+    if (!(s.admin_login_attempts_per_minute > 0)) return fail("admin.login_attempts_per_minute must be above 0");
     if (s.send_queue_max_bytes < s.max_message_bytes) {
         fail("websocket.send_queue_max_bytes must be at least websocket.max_message_bytes");
     }
@@ -1104,7 +1145,7 @@ std::string help_text() {
            "Options (flag, then environment variable; flags override the environment, which overrides\n"
            "the config file, which overrides the defaults):\n"
            "  --config PATH  (ZENA_CONFIG)\n      TOML file with [server], [auth], [websocket], [http], "
-           "[catalog], [limits], [webhook], [upstream], [redis], [shutdown], [log] sections.\n";
+           "[catalog], [limits], [webhook], [upstream], [redis], [shutdown], [admin], [log] sections.\n";
     for (const auto& opt : k_options) {
         out << "  --" << opt.flag << "  (" << opt.env << ")\n      " << opt.help;
         if (!opt.unit.empty()) out << " Unit: " << opt.unit << '.';

@@ -181,6 +181,13 @@ struct settings {
     // [shutdown]
     std::chrono::milliseconds shutdown_drain{5000};
 
+    // [admin]: the page at / (docs/admin.md); always open in dev mode
+    bool admin_enabled = false;                     // outside dev mode: serve it, behind admin.password
+    std::string admin_password;                     // at least 12 bytes when admin.enabled
+    std::chrono::seconds admin_session_ttl{28800};  // a login lasts this long
+    std::int64_t admin_max_sessions = 32;           // logins held at once; the oldest goes first
+    double admin_login_attempts_per_minute = 10;    // login attempts a minute, server-wide
+
     // [log]
     std::string log_level = "info";
     std::string log_format = "text";  // text | json

@@ -42,7 +42,7 @@ std::size_t hub::send_to_user(std::string_view user, const ws::outbound& message
     if (it == by_user_.end()) return 0;
     std::size_t delivered = 0;
     for (connection* conn : it->second) delivered += conn->send(message) ? 1 : 0;
-    return delivered;
+    return counted(delivered);
 }
 
 std::size_t hub::send_to_channel(std::string_view channel, const ws::outbound& message, std::string_view epoch,
@@ -55,14 +55,14 @@ std::size_t hub::send_to_channel(std::string_view channel, const ws::outbound& m
         for (connection* conn : it->second) {
             if (!except.excludes(*conn)) delivered += offer(*conn, conn->personal(), message, epoch, seq) ? 1 : 0;
         }
-        return delivered;
+        return counted(delivered);
     }
     const auto it = by_channel_.find(channel);
     if (it == by_channel_.end()) return 0;
     for (const auto& h : it->second) {
         if (!except.excludes(*h.conn)) delivered += offer(*h.conn, *h.sub, message, epoch, seq) ? 1 : 0;
     }
-    return delivered;
+    return counted(delivered);
 }
 
 std::size_t hub::send_to_channel(std::string_view channel, const ws::outbound& message, std::string_view epoch,
@@ -72,13 +72,13 @@ std::size_t hub::send_to_channel(std::string_view channel, const ws::outbound& m
         const auto it = by_user_.find(*user);
         if (it == by_user_.end()) return 0;
         for (connection* conn : it->second) delivered += offer(*conn, conn->personal(), message, epoch, seq) ? 1 : 0;
-        return delivered;
+        return counted(delivered);
     }
     const auto it = by_channel_.find(channel);
     if (it == by_channel_.end()) return 0;
     // A holder never leaves inside send (connections only queue work), so the list is stable.
     for (const auto& h : it->second) delivered += offer(*h.conn, *h.sub, message, epoch, seq) ? 1 : 0;
-    return delivered;
+    return counted(delivered);
 }
 
 bool hub::subscribe(connection& conn, std::string_view channel, subscription& sub) {
@@ -140,7 +140,7 @@ std::size_t hub::unsubscribe_user(std::string_view user, std::string_view channe
 std::size_t hub::send_to_all(const ws::outbound& message) {
     std::size_t delivered = 0;
     for (const auto& conn : all_) delivered += conn->send(message) ? 1 : 0;
-    return delivered;
+    return counted(delivered);
 }
 
 std::size_t hub::close_user(std::string_view user, ws::close_code code, std::string_view reason) {

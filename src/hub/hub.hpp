@@ -83,9 +83,17 @@ public:
     std::size_t expire(std::int64_t now_s);
 
     std::size_t size() const { return all_.size(); }
+    // Messages this hub has queued to its connections since it started (every send_to_*): the
+    // page's per-thread deliveries (docs/admin.md). Read on the hub's thread, like the rest.
+    std::uint64_t delivered() const { return delivered_; }
     std::size_t user_connections(std::string_view user) const;
 
 private:
+    // Adds a send's count to delivered_ and returns it.
+    std::size_t counted(std::size_t n) {
+        delivered_ += n;
+        return n;
+    }
     // Snapshot of the connections, for the operations that may end connections while iterating.
     std::vector<std::shared_ptr<connection>> snapshot() const { return all_; }
 
@@ -122,6 +130,7 @@ private:
     std::unordered_map<std::string, std::vector<holder>, string_hash, std::equal_to<>> by_channel_;
     // Dense array for fast fan-out; each connection knows its position, for O(1) removal.
     std::vector<std::shared_ptr<connection>> all_;
+    std::uint64_t delivered_ = 0;  // delivered()
     // Most users have one connection here: it is held inline, with no allocation of its own.
     std::unordered_map<std::string, boost::container::small_vector<connection*, 1>, string_hash, std::equal_to<>>
         by_user_;

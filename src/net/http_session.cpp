@@ -1,6 +1,8 @@
 #include "net/http_session.hpp"
 
+#include "admin/console.hpp"
 #include "auth/token_source.hpp"
+#include "net/admin_live.hpp"
 #include "net/echo_session.hpp"
 #include "net/handshake.hpp"
 #include "protocol/json_writer.hpp"
@@ -17,6 +19,19 @@ namespace websocket = beast::websocket;
 namespace {
 
 std::string json_error(std::string_view message) { return protocol::json_object().add("error", message).str(); }
+
+std::string_view view(beast::string_view s) { return {s.data(), s.size()}; }
+
+// What the page's console reads of a request.
+admin::request admin_request(const http::request<http::string_body>& r) {
+    return admin::request{view(r.method_string()),
+                          view(r.target()),
+                          view(r[http::field::cookie]),
+                          view(r[http::field::origin]),
+                          view(r[http::field::host]),
+                          view(r["X-Zena-CSRF"]),
+                          r.body()};
+}
 
 // A prepared response as it goes on the wire: status line, fields, blank line, body.
 void append_wire(const http::response<http::string_body>& res, std::string& out) {
@@ -246,11 +261,11 @@ void basic_http_session<Stream>::route(http::request<http::string_body>& request
                   util::redact_target(target));
 
     if (path == "/echo" && services_.settings().test_echo) {
-        if (websocket::is_upgrade(request)) return upgrade(std::move(request), true);
+        if (websocket::is_upgrade(request)) return upgrade(std::move(request), socket_kind::echo);
         return upgrade_required();
     }
     if (path == "/ws") {
-        if (websocket::is_upgrade(request)) return upgrade(std::move(request), false);
+        if (websocket::is_upgrade(request)) return upgrade(std::move(request), socket_kind::client);
         return upgrade_required();
     }
     if (api::server_api::owns(path)) {
@@ -293,7 +308,34 @@ void basic_http_session<Stream>::route(http::request<http::string_body>& request
                                                   services_.sessions.hubs.registry().users()),
                        "text/plain; version=0.0.4");
     }
+    if (services_.admin && admin::console::owns(path)) return admin(request);
     respond(http::status::not_found, R"({"error":"not found"})");
+}
+
+template <typename Stream>
+void basic_http_session<Stream>::admin(http::request<http::string_body>& request) {
+    auto& console = *services_.admin;
+    const auto to_response = [version = version_](admin::response reply) {
+        auto res = std::make_shared<response>(static_cast<http::status>(reply.status), version);
+        res->set(http::field::content_type, reply.content_type);
+        for (const auto& [name, value] : reply.headers) res->insert(name, value);
+        res->body() = std::move(reply.body);
+        return res;
+    };
+    if (util::target_path(view(request.target())) == admin::k_live_path) {
+        if (!websocket::is_upgrade(request)) return upgrade_required();
+        if (auto refused = console.refuse_live(admin_request(request))) {
+            keep_alive_ = false;
+            return write(to_response(std::move(*refused)));
+        }
+        return upgrade(std::move(request), socket_kind::admin_live);
+    }
+    const auto slot = reserve();
+    console.handle(admin_request(request), [self = this->shared_from_this(), slot, to_response](admin::response reply) {
+        // A publish answers from the thread that finished its delivery.
+        boost::asio::post(self->stream_.get_executor(),
+                          [self, slot, res = to_response(std::move(reply))] { self->fill(slot, res); });
+    });
 }
 
 template <typename Stream>
@@ -308,7 +350,7 @@ void basic_http_session<Stream>::upgrade_required() {
 }
 
 template <typename Stream>
-void basic_http_session<Stream>::upgrade(http::request<http::string_body>&& request, bool echo) {
+void basic_http_session<Stream>::upgrade(http::request<http::string_body>&& request, socket_kind kind) {
     keep_alive_ = false;  // a refused handshake ends the connection
     // RFC 6455 §4.2.1-2, where Beast is lenient: the key's form, and the version (426 naming 13).
     const auto version = request[http::field::sec_websocket_version];
@@ -323,9 +365,10 @@ void basic_http_session<Stream>::upgrade(http::request<http::string_body>&& requ
     if (services_.draining.load(std::memory_order_relaxed)) {
         return respond(http::status::service_unavailable, R"({"error":"server is shutting down"})");
     }
-    // Cross-Site WebSocket Hijacking: a page from another site never gets a socket.
+    // Cross-Site WebSocket Hijacking: a page from another site never gets a socket. (The live
+    // view's console has checked that its Origin is this server's.)
     const auto origin = request[http::field::origin];
-    if (!services_.origins.allows(std::string_view(origin.data(), origin.size()))) {
+    if (kind != socket_kind::admin_live && !services_.origins.allows(std::string_view(origin.data(), origin.size()))) {
         observability::metrics::add(services_.metrics().handshakes_refused_origin);
         spdlog::info("handshake refused reason=origin origin=\"{}\"", std::string_view(origin.data(), origin.size()));
         return respond(http::status::forbidden, R"({"error":"origin not allowed"})");
@@ -381,10 +424,15 @@ void basic_http_session<Stream>::upgrade(http::request<http::string_body>&& requ
     const std::string already_read(static_cast<const char*>(rest.data()), rest.size());
     const auto ws_key = std::string_view(key_field.data(), key_field.size());
 
-    if (echo) {
+    if (kind == socket_kind::echo) {
         return std::make_shared<admitted<echo_session>>(std::move(ticket), take_transport(), options,
                                                         worker_.loop.flush)
             ->start(upgrade_response(ws_key, {}, extensions), already_read);
+    }
+    if (kind == socket_kind::admin_live) {
+        return std::make_shared<admitted<admin_live>>(std::move(ticket), take_transport(), options, worker_.loop.flush,
+                                                      worker_.loop.io, *services_.admin)
+            ->run(upgrade_response(ws_key, {}, extensions), already_read);
     }
 
     const auto authorization = request[http::field::authorization];

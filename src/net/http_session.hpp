@@ -2,7 +2,8 @@
 // One HTTP connection: reads requests (bounded head, body and time), routes them, and hands a
 // WebSocket upgrade on /ws to a session::client (and /echo to an echo_session when
 // websocket.test_echo is on). Routes: /ws, /api/* (server_api), /healthz,
-// /readyz, /metrics; anything else 404.
+// /readyz, /metrics, and the page at / with its /admin/* routes (admin::console, its live view
+// an admin_live WebSocket); anything else 404.
 //
 // Threading: lives on its worker's thread. An API reply may be produced on another thread; it
 // is posted back here before it is written.
@@ -65,9 +66,12 @@ private:
     // Gives back this session's place among the worker's handshakes (once).
     void end_handshake();
     void route(http::request<http::string_body>& request);
-    // The admission checks (origin, capacity, address), then the WebSocket: a session::client, or an
-    // echo_session for /echo (websocket.test_echo).
-    void upgrade(http::request<http::string_body>&& request, bool echo);
+    // The admission checks (origin, capacity, address), then the WebSocket: a session::client, an
+    // echo_session for /echo (websocket.test_echo), or the page's live view (/admin/live).
+    enum class socket_kind : std::uint8_t { client, echo, admin_live };
+    void upgrade(http::request<http::string_body>&& request, socket_kind kind);
+    // The page at / and its /admin/* routes (admin::console).
+    void admin(http::request<http::string_body>& request);
     // The connection's stream, handed to the WebSocket endpoint after the upgrade.
     ws::transport take_transport();
     // 426 for a plain request on a WebSocket path.

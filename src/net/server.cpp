@@ -23,10 +23,13 @@ beast::ssl_stream<beast::tcp_stream> https_session_stream(ws::plain_socket&& soc
 }  // namespace
 
 server::server(const std::vector<std::unique_ptr<session::loop>>& loops, session::shared& sessions,
-               api::server_api& api)
+               api::server_api& api, admin::console* admin)
     : settings_(sessions.settings),
       hubs_(sessions.hubs),
-      services_{sessions, api, settings_.allowed_origins.value,
+      services_{sessions,
+                api,
+                admin,
+                settings_.allowed_origins.value,
                 address_limits{address_limit_settings{
                     .max_connections_per_address = static_cast<std::size_t>(settings_.max_connections_per_address),
                     .handshakes_per_second = settings_.handshakes_per_address_per_second,

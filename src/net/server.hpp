@@ -23,8 +23,10 @@ namespace zena::net {
 
 class server {
 public:
-    // One worker per loop; `sessions.hubs` has one hub per loop, in the same order.
-    server(const std::vector<std::unique_ptr<session::loop>>& loops, session::shared& sessions, api::server_api& api);
+    // One worker per loop; `sessions.hubs` has one hub per loop, in the same order. `admin`: the
+    // page at / (null: none).
+    server(const std::vector<std::unique_ptr<session::loop>>& loops, session::shared& sessions, api::server_api& api,
+           admin::console* admin = nullptr);
     ~server();
     server(const server&) = delete;
     server& operator=(const server&) = delete;

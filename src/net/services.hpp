@@ -12,6 +12,7 @@
 #include <string>
 #include <utility>
 
+#include "admin/console.hpp"
 #include "api/server_api.hpp"
 #include "auth/origin_policy.hpp"
 #include "net/address_limits.hpp"
@@ -23,6 +24,7 @@ namespace zena::net {
 struct services {
     session::shared& sessions;
     api::server_api& api;
+    admin::console* admin;                 // the page at / (docs/admin.md); null: none
     auth::origin_policy origins;           // websocket.allowed_origins
     address_limits addresses;              // limits.*_per_address
     ws::endpoint::limits endpoint_limits;  // every WebSocket connection's (held by reference)
