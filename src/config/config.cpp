@@ -1115,9 +1115,9 @@ std::vector<std::string> validate_all(const settings& s, bool dev_mode) {
         fail("engine.prefix must be non-empty, without spaces or braces");
     }
     if (!dev_mode && s.admin_enabled && s.admin_password.size() < 12) {
-        return fail("admin.enabled needs admin.password (ZENA_ADMIN_PASSWORD) of at least 12 bytes outside dev mode");
+        fail("admin.enabled needs admin.password (ZENA_ADMIN_PASSWORD) of at least 12 bytes outside dev mode");
     }
-    if (!(s.admin_login_attempts_per_minute > 0)) return fail("admin.login_attempts_per_minute must be above 0");
+    if (!(s.admin_login_attempts_per_minute > 0)) fail("admin.login_attempts_per_minute must be above 0");
     if (s.send_queue_max_bytes < s.max_message_bytes) {
         fail("websocket.send_queue_max_bytes must be at least websocket.max_message_bytes");
     }
