@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <memory>
 #include <optional>
@@ -314,6 +315,21 @@ std::optional<http_response> parse_publish(simdjson::dom::object object, const p
 
 http_response ok(std::string body) { return http_response{200, std::move(body), {}}; }
 
+http_response unavailable(std::string_view why) {
+    return error_response(503, "the engine is unavailable: " + std::string{why});
+}
+
+// The nodes' numeric answers, summed (a node with nothing to say adds nothing).
+std::uint64_t sum_of(const std::vector<std::string>& answers) {
+    std::uint64_t total = 0;
+    for (const auto& a : answers) {
+        std::uint64_t n = 0;
+        std::from_chars(a.data(), a.data() + a.size(), n);
+        total += n;
+    }
+    return total;
+}
+
 // {"delivered": n}, and for a publish to one channel its name and, when stored, its position.
 std::string outcome_json(const engine::publication& p, const engine::publish_outcome& outcome) {
     json_object out;
@@ -339,7 +355,7 @@ http_response error_response(int status, std::string_view message, std::string_v
 
 server_api::server_api(engine::broker& broker, hub::hub_set& hubs, observability::metrics& metrics,
                        const protocol::catalog& catalog, std::string api_key, api_limits limits, const readiness& ready,
-                       api_channels channels, api_presence presence)
+                       api_channels channels, api_presence presence, api_cluster cluster)
     : broker_(broker),
       hubs_(hubs),
       metrics_(metrics),
@@ -348,7 +364,19 @@ server_api::server_api(engine::broker& broker, hub::hub_set& hubs, observability
       limits_(limits),
       ready_(ready),
       channels_(std::move(channels)),
-      presence_(presence) {}
+      presence_(presence),
+      cluster_info_(std::move(cluster)),
+      local_([this] {
+          const auto& registry = hubs_.registry();
+          return engine::node_info{cluster_info_.node_id, cluster_info_.address, registry.connections(),
+                                   registry.users(),      started_ms_,           auth::unix_now_ms()};
+      }),
+      cluster_(cluster_info_.nodes ? *cluster_info_.nodes : local_),
+      started_ms_(auth::unix_now_ms()) {
+    cluster_.on_request([this](std::string_view kind, std::string_view args, engine::cluster::answer_fn reply) {
+        answer(kind, args, std::move(reply));
+    });
+}
 
 bool server_api::authorized(std::string_view authorization) const {
     const auto presented = auth::bearer_credential(authorization);
@@ -415,7 +443,11 @@ void server_api::handle(const http_request& request, std::function<void(http_res
     }
     if (path == "/api/stats") {
         if (request.method != "GET") return method_not_allowed("GET");
-        return respond(stats());
+        return stats(std::move(respond));
+    }
+    if (path == "/api/nodes") {
+        if (request.method != "GET") return method_not_allowed("GET");
+        return nodes(std::move(respond));
     }
     // /api/users/{userId}/connections: the path is split into segments before each is decoded,
     // so a user id holding '/' (sent as %2F) is one segment, like any id a token can carry.
@@ -430,8 +462,10 @@ void server_api::handle(const http_request& request, std::function<void(http_res
                 400, "userId in the path is not valid (1-256 bytes of UTF-8, percent-encoded, '/' as %2F)", "userId"));
         }
         if (request.method == "GET") {
-            const auto count = hubs_.registry().connections_of(*user);
-            return respond(ok(json_object().add("userId", *user).add("connections", std::uint64_t{count}).str()));
+            return cluster_.survey("connections", *user, [user = *user, respond = std::move(respond)](auto answers) {
+                if (!answers) return respond(unavailable(answers.message()));
+                return respond(ok(json_object().add("userId", user).add("connections", sum_of(*answers)).str()));
+            });
         }
         if (request.method == "DELETE") return disconnect_user(std::move(*user), std::move(respond));
         return method_not_allowed("GET, DELETE");
@@ -557,7 +591,7 @@ void server_api::history(const std::string& channel, std::string_view target,
                            });
 }
 
-void server_api::users_presence(std::string_view target, const std::function<void(http_response)>& reply) const {
+void server_api::users_presence(std::string_view target, const std::function<void(http_response)>& reply) {
     // The raw value, split at its commas before each id is decoded: an id may hold a comma (%2C).
     const auto query = target.find('?');
     std::string_view raw;
@@ -587,21 +621,49 @@ void server_api::users_presence(std::string_view target, const std::function<voi
             400, "userIds must be 1-1000 comma-separated user ids (1-256 bytes of UTF-8 each, percent-encoded)",
             "userIds"));
     }
-    const auto& registry = hubs_.registry();
-    json_object out;
-    for (const auto& user : users) {
-        const auto connections = registry.connections_of(user);
-        const auto state = presence_.users.state_of(user);
-        json_object entry;
-        if (connections > 0 || state.online) {
-            entry.add("online", true).add("connections", std::uint64_t{connections});
-        } else {
-            entry.add("online", false);
-            if (state.last_seen) entry.add("lastSeen", *state.last_seen);
+    std::string args;
+    for (const auto& user : users) args += user + "\n";
+    cluster_.survey("presence", std::move(args), [users = std::move(users), reply](auto answers) {
+        if (!answers) return reply(unavailable(answers.message()));
+        // Per user: connections summed over the nodes, online if any node says so, the latest
+        // last-seen otherwise.
+        std::vector<std::uint64_t> connections(users.size());
+        std::vector<bool> online(users.size());
+        std::vector<std::int64_t> last_seen(users.size());
+        for (const auto& a : *answers) {
+            std::size_t i = 0;
+            util::for_each_item(a, '\n', [&](std::string_view line) {
+                if (i >= users.size() || line.empty()) return false;
+                std::array<std::string_view, 3> f{};
+                std::size_t k = 0;
+                util::for_each_item(line, '\t', [&](std::string_view v) {
+                    if (k < 3) f[k++] = v;
+                    return true;
+                });
+                std::uint64_t c = 0;
+                std::int64_t seen = 0;
+                std::from_chars(f[0].data(), f[0].data() + f[0].size(), c);
+                std::from_chars(f[2].data(), f[2].data() + f[2].size(), seen);
+                connections[i] += c;
+                online[i] = online[i] || f[1] == "1";
+                last_seen[i] = std::max(last_seen[i], seen);
+                ++i;
+                return true;
+            });
         }
-        out.add_raw(user, entry.str());
-    }
-    reply(ok(out.str()));
+        json_object out;
+        for (std::size_t i = 0; i < users.size(); ++i) {
+            json_object entry;
+            if (connections[i] > 0 || online[i]) {
+                entry.add("online", true).add("connections", connections[i]);
+            } else {
+                entry.add("online", false);
+                if (last_seen[i] > 0) entry.add("lastSeen", last_seen[i]);
+            }
+            out.add_raw(users[i], entry.str());
+        }
+        reply(ok(out.str()));
+    });
 }
 
 void server_api::channel_presence(const std::string& channel, std::function<void(http_response)> reply) {
@@ -626,22 +688,54 @@ void server_api::channel_presence(const std::string& channel, std::function<void
 
 void server_api::subscriptions(std::string user, std::string channel, bool subscribe,
                                std::function<void(http_response)> reply) {
-    struct target {
-        std::string user;
-        std::string channel;
-    };
-    auto t = std::make_shared<const target>(target{std::move(user), std::move(channel)});
-    hubs_.on_every_hub(
-        [t, subscribe](hub::hub& h) {
-            return subscribe ? h.subscribe_user(t->user, t->channel) : h.unsubscribe_user(t->user, t->channel);
-        },
-        [t, reply = std::move(reply)](std::size_t count) {
-            reply(ok(json_object()
-                         .add("userId", t->user)
-                         .add("channel", t->channel)
-                         .add("connections", std::uint64_t{count})
-                         .str()));
+    auto args = user + "\n" + channel;
+    cluster_.survey(
+        subscribe ? "subscribe" : "unsubscribe", std::move(args),
+        [user = std::move(user), channel = std::move(channel), reply = std::move(reply)](auto answers) {
+            if (!answers) return reply(unavailable(answers.message()));
+            reply(ok(
+                json_object().add("userId", user).add("channel", channel).add("connections", sum_of(*answers)).str()));
         });
+}
+
+void server_api::answer(std::string_view kind, std::string_view args, engine::cluster::answer_fn reply) {
+    const auto& registry = hubs_.registry();
+    if (kind == "connections") return reply(std::to_string(registry.connections_of(args)));
+    if (kind == "stats") return reply(local_stats());
+    if (kind == "presence") {
+        // One line per user asked: "<connections>\t<online 0/1>\t<last seen ms, or empty>".
+        std::string out;
+        util::for_each_item(args, '\n', [&](std::string_view user) {
+            const auto state = presence_.users.state_of(std::string{user});
+            out += std::to_string(registry.connections_of(user)) + "\t" + (state.online ? "1" : "0") + "\t" +
+                   (state.last_seen ? std::to_string(*state.last_seen) : std::string{}) + "\n";
+            return true;
+        });
+        return reply(std::move(out));
+    }
+    if (kind == "disconnect") {
+        auto user = std::make_shared<const std::string>(args);
+        return hubs_.on_every_hub(
+            [user](hub::hub& h) { return h.close_user(*user, ws::close_code::disconnected, "disconnected by server"); },
+            [reply = std::move(reply)](std::size_t closed) { reply(std::to_string(closed)); });
+    }
+    if (kind == "subscribe" || kind == "unsubscribe") {
+        const auto nl = args.find('\n');
+        if (nl == std::string_view::npos) return reply("0");
+        struct target {
+            std::string user;
+            std::string channel;
+        };
+        auto t =
+            std::make_shared<const target>(target{std::string{args.substr(0, nl)}, std::string{args.substr(nl + 1)}});
+        const bool on = kind == "subscribe";
+        return hubs_.on_every_hub(
+            [t, on](hub::hub& h) {
+                return on ? h.subscribe_user(t->user, t->channel) : h.unsubscribe_user(t->user, t->channel);
+            },
+            [reply = std::move(reply)](std::size_t count) { reply(std::to_string(count)); });
+    }
+    reply("");  // a kind of a newer node: nothing to say
 }
 
 void server_api::publish_message(std::string_view body, const refusal_fn& on_refused, std::function<void()> done) {
@@ -750,26 +844,73 @@ void server_api::batch(simdjson::dom::object object, std::function<void(http_res
 }
 
 void server_api::disconnect_user(std::string user, std::function<void(http_response)> reply) {
-    auto shared_user = std::make_shared<const std::string>(std::move(user));
-    hubs_.on_every_hub(
-        [shared_user](hub::hub& h) {
-            return h.close_user(*shared_user, ws::close_code::disconnected, "disconnected by server");
-        },
-        [shared_user, reply = std::move(reply)](std::size_t closed) {
-            reply(ok(json_object().add("userId", *shared_user).add("closed", std::uint64_t{closed}).str()));
-        });
+    auto args = user;
+    cluster_.survey("disconnect", std::move(args), [user = std::move(user), reply = std::move(reply)](auto answers) {
+        if (!answers) return reply(unavailable(answers.message()));
+        reply(ok(json_object().add("userId", user).add("closed", sum_of(*answers)).str()));
+    });
 }
 
-http_response server_api::stats() const {
+std::string server_api::local_stats() const {
     const auto& registry = hubs_.registry();
-    return ok(json_object()
-                  .add("connections", std::uint64_t{registry.connections()})
-                  .add("users", std::uint64_t{registry.users()})
-                  .add("threads", std::uint64_t{hubs_.size()})
-                  .add("messagesDelivered", metrics_.messages_delivered.load(std::memory_order_relaxed))
-                  .add("eventsPublished", metrics_.events_published.load(std::memory_order_relaxed))
-                  .add("channels", std::uint64_t{registry.channels()})
-                  .str());
+    return json_object()
+        .add("node", cluster_info_.node_id)
+        .add("connections", std::uint64_t{registry.connections()})
+        .add("users", std::uint64_t{registry.users()})
+        .add("threads", std::uint64_t{hubs_.size()})
+        .add("messagesDelivered", metrics_.messages_delivered.load(std::memory_order_relaxed))
+        .add("eventsPublished", metrics_.events_published.load(std::memory_order_relaxed))
+        .add("channels", std::uint64_t{registry.channels()})
+        .str();
+}
+
+void server_api::stats(std::function<void(http_response)> reply) {
+    cluster_.survey("stats", "", [reply = std::move(reply)](auto answers) {
+        if (!answers) return reply(unavailable(answers.message()));
+        // The deployment's totals (users: the sum of each node's, so a user on two nodes counts
+        // twice), then each node's own figures.
+        std::uint64_t totals[6] = {};
+        static constexpr const char* k_fields[6] = {"connections",       "users",           "threads",
+                                                    "messagesDelivered", "eventsPublished", "channels"};
+        std::string per_node = "[";
+        simdjson::dom::parser parser;
+        for (const auto& a : *answers) {
+            simdjson::dom::object node;
+            if (parser.parse(a).get(node) != simdjson::SUCCESS) continue;
+            for (std::size_t i = 0; i < 6; ++i) {
+                std::uint64_t v = 0;
+                if (node[k_fields[i]].get(v) == simdjson::SUCCESS) totals[i] += v;
+            }
+            if (per_node.size() > 1) per_node += ',';
+            per_node += a;
+        }
+        per_node += ']';
+        json_object out;
+        for (std::size_t i = 0; i < 6; ++i) out.add(k_fields[i], totals[i]);
+        out.add_raw("nodes", per_node);
+        reply(ok(out.str()));
+    });
+}
+
+void server_api::nodes(std::function<void(http_response)> reply) {
+    cluster_.nodes([reply = std::move(reply)](util::result<std::vector<engine::node_info>> nodes) {
+        if (!nodes) return reply(unavailable(nodes.message()));
+        const auto now = auth::unix_now_ms();
+        std::string list = "[";
+        for (const auto& n : *nodes) {
+            if (list.size() > 1) list += ',';
+            list += json_object()
+                        .add("id", n.id)
+                        .add("address", n.address)
+                        .add("connections", n.connections)
+                        .add("users", n.users)
+                        .add("uptimeMs", std::int64_t{now - n.started_ms})
+                        .add("updatedAt", n.updated_ms)
+                        .str();
+        }
+        list += ']';
+        reply(ok(json_object().add_raw("nodes", list).str()));
+    });
 }
 
 }  // namespace zena::api

@@ -20,6 +20,7 @@
 
 #include "api/readiness.hpp"
 #include "engine/broker.hpp"
+#include "engine/cluster.hpp"
 #include "engine/history.hpp"
 #include "engine/presence.hpp"
 #include "hub/hub_set.hpp"
@@ -70,6 +71,14 @@ struct api_presence {
     std::size_t max_list = 100;  // presence.max_list
 };
 
+// The nodes the API speaks for (docs/engine.md): counts, disconnects, server-side subscriptions,
+// stats and user presence ask every node through the engine's cluster; null: this process alone.
+struct api_cluster {
+    engine::cluster* nodes = nullptr;
+    std::string node_id = "local";
+    std::string address;  // where this node listens, for GET /api/nodes
+};
+
 // Longest event type name accepted.
 inline constexpr std::size_t k_max_type_bytes = 128;
 
@@ -80,7 +89,7 @@ public:
     // sessions reach it through the API they are given). Each must outlive the API.
     server_api(engine::broker& broker, hub::hub_set& hubs, observability::metrics& metrics,
                const protocol::catalog& catalog, std::string api_key, api_limits limits, const readiness& ready,
-               api_channels channels, api_presence presence);
+               api_channels channels, api_presence presence, api_cluster cluster = {});
 
     // What /readyz reports besides draining (the Redis publish channel, when configured).
     const readiness& ready() const { return ready_; }
@@ -107,12 +116,17 @@ private:
     void set_history(engine::publication& p) const;
     void notify_offline(const engine::publication& p, const engine::publish_outcome& outcome) const;
     void history(const std::string& channel, std::string_view target, std::function<void(http_response)> reply);
-    void users_presence(std::string_view target, const std::function<void(http_response)>& reply) const;
+    void users_presence(std::string_view target, const std::function<void(http_response)>& reply);
     void channel_presence(const std::string& channel, std::function<void(http_response)> reply);
     void subscriptions(std::string user, std::string channel, bool subscribe, std::function<void(http_response)> reply);
     void batch(simdjson::dom::object object, std::function<void(http_response)> reply, const refusal_fn& on_refused);
     void disconnect_user(std::string user, std::function<void(http_response)> reply);
-    http_response stats() const;
+    void stats(std::function<void(http_response)> reply);
+    void nodes(std::function<void(http_response)> reply);
+    // This node's answer to a request from any node of the cluster (engine::cluster).
+    void answer(std::string_view kind, std::string_view args, engine::cluster::answer_fn reply);
+    // This node's own figures for /api/stats, as a JSON object.
+    std::string local_stats() const;
     bool authorized(std::string_view authorization) const;
 
     engine::broker& broker_;
@@ -124,6 +138,10 @@ private:
     const readiness& ready_;
     api_channels channels_;
     api_presence presence_;
+    api_cluster cluster_info_;
+    engine::local_cluster local_;
+    engine::cluster& cluster_;
+    std::int64_t started_ms_;
 };
 
 // {"error": message, "field": field, "event": event}; field and event omitted when empty.

@@ -250,20 +250,31 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
     std::unique_ptr<engine::memory_history> memory_history;
     std::unique_ptr<engine::memory_broker> memory_broker;
     std::unique_ptr<engine::redis_engine> redis_engine;
+    // This node, among the nodes: its id, and where it listens once it does (for GET /api/nodes).
+    const auto node = settings.engine_node_id.empty() ? generated_node_id() : settings.engine_node_id;
+    std::atomic<int> listening_port{0};
+    const auto started = auth::unix_now_ms();
     if (settings.engine_type == "redis") {
         auto shards = config::redis_shards(settings);
         if (!shards) {
             spdlog::error("{}", shards.message());
             return 1;
         }
-        const auto node = settings.engine_node_id.empty() ? generated_node_id() : settings.engine_node_id;
-        redis_engine =
-            std::make_unique<engine::redis_engine>(engine::redis_engine_options{.shards = std::move(*shards),
-                                                                                .prefix = settings.engine_prefix,
-                                                                                .node_id = node,
-                                                                                .timeout = settings.redis_timeout,
-                                                                                .metrics = &metrics},
-                                                   hubs);
+        redis_engine = std::make_unique<engine::redis_engine>(
+            engine::redis_engine_options{
+                .shards = std::move(*shards),
+                .prefix = settings.engine_prefix,
+                .node_id = node,
+                .timeout = settings.redis_timeout,
+                .metrics = &metrics,
+                .self =
+                    [&registry, &settings, &listening_port, started] {
+                        return engine::node_info{.address = settings.host + ":" + std::to_string(listening_port.load()),
+                                                 .connections = registry.connections(),
+                                                 .users = registry.users(),
+                                                 .started_ms = started};
+                    }},
+            hubs);
         spdlog::info("engine redis node={} shards={} prefix={}", node, redis_engine_shards(settings),
                      settings.engine_prefix);
     } else {
@@ -357,7 +368,8 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
                         .max_batch_items = static_cast<std::size_t>(settings.max_batch_items)},
         readiness,
         api::api_channels{history, history_of, notify_offline},
-        api::api_presence{presence, users_online, static_cast<std::size_t>(settings.presence_max_list)}};
+        api::api_presence{presence, users_online, static_cast<std::size_t>(settings.presence_max_list)},
+        api::api_cluster{.nodes = redis_engine ? &redis_engine->cluster() : nullptr, .node_id = node}};
     session::shared sessions{settings,        verifier, catalog,   metrics, hubs,
                              on_client_event, history,  ask_proxy, broker,  presence};
     // The page at / (docs/admin.md): open in dev mode, else only with admin.enabled.
@@ -401,6 +413,7 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
         spdlog::info("redis publishing enabled channel={} stream={}", settings.redis_publish_channel,
                      settings.redis_publish_stream);
     }
+    listening_port.store(server.port());
     if (dev_mode) print_dev_banner(settings, server.port());
     // Type=notify units (packaging/zena-realtime.service) count the server started from here.
     observability::notify_service_manager("READY=1\nSTATUS=listening on port " + std::to_string(server.port()));

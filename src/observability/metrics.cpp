@@ -121,6 +121,17 @@ std::string metrics::render(std::uint64_t connections, std::uint64_t users) cons
           v(subscribes));
     write(out, "zena_subscribes_refused_total", "counter", "Subscribes answered with subscribe.error.",
           v(subscribes_refused));
+    {
+        const auto us = v(engine_roundtrip_us);
+        write_header(out, "zena_engine_roundtrip_seconds", "gauge",
+                     "Redis engine: the last canary's trip through the real Pub/Sub path (publish to receipt), the "
+                     "slowest shard's; 0 with the memory engine.");
+        out += "zena_engine_roundtrip_seconds " + std::to_string(us / 1000000) + "." +
+               std::string(6 - std::to_string(us % 1000000).size(), '0') + std::to_string(us % 1000000) + "\n";
+    }
+    write(out, "zena_engine_canaries_lost_total", "counter",
+          "Redis engine: canaries that did not come back through Pub/Sub within the engine timeout.",
+          v(engine_canaries_lost));
     write(out, "zena_engine_gaps_total", "counter",
           "Redis engine: times a node found stored events it could neither receive nor read back from history.",
           v(engine_gaps));

@@ -50,6 +50,8 @@ struct metrics {
     counter subscribes_refused{0};              // subscribe.error answers
     counter history_evicted{0};                 // stored events dropped by channels.history_max_bytes
     counter engine_gaps{0};                     // Redis engine: stored events a node could not recover
+    counter engine_roundtrip_us{0};             // Redis engine: the last canary's trip through Pub/Sub (gauge)
+    counter engine_canaries_lost{0};            // Redis engine: canaries not back within the engine timeout
     counter offline_notifications{0};           // user.offline_event sent upstream
     counter http_requests{0};
     counter api_rejections{0};     // API calls answered with 4xx

@@ -132,6 +132,70 @@ describe('three nodes on one Redis', () => {
     for (const client of clients) client.ws.close();
   });
 
+  test('counts, stats, presence and nodes asked from any node are the deployment\'s', async () => {
+    const [a, b, c] = nodes;
+    const clients = [await connectChannels(b, 'cl-n1'), await connectChannels(c, 'cl-n1'), await connectChannels(c, 'cl-n2')];
+    for (const node of nodes) {
+      const count = await api(node, 'GET', '/api/users/cl-n1/connections');
+      assert.deepEqual(count.body, { userId: 'cl-n1', connections: 2 });
+      const presence = await api(node, 'GET', '/api/presence?userIds=cl-n1,cl-n2,cl-nobody');
+      assert.deepEqual(presence.body['cl-n1'], { online: true, connections: 2 });
+      assert.deepEqual(presence.body['cl-n2'], { online: true, connections: 1 });
+      assert.equal(presence.body['cl-nobody'].online, false);
+    }
+    const stats = await api(a, 'GET', '/api/stats');
+    assert.equal(stats.status, 200);
+    assert.equal(stats.body.nodes.length, 3, JSON.stringify(stats.body));
+    assert.deepEqual(stats.body.nodes.map((n) => n.node).sort(), ['a', 'b', 'c']);
+    assert.equal(stats.body.connections, stats.body.nodes.reduce((sum, n) => sum + n.connections, 0));
+    assert.ok(stats.body.connections >= 3);
+    const listed = await waitFor(async () => {
+      const r = await api(a, 'GET', '/api/nodes');
+      return r.body.nodes?.length === 3 ? r.body.nodes : null;
+    }, 6000, 'three nodes in the registry');
+    for (const n of listed) {
+      assert.match(n.address, /^127\.0\.0\.1:\d+$/);
+      assert.ok(n.uptimeMs >= 0);
+    }
+    assert.deepEqual(listed.map((n) => n.id).sort(), ['a', 'b', 'c']);
+    for (const client of clients) client.ws.close();
+  });
+
+  test('a disconnect asked of A closes the user on B and C with 4001', async () => {
+    const [a, b, c] = nodes;
+    const onB = await connectChannels(b, 'cl-x1');
+    const onC = await connectChannels(c, 'cl-x1');
+    const res = await api(a, 'DELETE', '/api/users/cl-x1/connections');
+    assert.deepEqual(res.body, { userId: 'cl-x1', closed: 2 });
+    assert.equal((await onB.waitClosed()).code, 4001);
+    assert.equal((await onC.waitClosed()).code, 4001);
+  });
+
+  test('a server-side subscription asked of A takes the user\'s connections on B and C', async () => {
+    const [a, b, c] = nodes;
+    const onB = await connectChannels(b, 'cl-ss1');
+    const onC = await connectChannels(c, 'cl-ss1');
+    const res = await api(a, 'POST', '/api/users/cl-ss1/subscriptions', { channel: 'deal:ss1' });
+    assert.equal(res.status, 200, `${JSON.stringify(res.body)}`);
+    assert.equal(res.body.connections, 2);
+    for (const client of [onB, onC]) assert.equal((await client.next()).type, 'subscribed');
+    const pub = await api(a, 'POST', '/api/publish', { channel: 'deal:ss1', type: 'deal.risk', payload: { dealId: 'd', riskLevel: 'medium', riskFlags: [], riskReason: 'x' } });
+    assert.equal(pub.status, 200, JSON.stringify(pub.body));
+    for (const client of [onB, onC]) assert.equal((await client.next()).channel, 'deal:ss1');
+    onB.ws.close();
+    onC.ws.close();
+  });
+
+  test('the canary measures the Pub/Sub round trip on every node', async () => {
+    for (const node of nodes) {
+      await waitFor(async () => {
+        const text = await (await fetch(node.url('/metrics'))).text();
+        const m = text.match(/^zena_engine_roundtrip_seconds ([0-9.]+)$/m);
+        return m && Number(m[1]) > 0;
+      }, 6000, 'a canary round trip');
+    }
+  });
+
   test('kill -9 of a node mid-stream: its clients resume on another node with no gap and no duplicate', async () => {
     const [a, b, c] = nodes;
     const onB = await connectChannels(b, 'cl-k1');

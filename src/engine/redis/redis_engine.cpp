@@ -242,7 +242,7 @@ std::size_t redis_engine::shard_of(std::string_view channel, std::size_t shards)
     return static_cast<std::size_t>(b < 0 ? 0 : b);
 }
 
-struct redis_engine::impl final : public broker, public history {
+struct redis_engine::impl final : public broker, public history, public engine::cluster {
     // A channel a node holds: what it last handed its hubs, and the messages held while it reads
     // what it missed.
     struct track {
@@ -260,8 +260,12 @@ struct redis_engine::impl final : public broker, public history {
     struct shard {
         std::unique_ptr<redis::pipeline> commands;
         std::unique_ptr<redis::subscriber> pubsub;
-        util::string_map<track> tracks;  // the subscriber thread's
-        burst pending;                   // the subscriber thread's
+        // The canary, on the subscriber thread: when it was sent and when one last came back.
+        std::chrono::steady_clock::time_point canary_sent{};
+        bool canary_out = false;
+        std::atomic<std::int64_t> canary_back_ms{0};  // steady clock ms of the last return; 0: none yet
+        util::string_map<track> tracks;               // the subscriber thread's
+        burst pending;                                // the subscriber thread's
     };
     // A publish waiting for its replies and for this node's copies.
     struct waiting {
@@ -283,10 +287,29 @@ struct redis_engine::impl final : public broker, public history {
     std::string channel_prefix;
     std::vector<std::unique_ptr<shard>> shards;
     std::atomic<std::uint64_t> next_token{1};
-    std::atomic<bool> stopping{false};  // the destructor runs: replies no longer reach Pub/Sub threads
+    std::atomic<bool> stopping{false};
+    std::atomic<bool> constructed{false};  // the shards are all built: the threads' callbacks may use them  // the
+                                           // destructor runs: replies no longer reach Pub/Sub threads
 
     std::mutex waiting_mutex;
     std::unordered_map<std::uint64_t, std::shared_ptr<waiting>> waiting_for;
+
+    // Surveys waiting for the nodes' answers.
+    struct survey_state {
+        survey_done done;
+        std::vector<std::string> answers;
+        long long expected = -1;  // nodes that received the request; -1: not known yet
+        std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
+    };
+    std::mutex surveys_mutex;
+    std::unordered_map<std::uint64_t, survey_state> surveys;
+    handler request_handler;
+    std::string control_channel;
+    std::string reply_channel;
+    std::string canary_channel;
+    std::string nodes_key;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point next_refresh{};
 
     // This node's interest: channel -> its subscription is confirmed.
     mutable std::mutex interest_mutex;
@@ -296,7 +319,11 @@ struct redis_engine::impl final : public broker, public history {
         : options(std::move(o)),
           delivery(hubs),
           all_channel(options.prefix + ":all"),
-          channel_prefix(options.prefix + ":p:") {
+          channel_prefix(options.prefix + ":p:"),
+          control_channel(options.prefix + ":control"),
+          reply_channel(options.prefix + ":reply:" + options.node_id),
+          canary_channel(options.prefix + ":canary:" + options.node_id),
+          nodes_key(options.prefix + ":nodes") {
         for (std::size_t i = 0; i < options.shards.size(); ++i) {
             auto s = std::make_unique<shard>();
             auto* sp = s.get();
@@ -312,16 +339,32 @@ struct redis_engine::impl final : public broker, public history {
                 .on_message = [this, sp](std::string_view channel,
                                          std::string_view message) { on_message(*sp, channel, message); },
                 .on_burst = [this, sp] { flush(*sp); },
-                .on_up = [this, sp] { on_up(*sp); },
-                .on_down = [this, sp] { on_down(*sp); },
+                .on_up =
+                    [this, sp] {
+                        if (constructed.load()) on_up(*sp);
+                    },
+                .on_down =
+                    [this, sp] {
+                        if (constructed.load()) on_down(*sp);
+                    },
                 .on_tick =
-                    [this, i] {
-                        if (i == 0) sweep_waiting();
+                    [this, i, sp] {
+                        if (!constructed.load()) return;
+                        if (i == 0) {
+                            sweep_waiting();
+                            sweep_surveys();
+                            refresh_registry();
+                        }
+                        canary(*sp);
                     },
                 .name = name + " pubsub"});
             shards.push_back(std::move(s));
         }
         shards.front()->pubsub->subscribe(all_channel);
+        shards.front()->pubsub->subscribe(control_channel);
+        shards.front()->pubsub->subscribe(reply_channel);
+        for (auto& s : shards) s->pubsub->subscribe(canary_channel);
+        constructed.store(true);
     }
 
     ~impl() override {
@@ -568,6 +611,9 @@ struct redis_engine::impl final : public broker, public history {
     // ---- Pub/Sub: the subscriber threads ----
 
     void on_message(shard& s, std::string_view redis_channel, std::string_view bytes) {
+        if (redis_channel == canary_channel) return canary_back(s, bytes);
+        if (redis_channel == control_channel) return requested(bytes);
+        if (redis_channel == reply_channel) return answered(bytes);
         auto m = wire::decode_message(bytes);
         if (!m) {
             spdlog::warn("redis engine: an unreadable message on {} ({} bytes) is dropped", redis_channel,
@@ -733,6 +779,193 @@ struct redis_engine::impl final : public broker, public history {
         }
     }
 
+    // ---- cluster ----
+
+    std::string publish_verb(const shard& s) const { return s.pubsub->sharded() ? "SPUBLISH" : "PUBLISH"; }
+
+    void on_request(handler h) override { request_handler = std::move(h); }
+
+    // "<tag>\n<f1>\n<f2>\n<f3>\n<rest>": the fields of a control or reply message; false when
+    // it is not one.
+    static bool split_fields(std::string_view bytes, std::array<std::string_view, 5>& out) {
+        for (std::size_t i = 0; i < 4; ++i) {
+            const auto nl = bytes.find('\n');
+            if (nl == std::string_view::npos) return false;
+            out[i] = bytes.substr(0, nl);
+            bytes.remove_prefix(nl + 1);
+        }
+        out[4] = bytes;
+        return true;
+    }
+
+    void survey(std::string kind, std::string args, survey_done done) override {
+        auto& s = *shards.front();
+        if (!s.commands->up() && !s.commands->last_error().empty()) {
+            return done(util::error{"redis unreachable: " + s.commands->last_error()});
+        }
+        const auto id = next_token.fetch_add(1, std::memory_order_relaxed);
+        {
+            const std::lock_guard lock{surveys_mutex};
+            surveys.emplace(id, survey_state{std::move(done), {}, -1, std::chrono::steady_clock::now()});
+        }
+        auto message = "Q\n" + std::to_string(id) + "\n" + options.node_id + "\n" + kind + "\n" + args;
+        s.commands->submit({publish_verb(s), control_channel, std::move(message)}, [this, id](redis::reply r) {
+            std::optional<survey_state> finished;
+            {
+                const std::lock_guard lock{surveys_mutex};
+                const auto it = surveys.find(id);
+                if (it == surveys.end()) return;
+                if (!r.ok()) {
+                    auto failed = std::move(it->second);
+                    surveys.erase(it);
+                    const auto why = r.empty() ? std::string{"unreachable"} : r.error_text();
+                    return failed.done(util::error{"redis: " + why});
+                }
+                it->second.expected = r.integer();
+                if (static_cast<long long>(it->second.answers.size()) >= it->second.expected) {
+                    finished = std::move(it->second);
+                    surveys.erase(it);
+                }
+            }
+            if (finished) finished->done(std::move(finished->answers));
+        });
+    }
+
+    // A request from any node (this one too): this node's handler answers it to the asker.
+    void requested(std::string_view bytes) {
+        std::array<std::string_view, 5> f{};
+        if (!split_fields(bytes, f) || f[0] != "Q" || !request_handler) return;
+        auto& s = *shards.front();
+        const auto to = options.prefix + ":reply:" + std::string{f[2]};
+        auto head = "R\n" + std::string{f[1]} + "\n" + options.node_id + "\n-\n";
+        request_handler(f[3], f[4], [this, &s, to, head = std::move(head)](std::string answer) {
+            if (stopping.load()) return;
+            s.commands->submit({publish_verb(s), to, head + answer}, {});
+        });
+    }
+
+    void answered(std::string_view bytes) {
+        std::array<std::string_view, 5> f{};
+        if (!split_fields(bytes, f) || f[0] != "R") return;
+        std::uint64_t id = 0;
+        std::from_chars(f[1].data(), f[1].data() + f[1].size(), id);
+        std::optional<survey_state> finished;
+        {
+            const std::lock_guard lock{surveys_mutex};
+            const auto it = surveys.find(id);
+            if (it == surveys.end()) return;  // late: the survey gave up on it
+            it->second.answers.emplace_back(f[4]);
+            if (it->second.expected >= 0 && static_cast<long long>(it->second.answers.size()) >= it->second.expected) {
+                finished = std::move(it->second);
+                surveys.erase(it);
+            }
+        }
+        if (finished) finished->done(std::move(finished->answers));
+    }
+
+    void sweep_surveys() {
+        std::vector<survey_state> late;
+        const auto cutoff = std::chrono::steady_clock::now() - options.timeout;
+        {
+            const std::lock_guard lock{surveys_mutex};
+            for (auto it = surveys.begin(); it != surveys.end();) {
+                if (it->second.since < cutoff) {
+                    late.push_back(std::move(it->second));
+                    it = surveys.erase(it);
+                } else {
+                    ++it;
+                }
+            }
+        }
+        for (auto& l : late) l.done(std::move(l.answers));
+    }
+
+    static std::int64_t unix_ms() {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    }
+
+    // This node's entry in the registry: "<address>\t<connections>\t<users>\t<started ms>\t<updated ms>".
+    void refresh_registry() {
+        const auto now = std::chrono::steady_clock::now();
+        if (now < next_refresh || !options.self) return;
+        next_refresh = now + options.registry_period;
+        const auto me = options.self();
+        auto entry = me.address + "\t" + std::to_string(me.connections) + "\t" + std::to_string(me.users) + "\t" +
+                     std::to_string(me.started_ms) + "\t" + std::to_string(unix_ms());
+        shards.front()->commands->submit({"HSET", nodes_key, options.node_id, std::move(entry)}, {});
+    }
+
+    void nodes(nodes_done done) override {
+        auto& s = *shards.front();
+        const auto stale_ms = 3 * options.registry_period.count();
+        s.commands->submit({"HGETALL", nodes_key}, [this, &s, stale_ms, done = std::move(done)](redis::reply r) {
+            if (!r.ok() || !r.is_array()) {
+                return done(util::error{"redis: " + (r.empty() ? std::string{"unreachable"} : r.error_text())});
+            }
+            std::vector<node_info> live;
+            const auto now = unix_ms();
+            for (std::size_t i = 0; i + 1 < r.size(); i += 2) {
+                node_info n;
+                n.id = std::string{redis::str_of(r.element(i))};
+                std::array<std::string_view, 5> f{};
+                auto rest = redis::str_of(r.element(i + 1));
+                std::size_t k = 0;
+                for (; k < 4; ++k) {
+                    const auto tab = rest.find('\t');
+                    if (tab == std::string_view::npos) break;
+                    f[k] = rest.substr(0, tab);
+                    rest.remove_prefix(tab + 1);
+                }
+                if (k != 4) continue;
+                f[4] = rest;
+                n.address = std::string{f[0]};
+                std::from_chars(f[1].data(), f[1].data() + f[1].size(), n.connections);
+                std::from_chars(f[2].data(), f[2].data() + f[2].size(), n.users);
+                std::from_chars(f[3].data(), f[3].data() + f[3].size(), n.started_ms);
+                std::from_chars(f[4].data(), f[4].data() + f[4].size(), n.updated_ms);
+                if (now - n.updated_ms > stale_ms) {
+                    if (!stopping.load()) s.commands->submit({"HDEL", nodes_key, n.id}, {});  // gone
+                    continue;
+                }
+                live.push_back(std::move(n));
+            }
+            done(std::move(live));
+        });
+    }
+
+    // The canary: every registry period each shard publishes the time on this node's canary
+    // channel; its return measures the real Pub/Sub path (zena_engine_roundtrip_seconds).
+    void canary(shard& s) {
+        const auto now = std::chrono::steady_clock::now();
+        if (s.canary_out) {
+            if (now - s.canary_sent < options.timeout) return;
+            s.canary_out = false;  // lost
+            if (options.metrics) observability::metrics::add(options.metrics->engine_canaries_lost);
+        }
+        if (now - s.canary_sent < options.registry_period || !s.pubsub->up()) return;
+        s.canary_sent = now;
+        s.canary_out = true;
+        s.commands->submit(
+            {publish_verb(s), canary_channel,
+             std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count())},
+            {});
+    }
+
+    void canary_back(shard& s, std::string_view bytes) {
+        std::int64_t sent_us = 0;
+        std::from_chars(bytes.data(), bytes.data() + bytes.size(), sent_us);
+        const auto now = std::chrono::steady_clock::now();
+        const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
+        s.canary_out = false;
+        s.canary_back_ms.store(now_us / 1000, std::memory_order_relaxed);
+        if (options.metrics && sent_us > 0 && now_us >= sent_us) {
+            options.metrics->engine_roundtrip_us.store(static_cast<std::uint64_t>(now_us - sent_us),
+                                                       std::memory_order_relaxed);
+        }
+    }
+
     // ---- history ----
 
     void append(std::string_view channel, std::shared_ptr<const event> e, const history_limits& limits,
@@ -816,18 +1049,31 @@ redis_engine::redis_engine(redis_engine_options options, hub::hub_set& hubs)
 redis_engine::~redis_engine() = default;
 
 broker& redis_engine::broker() { return *impl_; }
+cluster& redis_engine::cluster() { return *impl_; }
 history& redis_engine::history() { return *impl_; }
 
-bool redis_engine::ready() const {
-    return std::all_of(impl_->shards.begin(), impl_->shards.end(),
-                       [](const auto& s) { return s->commands->up() && s->pubsub->up(); });
-}
+bool redis_engine::ready() const { return trouble().empty(); }
 
 std::string redis_engine::trouble() const {
     std::string out;
     for (std::size_t i = 0; i < impl_->shards.size(); ++i) {
         const auto& s = *impl_->shards[i];
-        if (s.commands->up() && s.pubsub->up()) continue;
+        if (s.commands->up() && s.pubsub->up()) {
+            // Connected, but does a publish come back? A canary missing for three periods says no.
+            const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now().time_since_epoch())
+                                    .count();
+            const auto period = impl_->options.registry_period.count();
+            auto back = s.canary_back_ms.load(std::memory_order_relaxed);
+            if (back == 0) {
+                back = std::chrono::duration_cast<std::chrono::milliseconds>(impl_->started.time_since_epoch()).count();
+            }
+            if (now_ms - back <= 3 * period + impl_->options.timeout.count()) continue;
+            if (!out.empty()) out += "; ";
+            out += "redis shard " + std::to_string(i) + ": no publish came back through Pub/Sub for " +
+                   std::to_string(now_ms - back) + " ms";
+            continue;
+        }
         if (!out.empty()) out += "; ";
         out += "redis shard " + std::to_string(i) + " (" + impl_->options.shards[i].host + ":" +
                std::to_string(impl_->options.shards[i].port) + ") " +

@@ -18,6 +18,10 @@
 //   (zena_engine_gaps_total).
 // - A read of a channel this node is subscribing to waits for Redis to confirm the
 //   subscription, so nothing published after the read can pass the node by.
+// - The cluster: a survey is published on `<prefix>:control` (shard 0); every node answers on
+//   the asker's `<prefix>:reply:<node>`; the asker waits for as many answers as Redis says
+//   received the request. Each node refreshes its entry in the hash `<prefix>:nodes`, and
+//   sends a canary through each shard's Pub/Sub: /readyz fails when one does not come back.
 //
 // Threading: every method from any thread (see engine::broker and engine::history).
 
@@ -26,6 +30,7 @@
 #include <vector>
 
 #include "engine/broker.hpp"
+#include "engine/cluster.hpp"
 #include "engine/history.hpp"
 #include "hub/hub_set.hpp"
 #include "observability/metrics.hpp"
@@ -41,6 +46,10 @@ struct redis_engine_options {
     // How long an idle channel keeps its epoch and seq (as memory_history's meta_ttl).
     std::chrono::milliseconds meta_ttl = std::chrono::hours(24 * 7);
     observability::metrics* metrics = nullptr;
+    // What this node tells the registry (refreshed every `registry_period`); the canary goes
+    // through each shard's Pub/Sub as often.
+    std::function<node_info()> self;
+    std::chrono::milliseconds registry_period{2000};
 };
 
 class redis_engine {
@@ -52,6 +61,7 @@ public:
 
     engine::broker& broker();
     engine::history& history();
+    engine::cluster& cluster();
 
     // Every shard reachable for commands and Pub/Sub (resubscribed after a loss): /readyz.
     bool ready() const;
