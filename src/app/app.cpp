@@ -284,7 +284,9 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
     }
     engine::history& history = redis_engine ? redis_engine->history() : *memory_history;
     engine::broker& broker = redis_engine ? redis_engine->broker() : *memory_broker;
-    engine::memory_presence presence;
+    std::unique_ptr<engine::memory_presence> memory_presence;
+    if (!redis_engine) memory_presence = std::make_unique<engine::memory_presence>();
+    engine::presence& presence = redis_engine ? redis_engine->presence() : *memory_presence;
     // This node's interest: a user's personal channel, from their first connection here to their
     // last, and every other channel a connection here holds.
     // The server's own notices to the backend (presence.online and .offline, user.offline_event)

@@ -718,8 +718,9 @@ void announce_presence(shared& services, const std::string& channel, std::string
 
 void client::presence_join(const std::string& channel) {
     if (!services_.settings.of_namespace(protocol::channel_namespace(channel)).presence) return;
-    // The memory engine hears every leave; entries that outlive their node expire by this (the
-    // Redis engine refreshes them).
+    // Held until the leave: the memory engine hears every leave; the Redis engine keeps the
+    // entry for its own presence TTL and refreshes it while this node lives, so the members of
+    // a node that died leave within that TTL.
     constexpr auto k_ttl = std::chrono::hours(24 * 365);
     // The memory presence answers inside the call: under the lock, the transition and the
     // hand-over of its event are one step. (An engine that answers later orders them itself.)

@@ -6,6 +6,7 @@
 
 #include "contract/broker_contract.hpp"
 #include "contract/history_contract.hpp"
+#include "contract/presence_contract.hpp"
 #include "contract/redis_server.hpp"
 #include "hub/task_thread.hpp"
 #include "hub/user_registry.hpp"
@@ -46,6 +47,35 @@ private:
     engine::redis_engine engine_;
 };
 
+// The Redis engine's presence alone, as its history above.
+class redis_presence_under_test final : public engine::presence {
+public:
+    redis_presence_under_test()
+        : hubs_({[this](hub::hub_set::task t) { thread_.post(std::move(t)); }}, registry_),
+          engine_(options_for("presence-test"), hubs_) {}
+    void join(std::string_view channel, std::string_view client, std::string_view user, std::chrono::milliseconds ttl,
+              membership_done done) override {
+        engine_.presence().join(channel, client, user, ttl, std::move(done));
+    }
+    void leave(std::string_view channel, std::string_view client, membership_done done) override {
+        engine_.presence().leave(channel, client, std::move(done));
+    }
+    void query(std::string_view channel, query_done done) override {
+        engine_.presence().query(channel, std::move(done));
+    }
+    void users(std::string_view channel, count_done done) override { engine_.presence().users(channel, std::move(done)); }
+
+private:
+    hub::testing::task_thread thread_;
+    hub::user_registry registry_;
+    hub::hub_set hubs_;
+    engine::redis_engine engine_;
+};
+
+struct redis_presence_factory {
+    static std::unique_ptr<engine::presence> make() { return std::make_unique<redis_presence_under_test>(); }
+};
+
 struct redis_history_factory {
     static std::unique_ptr<engine::history> make() { return std::make_unique<redis_history_under_test>(); }
 };
@@ -62,5 +92,6 @@ struct redis_broker_factory {
 
 INSTANTIATE_TYPED_TEST_SUITE_P(Redis, HistoryContract, redis_history_factory);
 INSTANTIATE_TYPED_TEST_SUITE_P(Redis, BrokerContract, redis_broker_factory);
+INSTANTIATE_TYPED_TEST_SUITE_P(Redis, PresenceContract, redis_presence_factory);
 
 }  // namespace zena::contract

@@ -186,6 +186,35 @@ describe('three nodes on one Redis', () => {
     onC.ws.close();
   });
 
+  test('channel presence is the deployment\'s: a join on C is announced on B, asked from A', async () => {
+    const [a, b, c] = nodes;
+    const claims = { channels: ['thread:*'] };
+    const onB = await connectChannels(b, 'cl-p1', { claims });
+    const onC = await connectChannels(c, 'cl-p2', { claims });
+    assert.equal((await subscribe(onB, 'thread:clp')).type, 'subscribed');
+    assert.equal((await subscribe(onC, 'thread:clp')).type, 'subscribed');
+    let joined = await onB.next();
+    if (joined.payload.userId === 'cl-p1') joined = await onB.next();  // its own arrival first
+    assert.deepEqual([joined.type, joined.payload.userId], ['presence.join', 'cl-p2']);
+    onB.send({ type: 'presence.get', payload: { channel: 'thread:clp' } });
+    const state = await onB.next();
+    assert.equal(state.type, 'presence.state');
+    assert.deepEqual(state.payload.users.sort(), ['cl-p1', 'cl-p2']);
+    const viaA = await api(a, 'GET', `/api/channels/${encodeURIComponent('thread:clp')}/presence`);
+    assert.deepEqual(viaA.body.users.sort(), ['cl-p1', 'cl-p2']);
+    // A second tab of cl-p2 on B: no second join, and leaving one tab is no leave.
+    const tab = await connectChannels(b, 'cl-p2', { claims });
+    assert.equal((await subscribe(tab, 'thread:clp')).type, 'subscribed');
+    await assert.rejects(onB.next(400), /no message/, 'no join for a second tab');
+    tab.ws.close();
+    await tab.waitClosed();
+    await assert.rejects(onB.next(400), /no message/, 'no leave while a tab remains');
+    onC.ws.close();
+    const left = await onB.next();
+    assert.deepEqual([left.type, left.payload.userId], ['presence.leave', 'cl-p2']);
+    onB.ws.close();
+  });
+
   test('the canary measures the Pub/Sub round trip on every node', async () => {
     for (const node of nodes) {
       await waitFor(async () => {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <map>
 #include <atomic>
 #include <charconv>
 #include <mutex>
@@ -125,6 +126,67 @@ if limit > 0 then events = redis.call('xrange', stream, from, '+', 'count', limi
 return {epoch, top, recovered, events}
 )lua";
 
+
+// Channel presence. KEYS: clients (hash client -> user), expiries (zset), users (hash user ->
+// live clients). Each script first drops the expired entries.
+constexpr std::string_view k_presence_sweep = R"lua(
+local function sweep(clients, expiries, users)
+  local t = redis.call('time')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  for _, c in ipairs(redis.call('zrangebyscore', expiries, '-inf', now)) do
+    local u = redis.call('hget', clients, c)
+    redis.call('hdel', clients, c)
+    redis.call('zrem', expiries, c)
+    if u and redis.call('hincrby', users, u, -1) <= 0 then redis.call('hdel', users, u) end
+  end
+  return now
+end
+)lua";
+
+// ARGV: client, user, ttl ms. Answers 1 when the client is its user's first live one.
+constexpr std::string_view k_presence_join = R"lua(
+local clients, expiries, users = KEYS[1], KEYS[2], KEYS[3]
+local now = sweep(clients, expiries, users)
+local client, user, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local old = redis.call('hget', clients, client)
+local first = 0
+if old ~= user then
+  if old and redis.call('hincrby', users, old, -1) <= 0 then redis.call('hdel', users, old) end
+  redis.call('hset', clients, client, user)
+  if redis.call('hincrby', users, user, 1) == 1 then first = 1 end
+end
+redis.call('zadd', expiries, now + ttl, client)
+for _, k in ipairs({clients, expiries, users}) do
+  if redis.call('pttl', k) < ttl then redis.call('pexpire', k, ttl) end
+end
+return first
+)lua";
+
+// ARGV: client. Answers 1 when the client was there and its user has no live client left.
+constexpr std::string_view k_presence_leave = R"lua(
+local clients, expiries, users = KEYS[1], KEYS[2], KEYS[3]
+sweep(clients, expiries, users)
+local old = redis.call('hget', clients, ARGV[1])
+if not old then return 0 end
+redis.call('hdel', clients, ARGV[1])
+redis.call('zrem', expiries, ARGV[1])
+if redis.call('hincrby', users, old, -1) <= 0 then
+  redis.call('hdel', users, old)
+  return 1
+end
+return 0
+)lua";
+
+// Answers {live clients, user, count, user, count, ...}; ARGV[1] "1": the user count alone.
+constexpr std::string_view k_presence_query = R"lua(
+local clients, expiries, users = KEYS[1], KEYS[2], KEYS[3]
+sweep(clients, expiries, users)
+if ARGV[1] == '1' then return redis.call('hlen', users) end
+local out = {redis.call('hlen', clients)}
+for _, v in ipairs(redis.call('hgetall', users)) do out[#out + 1] = v end
+return out
+)lua";
+
 std::string sha1_hex(std::string_view text) {
     std::array<unsigned char, SHA_DIGEST_LENGTH> digest{};
     SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest.data());
@@ -242,7 +304,7 @@ std::size_t redis_engine::shard_of(std::string_view channel, std::size_t shards)
     return static_cast<std::size_t>(b < 0 ? 0 : b);
 }
 
-struct redis_engine::impl final : public broker, public history, public engine::cluster {
+struct redis_engine::impl final : public broker, public history, public engine::cluster, public engine::presence {
     // A channel a node holds: what it last handed its hubs, and the messages held while it reads
     // what it missed.
     struct track {
@@ -283,6 +345,17 @@ struct redis_engine::impl final : public broker, public history, public engine::
     local_delivery delivery;
     std::string append_sha = sha1_hex(k_append_script);
     std::string read_sha = sha1_hex(k_read_script);
+    std::string join_script = std::string{k_presence_sweep} + std::string{k_presence_join};
+    std::string leave_script = std::string{k_presence_sweep} + std::string{k_presence_leave};
+    std::string query_script = std::string{k_presence_sweep} + std::string{k_presence_query};
+    std::string join_sha = sha1_hex(join_script);
+    std::string leave_sha = sha1_hex(leave_script);
+    std::string query_sha = sha1_hex(query_script);
+    // Presence entries this node holds until their leave (asked for longer than presence_ttl):
+    // refreshed every third of it. channel -> client -> user.
+    std::mutex held_mutex;
+    std::map<std::string, std::map<std::string, std::string>> held;
+    std::chrono::steady_clock::time_point next_presence_refresh{};
     std::string all_channel;
     std::string channel_prefix;
     std::vector<std::unique_ptr<shard>> shards;
@@ -354,6 +427,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
                             sweep_waiting();
                             sweep_surveys();
                             refresh_registry();
+                            refresh_presence();
                         }
                         canary(*sp);
                     },
@@ -376,7 +450,8 @@ struct redis_engine::impl final : public broker, public history, public engine::
     shard& shard_for(std::string_view channel) { return *shards[redis_engine::shard_of(channel, shards.size())]; }
 
     bool load_scripts(redis::connection& c, std::string& error) {
-        for (const auto script : {k_append_script, k_read_script}) {
+        for (const std::string_view script : {k_append_script, k_read_script, std::string_view{join_script},
+                                              std::string_view{leave_script}, std::string_view{query_script}}) {
             const std::string_view argv[] = {"SCRIPT", "LOAD", script};
             auto r = c.command(argv);
             if (!r.ok()) {
@@ -528,7 +603,8 @@ struct redis_engine::impl final : public broker, public history, public engine::
 
     void reload_scripts() {
         for (auto& s : shards) {
-            for (const auto script : {k_append_script, k_read_script}) {
+            for (const std::string_view script : {k_append_script, k_read_script, std::string_view{join_script},
+                                                  std::string_view{leave_script}, std::string_view{query_script}}) {
                 s->commands->submit({"SCRIPT", "LOAD", std::string{script}}, {});
             }
         }
@@ -966,6 +1042,100 @@ struct redis_engine::impl final : public broker, public history, public engine::
         }
     }
 
+    // ---- presence ----
+
+    std::string presence_key(std::string_view channel, char kind) const {
+        return options.prefix + ":{" + std::string(channel) + "}:p" + kind;
+    }
+    std::string deployment_client(std::string_view client) const { return options.node_id + "/" + std::string(client); }
+
+    redis::pipeline::args presence_command(const std::string& sha, std::string_view channel) const {
+        return {"EVALSHA", sha, "3", presence_key(channel, 'c'), presence_key(channel, 'e'), presence_key(channel, 'u')};
+    }
+
+    static void answer_bool(const redis::reply& r, const membership_done& done) {
+        if (!r.ok()) return done(util::error{"redis: " + (r.empty() ? std::string{"unreachable"} : r.error_text())});
+        done(r.integer() == 1);
+    }
+
+    void join(std::string_view channel, std::string_view client, std::string_view user, std::chrono::milliseconds ttl,
+              membership_done done) override {
+        auto command = presence_command(join_sha, channel);
+        const auto id = deployment_client(client);
+        auto effective = ttl;
+        if (ttl > options.presence_ttl) {
+            effective = options.presence_ttl;
+            const std::lock_guard lock{held_mutex};
+            held[std::string{channel}][id] = std::string{user};
+        }
+        command.insert(command.end(), {id, std::string{user}, std::to_string(std::max<std::int64_t>(1, effective.count()))});
+        shard_for(channel).commands->submit(std::move(command),
+                                            [done = std::move(done)](redis::reply r) { answer_bool(r, done); });
+    }
+
+    void leave(std::string_view channel, std::string_view client, membership_done done) override {
+        const auto id = deployment_client(client);
+        {
+            const std::lock_guard lock{held_mutex};
+            if (const auto it = held.find(std::string{channel}); it != held.end()) {
+                it->second.erase(id);
+                if (it->second.empty()) held.erase(it);
+            }
+        }
+        auto command = presence_command(leave_sha, channel);
+        command.push_back(id);
+        shard_for(channel).commands->submit(std::move(command),
+                                            [done = std::move(done)](redis::reply r) { answer_bool(r, done); });
+    }
+
+    void query(std::string_view channel, query_done done) override {
+        auto command = presence_command(query_sha, channel);
+        command.emplace_back("0");
+        shard_for(channel).commands->submit(std::move(command), [done = std::move(done)](redis::reply r) {
+            if (!r.ok() || !r.is_array() || r.size() == 0) {
+                return done(util::error{"redis: " + (r.empty() ? std::string{"unreachable"} : r.error_text())});
+            }
+            presence_state state;
+            state.clients = static_cast<std::size_t>(integer_of(r.element(0)));
+            for (std::size_t i = 1; i + 1 < r.size(); i += 2) {
+                state.users.emplace(std::string{redis::str_of(r.element(i))},
+                                    static_cast<std::size_t>(integer_of(r.element(i + 1))));
+            }
+            done(std::move(state));
+        });
+    }
+
+    void users(std::string_view channel, count_done done) override {
+        auto command = presence_command(query_sha, channel);
+        command.emplace_back("1");
+        shard_for(channel).commands->submit(std::move(command), [done = std::move(done)](redis::reply r) {
+            if (!r.ok()) return done(util::error{"redis: " + (r.empty() ? std::string{"unreachable"} : r.error_text())});
+            done(static_cast<std::size_t>(r.integer()));
+        });
+    }
+
+    // The entries held until their leave, joined again (pipelined) every third of the TTL.
+    void refresh_presence() {
+        const auto now = std::chrono::steady_clock::now();
+        if (now < next_presence_refresh) return;
+        next_presence_refresh = now + options.presence_ttl / 3;
+        std::vector<std::vector<redis::pipeline::args>> commands(shards.size());
+        {
+            const std::lock_guard lock{held_mutex};
+            for (const auto& [channel, clients] : held) {
+                const auto index = redis_engine::shard_of(channel, shards.size());
+                for (const auto& [client, user] : clients) {
+                    auto command = presence_command(join_sha, channel);
+                    command.insert(command.end(), {client, user, std::to_string(options.presence_ttl.count())});
+                    commands[index].push_back(std::move(command));
+                }
+            }
+        }
+        for (std::size_t i = 0; i < shards.size(); ++i) {
+            if (!commands[i].empty()) shards[i]->commands->submit(std::move(commands[i]), {});
+        }
+    }
+
     // ---- history ----
 
     void append(std::string_view channel, std::shared_ptr<const event> e, const history_limits& limits,
@@ -1050,6 +1220,7 @@ redis_engine::~redis_engine() = default;
 
 broker& redis_engine::broker() { return *impl_; }
 cluster& redis_engine::cluster() { return *impl_; }
+presence& redis_engine::presence() { return *impl_; }
 history& redis_engine::history() { return *impl_; }
 
 bool redis_engine::ready() const { return trouble().empty(); }

@@ -18,6 +18,10 @@
 //   (zena_engine_gaps_total).
 // - A read of a channel this node is subscribing to waits for Redis to confirm the
 //   subscription, so nothing published after the read can pass the node by.
+// - Channel presence: per channel a hash client -> user, a sorted set of expiries and a hash
+//   user -> live clients, changed by scripts that drop expired entries first, so a join or a
+//   leave answers "first/last of the user" for the whole deployment. Client ids are prefixed
+//   with the node's id.
 // - The cluster: a survey is published on `<prefix>:control` (shard 0); every node answers on
 //   the asker's `<prefix>:reply:<node>`; the asker waits for as many answers as Redis says
 //   received the request. Each node refreshes its entry in the hash `<prefix>:nodes`, and
@@ -32,6 +36,7 @@
 #include "engine/broker.hpp"
 #include "engine/cluster.hpp"
 #include "engine/history.hpp"
+#include "engine/presence.hpp"
 #include "hub/hub_set.hpp"
 #include "observability/metrics.hpp"
 #include "redis/connection.hpp"
@@ -50,6 +55,10 @@ struct redis_engine_options {
     // through each shard's Pub/Sub as often.
     std::function<node_info()> self;
     std::chrono::milliseconds registry_period{2000};
+    // Channel presence entries live this long in Redis unless their node refreshes them (a join
+    // asking for longer is held until its leave: refreshed every third of this), so the members
+    // of a node that died leave within it.
+    std::chrono::milliseconds presence_ttl{60000};
 };
 
 class redis_engine {
@@ -62,6 +71,7 @@ public:
     engine::broker& broker();
     engine::history& history();
     engine::cluster& cluster();
+    engine::presence& presence();
 
     // Every shard reachable for commands and Pub/Sub (resubscribed after a loss): /readyz.
     bool ready() const;
