@@ -122,7 +122,7 @@ function showStats(s) {
   for (const [canvas, series] of charts) drawChart(canvas, series);
   $('nodes').replaceChildren(...s.nodes.map((n) => row([
     n.self ? `${n.node} (this)` : n.node, String(n.connections), String(n.users),
-    String(n.deliveredPerSecond), String(n.publishedPerSecond)])));
+    n.self ? String(n.deliveredPerSecond) : '–', n.self ? String(n.publishedPerSecond) : '–'])));
 }
 
 function row(cells) {

@@ -375,6 +375,25 @@ void console::snapshot(std::function<void(std::string json)> done) {
     if (recent) return done(std::move(*recent));
     // Each thread's figures are read on that thread (the hub is its own); the slots are written
     // by one thread each and read after the last has finished.
+    if (settings_.cluster) {
+        settings_.cluster->nodes([this](util::result<std::vector<engine::node_info>> nodes) {
+            std::string rows;
+            if (nodes) {
+                for (const auto& n : *nodes) {
+                    if (n.id == settings_.node) continue;
+                    rows += ',' + json_object()
+                                      .add("node", n.id)
+                                      .add("self", false)
+                                      .add("address", n.address)
+                                      .add("connections", n.connections)
+                                      .add("users", n.users)
+                                      .str();
+                }
+            }
+            const std::lock_guard lock{mutex_};
+            others_ = std::move(rows);
+        });
+    }
     auto per_thread = std::make_shared<std::vector<thread_figures>>(hubs_.size());
     auto fn = [this, per_thread](hub::hub& h) -> std::size_t {
         for (std::size_t i = 0; i < hubs_.size(); ++i) {
@@ -433,7 +452,7 @@ void console::snapshot(std::function<void(std::string json)> done) {
                          .add("deliveredPerSecond", delivered_per_second)
                          .add("publishedPerSecond", published_per_second)
                          .add_raw("threads", threads + ']')
-                         .add_raw("nodes", '[' + node + ']')
+                         .add_raw("nodes", '[' + node + others_ + ']')
                          .str();
         last_.at_ms = now;
         last_.delivered = delivered;

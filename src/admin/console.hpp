@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "api/server_api.hpp"
+#include "engine/cluster.hpp"
 #include "hub/hub_set.hpp"
 #include "observability/metrics.hpp"
 #include "protocol/catalog.hpp"
@@ -65,6 +66,8 @@ struct console_settings {
     std::size_t max_sessions = 32;
     double login_attempts_per_minute = 10;
     std::string node;  // this node's name in the live view
+    // The deployment's other nodes (engine.type = redis), listed under this one; null: none.
+    engine::cluster* cluster = nullptr;
 };
 
 // Signs a token for a user with channel grants (dev mode's secret), valid an hour; empty: tokens
@@ -104,6 +107,10 @@ public:
     static std::string catalog_json(const protocol::catalog& catalog);
 
 private:
+    // The other nodes' rows of the live view, from the cluster's registry (refreshed by each
+    // snapshot, used by the next one); under mutex_.
+    std::string others_;
+
     struct session {
         std::string csrf;
         std::int64_t expires_ms;

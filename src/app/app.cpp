@@ -119,14 +119,6 @@ std::size_t thread_count(const config::settings& settings) {
     return threads;
 }
 
-// This node's name in the page's live view: the host name and the port it was asked to use.
-std::string node_name(const config::settings& s) {
-    std::array<char, 256> host{};
-    if (gethostname(host.data(), host.size() - 1) != 0) host[0] = '\0';
-    if (s.port == 0) return std::string{host.data()};  // an ephemeral port: known only once listening
-    return std::string{host.data()} + ":" + std::to_string(s.port);
-}
-
 }  // namespace
 
 auth::jwt_settings jwt_settings_of(const config::settings& s) {
@@ -392,7 +384,8 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
                                     .session_ttl = settings.admin_session_ttl,
                                     .max_sessions = static_cast<std::size_t>(settings.admin_max_sessions),
                                     .login_attempts_per_minute = settings.admin_login_attempts_per_minute,
-                                    .node = node_name(settings)},
+                                    .node = node,
+                                    .cluster = redis_engine ? &redis_engine->cluster() : nullptr},
             api, settings.api_key, hubs, metrics, catalog, std::move(mint),
             [] { return observability::monotonic_ms(); });
         spdlog::info("admin page enabled path=/ login={}", dev_mode ? "none (dev mode)" : "admin.password");

@@ -63,7 +63,9 @@ public:
     void query(std::string_view channel, query_done done) override {
         engine_.presence().query(channel, std::move(done));
     }
-    void users(std::string_view channel, count_done done) override { engine_.presence().users(channel, std::move(done)); }
+    void users(std::string_view channel, count_done done) override {
+        engine_.presence().users(channel, std::move(done));
+    }
 
 private:
     hub::testing::task_thread thread_;

@@ -4,10 +4,31 @@
 // killed mid-stream costs its clients nothing once they reconnect elsewhere; Redis away answers
 // 503 and /readyz fails, and when it returns the nodes carry on.
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import {
   api, connectChannels, nextN, position, sleep, startRedis, startServer, subscribe, waitFor,
 } from './harness.mjs';
+
+const ADMIN_PASSWORD = 'cluster admin password';
+
+// POST or GET through node:http (fetch will not send an Origin header of our choosing).
+function call(node, method, route, { body, headers = {} } = {}) {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const req = request(node.url(route), {
+      method,
+      headers: { ...(data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {}), ...headers },
+    }, (res) => {
+      let text = '';
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: JSON.parse(text || 'null') }));
+    });
+    req.on('error', reject);
+    if (data) req.write(data);
+    req.end();
+  });
+}
 
 const publish = (node, userId, type, payload) => api(node, 'POST', '/api/broadcast', { userId, type, payload });
 const thread = (n) => ({ threadId: `t${n}`, accountId: 'a1' });
@@ -18,6 +39,8 @@ async function startNodes(redisUrls, names, extra = {}) {
     ...(redisUrls.length === 1 ? { ZENA_REDIS_URL: redisUrls[0] } : { ZENA_REDIS_URLS: redisUrls.join(',') }),
     ZENA_NODE_ID: name,
     ZENA_REDIS_TIMEOUT_MS: '500',
+    ZENA_ADMIN_ENABLED: 'true',
+    ZENA_ADMIN_PASSWORD: ADMIN_PASSWORD,
     ...extra,
   });
   return Promise.all(names.map((name) => startServer({ env: env(name) })));
@@ -213,6 +236,20 @@ describe('three nodes on one Redis', () => {
     const left = await onB.next();
     assert.deepEqual([left.type, left.payload.userId], ['presence.leave', 'cl-p2']);
     onB.ws.close();
+  });
+
+  test('the page at / lists every node of the deployment', async () => {
+    const [a] = nodes;
+    const origin = `http://127.0.0.1:${a.port}`;
+    const login = await call(a, 'POST', '/admin/api/login', { body: { password: ADMIN_PASSWORD }, headers: { origin } });
+    assert.equal(login.status, 200, JSON.stringify(login.body));
+    const cookie = login.headers['set-cookie'][0].split(';')[0];
+    const rows = await waitFor(async () => {
+      const r = await call(a, 'GET', '/admin/api/stats', { headers: { cookie, origin } });
+      return r.body?.nodes?.length === 3 ? r.body.nodes : null;
+    }, 6000, 'three nodes in the live view');
+    assert.deepEqual(rows.map((n) => n.node).sort(), ['a', 'b', 'c']);
+    assert.equal(rows.filter((n) => n.self).length, 1);
   });
 
   test('the canary measures the Pub/Sub round trip on every node', async () => {

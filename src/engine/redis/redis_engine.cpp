@@ -6,9 +6,9 @@
 
 #include <algorithm>
 #include <array>
-#include <map>
 #include <atomic>
 #include <charconv>
+#include <map>
 #include <mutex>
 #include <random>
 #include <unordered_map>
@@ -125,7 +125,6 @@ local events = {}
 if limit > 0 then events = redis.call('xrange', stream, from, '+', 'count', limit) end
 return {epoch, top, recovered, events}
 )lua";
-
 
 // Channel presence. KEYS: clients (hash client -> user), expiries (zset), users (hash user ->
 // live clients). Each script first drops the expired entries.
@@ -1050,7 +1049,8 @@ struct redis_engine::impl final : public broker, public history, public engine::
     std::string deployment_client(std::string_view client) const { return options.node_id + "/" + std::string(client); }
 
     redis::pipeline::args presence_command(const std::string& sha, std::string_view channel) const {
-        return {"EVALSHA", sha, "3", presence_key(channel, 'c'), presence_key(channel, 'e'), presence_key(channel, 'u')};
+        return {
+            "EVALSHA", sha, "3", presence_key(channel, 'c'), presence_key(channel, 'e'), presence_key(channel, 'u')};
     }
 
     static void answer_bool(const redis::reply& r, const membership_done& done) {
@@ -1068,7 +1068,8 @@ struct redis_engine::impl final : public broker, public history, public engine::
             const std::lock_guard lock{held_mutex};
             held[std::string{channel}][id] = std::string{user};
         }
-        command.insert(command.end(), {id, std::string{user}, std::to_string(std::max<std::int64_t>(1, effective.count()))});
+        command.insert(command.end(),
+                       {id, std::string{user}, std::to_string(std::max<std::int64_t>(1, effective.count()))});
         shard_for(channel).commands->submit(std::move(command),
                                             [done = std::move(done)](redis::reply r) { answer_bool(r, done); });
     }
@@ -1109,7 +1110,8 @@ struct redis_engine::impl final : public broker, public history, public engine::
         auto command = presence_command(query_sha, channel);
         command.emplace_back("1");
         shard_for(channel).commands->submit(std::move(command), [done = std::move(done)](redis::reply r) {
-            if (!r.ok()) return done(util::error{"redis: " + (r.empty() ? std::string{"unreachable"} : r.error_text())});
+            if (!r.ok())
+                return done(util::error{"redis: " + (r.empty() ? std::string{"unreachable"} : r.error_text())});
             done(static_cast<std::size_t>(r.integer()));
         });
     }
