@@ -8,7 +8,9 @@ import { request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import {
   api, connectChannels, nextN, position, sleep, startRedis, startServer, subscribe, waitFor,
+  mintToken,
 } from './harness.mjs';
+import { connect } from '../../clients/js/dist/index.js';
 
 const ADMIN_PASSWORD = 'cluster admin password';
 
@@ -293,6 +295,24 @@ describe('three nodes on one Redis', () => {
     assert.deepEqual(all, Array.from({ length: accepted.at(-1) }, (_, i) => i + 1), 'every event once, in order');
     back.ws.close();
     nodes[1] = await startNodes([redis.url], ['b2']).then((n) => n[0]);
+  });
+
+  test('the client SDK given the nodes\' URLs moves to the next node when its node dies, and misses nothing', async () => {
+    const [a, b2, c] = nodes;
+    const client = connect({ url: [b2.wsUrl(), c.wsUrl()], token: mintToken({ sub: 'cl-sdk' }), backoff: { initialMs: 50, maxMs: 200 } });
+    const seen = [];
+    client.on('thread.new', (p) => seen.push(p.threadId));
+    await waitFor(() => client.welcome, 5000, 'the welcome');
+    for (let i = 1; i <= 5; i += 1) assert.equal((await publish(a, 'cl-sdk', 'thread.new', thread(i))).status, 200);
+    await waitFor(() => seen.length === 5, 5000, 'five events on b2');
+    b2.child.kill('SIGKILL');
+    await b2.exited;
+    for (let i = 6; i <= 10; i += 1) assert.equal((await publish(a, 'cl-sdk', 'thread.new', thread(i))).status, 200);
+    await waitFor(() => seen.length >= 10, 10000, 'the events published while it moved');
+    await sleep(200);
+    assert.deepEqual(seen, Array.from({ length: 10 }, (_, i) => `t${i + 1}`), 'each once, in order');
+    client.close();
+    nodes[1] = await startNodes([redis.url], ['b3']).then((n) => n[0]);
   });
 });
 

@@ -40,8 +40,13 @@ export type WebSocketConstructor = new (url: string, protocols?: string | string
 export type TokenSource = string | (() => string | Promise<string>);
 
 export interface ConnectOptions {
-  /** The gateway's WebSocket URL, e.g. `wss://realtime.example.com/ws`. */
-  url: string;
+  /**
+   * The gateway's WebSocket URL, e.g. `wss://realtime.example.com/ws` (one load-balanced name),
+   * or the URLs of several nodes sharing the Redis engine: each connection attempt takes the next
+   * one in turn, so a client of a node that went away reconnects to another and resumes there
+   * from its positions.
+   */
+  url: string | string[];
   /** The JWT, or a function called before every connection attempt (tokens expire). */
   token: TokenSource;
   /** The WebSocket implementation; default: the global one, else the `ws` package (Node). */
@@ -274,6 +279,7 @@ export class RealtimeClient {
   private codec: Codec = jsonCodec;
   private currentState: ConnectionState = 'connecting';
   private attempt = 0;
+  private connections = 0;  // attempts made: the next URL of a list is urls[connections % length]
   private lastToken: string | undefined;
   private refusedToken: string | undefined;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
@@ -305,6 +311,7 @@ export class RealtimeClient {
   welcome: ConnectedPayload | undefined;
 
   constructor(options: ConnectOptions) {
+    if (Array.isArray(options.url) && options.url.length === 0) throw new TypeError('url: at least one URL');
     this.options = options;
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
     this.store = options.positions ?? memoryPositions();
@@ -648,7 +655,8 @@ export class RealtimeClient {
       return;
     }
     this.lastToken = token;
-    const url = new URL(this.options.url);
+    const urls = Array.isArray(this.options.url) ? this.options.url : [this.options.url];
+    const url = new URL(urls[this.connections++ % urls.length] as string);
     const viaQuery = this.options.tokenTransport === 'query';
     if (viaQuery) url.searchParams.set('token', token);
     // The personal channel's position: on the first connection of a page, the user comes from

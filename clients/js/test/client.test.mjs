@@ -69,6 +69,25 @@ test('Client.DroppedConnection_ReconnectsOnTheSchedule_AndResetsWhenStable', asy
   client.close();
 });
 
+test('Client.ListOfNodes_EachAttemptTakesTheNextAndResumesFromItsPosition', async () => {
+  const client = open({ url: ['ws://node-a/ws', 'ws://node-b/ws'] });
+  await flush();
+  assert.equal(last().url.host, 'node-a');
+  last().welcome();
+  last().message({ type: 'thread.new', payload: { threadId: 't1', accountId: 'a' }, channel: 'user:alice', epoch: 'e1', seq: 7 });
+  last().drop(1006);
+  mock.timers.tick(1000);
+  await flush();
+  assert.equal(last().url.host, 'node-b', 'the next node');
+  assert.equal(last().url.searchParams.get('since'), 'e1:7', 'its position travels with it');
+  last().drop(1006);
+  mock.timers.tick(2000);
+  await flush();
+  assert.equal(last().url.host, 'node-a', 'round the list again');
+  client.close();
+  assert.throws(() => connect({ url: [], token: 't', WebSocket: FakeSocket }), /at least one URL/);
+});
+
 test('Client.GoingAway_ReconnectsWithinASecond', async () => {
   const states = [];
   const client = open({ random: () => 0.5 });
