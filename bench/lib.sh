@@ -55,7 +55,7 @@ shield() {
 
 # busy_percent: the share of the last second both cores were busy, in percent. quiet: waits (at
 # most $QUIET_WAIT seconds, default 60) until that is under 15 % and prints what it found, since
-# this machine is shared (bench/channels.sh, bench/shapes.sh).
+# this machine is shared (bench/channels.sh, bench/shapes.sh, bench/presence.sh).
 busy_percent() {
   local a b
   read -ra a </proc/stat

@@ -67,24 +67,7 @@ log=$tmp/server.log
   echo '```'
 } >"$out"
 
-# The share of the last second both cores were busy, in percent.
-busy_percent() {
-  local a b
-  a=($(head -1 /proc/stat))
-  sleep 1
-  b=($(head -1 /proc/stat))
-  local idle=$(((b[4] + b[5]) - (a[4] + a[5]))) total=0 i
-  for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
-  echo $((total > 0 ? 100 * (total - idle) / total : 0))
-}
-quiet() {
-  local busy
-  for _ in $(seq "${QUIET_WAIT:-60}"); do
-    busy=$(busy_percent)
-    ((busy < 15)) && break
-  done
-  echo "$busy"
-}
+# busy_percent and quiet come from bench/lib.sh.
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 metric() { curl -s -m 5 -H "Authorization: Bearer $key" "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 
