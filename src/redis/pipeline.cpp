@@ -8,6 +8,9 @@
 namespace zena::redis {
 
 pipeline::pipeline(pipeline_options options) : options_(std::move(options)), backoff_(options_.retry) {
+    // spdlog's registry is made on first use; made here, before the thread, it is never made by
+    // two threads at once (spdlog's own guard is invisible to TSan, its library not instrumented).
+    (void)spdlog::default_logger_raw();
     thread_ = std::thread([this] { run(); });
 }
 

@@ -139,6 +139,14 @@ protected:
         return std::move(*answered);
     }
 
+    // How many frames `c`, a connection of hub thread `i`, holds: read on that thread, since an
+    // engine's own thread (Redis) may be handing it more meanwhile.
+    std::size_t frames_on(std::size_t i, const hub::testing::recording_connection& c) {
+        std::size_t n = 0;
+        on_thread(i, [&] { n = c.frames.size(); });
+        return n;
+    }
+
     // Waits (bounded) until every thread has run what was posted to it before this call: the
     // deliveries of a publish whose answer came from another thread are then all done.
     void settle() {
@@ -249,7 +257,7 @@ TYPED_TEST_P(BrokerContract, OnePublisher_EachConnectionGetsItsEventsInOrder) {
     this->settle();
     // Deliveries may still be on their way from an engine's own thread (Redis): wait, bounded.
     const auto deadline = std::chrono::steady_clock::now() + k_reply_timeout;
-    while ((a0->frames.size() < sent.size() || a1->frames.size() < sent.size()) &&
+    while ((this->frames_on(0, *a0) < sent.size() || this->frames_on(1, *a1) < sent.size()) &&
            std::chrono::steady_clock::now() < deadline) {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
         this->settle();
@@ -330,7 +338,8 @@ TYPED_TEST_P(BrokerContract, StoredFromTwoThreads_EveryConnectionReceivesInSeqOr
             const std::lock_guard lock(mutex);
             answered = seq_of.size();
         }
-        if ((answered == 2 * k_each && a0->frames.size() == 2 * k_each && a1->frames.size() == 2 * k_each) ||
+        if ((answered == 2 * k_each && this->frames_on(0, *a0) == 2 * k_each &&
+             this->frames_on(1, *a1) == 2 * k_each) ||
             std::chrono::steady_clock::now() >= deadline) {
             break;
         }
@@ -386,7 +395,8 @@ TYPED_TEST_P(BrokerContract, StoredFromTheHubsOwnThreads_EveryConnectionReceives
             const std::lock_guard lock(mutex);
             answered = seq_of.size();
         }
-        if ((answered == 2 * k_each && a0->frames.size() == 2 * k_each && a1->frames.size() == 2 * k_each) ||
+        if ((answered == 2 * k_each && this->frames_on(0, *a0) == 2 * k_each &&
+             this->frames_on(1, *a1) == 2 * k_each) ||
             std::chrono::steady_clock::now() >= deadline) {
             break;
         }

@@ -4,9 +4,11 @@
 // disk, and stopped (by its pid) when the binary ends. ZENA_TEST_REDIS_URL names one to use
 // instead. Not a mock: the engine's scripts run in the real server.
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,6 +49,12 @@ public:
         const auto port = std::to_string(where_.port);
         pid_ = ::fork();
         if (pid_ == 0) {
+            // It goes with this process, however that ends (a sanitizer's abort runs no
+            // destructor), and holds none of its output pipes (CTest waits for those to close).
+            ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+            const int null = ::open("/dev/null", O_WRONLY);
+            ::dup2(null, STDOUT_FILENO);
+            ::dup2(null, STDERR_FILENO);
             ::execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
                      "--appendonly", "no", "--loglevel", "warning", static_cast<char*>(nullptr));
             ::_exit(127);

@@ -375,7 +375,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
     };
     std::mutex surveys_mutex;
     std::unordered_map<std::uint64_t, survey_state> surveys;
-    handler request_handler;
+    std::shared_ptr<const handler> request_handler;  // under surveys_mutex (set while Pub/Sub may run)
     std::string control_channel;
     std::string reply_channel;
     std::string canary_channel;
@@ -858,7 +858,10 @@ struct redis_engine::impl final : public broker, public history, public engine::
 
     std::string publish_verb(const shard& s) const { return s.pubsub->sharded() ? "SPUBLISH" : "PUBLISH"; }
 
-    void on_request(handler h) override { request_handler = std::move(h); }
+    void on_request(handler h) override {
+        const std::lock_guard lock{surveys_mutex};
+        request_handler = std::make_shared<const handler>(std::move(h));
+    }
 
     // "<tag>\n<f1>\n<f2>\n<f3>\n<rest>": the fields of a control or reply message; false when
     // it is not one.
@@ -909,11 +912,16 @@ struct redis_engine::impl final : public broker, public history, public engine::
     // A request from any node (this one too): this node's handler answers it to the asker.
     void requested(std::string_view bytes) {
         std::array<std::string_view, 5> f{};
-        if (!split_fields(bytes, f) || f[0] != "Q" || !request_handler) return;
+        std::shared_ptr<const handler> answer_with;
+        {
+            const std::lock_guard lock{surveys_mutex};
+            answer_with = request_handler;
+        }
+        if (!split_fields(bytes, f) || f[0] != "Q" || !answer_with) return;
         auto& s = *shards.front();
         const auto to = options.prefix + ":reply:" + std::string{f[2]};
         auto head = "R\n" + std::string{f[1]} + "\n" + options.node_id + "\n-\n";
-        request_handler(f[3], f[4], [this, &s, to, head = std::move(head)](std::string answer) {
+        (*answer_with)(f[3], f[4], [this, &s, to, head = std::move(head)](std::string answer) {
             if (stopping.load()) return;
             s.commands->submit({publish_verb(s), to, head + answer}, {});
         });

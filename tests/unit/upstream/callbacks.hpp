@@ -23,12 +23,12 @@ public:
     // The callback of request `id`; every call is recorded (a second one is a bug the tests see).
     std::function<void(T)> done(std::size_t id) {
         return [this, id](T answer) {
-            {
-                const std::lock_guard lock(mutex_);
-                answers_[id].push_back(std::move(answer));
-                at_[id] = steady::now();
-                threads_.insert(std::this_thread::get_id());
-            }
+            // Notified under the lock: a test that sees the answer may destroy this object at
+            // once, and must not do it while the notification is still on its way.
+            const std::lock_guard lock(mutex_);
+            answers_[id].push_back(std::move(answer));
+            at_[id] = steady::now();
+            threads_.insert(std::this_thread::get_id());
             changed_.notify_all();
         };
     }
