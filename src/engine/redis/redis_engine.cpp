@@ -921,7 +921,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
         auto& s = *shards.front();
         const auto to = options.prefix + ":reply:" + std::string{f[2]};
         auto head = "R\n" + std::string{f[1]} + "\n" + options.node_id + "\n-\n";
-        (*answer_with)(f[3], f[4], [this, &s, to, head = std::move(head)](std::string answer) {
+        (*answer_with)(f[3], f[4], [this, &s, to, head = std::move(head)](const std::string& answer) {
             if (stopping.load()) return;
             s.commands->submit({publish_verb(s), to, head + answer}, {});
         });
