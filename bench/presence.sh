@@ -68,6 +68,24 @@ log=$tmp/server.log
 } >"$out"
 
 # busy_percent and quiet come from bench/lib.sh.
+# start_typing MODE READY_FILE OUT [ARGS...]: bench/typing.mjs on CPU 1 (1,000 connections, 100
+# typists every 300 ms on room:typing), its pid in typing_pid; waits (at most 90 s) until it is
+# ready; non-zero when it is not.
+start_typing() {
+  local mode=$1 ready=$2 typing_out=$3
+  shift 3
+  taskset -c 1 node bench/typing.mjs --port "$port" --secret "$secret" --connections 1000 --typists 100 \
+    --interval-ms 300 --channel room:typing --mode "$mode" --max-seconds 300 --ready-file "$ready" \
+    "$@" >"$typing_out" 2>"$tmp/typing.err" &
+  typing_pid=$!
+  for _ in $(seq 900); do
+    [[ -s $ready ]] && return 0
+    kill -0 "$typing_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [[ -s $ready ]]
+}
+
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 metric() { curl -s -m 5 -H "Authorization: Bearer $key" "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 
@@ -94,16 +112,7 @@ typing_run() {
       2>"$tmp/perf-$mode.log" &
     perf_pid=$!
   fi
-  taskset -c 1 node bench/typing.mjs --port "$port" --secret "$secret" --connections 1000 --typists 100 \
-    --interval-ms 300 --channel room:typing --mode "$mode" --max-seconds 300 --ready-file "$ready" \
-    "${window[@]}" >"$typing_out" 2>"$tmp/typing.err" &
-  local typing_pid=$!
-  for _ in $(seq 900); do
-    [[ -s $ready ]] && break
-    kill -0 "$typing_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [[ ! -s $ready ]]; then
+  if ! start_typing "$mode" "$ready" "$typing_out" "${window[@]}"; then
     echo "the typing script did not get ready: $(tail -3 "$tmp/typing.err")" >&2
     echo "zena $mode busy=$busy error=\"the typing script did not get ready\"" >>"$out"
     kill "$typing_pid" 2>/dev/null || true
@@ -147,16 +156,7 @@ alone_run() {
   echo "alone_$mode (busy $busy %)" >&2
   rm -f "$ready" "$fifo" "$typing_out"
   mkfifo "$fifo"
-  taskset -c 1 node bench/typing.mjs --port "$port" --secret "$secret" --connections 1000 --typists 100 \
-    --interval-ms 300 --channel room:typing --mode "$mode" --max-seconds 300 --ready-file "$ready" \
-    --window-fifo "$fifo" >"$typing_out" 2>"$tmp/typing.err" &
-  local typing_pid=$!
-  for _ in $(seq 900); do
-    [[ -s $ready ]] && break
-    kill -0 "$typing_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [[ ! -s $ready ]]; then
+  if ! start_typing "$mode" "$ready" "$typing_out" --window-fifo "$fifo"; then
     echo "zena alone_$mode busy=$busy error=\"the typing script did not get ready\"" >>"$out"
     kill "$typing_pid" 2>/dev/null || true
     wait "$typing_pid" 2>/dev/null || true

@@ -44,11 +44,6 @@ std::string generated_node_id() {
     return std::string{host.data()} + "-" + std::to_string(::getpid()) + "-" + std::to_string(random() % 100000);
 }
 
-std::size_t redis_engine_shards(const config::settings& s) {
-    auto shards = config::redis_shards(s);
-    return shards ? shards->size() : 0;
-}
-
 // The upstream notice of an event published to a user with no connection (docs/channels.md).
 constexpr std::string_view k_offline_event = "user.offline_event";
 
@@ -252,6 +247,7 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
             spdlog::error("{}", shards.message());
             return 1;
         }
+        const auto shard_count = shards->size();
         redis_engine = std::make_unique<engine::redis_engine>(
             engine::redis_engine_options{
                 .shards = std::move(*shards),
@@ -267,8 +263,7 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
                                                  .started_ms = started};
                     }},
             hubs);
-        spdlog::info("engine redis node={} shards={} prefix={}", node, redis_engine_shards(settings),
-                     settings.engine_prefix);
+        spdlog::info("engine redis node={} shards={} prefix={}", node, shard_count, settings.engine_prefix);
     } else {
         memory_history = std::make_unique<engine::memory_history>(engine::memory_history_options{
             .max_bytes = static_cast<std::size_t>(settings.channels_history_max_bytes), .metrics = &metrics});

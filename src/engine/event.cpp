@@ -1,8 +1,11 @@
 #include "engine/event.hpp"
 
+#include <algorithm>
 #include <functional>
+#include <random>
 
 #include "engine/broker.hpp"
+#include "engine/epoch.hpp"
 #include "protocol/envelope.hpp"
 
 namespace zena::engine {
@@ -32,6 +35,27 @@ std::optional<util::error> unstorable(const std::vector<publication>& batch) {
         }
     }
     return std::nullopt;
+}
+
+namespace {
+constexpr std::string_view k_epoch_alphabet = "0123456789abcdefghijklmnopqrstuvwxyz";
+constexpr std::size_t k_epoch_prefix_chars = 8;
+}  // namespace
+
+epoch_source::epoch_source() {
+    std::random_device device;
+    std::uniform_int_distribution<std::size_t> pick(0, k_epoch_alphabet.size() - 1);
+    prefix_.reserve(k_epoch_prefix_chars);
+    for (std::size_t i = 0; i < k_epoch_prefix_chars; ++i) prefix_ += k_epoch_alphabet[pick(device)];
+}
+
+std::string epoch_source::next() {
+    std::string digits;
+    for (auto n = count_.fetch_add(1, std::memory_order_relaxed) + 1; n != 0; n /= k_epoch_alphabet.size()) {
+        digits += k_epoch_alphabet[n % k_epoch_alphabet.size()];
+    }
+    std::reverse(digits.begin(), digits.end());
+    return prefix_ + digits;
 }
 
 }  // namespace zena::engine

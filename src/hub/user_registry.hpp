@@ -22,12 +22,11 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "util/string_hash.hpp"
+
 namespace zena::hub {
 
-struct string_hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-};
+using util::string_hash;
 
 class user_registry {
 public:

@@ -25,6 +25,18 @@ void write(std::string& out, const char* name, const char* type, const char* hel
     out += '\n';
 }
 
+// A value kept in integer units (`per_second` of them make a second: 1000 for ms, 1000000 for
+// µs), written in seconds (Prometheus' unit) with every digit of the unit: "1.250" for 1250 ms.
+void write_seconds(std::string& out, const char* name, const char* type, const char* help, std::uint64_t value,
+                   std::uint64_t per_second) {
+    write_header(out, name, type, help);
+    const auto digits = std::to_string(per_second).size() - 1;
+    const auto fraction = std::to_string(value % per_second);
+    out += name;
+    out += ' ';
+    out += std::to_string(value / per_second) + '.' + std::string(digits - fraction.size(), '0') + fraction + '\n';
+}
+
 struct labeled {
     const char* labels;  // e.g. sink="webhook"
     std::uint64_t value;
@@ -87,15 +99,9 @@ std::string metrics::render(std::uint64_t connections, std::uint64_t users) cons
     write(out, "zena_redis_ingest_gaps_total", "counter",
           "Times the Redis publish channel's subscription was lost (what is published meanwhile is lost).",
           v(redis_ingest_gaps));
-    {
-        // Kept in milliseconds, shown in seconds (Prometheus' unit).
-        const auto ms = v(redis_ingest_gap_ms);
-        write_header(out, "zena_redis_ingest_gap_seconds_total", "counter",
-                     "Seconds the Redis publish channel was not subscribed after a lost subscription.");
-        out += "zena_redis_ingest_gap_seconds_total " + std::to_string(ms / 1000) + '.';
-        const auto fraction = std::to_string(ms % 1000);
-        out += std::string(3 - fraction.size(), '0') + fraction + '\n';
-    }
+    write_seconds(out, "zena_redis_ingest_gap_seconds_total", "counter",
+                  "Seconds the Redis publish channel was not subscribed after a lost subscription.",
+                  v(redis_ingest_gap_ms), 1000);
     write_labeled(out, "zena_handshakes_refused_total", "counter", "WebSocket handshakes refused before the upgrade.",
                   {labeled{"reason=\"origin\"", v(handshakes_refused_origin)},
                    labeled{"reason=\"capacity\"", v(handshakes_refused_capacity)},
@@ -121,14 +127,10 @@ std::string metrics::render(std::uint64_t connections, std::uint64_t users) cons
           v(subscribes));
     write(out, "zena_subscribes_refused_total", "counter", "Subscribes answered with subscribe.error.",
           v(subscribes_refused));
-    {
-        const auto us = v(engine_roundtrip_us);
-        write_header(out, "zena_engine_roundtrip_seconds", "gauge",
-                     "Redis engine: the last canary's trip through the real Pub/Sub path (publish to receipt), the "
-                     "slowest shard's; 0 with the memory engine.");
-        out += "zena_engine_roundtrip_seconds " + std::to_string(us / 1000000) + "." +
-               std::string(6 - std::to_string(us % 1000000).size(), '0') + std::to_string(us % 1000000) + "\n";
-    }
+    write_seconds(out, "zena_engine_roundtrip_seconds", "gauge",
+                  "Redis engine: the last canary's trip through the real Pub/Sub path (publish to receipt), from "
+                  "whichever shard it came back last; 0 with the memory engine.",
+                  v(engine_roundtrip_us), 1000000);
     write(out, "zena_engine_canaries_lost_total", "counter",
           "Redis engine: canaries that did not come back through Pub/Sub within the engine timeout.",
           v(engine_canaries_lost));

@@ -5,6 +5,7 @@
 
 #include "auth/jwt.hpp"
 #include "protocol/json_writer.hpp"
+#include "util/string_hash.hpp"
 
 namespace zena::session {
 
@@ -15,10 +16,7 @@ struct user_presence::state {
         std::uint64_t generation = 0;  // bumped by each transition: a grace timer of an older one does nothing
         std::int64_t last_seen = 0;    // 0: not since this server started
     };
-    struct string_hash {
-        using is_transparent = void;
-        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-    };
+    using string_hash = util::string_hash;
 
     after_fn after;
     std::chrono::milliseconds grace{0};

@@ -3,35 +3,12 @@
 // needs a login; every POST needs this server's Origin and the session's CSRF token; logins are
 // bounded; the live view's socket needs the session and this server's Origin too.
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { test } from 'node:test';
-import { Client, WebSocket, mintToken, startServer, withTimeout } from './harness.mjs';
+import { Client, WebSocket, httpCall as call, mintToken, startServer, withTimeout } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery staple';
 
 // One HTTP request with any headers (fetch would not send Origin or Cookie as given).
-function call(server, method, route, { body, headers = {} } = {}) {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
-    const req = request(server.url(route), {
-      method,
-      headers: { ...(data !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {}), ...headers },
-    }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { text += d; });
-      res.on('end', () => {
-        let parsed;
-        try { parsed = JSON.parse(text); } catch { parsed = text; }
-        resolve({ status: res.statusCode, body: parsed, headers: res.headers });
-      });
-    });
-    req.on('error', reject);
-    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
-    if (data !== undefined) req.write(data);
-    req.end();
-  });
-}
 
 const originOf = (server) => `http://127.0.0.1:${server.port}`;
 

@@ -4,33 +4,15 @@
 // killed mid-stream costs its clients nothing once they reconnect elsewhere; Redis away answers
 // 503 and /readyz fails, and when it returns the nodes carry on.
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import {
   api, connectChannels, nextN, position, sleep, startRedis, startServer, subscribe, waitFor,
-  mintToken,
+  httpCall as call, mintToken,
 } from './harness.mjs';
 import { connect } from '../../clients/js/dist/index.js';
 
 const ADMIN_PASSWORD = 'cluster admin password';
 
-// POST or GET through node:http (fetch will not send an Origin header of our choosing).
-function call(node, method, route, { body, headers = {} } = {}) {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = request(node.url(route), {
-      method,
-      headers: { ...(data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {}), ...headers },
-    }, (res) => {
-      let text = '';
-      res.on('data', (d) => { text += d; });
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: JSON.parse(text || 'null') }));
-    });
-    req.on('error', reject);
-    if (data) req.write(data);
-    req.end();
-  });
-}
 
 const publish = (node, userId, type, payload) => api(node, 'POST', '/api/broadcast', { userId, type, payload });
 const thread = (n) => ({ threadId: `t${n}`, accountId: 'a1' });

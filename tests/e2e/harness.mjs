@@ -409,3 +409,30 @@ export async function sdkPageServer(html) {
   await once(server, 'listening');
   return { url: `http://127.0.0.1:${server.address().port}/`, close: () => server.close() };
 }
+
+/**
+ * An HTTP call through node:http, which (unlike fetch) sends the headers it is given as they are
+ * (Origin, Cookie); resolves { status, body (parsed JSON, or the text), headers }.
+ */
+export function httpCall(server, method, route, { body, headers = {} } = {}) {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+    const req = httpRequest(server.url(route), {
+      method,
+      headers: { ...(data !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {}), ...headers },
+    }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => {
+        let parsed;
+        try { parsed = JSON.parse(text); } catch { parsed = text; }
+        resolve({ status: res.statusCode, body: parsed, headers: res.headers });
+      });
+    });
+    req.on('error', reject);
+    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
+    if (data !== undefined) req.write(data);
+    req.end();
+  });
+}

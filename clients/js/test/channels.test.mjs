@@ -12,28 +12,9 @@ import {
   memoryPositions,
   SubscribeError,
 } from '../dist/index.js';
+import { fakeSocket } from '../test_support/fake_socket.mjs';
 
-class FakeSocket {
-  static all = [];
-  constructor(url, protocols) {
-    this.url = new URL(url);
-    this.protocols = protocols;
-    this.readyState = 0;
-    this.sent = [];
-    this.onopen = this.onmessage = this.onclose = this.onerror = null;
-    FakeSocket.all.push(this);
-  }
-  send(data) { this.sent.push(JSON.parse(data)); }
-  close() { this.readyState = 3; }
-  // Server side of the fake:
-  welcome(extra = {}) {
-    this.readyState = 1;
-    this.message({ type: 'connected', payload: { connectionId: '1', userId: 'alice', heartbeatIntervalMs: 600000, serverTime: 0, channel: 'user:alice', ...extra } });
-  }
-  message(m) { this.onmessage?.({ data: JSON.stringify(m) }); }
-  drop(code = 1006, reason = '') { this.readyState = 3; this.onclose?.({ code, reason }); }
-  sentOf(type) { return this.sent.filter((m) => m.type === type); }
-}
+const FakeSocket = fakeSocket({ welcome: { heartbeatIntervalMs: 600000, channel: 'user:alice' } });
 const last = () => FakeSocket.all.at(-1);
 const flush = async () => { for (let i = 0; i < 3; i += 1) await new Promise((r) => setImmediate(r)); };
 const jwt = (claims) => `h.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.s`;

@@ -5,27 +5,9 @@
 import assert from 'node:assert/strict';
 import { beforeEach, afterEach, mock, test } from 'node:test';
 import { AskStreamError, backoffDelay, connect, DEFAULT_BACKOFF, SendQueueFullError } from '../dist/index.js';
+import { fakeSocket } from '../test_support/fake_socket.mjs';
 
-class FakeSocket {
-  static all = [];
-  constructor(url, protocols) {
-    this.url = new URL(url);
-    this.protocols = protocols;
-    this.readyState = 0;
-    this.sent = [];
-    this.onopen = this.onmessage = this.onclose = this.onerror = null;
-    FakeSocket.all.push(this);
-  }
-  send(data) { this.sent.push(JSON.parse(data)); }
-  close() { this.readyState = 3; }
-  // Server side of the fake:
-  welcome(heartbeatIntervalMs = 30000) {
-    this.readyState = 1;
-    this.message({ type: 'connected', payload: { connectionId: '1', userId: 'alice', heartbeatIntervalMs, serverTime: 0 } });
-  }
-  message(m) { this.onmessage?.({ data: JSON.stringify(m) }); }
-  drop(code, reason = '') { this.readyState = 3; this.onclose?.({ code, reason }); }
-}
+const FakeSocket = fakeSocket({ welcome: { heartbeatIntervalMs: 30000 } });
 const last = () => FakeSocket.all.at(-1);
 const flush = () => new Promise((r) => setImmediate(r));
 
@@ -148,7 +130,7 @@ test('Client.SilentSocket_IsPingedThenGivenUpAndReplaced', async () => {
   const client = open();
   client.onState((e) => states.push(e));
   await flush();
-  last().welcome(1000);
+  last().welcome({ heartbeatIntervalMs: 1000 });
   mock.timers.tick(1000);
   assert.deepEqual(last().sent.at(-1), { type: 'ping', payload: {} }, 'an idle client asks for a sign of life');
   last().message({ type: 'pong', payload: { serverTime: 1 } });
@@ -227,7 +209,7 @@ test('Client.TokenFunction_RefreshesInBandBeforeExp', async () => {
   let current = jwt(now + 120);
   const client = open({ token: () => current });
   await flush();
-  last().welcome(600_000); // heartbeats far apart: this test is about the refresh alone
+  last().welcome({ heartbeatIntervalMs: 600_000 }); // heartbeats far apart: this test is about the refresh alone
   current = jwt(now + 3600);
   mock.timers.tick(59_000);
   await flush();

@@ -5,37 +5,20 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, mock, test } from 'node:test';
 import { decode, encode } from '@msgpack/msgpack';
 import { connect } from '../dist/index.js';
+import { fakeSocket } from '../test_support/fake_socket.mjs';
 
-class BinarySocket {
-  static all = [];
-  constructor(url, protocols) {
-    this.url = new URL(url);
-    this.protocols = protocols;
-    this.readyState = 0;
-    this.sent = [];
-    this.raw = [];
-    this.onopen = this.onmessage = this.onclose = this.onerror = null;
-    BinarySocket.all.push(this);
-  }
-  send(data) {
-    this.raw.push(data);
-    this.sent.push(decode(data));
-  }
-  close() { this.readyState = 3; }
-  welcome() {
-    this.readyState = 1;
-    this.message({
-      type: 'connected',
-      payload: { connectionId: '1', userId: 'alice', heartbeatIntervalMs: 1000, serverTime: 0, channel: 'user:alice', epoch: 'e1', seq: 0 },
-    });
-  }
-  // As the browser hands it with binaryType 'arraybuffer'.
-  message(m) {
+// MessagePack both ways; the server's frames as the browser hands them with binaryType 'arraybuffer'.
+const binary = {
+  encode: (m) => {
     const bytes = encode(m);
-    this.onmessage?.({ data: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) });
-  }
-  drop(code, reason = '') { this.readyState = 3; this.onclose?.({ code, reason }); }
-}
+    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  },
+  decode: (data) => decode(data),
+};
+const BinarySocket = fakeSocket({
+  welcome: { heartbeatIntervalMs: 1000, channel: 'user:alice', epoch: 'e1', seq: 0 },
+  codec: binary,
+});
 const last = () => BinarySocket.all.at(-1);
 const flush = async () => { for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r)); };
 

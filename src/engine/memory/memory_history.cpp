@@ -2,14 +2,11 @@
 
 #include <algorithm>
 #include <cassert>
-#include <random>
 #include <utility>
 
 namespace zena::engine {
 namespace {
 
-constexpr std::string_view k_alphabet = "0123456789abcdefghijklmnopqrstuvwxyz";
-constexpr std::size_t k_epoch_prefix_chars = 8;
 // Idle states and expired events dropped per call at most, so that no call pays for a backlog
 // at once; every call adds at most one state and one event, so the sweep keeps up.
 constexpr int k_max_sweep_steps = 16;
@@ -17,15 +14,6 @@ constexpr int k_max_sweep_steps = 16;
 std::int64_t system_now_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
-}
-
-std::string random_prefix() {
-    std::random_device device;
-    std::uniform_int_distribution<std::size_t> pick(0, k_alphabet.size() - 1);
-    std::string prefix;
-    prefix.reserve(k_epoch_prefix_chars);
-    for (std::size_t i = 0; i < k_epoch_prefix_chars; ++i) prefix += k_alphabet[pick(device)];
-    return prefix;
 }
 
 // What the budget counts for one kept event, beyond a latest event's index entry (see the header).
@@ -38,19 +26,11 @@ std::size_t entry_bytes(const stored_event& stored) {
 
 }  // namespace
 
-memory_history::memory_history(memory_history_options options)
-    : options_(std::move(options)), epoch_prefix_(random_prefix()) {
+memory_history::memory_history(memory_history_options options) : options_(std::move(options)) {
     if (!options_.now_ms) options_.now_ms = system_now_ms;
 }
 
 std::int64_t memory_history::now() const { return options_.now_ms(); }
-
-std::string memory_history::next_epoch() {
-    std::string digits;
-    for (auto n = ++epochs_; n != 0; n /= k_alphabet.size()) digits += k_alphabet[n % k_alphabet.size()];
-    std::reverse(digits.begin(), digits.end());
-    return epoch_prefix_ + digits;
-}
 
 void memory_history::append(std::string_view channel, std::shared_ptr<const event> e, const history_limits& limits,
                             append_done done) {
@@ -166,7 +146,7 @@ memory_history::channel_state& memory_history::touch(std::string_view name, std:
         it = channels_.emplace(std::string(name), channel_state{}).first;
         auto& ch = it->second;
         ch.name = it->first;
-        ch.epoch = next_epoch();
+        ch.epoch = epochs_.next();
         ch.bytes = k_channel_overhead_bytes + ch.name.size() + ch.epoch.size();
         bytes_ += ch.bytes;
         reindex(ch, now);  // empty: joins the idle list

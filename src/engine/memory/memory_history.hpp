@@ -59,8 +59,10 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "engine/epoch.hpp"
 #include "engine/history.hpp"
 #include "observability/metrics.hpp"
+#include "util/string_hash.hpp"
 
 namespace zena::engine {
 
@@ -139,10 +141,7 @@ private:
 
         bool empty() const { return !events || events->empty(); }
     };
-    struct string_hash {
-        using is_transparent = void;
-        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-    };
+    using string_hash = util::string_hash;
     using channel_map = std::unordered_map<std::string, channel_state, string_hash, std::equal_to<>>;
 
     // Each of these runs with mutex_ held; `now` is the call's clock reading.
@@ -155,18 +154,16 @@ private:
     void drop_front(channel_state& ch);
     void reindex(channel_state& ch, std::int64_t now);
     void drop_channel(channel_state& ch);
-    std::string next_epoch();
     std::int64_t now() const;
 
     memory_history_options options_;
-    std::string epoch_prefix_;
+    epoch_source epochs_;  // new channel lives' epochs
 
     mutable std::mutex mutex_;
     channel_map channels_;
     std::map<std::uint64_t, channel_state*> by_oldest_;  // each channel's oldest kept event's ordinal
     idle_list idle_;                                     // the empty states, least recently touched first
     std::uint64_t next_ordinal_ = 1;
-    std::uint64_t epochs_ = 0;
     std::size_t bytes_ = 0;
     std::uint64_t evicted_ = 0;
 };

@@ -39,6 +39,7 @@
 #include <unordered_map>
 
 #include "engine/presence.hpp"
+#include "util/string_hash.hpp"
 
 namespace zena::engine {
 
@@ -67,10 +68,7 @@ public:
     class channel_table;
 
 private:
-    struct string_hash {
-        using is_transparent = void;
-        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-    };
+    using string_hash = util::string_hash;
     using channel_map = std::unordered_map<std::string, std::unique_ptr<channel_table>, string_hash, std::equal_to<>>;
     struct stripe {
         mutable std::mutex mutex;

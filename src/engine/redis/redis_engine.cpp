@@ -10,9 +10,9 @@
 #include <charconv>
 #include <map>
 #include <mutex>
-#include <random>
 #include <unordered_map>
 
+#include "engine/epoch.hpp"
 #include "engine/local_delivery.hpp"
 #include "engine/redis/wire.hpp"
 #include "protocol/envelope.hpp"
@@ -207,25 +207,6 @@ std::uint64_t fnv1a(std::string_view s) {
     return h;
 }
 
-// A new channel life's epoch: 12 characters of [0-9a-z], random (no ':', the position's separator).
-std::string new_epoch() {
-    static std::mutex mutex;
-    static std::mt19937_64 rng{std::random_device{}()};
-    static constexpr char k_chars[] = "0123456789abcdefghijklmnopqrstuvwxyz";
-    std::uint64_t bits = 0;
-    {
-        const std::lock_guard lock{mutex};
-        bits = rng();
-    }
-    std::string out(12, '0');
-    for (auto& c : out) {
-        c = k_chars[bits % 36];
-        bits /= 36;
-        if (bits == 0) bits = fnv1a(out) | 1U;
-    }
-    return out;
-}
-
 std::optional<std::uint64_t> seq_of_id(std::string_view id) {
     std::uint64_t seq = 0;
     const auto dash = id.find('-');
@@ -359,6 +340,8 @@ struct redis_engine::impl final : public broker, public history, public engine::
     std::string channel_prefix;
     std::vector<std::unique_ptr<shard>> shards;
     std::atomic<std::uint64_t> next_token{1};
+    mutable epoch_source epochs;  // the epoch a channel takes when a script finds it has none
+    const std::string meta_ttl = std::to_string(options.meta_ttl.count());
     std::atomic<bool> stopping{false};
     std::atomic<bool> constructed{false};  // the shards are all built: the threads' callbacks may use them  // the
                                            // destructor runs: replies no longer reach Pub/Sub threads
@@ -471,7 +454,6 @@ struct redis_engine::impl final : public broker, public history, public engine::
         return options.prefix + ":{" + std::string(channel) + "}:k";
     }
     std::string pubsub_channel(std::string_view channel) const { return channel_prefix + std::string(channel); }
-    std::string meta_ttl() const { return std::to_string(options.meta_ttl.count()); }
 
     bool confirmed(const std::string& channel) const {
         const std::lock_guard lock{interest_mutex};
@@ -495,8 +477,8 @@ struct redis_engine::impl final : public broker, public history, public engine::
                 body,
                 std::to_string(std::max<std::size_t>(1, p.limits.max_events)),
                 std::to_string(age),
-                meta_ttl(),
-                new_epoch(),
+                meta_ttl,
+                epochs.next(),
                 e.message.delivery == ws::delivery_class::latest ? std::to_string(e.message.latest_key) : std::string{},
                 sharded ? "1" : "0"};
     }
@@ -733,7 +715,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
     void catch_up(shard& s, const std::string& channel, track& t) {
         t.catching_up = true;
         s.commands->submit({"EVALSHA", read_sha, "2", meta_key(channel), stream_key(channel), t.epoch,
-                            std::to_string(t.seq), "1000", new_epoch(), meta_ttl()},
+                            std::to_string(t.seq), "1000", epochs.next(), meta_ttl},
                            [this, &s, channel](redis::reply r) {
                                if (stopping.load()) return;
                                auto page = page_of(r, channel);
@@ -833,7 +815,6 @@ struct redis_engine::impl final : public broker, public history, public engine::
     }
 
     void on_down(shard& s) {
-        (void)s;
         const std::lock_guard lock{interest_mutex};
         for (auto& [name, active] : interest) {
             if (&shard_for(name) == &s) active = false;
@@ -863,14 +844,14 @@ struct redis_engine::impl final : public broker, public history, public engine::
         request_handler = std::make_shared<const handler>(std::move(h));
     }
 
-    // "<tag>\n<f1>\n<f2>\n<f3>\n<rest>": the fields of a control or reply message; false when
-    // it is not one.
-    static bool split_fields(std::string_view bytes, std::array<std::string_view, 5>& out) {
+    // "<f0><sep><f1><sep><f2><sep><f3><sep><rest>": the five fields of a control or reply message
+    // (sep '\n') or of a registry entry (sep '\t'); false when there are fewer.
+    static bool split_fields(std::string_view bytes, char sep, std::array<std::string_view, 5>& out) {
         for (std::size_t i = 0; i < 4; ++i) {
-            const auto nl = bytes.find('\n');
-            if (nl == std::string_view::npos) return false;
-            out[i] = bytes.substr(0, nl);
-            bytes.remove_prefix(nl + 1);
+            const auto at = bytes.find(sep);
+            if (at == std::string_view::npos) return false;
+            out[i] = bytes.substr(0, at);
+            bytes.remove_prefix(at + 1);
         }
         out[4] = bytes;
         return true;
@@ -917,7 +898,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
             const std::lock_guard lock{surveys_mutex};
             answer_with = request_handler;
         }
-        if (!split_fields(bytes, f) || f[0] != "Q" || !answer_with) return;
+        if (!split_fields(bytes, '\n', f) || f[0] != "Q" || !answer_with) return;
         auto& s = *shards.front();
         const auto to = options.prefix + ":reply:" + std::string{f[2]};
         auto head = "R\n" + std::string{f[1]} + "\n" + options.node_id + "\n-\n";
@@ -929,7 +910,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
 
     void answered(std::string_view bytes) {
         std::array<std::string_view, 5> f{};
-        if (!split_fields(bytes, f) || f[0] != "R") return;
+        if (!split_fields(bytes, '\n', f) || f[0] != "R") return;
         std::uint64_t id = 0;
         std::from_chars(f[1].data(), f[1].data() + f[1].size(), id);
         std::optional<survey_state> finished;
@@ -993,16 +974,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
                 node_info n;
                 n.id = std::string{redis::str_of(r.element(i))};
                 std::array<std::string_view, 5> f{};
-                auto rest = redis::str_of(r.element(i + 1));
-                std::size_t k = 0;
-                for (; k < 4; ++k) {
-                    const auto tab = rest.find('\t');
-                    if (tab == std::string_view::npos) break;
-                    f[k] = rest.substr(0, tab);
-                    rest.remove_prefix(tab + 1);
-                }
-                if (k != 4) continue;
-                f[4] = rest;
+                if (!split_fields(redis::str_of(r.element(i + 1)), '\t', f)) continue;
                 n.address = std::string{f[0]};
                 std::from_chars(f[1].data(), f[1].data() + f[1].size(), n.connections);
                 std::from_chars(f[2].data(), f[2].data() + f[2].size(), n.users);
@@ -1201,8 +1173,8 @@ struct redis_engine::impl final : public broker, public history, public engine::
                                              since ? since->epoch : std::string{},
                                              since ? std::to_string(since->seq) : std::string{"-1"},
                                              std::to_string(limit),
-                                             new_epoch(),
-                                             meta_ttl()};
+                                             epochs.next(),
+                                             meta_ttl};
         auto& s = shard_for(channel);
         when_subscribed(channel, [&s, name, command = std::move(command), done = std::move(done)](bool ok) mutable {
             if (!ok) return done(util::error{"redis Pub/Sub unreachable"});
@@ -1232,8 +1204,6 @@ broker& redis_engine::broker() { return *impl_; }
 cluster& redis_engine::cluster() { return *impl_; }
 presence& redis_engine::presence() { return *impl_; }
 history& redis_engine::history() { return *impl_; }
-
-bool redis_engine::ready() const { return trouble().empty(); }
 
 std::string redis_engine::trouble() const {
     std::string out;

@@ -73,9 +73,8 @@ public:
     engine::cluster& cluster();
     engine::presence& presence();
 
-    // Every shard reachable for commands and Pub/Sub (resubscribed after a loss): /readyz.
-    bool ready() const;
-    // What is not, in words; empty when ready.
+    // Why the node should not take traffic (a shard unreachable for commands or Pub/Sub, or its
+    // canary not coming back), in words for /readyz; empty when it is fit.
     std::string trouble() const;
 
     // The shard (index into options.shards) of `channel`: a jump consistent hash of its name.
