@@ -214,6 +214,15 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
         if (to & upstream::k_to_webhook) hook->submit(body);
         if (to & upstream::k_to_redis) stream->submit(message.type, source.user_id, std::move(body));
     };
+    // The server's own notices to the backend (presence.online and .offline, user.offline_event)
+    // go where their route says, like client events; one that no route takes is not counted as
+    // an unrouted client event.
+    auto send_notice = [&routes, hook = hook.get(), stream = stream.get()](std::string_view type, std::string_view user,
+                                                                           std::string body) {
+        const auto to = routes->of(type);
+        if (to & upstream::k_to_webhook) hook->submit(body);
+        if (to & upstream::k_to_redis) stream->submit(type, user, std::move(body));
+    };
     if (settings.test_echo) {
         spdlog::warn(
             "TEST ECHO ENDPOINT ENABLED: /echo accepts WebSockets without a token and echoes every message. "
@@ -261,7 +270,13 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
                                                  .connections = registry.connections(),
                                                  .users = registry.users(),
                                                  .started_ms = started};
-                    }},
+                    },
+                .on_user =
+                    [send_notice](std::string_view user, bool online) {
+                        send_notice(online ? "presence.online" : "presence.offline", user,
+                                    session::user_presence::notice_body(online, user, auth::unix_now_ms()));
+                    },
+                .offline_grace = settings.presence_offline_grace},
             hubs);
         spdlog::info("engine redis node={} shards={} prefix={}", node, shard_count, settings.engine_prefix);
     } else {
@@ -276,16 +291,8 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
     engine::presence& presence = redis_engine ? redis_engine->presence() : *memory_presence;
     // This node's interest: a user's personal channel, from their first connection here to their
     // last, and every other channel a connection here holds.
-    // The server's own notices to the backend (presence.online and .offline, user.offline_event)
-    // go where their route says, like client events; one that no route takes is not counted as
-    // an unrouted client event.
-    auto send_notice = [&routes, hook = hook.get(), stream = stream.get()](std::string_view type, std::string_view user,
-                                                                           std::string body) {
-        const auto to = routes->of(type);
-        if (to & upstream::k_to_webhook) hook->submit(body);
-        if (to & upstream::k_to_redis) stream->submit(type, user, std::move(body));
-    };
-    // Who is online, for the backend.
+    // Who is online, for the backend. With the Redis engine the deployment decides the notices
+    // (redis_engine::user_here); this node keeps its own state for /api/presence.
     session::user_presence users_online{
         [io = &loops.front()->io](std::chrono::milliseconds delay, std::function<void()> fn) {
             auto timer = std::make_shared<boost::asio::steady_timer>(*io, delay);
@@ -293,8 +300,8 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
                 if (!ec) fn();
             });
         },
-        settings.presence_offline_grace, send_notice};
-    registry.on_interest([&broker, &users_online](std::string_view user, bool present) {
+        settings.presence_offline_grace, redis_engine ? session::user_presence::notify_fn{} : send_notice};
+    registry.on_interest([&broker, &users_online, engine = redis_engine.get()](std::string_view user, bool present) {
         const auto channel = protocol::personal_channel(user);
         if (present) {
             broker.subscribe(channel);
@@ -302,6 +309,7 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
             broker.unsubscribe(channel);
         }
         users_online.on_interest(user, present);
+        if (engine) engine->user_here(user, present);
     });
     registry.on_channel_interest([&broker](std::string_view channel, bool present) {
         if (present) {

@@ -1114,6 +1114,9 @@ std::vector<std::string> validate_all(const settings& s, bool dev_mode) {
     if (s.engine_prefix.empty() || s.engine_prefix.find_first_of("{} \t\n") != std::string::npos) {
         fail("engine.prefix must be non-empty, without spaces or braces");
     }
+    if (s.engine_node_id.size() > 128 || s.engine_node_id.find_first_of(" \t\n\r") != std::string::npos) {
+        fail("engine.node_id must be at most 128 bytes, without spaces");
+    }
     if (!dev_mode && s.admin_enabled && s.admin_password.size() < 12) {
         fail("admin.enabled needs admin.password (ZENA_ADMIN_PASSWORD) of at least 12 bytes outside dev mode");
     }

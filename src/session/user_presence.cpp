@@ -25,10 +25,6 @@ struct user_presence::state {
     mutable std::mutex mutex;
     std::unordered_map<std::string, entry, string_hash, std::equal_to<>> users;
 
-    static std::string body(std::string_view type, std::string_view user, std::int64_t at) {
-        return protocol::json_object().add("type", type).add("userId", user).add("at", at).str();
-    }
-
     // Under mutex: forgets offline users past the bound (a few per call).
     void trim() {
         if (users.size() <= max_remembered) return;
@@ -65,8 +61,7 @@ void user_presence::on_interest(std::string_view user, bool present) {
     if (present) {
         if (!e.online) {
             e.online = true;
-            if (s->notify)
-                s->notify("presence.online", user, state::body("presence.online", user, auth::unix_now_ms()));
+            if (s->notify) s->notify("presence.online", user, notice_body(true, user, auth::unix_now_ms()));
         }
         if (fresh) s->trim();
         return;
@@ -81,8 +76,16 @@ void user_presence::on_interest(std::string_view user, bool present) {
         auto& now = found->second;
         if (now.generation != generation || now.connected || !now.online) return;
         now.online = false;
-        if (s->notify) s->notify("presence.offline", name, state::body("presence.offline", name, auth::unix_now_ms()));
+        if (s->notify) s->notify("presence.offline", name, notice_body(false, name, auth::unix_now_ms()));
     });
+}
+
+std::string user_presence::notice_body(bool online, std::string_view user, std::int64_t at_ms) {
+    return protocol::json_object()
+        .add("type", online ? "presence.online" : "presence.offline")
+        .add("userId", user)
+        .add("at", at_ms)
+        .str();
 }
 
 user_presence::user_state user_presence::state_of(std::string_view user) const {

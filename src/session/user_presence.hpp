@@ -42,6 +42,10 @@ public:
 
     // `present`: the user's first connection on this node arrived (true) or their last left.
     void on_interest(std::string_view user, bool present);
+    // The body of a presence.online (online) or presence.offline notice for `user` at `at_ms`
+    // (Unix ms): also for the Redis engine, which decides the notices for the deployment (then
+    // this object is built with no notify_fn and keeps only the node's state for state_of).
+    static std::string notice_body(bool online, std::string_view user, std::int64_t at_ms);
     user_state state_of(std::string_view user) const;
 
 private:

@@ -2,7 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
 #include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "contract/broker_contract.hpp"
 #include "contract/history_contract.hpp"
@@ -89,6 +97,150 @@ struct redis_broker_factory {
         return {std::shared_ptr<engine::history>(e, &e->history()), std::shared_ptr<engine::broker>(e, &e->broker())};
     }
 };
+
+// User presence for the backend across nodes: each node an engine of its own on the one Redis,
+// with short times so that the grace and a dead node's expiry pass in a test.
+class online_node {
+public:
+    struct notice {
+        std::string node;
+        std::string user;
+        bool online = false;
+    };
+    struct board {
+        std::mutex mutex;
+        std::vector<notice> notices;
+        std::vector<notice> of(std::string_view user) {
+            const std::lock_guard lock{mutex};
+            std::vector<notice> out;
+            for (const auto& n : notices) {
+                if (n.user == user) out.push_back(n);
+            }
+            return out;
+        }
+    };
+
+    online_node(std::string prefix, std::string node, board& notices)
+        : hubs_({[this](hub::hub_set::task t) { thread_.post(std::move(t)); }}, registry_),
+          engine_(options(std::move(prefix), node, notices), hubs_) {}
+    void here(std::string_view user, bool present) { engine_.user_here(user, present); }
+
+    static constexpr std::chrono::milliseconds k_ttl{900};
+    static constexpr std::chrono::milliseconds k_grace{400};
+
+private:
+    static engine::redis_engine_options options(std::string prefix, const std::string& node, board& notices) {
+        auto o = options_for(node);
+        o.prefix = std::move(prefix);
+        o.presence_ttl = k_ttl;
+        o.offline_grace = k_grace;
+        o.settle_period = std::chrono::milliseconds(50);
+        o.on_user = [&notices, node](std::string_view user, bool online) {
+            const std::lock_guard lock{notices.mutex};
+            notices.notices.push_back({node, std::string{user}, online});
+        };
+        return o;
+    }
+
+    hub::testing::task_thread thread_;
+    hub::user_registry registry_;
+    hub::hub_set hubs_;
+    engine::redis_engine engine_;
+};
+
+// Waits (bounded) until `done` holds; false when it never did.
+template <typename F>
+bool eventually(F done, std::chrono::milliseconds within = std::chrono::seconds(5)) {
+    const auto deadline = std::chrono::steady_clock::now() + within;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (done()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return done();
+}
+
+std::string online_prefix() {
+    static std::atomic<int> runs{0};
+    return "zena-online-" + std::to_string(::getpid()) + "-" + std::to_string(++runs);
+}
+
+TEST(RedisUserPresence, OnlineOnceAcrossNodesAndOfflineOnceAfterTheGraceFromTheLastNode) {
+    online_node::board notices;
+    const auto prefix = online_prefix();
+    online_node a{prefix, "a", notices};
+    online_node b{prefix, "b", notices};
+    a.here("alice", true);
+    ASSERT_TRUE(eventually([&] { return notices.of("alice").size() == 1; }));
+    b.here("alice", true);
+    a.here("alice", false);  // still on b
+    std::this_thread::sleep_for(online_node::k_grace * 3);
+    auto seen = notices.of("alice");
+    ASSERT_EQ(seen.size(), 1U) << "b's connection keeps alice online, announced once";
+    EXPECT_TRUE(seen[0].online);
+    EXPECT_EQ(seen[0].node, "a");
+
+    const auto left = std::chrono::steady_clock::now();
+    b.here("alice", false);
+    ASSERT_TRUE(eventually([&] { return notices.of("alice").size() == 2; }));
+    EXPECT_GE(std::chrono::steady_clock::now() - left, online_node::k_grace) << "offline only after the grace";
+    std::this_thread::sleep_for(online_node::k_grace);
+    seen = notices.of("alice");
+    ASSERT_EQ(seen.size(), 2U) << "one offline notice for the deployment, not one per node";
+    EXPECT_FALSE(seen[1].online);
+}
+
+TEST(RedisUserPresence, AReconnectOnAnotherNodeInsideTheGraceAnnouncesNothing) {
+    online_node::board notices;
+    const auto prefix = online_prefix();
+    online_node a{prefix, "a", notices};
+    online_node b{prefix, "b", notices};
+    a.here("bob", true);
+    ASSERT_TRUE(eventually([&] { return notices.of("bob").size() == 1; }));
+    a.here("bob", false);
+    std::this_thread::sleep_for(online_node::k_grace / 4);
+    b.here("bob", true);  // a reload that landed on another node
+    std::this_thread::sleep_for(online_node::k_grace * 3);
+    EXPECT_EQ(notices.of("bob").size(), 1U) << "no offline and no second online for a reload";
+    b.here("bob", false);
+    ASSERT_TRUE(eventually([&] { return notices.of("bob").size() == 2; }));
+    EXPECT_FALSE(notices.of("bob")[1].online);
+}
+
+TEST(RedisUserPresence, TheUsersOfANodeThatStoppedGoOfflineWhenTheirEntriesExpire) {
+    online_node::board notices;
+    const auto prefix = online_prefix();
+    online_node a{prefix, "a", notices};
+    {
+        online_node gone{prefix, "gone", notices};
+        gone.here("carol", true);
+        a.here("dave", true);
+        ASSERT_TRUE(eventually([&] { return notices.of("carol").size() == 1 && notices.of("dave").size() == 1; }));
+    }  // stops without a departure, as a node killed
+    ASSERT_TRUE(eventually([&] { return notices.of("carol").size() == 2; }));
+    const auto carol = notices.of("carol");
+    EXPECT_FALSE(carol[1].online);
+    EXPECT_EQ(carol[1].node, "a") << "announced by a node still running";
+    std::this_thread::sleep_for(online_node::k_ttl * 2);
+    EXPECT_EQ(notices.of("dave").size(), 1U) << "a's refresh keeps its user online past the entries' life";
+    EXPECT_EQ(notices.of("carol").size(), 2U);
+}
+
+TEST(RedisUserPresence, AUserRedisForgotIsAnnouncedAgainByItsNodesRefresh) {
+    online_node::board notices;
+    const auto prefix = online_prefix();
+    online_node a{prefix, "a", notices};
+    a.here("erin", true);
+    ASSERT_TRUE(eventually([&] { return notices.of("erin").size() == 1; }));
+    // Redis loses the data (a restart without persistence): the told set goes.
+    std::string error;
+    auto c = redis::connection::open(redis_server::shared().endpoint(), std::chrono::milliseconds(1000), error);
+    ASSERT_TRUE(c) << error;
+    const std::string told = prefix + ":online:t";
+    const std::string_view del[] = {"DEL", told};
+    ASSERT_TRUE(c->command(del).ok());
+    ASSERT_TRUE(eventually([&] { return notices.of("erin").size() == 2; }));
+    EXPECT_TRUE(notices.of("erin")[1].online) << "announced online again, never a silent state";
+}
 
 }  // namespace
 

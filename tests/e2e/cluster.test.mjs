@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
   api, connectChannels, nextN, position, sleep, startRedis, startServer, subscribe, waitFor,
-  httpCall as call, mintToken,
+  httpCall as call, mintToken, httpReceiver,
 } from './harness.mjs';
 import { connect } from '../../clients/js/dist/index.js';
 
@@ -295,6 +295,55 @@ describe('three nodes on one Redis', () => {
     assert.deepEqual(seen, Array.from({ length: 10 }, (_, i) => `t${i + 1}`), 'each once, in order');
     client.close();
     nodes[1] = await startNodes([redis.url], ['b3']).then((n) => n[0]);
+  });
+});
+
+describe('presence.online and .offline are the deployment\'s, not each node\'s', () => {
+  const GRACE_MS = 600;
+  let redis;
+  let hook;
+  let nodes;
+  before(async () => {
+    redis = await startRedis();
+    hook = await httpReceiver();
+    nodes = await startNodes([redis.url], ['pa', 'pb', 'pc'], {
+      ZENA_WEBHOOK_URL: hook.url('/zena/events'),
+      ZENA_UPSTREAM_ROUTES: 'presence.online=webhook,presence.offline=webhook,*=none',
+      ZENA_PRESENCE_OFFLINE_GRACE_MS: String(GRACE_MS),
+    });
+  });
+  after(async () => {
+    await Promise.all(nodes.map((n) => n.stop().catch(() => {})));
+    await hook.close();
+    await redis.stop();
+  });
+  const noticesOf = (user) => hook.received.map((r) => ({ ...JSON.parse(r.body), at: r.at }))
+    .filter((b) => b.userId === user).map((b) => b.type);
+
+  test('one online for tabs on two nodes, one offline after the grace from the last, none for a reload elsewhere', async () => {
+    const [a, b, c] = nodes;
+    const onA = await connectChannels(a, 'cl-on1');
+    const onB = await connectChannels(b, 'cl-on1');
+    await waitFor(() => noticesOf('cl-on1').length >= 1, 5000, 'presence.online');
+    onA.ws.close();
+    await onA.waitClosed();
+    await sleep(GRACE_MS * 2 + 1200);
+    assert.deepEqual(noticesOf('cl-on1'), ['presence.online'], 'the tab on B keeps the user online: no offline, no second online');
+
+    // A reload that lands on another node inside the grace announces nothing.
+    onB.ws.close();
+    await onB.waitClosed();
+    const onC = await connectChannels(c, 'cl-on1');
+    await sleep(GRACE_MS * 2 + 1200);
+    assert.deepEqual(noticesOf('cl-on1'), ['presence.online']);
+
+    const closed = Date.now();
+    onC.ws.close();
+    await onC.waitClosed();
+    await waitFor(() => noticesOf('cl-on1').length >= 2, 5000, 'presence.offline');
+    assert.ok(Date.now() - closed >= GRACE_MS, 'offline only after the grace');
+    await sleep(1500);
+    assert.deepEqual(noticesOf('cl-on1'), ['presence.online', 'presence.offline'], 'one offline for the deployment');
   });
 });
 

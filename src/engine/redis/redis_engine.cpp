@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "engine/epoch.hpp"
 #include "engine/local_delivery.hpp"
@@ -186,6 +187,63 @@ for _, v in ipairs(redis.call('hgetall', users)) do out[#out + 1] = v end
 return out
 )lua";
 
+// User presence for the backend (presence.online and .offline, decided once for the deployment).
+// KEYS: entries (zset "<node>\n<user>" -> expiry ms: the user has a connection on that node),
+// counts (hash user -> entries), due (zset user -> when to settle it: its last entry went),
+// told (set: the users announced online). The shard of a user holds all four for it.
+constexpr std::string_view k_online_now = R"lua(
+local t = redis.call('time')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local entries, counts, due, told = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+)lua";
+
+// ARGV: node, ttl ms, users... This node has each user (a first connection, or a refresh).
+// Answers the users that were not announced online: this node announces them.
+constexpr std::string_view k_online_arrive = R"lua(
+local out = {}
+for i = 3, #ARGV do
+  local user = ARGV[i]
+  local entry = ARGV[1] .. '\n' .. user
+  if not redis.call('zscore', entries, entry) then redis.call('hincrby', counts, user, 1) end
+  redis.call('zadd', entries, now + tonumber(ARGV[2]), entry)
+  redis.call('zrem', due, user)
+  if redis.call('sadd', told, user) == 1 then out[#out + 1] = user end
+end
+return out
+)lua";
+
+// ARGV: node, user, grace ms. This node's last connection of the user left: when it was the
+// deployment's last, the user is settled after the grace.
+constexpr std::string_view k_online_depart = R"lua(
+local user = ARGV[2]
+if redis.call('zrem', entries, ARGV[1] .. '\n' .. user) == 1 and redis.call('hincrby', counts, user, -1) <= 0 then
+  redis.call('hdel', counts, user)
+  redis.call('zadd', due, now + tonumber(ARGV[3]), user)
+end
+return 0
+)lua";
+
+// ARGV: at most this many users a call. Entries past their expiry (their node stopped refreshing
+// them) go; a user whose last entry went is due at once. Answers the due users with no entry who
+// were announced online: the caller announces them offline (once: the script is atomic).
+constexpr std::string_view k_online_settle = R"lua(
+local limit = tonumber(ARGV[1])
+for _, entry in ipairs(redis.call('zrangebyscore', entries, '-inf', now, 'limit', 0, limit)) do
+  redis.call('zrem', entries, entry)
+  local user = string.sub(entry, string.find(entry, '\n', 1, true) + 1)
+  if redis.call('hincrby', counts, user, -1) <= 0 then
+    redis.call('hdel', counts, user)
+    redis.call('zadd', due, now, user)
+  end
+end
+local out = {}
+for _, user in ipairs(redis.call('zrangebyscore', due, '-inf', now, 'limit', 0, limit)) do
+  redis.call('zrem', due, user)
+  if redis.call('hexists', counts, user) == 0 and redis.call('srem', told, user) == 1 then out[#out + 1] = user end
+end
+return out
+)lua";
+
 std::string sha1_hex(std::string_view text) {
     std::array<unsigned char, SHA_DIGEST_LENGTH> digest{};
     SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest.data());
@@ -304,6 +362,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
         std::unique_ptr<redis::subscriber> pubsub;
         // The canary, on the subscriber thread: when it was sent and when one last came back.
         std::chrono::steady_clock::time_point canary_sent{};
+        std::chrono::steady_clock::time_point next_settle{};  // the subscriber thread's
         bool canary_out = false;
         std::atomic<std::int64_t> canary_back_ms{0};  // steady clock ms of the last return; 0: none yet
         util::string_map<track> tracks;               // the subscriber thread's
@@ -328,6 +387,12 @@ struct redis_engine::impl final : public broker, public history, public engine::
     std::string join_script = std::string{k_presence_sweep} + std::string{k_presence_join};
     std::string leave_script = std::string{k_presence_sweep} + std::string{k_presence_leave};
     std::string query_script = std::string{k_presence_sweep} + std::string{k_presence_query};
+    std::string arrive_script = std::string{k_online_now} + std::string{k_online_arrive};
+    std::string depart_script = std::string{k_online_now} + std::string{k_online_depart};
+    std::string settle_script = std::string{k_online_now} + std::string{k_online_settle};
+    std::string arrive_sha = sha1_hex(arrive_script);
+    std::string depart_sha = sha1_hex(depart_script);
+    std::string settle_sha = sha1_hex(settle_script);
     std::string join_sha = sha1_hex(join_script);
     std::string leave_sha = sha1_hex(leave_script);
     std::string query_sha = sha1_hex(query_script);
@@ -336,6 +401,12 @@ struct redis_engine::impl final : public broker, public history, public engine::
     std::mutex held_mutex;
     std::map<std::string, std::map<std::string, std::string>> held;
     std::chrono::steady_clock::time_point next_presence_refresh{};
+    // The users this node holds (user_here), announced to Redis again every third of
+    // presence_ttl, and at once after a shard comes back (`users_soon`).
+    std::mutex users_mutex;
+    std::unordered_set<std::string, util::string_hash, std::equal_to<>> users_here;
+    std::atomic<bool> users_soon{false};
+    std::chrono::steady_clock::time_point next_users_refresh{};
     std::string all_channel;
     std::string channel_prefix;
     std::vector<std::unique_ptr<shard>> shards;
@@ -363,6 +434,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
     std::string reply_channel;
     std::string canary_channel;
     std::string nodes_key;
+    std::array<std::string, 4> online_keys;  // user presence: entries, counts, due, told
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
     std::chrono::steady_clock::time_point next_refresh{};
 
@@ -378,7 +450,9 @@ struct redis_engine::impl final : public broker, public history, public engine::
           control_channel(options.prefix + ":control"),
           reply_channel(options.prefix + ":reply:" + options.node_id),
           canary_channel(options.prefix + ":canary:" + options.node_id),
-          nodes_key(options.prefix + ":nodes") {
+          nodes_key(options.prefix + ":nodes"),
+          online_keys{options.prefix + ":online:e", options.prefix + ":online:n", options.prefix + ":online:d",
+                      options.prefix + ":online:t"} {
         for (std::size_t i = 0; i < options.shards.size(); ++i) {
             auto s = std::make_unique<shard>();
             auto* sp = s.get();
@@ -410,8 +484,10 @@ struct redis_engine::impl final : public broker, public history, public engine::
                             sweep_surveys();
                             refresh_registry();
                             refresh_presence();
+                            refresh_users();
                         }
                         canary(*sp);
+                        settle(*sp);
                     },
                 .name = name + " pubsub"});
             shards.push_back(std::move(s));
@@ -431,9 +507,14 @@ struct redis_engine::impl final : public broker, public history, public engine::
 
     shard& shard_for(std::string_view channel) { return *shards[redis_engine::shard_of(channel, shards.size())]; }
 
+    // Every script the engine runs by its SHA, loaded on each connect (and again on NOSCRIPT).
+    std::array<std::string_view, 8> scripts() const {
+        return {k_append_script, k_read_script, join_script,   leave_script,
+                query_script,    arrive_script, depart_script, settle_script};
+    }
+
     bool load_scripts(redis::connection& c, std::string& error) {
-        for (const std::string_view script : {k_append_script, k_read_script, std::string_view{join_script},
-                                              std::string_view{leave_script}, std::string_view{query_script}}) {
+        for (const auto script : scripts()) {
             const std::string_view argv[] = {"SCRIPT", "LOAD", script};
             auto r = c.command(argv);
             if (!r.ok()) {
@@ -584,8 +665,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
 
     void reload_scripts() {
         for (auto& s : shards) {
-            for (const std::string_view script : {k_append_script, k_read_script, std::string_view{join_script},
-                                                  std::string_view{leave_script}, std::string_view{query_script}}) {
+            for (const auto script : scripts()) {
                 s->commands->submit({"SCRIPT", "LOAD", std::string{script}}, {});
             }
         }
@@ -833,6 +913,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
         for (auto& [channel, t] : s.tracks) {
             if (!t.epoch.empty() && !t.catching_up) catch_up(s, channel, t);
         }
+        users_soon.store(true);  // what was lost meanwhile, or lost with Redis's data
     }
 
     // ---- cluster ----
@@ -1118,6 +1199,85 @@ struct redis_engine::impl final : public broker, public history, public engine::
         }
     }
 
+    // ---- user presence for the backend ----
+
+    redis::pipeline::args online_command(const std::string& sha) const {
+        return {"EVALSHA", sha, "4", online_keys[0], online_keys[1], online_keys[2], online_keys[3]};
+    }
+
+    shard& shard_of_user(std::string_view user) { return *shards[redis_engine::shard_of(user, shards.size())]; }
+
+    // The users an arrive script answers were announced by this node.
+    redis::pipeline::callback announce_online() {
+        return [this](const redis::reply& r) {
+            if (!r.ok() || !r.is_array() || !options.on_user) return;
+            for (std::size_t i = 0; i < r.size(); ++i) options.on_user(redis::str_of(r.element(i)), true);
+        };
+    }
+
+    // Submitted under users_mutex, as refresh_users' commands: a refresh never re-adds an entry
+    // after its departure.
+    void user_here(std::string_view user, bool present) {
+        if (!options.on_user) return;
+        const std::lock_guard lock{users_mutex};
+        if (present) {
+            users_here.emplace(user);
+        } else if (const auto it = users_here.find(user); it != users_here.end()) {
+            users_here.erase(it);
+        }
+        auto command = online_command(present ? arrive_sha : depart_sha);
+        if (present) {
+            command.insert(command.end(),
+                           {options.node_id, std::to_string(options.presence_ttl.count()), std::string{user}});
+            shard_of_user(user).commands->submit(std::move(command), announce_online());
+        } else {
+            command.insert(command.end(),
+                           {options.node_id, std::string{user}, std::to_string(options.offline_grace.count())});
+            shard_of_user(user).commands->submit(std::move(command), {});
+        }
+    }
+
+    // This node's users, announced again (in scripts of up to 256 users): their entries live on,
+    // and a user Redis no longer knows as online (its data lost) is announced again.
+    void refresh_users() {
+        const auto now = std::chrono::steady_clock::now();
+        if (!options.on_user || (now < next_users_refresh && !users_soon.exchange(false))) return;
+        next_users_refresh = now + options.presence_ttl / 3;
+        constexpr std::size_t k_per_script = 256;
+        constexpr std::size_t k_head = 9;  // EVALSHA sha 4 keys... node ttl
+        std::vector<std::vector<redis::pipeline::args>> commands(shards.size());
+        const std::lock_guard lock{users_mutex};
+        for (const auto& user : users_here) {
+            auto& batch = commands[redis_engine::shard_of(user, shards.size())];
+            if (batch.empty() || batch.back().size() >= k_head + k_per_script) {
+                batch.push_back(online_command(arrive_sha));
+                batch.back().insert(batch.back().end(),
+                                    {options.node_id, std::to_string(options.presence_ttl.count())});
+            }
+            batch.back().push_back(user);
+        }
+        for (std::size_t i = 0; i < shards.size(); ++i) {
+            if (commands[i].empty()) continue;
+            std::vector<redis::pipeline::callback> callbacks(commands[i].size());
+            for (auto& c : callbacks) c = announce_online();
+            shards[i]->commands->submit(std::move(commands[i]), std::move(callbacks));
+        }
+    }
+
+    // The shard's users due (no connection anywhere for the grace, or their node gone), announced
+    // offline by whichever node's script takes them first.
+    void settle(shard& s) {
+        const auto now = std::chrono::steady_clock::now();
+        if (!options.on_user || now < s.next_settle || !s.commands->up()) return;
+        s.next_settle = now + options.settle_period;
+        auto command = online_command(settle_sha);
+        command.emplace_back("1000");
+        s.commands->submit(std::move(command), [this](const redis::reply& r) {
+            if (!r.ok() || !r.is_array()) return;
+            for (std::size_t i = 0; i < r.size(); ++i) options.on_user(redis::str_of(r.element(i)), false);
+        });
+    }
+
     // ---- history ----
 
     void append(std::string_view channel, std::shared_ptr<const event> e, const history_limits& limits,
@@ -1203,6 +1363,7 @@ redis_engine::~redis_engine() = default;
 broker& redis_engine::broker() { return *impl_; }
 cluster& redis_engine::cluster() { return *impl_; }
 presence& redis_engine::presence() { return *impl_; }
+void redis_engine::user_here(std::string_view user, bool present) { impl_->user_here(user, present); }
 history& redis_engine::history() { return *impl_; }
 
 std::string redis_engine::trouble() const {

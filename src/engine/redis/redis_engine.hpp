@@ -22,6 +22,9 @@
 //   user -> live clients, changed by scripts that drop expired entries first, so a join or a
 //   leave answers "first/last of the user" for the whole deployment. Client ids are prefixed
 //   with the node's id.
+// - User presence for the backend: per user the nodes that hold it (each entry expiring unless
+//   its node refreshes it), and whether it was announced online; scripts decide the
+//   presence.online and .offline notices once for the deployment.
 // - The cluster: a survey is published on `<prefix>:control` (shard 0); every node answers on
 //   the asker's `<prefix>:reply:<node>`; the asker waits for as many answers as Redis says
 //   received the request. Each node refreshes its entry in the hash `<prefix>:nodes`, and
@@ -29,8 +32,11 @@
 //
 // Threading: every method from any thread (see engine::broker and engine::history).
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/broker.hpp"
@@ -59,6 +65,15 @@ struct redis_engine_options {
     // asking for longer is held until its leave: refreshed every third of this), so the members
     // of a node that died leave within it.
     std::chrono::milliseconds presence_ttl{60000};
+    // User presence for the backend (presence.online and .offline), decided once for the
+    // deployment: `on_user(user, true)` on the node whose user_here() found the user announced
+    // nowhere yet; `on_user(user, false)` on one node once the user has had no connection
+    // anywhere for `offline_grace` (or since the entries of a node that stopped refreshing them
+    // expired, `presence_ttl`). Called on Redis's threads; null: user_here() is not used.
+    std::function<void(std::string_view user, bool online)> on_user;
+    std::chrono::milliseconds offline_grace{5000};
+    // How often a node settles the users due (offline notices come up to this late).
+    std::chrono::milliseconds settle_period{1000};
 };
 
 class redis_engine {
@@ -72,6 +87,10 @@ public:
     engine::history& history();
     engine::cluster& cluster();
     engine::presence& presence();
+
+    // This node's first connection of `user` arrived (true) or its last one left (false); the
+    // calls for one user in the order of their transitions (hub::user_registry's interest).
+    void user_here(std::string_view user, bool present);
 
     // Why the node should not take traffic (a shard unreachable for commands or Pub/Sub, or its
     // canary not coming back), in words for /readyz; empty when it is fit.
