@@ -28,6 +28,7 @@ constexpr std::size_t k_tls_read_bytes = 16 * 1024;
 // A queue's first storage: room for a few frames, so a burst grows it once or twice, not at
 // every frame. A drained queue releases it: an idle connection holds no queue at all.
 constexpr std::size_t k_first_queue_capacity = 4;
+constexpr std::size_t k_max_first_capacity = 128;
 char* thread_read_buffer() {
     thread_local std::array<char, k_read_bytes> buffer;
     return buffer.data();
@@ -111,7 +112,7 @@ endpoint::queued endpoint::enqueue(const outbound& message) {
 }
 
 void endpoint::push(shared_frame frame, delivery_class delivery, std::uint64_t key) {
-    if (queue_.capacity() == 0) queue_.reserve(k_first_queue_capacity);
+    if (queue_.capacity() == 0) queue_.reserve(std::max<std::size_t>(k_first_queue_capacity, last_batch_));
     queue_.push_back({std::move(frame), key, delivery});
     queued_bytes_ += bytes_of(queue_.back()).size();
     schedule_flush();
@@ -271,6 +272,9 @@ void endpoint::advance(std::size_t n) {
 }
 
 void endpoint::on_drained() {
+    // A connection that just took a batch of n frames will likely take about as many next: its
+    // queue starts there instead of growing from 4 (idle, it holds no queue either way).
+    last_batch_ = static_cast<std::uint16_t>(std::min<std::size_t>(queue_.size(), k_max_first_capacity));
     queue_.clear();
     head_ = 0;
     offset_ = 0;

@@ -268,6 +268,7 @@ private:
     bool flush_scheduled_ = false;
     bool writing_ = false;  // waiting for the socket (plain) or a TLS write in flight
     phase phase_ = phase::open;
+    std::uint16_t last_batch_ = 0;  // frames the last drained queue held: the next one's first capacity
 };
 
 }  // namespace zena::ws
