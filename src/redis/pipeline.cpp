@@ -14,13 +14,15 @@ pipeline::pipeline(pipeline_options options) : options_(std::move(options)), bac
     thread_ = std::thread([this] { run(); });
 }
 
-pipeline::~pipeline() {
+pipeline::~pipeline() { stop(); }
+
+void pipeline::stop() {
     {
         const std::lock_guard lock{mutex_};
         stopping_ = true;
     }
     wake_.notify_all();
-    thread_.join();
+    if (thread_.joinable()) thread_.join();
 }
 
 void pipeline::submit(args command, callback done) {

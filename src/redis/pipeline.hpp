@@ -49,6 +49,9 @@ public:
     ~pipeline();
     pipeline(const pipeline&) = delete;
     pipeline& operator=(const pipeline&) = delete;
+    // Stops and joins the thread now (the destructor does it too); what is still queued gets an
+    // empty reply. A command submitted after it is never sent: its callback never runs.
+    void stop();
 
     void submit(args command, callback done);
     // Several commands, written one after the other with nothing between them.

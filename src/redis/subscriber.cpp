@@ -38,13 +38,17 @@ subscriber::subscriber(subscriber_options options) : options_(std::move(options)
 }
 
 subscriber::~subscriber() {
+    stop();
+    if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+void subscriber::stop() {
     {
         const std::lock_guard lock{mutex_};
         stopping_ = true;
     }
     wake();
-    thread_.join();
-    if (wake_fd_ >= 0) ::close(wake_fd_);
+    if (thread_.joinable()) thread_.join();
 }
 
 void subscriber::wake() {

@@ -55,6 +55,9 @@ public:
     ~subscriber();
     subscriber(const subscriber&) = delete;
     subscriber& operator=(const subscriber&) = delete;
+    // Stops and joins the thread now (the destructor does it too): after it no callback runs.
+    // An owner whose callbacks reach other objects stops every thread first, then destroys.
+    void stop();
 
     void subscribe(std::string channel, std::function<void(bool)> ready = {});
     void unsubscribe(std::string channel);

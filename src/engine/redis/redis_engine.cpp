@@ -501,6 +501,10 @@ struct redis_engine::impl final : public broker, public history, public engine::
 
     ~impl() override {
         stopping.store(true);
+        // Every thread stops before any object goes: a thread's callbacks reach other shards'
+        // subscribers and pipelines (a reset pointer is null while its thread still runs).
+        for (auto& s : shards) s->pubsub->stop();
+        for (auto& s : shards) s->commands->stop();
         for (auto& s : shards) s->pubsub.reset();
         for (auto& s : shards) s->commands.reset();
     }
