@@ -209,11 +209,22 @@ cluster_run() {
   for i in 0 1 2; do rss_ready+=("$(rss_kib "${node_pids[$i]}")"); done
   info1=$(redis_info "$rport")
   touch "$dir/go"
+  # Every process printed (its deliveries are all in): Redis's counters before the connections
+  # close, then they may (each holds them until DIR/end, at most --drain-ms).
+  waited=0
+  until [[ -s $dir/gen0.json && -s $dir/gen1.json && -s $dir/gen2.json ]]; do
+    sleep 0.05
+    waited=$((waited + 1))
+    if ((waited > timeout_ms / 50)); then break; fi
+    kill -0 "${gen_pids[0]}" 2>/dev/null || kill -0 "${gen_pids[1]}" 2>/dev/null ||
+      kill -0 "${gen_pids[2]}" 2>/dev/null || break
+  done
+  info2=$(redis_info "$rport")
+  touch "$dir/end"
   for i in 0 1 2; do
     wait "${gen_pids[$i]}" || true
     stopped_pid "${gen_pids[$i]}"
   done
-  info2=$(redis_info "$rport")
   for i in 0 1 2; do
     local line
     line=$(cat "$dir/gen$i.json")

@@ -13,7 +13,9 @@
 //   `remaining[seq]`: the publisher's delivery-gated window (--gate delivery) counts a message
 //   in flight until that reaches 0, wherever its connections are;
 // - the publisher writes `published` as it goes and sets `done` after its last message; a
-//   receiver ends when its connections have all of them (or one --drain-ms after `done`).
+//   receiver ends when its connections have all of them (or one --drain-ms after `done`);
+// - each process, once it printed its line, holds its connections until DIR/end (at most
+//   --drain-ms): the script reads Redis's counters before their unsubscribes.
 //
 // Timestamps are CLOCK_MONOTONIC, which is one clock for the whole machine, so a latency measured
 // in one process from a send time written by another is sound. Only the publisher writes

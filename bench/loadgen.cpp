@@ -87,7 +87,8 @@
 // publisher sent. --first-user F names the connections' users from u<F> on (default 0), so the
 // processes' users differ. Each process prints its own line, with its latency histogram
 // ("latency_hist") and the absolute start and last-delivery times, which the summary merges
-// (bench/summarize_cluster.py).
+// (bench/summarize_cluster.py), then holds its connections until DIR/end exists (at most
+// --drain-ms), so that the script reads Redis before they close.
 //
 // Prints one JSON object with the results. Only loopback targets are accepted.
 #include <arpa/inet.h>
@@ -1692,6 +1693,14 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(channel_seq_errors), others_cpu,
         delivered ? static_cast<double>(delivered_bytes) / static_cast<double>(delivered) : 0.0);
     std::printf("%s}\n", extra.c_str());
+    if (cluster != nullptr) {
+        // The script reads Redis's counters once every process has printed, before the
+        // connections close (their unsubscribes are not the publishing's): they are held until
+        // DIR/end, at most --drain-ms.
+        std::fflush(stdout);
+        const auto until = now_ns() + std::int64_t{o.drain_ms} * 1'000'000;
+        while (!zena::bench::file_exists(o.cluster + "/end") && now_ns() < until) sleep_ms(10);
+    }
     const bool clean = welcomed == o.connections && delivered == expected && duplicates == 0 && reorders == 0 &&
                        gaps == 0 && closed_early == 0 && ask_delivered == static_cast<std::uint64_t>(o.ask_chunks) &&
                        ask_reorders == 0 && ready == o.connections && channel_seq_errors == 0;

@@ -144,7 +144,9 @@ test('Loadgen.ClusterSplit_PublisherAndReceiver_EveryConnectionOfBothGetsEveryMe
   const server = await startServer({ env: { ZENA_LOG_LEVEL: 'info', ZENA_MAX_CONNECTIONS_PER_ADDRESS: '100000' } });
   const dir = await mkdtemp(path.join(os.tmpdir(), 'zena-loadgen-cluster-'));
   try {
-    await writeFile(path.join(dir, 'go'), ''); // no script reads the counters in between here
+    // No script reads the counters in between here: start at once, and end at once.
+    await writeFile(path.join(dir, 'go'), '');
+    await writeFile(path.join(dir, 'end'), '');
     const common = ['--connections', '150', '--messages', '40', '--publishers', '1', '--inflight', '4',
       '--gate', 'delivery', '--cluster', dir, '--cluster-processes', '2'];
     const [publisher, receiver] = await Promise.all([
