@@ -272,7 +272,7 @@ def cluster(runs):
                    f'{fmt(median(x["net_out_bytes"] for x in red) / msgs)}, '
                    f'{median(x["cpu_s"] for x in red) * 1e6 / msgs:.0f}')
         checks = '; '.join(f'r{i + 1}: {r["check"]}' for i, r in enumerate(results))
-        disturbed = [f'r{i + 1}: others took {r["others_cpu_s"]:.1f} s' for i, r in enumerate(results)
+        disturbed = [f'r{i + 1}: others took {r["others_cpu_s"]:.2f} s' for i, r in enumerate(results)
                      if r['span_s'] and r['others_cpu_s'] > 0.1 * r['span_s']]
         if disturbed:
             checks += '; disturbed: ' + ', '.join(disturbed)
