@@ -1,9 +1,13 @@
 # The benchmark's shared pieces, sourced by bench/run.sh and bench/ab.sh from the repository's
-# root: the credentials and port, start_server NAME [DEFLATE] (pinned to CPU 0; NAME zena, ws or
-# bun; zena runs $ZENA_BINARY, default build/zena-realtime, with one event-loop thread),
+# root: the credentials and port, start_server NAME [DEFLATE] (pinned to CPU 0; NAME zena, ws,
+# bun or sio; zena runs $ZENA_BINARY, default build/zena-realtime, with one event-loop thread),
 # stop_server, and loadgen ARGS... (the generator pinned to CPU 1; $ZENA_LOADGEN, default
 # build/zena-loadgen). Loopback only. Other ZENA_* variables set by the caller (for example
-# ZENA_CHANNELS_HISTORY_SIZE=0) reach the zena server as they are.
+# ZENA_CHANNELS_HISTORY_SIZE=0) reach the zena server as they are, and REDIS_URL reaches the
+# Node peers (ws with Redis pub/sub, sio with its Redis adapter). $SERVER_CPUS and $LOADGEN_CPUS
+# (taskset lists, default 0 and 1) move the two sides. start_server uses $port and $log, so a
+# caller with several servers (bench/cluster.sh) sets both before each; free_port, start_redis
+# and redis_info serve that caller.
 secret=bench-secret-0123456789abcdef0123456789abcdef
 key=bench-api-key-0123456789
 port=$((20000 + RANDOM % 20000))
@@ -20,14 +24,17 @@ start_server() {
       ZENA_JWT_SECRET=$secret ZENA_API_KEY=$key ZENA_THREADS=1 ZENA_LOG_LEVEL=info \
       ZENA_MAX_CONNECTIONS_PER_ADDRESS=1000000 ZENA_HANDSHAKES_PER_ADDRESS_PER_SECOND=1000000 \
       ZENA_MAX_CONNECTIONS=1000000 \
-        taskset -c 0 "${ZENA_BINARY:-build/zena-realtime}" --host 127.0.0.1 --port "$port" >"$log" 2>&1 &
+        taskset -c "${SERVER_CPUS:-0}" "${ZENA_BINARY:-build/zena-realtime}" --host 127.0.0.1 --port "$port" >"$log" 2>&1 &
       ;;
     ws)
-      PORT=$port JWT_SECRET=$secret API_KEY=$key taskset -c 0 node bench/peers/ws_server.mjs >"$log" 2>&1 &
+      PORT=$port JWT_SECRET=$secret API_KEY=$key taskset -c "${SERVER_CPUS:-0}" node bench/peers/ws_server.mjs >"$log" 2>&1 &
+      ;;
+    sio)
+      PORT=$port JWT_SECRET=$secret API_KEY=$key taskset -c "${SERVER_CPUS:-0}" node bench/peers/sio_server.mjs >"$log" 2>&1 &
       ;;
     bun)
       DEFLATE=$deflate PORT=$port JWT_SECRET=$secret API_KEY=$key \
-        taskset -c 0 bench/peers/node_modules/.bin/bun bench/peers/bun_server.mjs >"$log" 2>&1 &
+        taskset -c "${SERVER_CPUS:-0}" bench/peers/node_modules/.bin/bun bench/peers/bun_server.mjs >"$log" 2>&1 &
       ;;
   esac
   server_pid=$!
@@ -75,7 +82,35 @@ quiet() {
 }
 
 loadgen() {
-  taskset -c 1 "${ZENA_LOADGEN:-build/zena-loadgen}" --port "$port" --secret "$secret" --api-key "$key" --server-pid "$server_pid" \
+  taskset -c "${LOADGEN_CPUS:-1}" "${ZENA_LOADGEN:-build/zena-loadgen}" --port "$port" --secret "$secret" --api-key "$key" --server-pid "$server_pid" \
     --sources 32 --timeout-ms 120000 "$@"
 }
 
+
+# free_port: a loopback TCP port nobody listens on now (the kernel's pick), for a caller that
+# starts several servers on this shared machine, where a random port may be someone else's.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_redis PORT DIR: a redis-server of our own on 127.0.0.1:PORT, nothing persisted, its files
+# in DIR, pinned to $REDIS_CPUS (default: the server side's CPUs); sets redis_pid. Waits (10 s at
+# most) until it answers PING. stop_redis: ends that one, by its PID.
+start_redis() {
+  local rport=$1 dir=$2
+  taskset -c "${REDIS_CPUS:-${SERVER_CPUS:-0}}" redis-server --port "$rport" --bind 127.0.0.1 --save '' \
+    --appendonly no --dir "$dir" --logfile "$dir/redis.log" &
+  redis_pid=$!
+  for _ in $(seq 100); do
+    [[ $(redis-cli -p "$rport" ping 2>/dev/null) == PONG ]] && return 0
+    sleep 0.1
+  done
+  echo "redis-server did not start on $rport" >&2; cat "$dir/redis.log" >&2; exit 1
+}
+stop_redis() { kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; }
+
+# redis_info PORT: Redis's counters as one line of JSON (INFO's stats, cpu, memory and
+# commandstats; bench/summarize_cluster.py --redis-delta takes two of them apart).
+redis_info() {
+  redis-cli -p "$1" info everything | python3 bench/summarize_cluster.py --redis-info
+}

@@ -48,6 +48,20 @@ public:
         return buf;
     }
 
+    // The non-empty buckets, [[upper bound µs, count], ...]: histograms of several processes
+    // (bench/cluster.sh) merge exactly by adding counts per bound.
+    std::string buckets_json() const {
+        std::string out = "[";
+        char buf[48];
+        for (std::size_t i = 0; i < counts_.size(); ++i) {
+            if (counts_[i] == 0) continue;
+            (void)std::snprintf(buf, sizeof buf, "%s[%u,%llu]", out.size() > 1 ? "," : "", std::min(upper(i), max_),
+                                static_cast<unsigned long long>(counts_[i]));
+            out += buf;
+        }
+        return out + "]";
+    }
+
 private:
     // Below 256 µs exact; above, the exponent and the top 8 bits of the value.
     static std::size_t index(std::uint32_t v) {

@@ -15,6 +15,8 @@
 //                [--gate answer|delivery] [--rates 10,20,40 [--step-ms 5000] [--drain-ms 10000]
 //                 [--hold-p99-ms 150] [--stop-p99-ms 1000] [--targeted-rate 0]]
 //                [--burst 100 [--burst-every-ms 1000] [--bursts 5]]
+//                [--protocol zena|socketio]
+//                [--cluster DIR --cluster-role publish|receive [--cluster-processes K]]
 //
 // The publisher's shape (bench/README.md, "Shapes"; bench/shapes.sh runs the matrix):
 // - a window (the default): at most --inflight publishes in flight per publisher connection, each
@@ -68,6 +70,26 @@
 // --batch items, and reads the server's RSS before and after (--server-pid): the history's
 // memory per stored event, with /metrics' zena_history_evicted_total to show none was evicted.
 //
+// --protocol socketio: the connections speak Socket.IO 4 over a raw WebSocket (Engine.IO v4, the
+// websocket transport alone: GET /socket.io/?EIO=4&transport=websocket), for the Socket.IO peer
+// (bench/peers/sio_server.mjs). The server's open packet `0{...}` is answered with the CONNECT
+// `40{"token":"<JWT>"}` (the token where Socket.IO's `auth` puts it), its `40{"sid":...}` is the
+// welcome, its pings `2` are answered `3`, and events arrive as `42["ask.response",{...}]`,
+// checked like any other delivery. Fan-out and targeted modes only.
+//
+// --cluster DIR: one of several generator processes of one run, each with its own connections to
+// its own node (bench/cluster.sh: three nodes on one Redis), sharing DIR/state
+// (bench/cluster_shared.hpp). --cluster-role publish: this process also publishes (fan-out, one
+// publisher connection, to its own node), after all --cluster-processes K processes are ready and
+// DIR/go exists (it creates DIR/ready when they are); a message is sent to every connection of
+// every process, and with --gate delivery it is in flight until all of them received it.
+// --cluster-role receive: connections only; the run ends when they have every message the
+// publisher sent. --first-user F names the connections' users from u<F> on (default 0), so the
+// processes' users differ. Each process prints its own line, with its latency histogram
+// ("latency_hist") and the absolute start and last-delivery times, which the summary merges
+// (bench/summarize_cluster.py), then holds its connections until DIR/end exists (at most
+// --drain-ms), so that the script reads Redis before they close.
+//
 // Prints one JSON object with the results. Only loopback targets are accepted.
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -94,6 +116,7 @@
 #include <vector>
 
 #include "auth/jwt.hpp"
+#include "cluster_shared.hpp"
 #include "load_shapes.hpp"
 #include "ws/deflate.hpp"
 
@@ -144,6 +167,11 @@ struct options {
     int burst = 0;                // bursts: publishes at once, every --burst-every-ms, --bursts times
     int burst_every_ms = 1000;
     int bursts = 5;
+    std::string protocol = "zena";         // zena, or socketio (Engine.IO v4 over a raw WebSocket)
+    std::string cluster;                   // the directory the processes of a cluster run share
+    std::string cluster_role = "publish";  // publish, or receive (connections only)
+    int cluster_processes = 1;             // the processes the publisher waits for
+    int first_user = 0;                    // the connections' users are u<first_user>, u<first_user + 1>, ...
 };
 
 [[noreturn]] void die(const std::string& why) {
@@ -154,11 +182,19 @@ struct options {
 options parse(int argc, char** argv) {
     options o;
     // One table: each flag and the field it sets.
-    const std::pair<std::string_view, std::string*> text[] = {
-        {"--host", &o.host},         {"--secret", &o.secret},         {"--api-key", &o.api_key},
-        {"--mode", &o.mode},         {"--channel", &o.channel},       {"--grant", &o.grant},
-        {"--perf-ctl", &o.perf_ctl}, {"--perf-phase", &o.perf_phase}, {"--gate", &o.gate},
-        {"--rates", &o.rates}};
+    const std::pair<std::string_view, std::string*> text[] = {{"--host", &o.host},
+                                                              {"--secret", &o.secret},
+                                                              {"--api-key", &o.api_key},
+                                                              {"--mode", &o.mode},
+                                                              {"--channel", &o.channel},
+                                                              {"--grant", &o.grant},
+                                                              {"--perf-ctl", &o.perf_ctl},
+                                                              {"--perf-phase", &o.perf_phase},
+                                                              {"--gate", &o.gate},
+                                                              {"--rates", &o.rates},
+                                                              {"--protocol", &o.protocol},
+                                                              {"--cluster", &o.cluster},
+                                                              {"--cluster-role", &o.cluster_role}};
     const std::pair<std::string_view, int*> numbers[] = {{"--port", &o.port},
                                                          {"--connections", &o.connections},
                                                          {"--messages", &o.messages},
@@ -185,7 +221,9 @@ options parse(int argc, char** argv) {
                                                          {"--targeted-rate", &o.targeted_rate},
                                                          {"--burst", &o.burst},
                                                          {"--burst-every-ms", &o.burst_every_ms},
-                                                         {"--bursts", &o.bursts}};
+                                                         {"--bursts", &o.bursts},
+                                                         {"--cluster-processes", &o.cluster_processes},
+                                                         {"--first-user", &o.first_user}};
     for (int i = 1; i < argc; ++i) {
         const std::string_view a = argv[i];
         if (i + 1 >= argc) die("missing value for " + std::string{a});
@@ -232,6 +270,20 @@ options parse(int argc, char** argv) {
         o.burst_every_ms < 1 || o.burst > 100000) {
         die("--step-ms (>= 100), --drain-ms, --hold-p99-ms, --stop-p99-ms, --burst, --bursts, --burst-every-ms out of "
             "range");
+    }
+    if (o.protocol != "zena" && o.protocol != "socketio") die("--protocol is zena or socketio");
+    if (o.protocol == "socketio" && ((o.mode != "fanout" && o.mode != "targeted") || o.deflate)) {
+        die("--protocol socketio is for --mode fanout or targeted, without --deflate");
+    }
+    if (!o.cluster.empty()) {
+        if (o.cluster_role != "publish" && o.cluster_role != "receive") die("--cluster-role is publish or receive");
+        if (o.mode != "fanout" || o.publishers != 1 || open_loop || o.burst > 0 || o.ask_chunks > 0) {
+            die("--cluster is for a --mode fanout window with --publishers 1");
+        }
+        if (o.cluster_processes < 1 || o.messages < 1 ||
+            static_cast<std::size_t>(o.messages) > zena::bench::cluster_state::k_max_messages) {
+            die("--cluster-processes and --messages out of range");
+        }
     }
     return o;
 }
@@ -352,6 +404,7 @@ struct peer {
 };
 
 struct ws_conn : peer {
+    std::string token;  // --protocol socketio: sent in the CONNECT packet, once the server opened
     bool upgraded = false;
     bool welcomed = false;
     bool subscribed = false;             // --mode channel: `subscribed` came
@@ -900,6 +953,15 @@ int main(int argc, char** argv) {
     const bool bursting = o.burst > 0;
     const bool scheduled = open_loop || bursting;  // arrivals on the generator's clock, not on answers
     const bool delivery_gate = o.gate == "delivery";
+    const bool socketio = o.protocol == "socketio";
+    // --cluster: the state the processes of the run share (bench/cluster_shared.hpp).
+    zena::bench::cluster_state* cluster = nullptr;
+    if (!o.cluster.empty()) {
+        std::string error;
+        cluster = zena::bench::map_cluster_state(o.cluster, error);
+        if (cluster == nullptr) die("--cluster: " + error);
+    }
+    const bool receive_only = cluster != nullptr && o.cluster_role == "receive";
     // The fan-out or targeted publishers, then (with --ask-chunks) the Ask stream's, or (with
     // --targeted-rate) the targeted publisher beside an open-loop fan-out (the mixed shape).
     const int ask = o.ask_chunks > 0 ? o.publishers : -1;
@@ -959,17 +1021,20 @@ int main(int argc, char** argv) {
         const auto source = o.sources > 0 ? "127.0.0." + std::to_string(2 + i % o.sources) : std::string{};
         c.fd = open_socket(source, o.host, o.port);
         c.last_seq.assign(pubs.size(), -1);
-        const auto token =
-            zena::auth::mint_jwt(jwt, "u" + std::to_string(i), std::chrono::hours(1), zena::auth::unix_now(), claims);
-        c.out = "GET /ws HTTP/1.1\r\nHost: " + o.host +
-                "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-                "Authorization: Bearer " +
-                token + "\r\n" +
-                (o.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; "
-                             "server_no_context_takeover\r\n"
-                           : "") +
-                "\r\n";
+        const auto token = zena::auth::mint_jwt(jwt, "u" + std::to_string(o.first_user + i), std::chrono::hours(1),
+                                                zena::auth::unix_now(), claims);
+        if (socketio) c.token = token;
+        c.out =
+            (socketio ? "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: " : "GET /ws HTTP/1.1\r\nHost: ") +
+            o.host +
+            "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            "Authorization: Bearer " +
+            token + "\r\n" +
+            (o.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; "
+                         "server_no_context_takeover\r\n"
+                       : "") +
+            "\r\n";
         watch(c.fd, static_cast<std::uint64_t>(i), EPOLLIN | EPOLLOUT | EPOLLET);
     };
     const int first = o.connect_inflight > 0 ? std::min(o.connect_inflight, o.connections) : o.connections;
@@ -980,13 +1045,16 @@ int main(int argc, char** argv) {
     std::string padding(static_cast<std::size_t>(std::max(0, o.payload - 120)), 'x');
     std::int64_t published = 0;
     std::int64_t answered = 0;
+    std::uint32_t cluster_targets = 0;            // --cluster: every process's connections together
+    zena::bench::latency_histogram latency_hist;  // the fan-out's deliveries (--cluster prints it)
     std::mt19937 rng(12345);
     // The chunk carries the publisher, the seq and when the message was due (the latency's start).
     const auto chunk_for = [&](int p, std::int64_t seq, std::int64_t due) {
         return "P" + std::to_string(p) + ":" + std::to_string(seq) + ":" + std::to_string(due) + " " + padding;
     };
     const auto targeted_item = [&](int user, const std::string& chunk) {
-        return R"({"userId":"u)" + std::to_string(user) + R"(","type":"ask.response","payload":{"chunk":")" + chunk +
+        return R"({"userId":"u)" + std::to_string(o.first_user + user) +
+               R"(","type":"ask.response","payload":{"chunk":")" + chunk +
                R"(","isComplete":false,"streamId":"bench"}})";
     };
     const auto request = [&](const std::string& path, const std::string& body) {
@@ -1036,6 +1104,14 @@ int main(int argc, char** argv) {
         pub.undelivered += n;
         expected_total += static_cast<std::uint64_t>(n) * targets;
         if (p != tgt) published += n;
+        if (cluster != nullptr) {
+            // Every connection of every process: set before the request can reach the server.
+            for (auto seq = first_seq; seq < pub.next_seq; ++seq) {
+                cluster->remaining[static_cast<std::size_t>(seq)].store(cluster_targets);
+            }
+            cluster->published.store(published);
+            if (published >= o.messages) cluster->done.store(1);
+        }
         if (step >= 0) {
             auto& st = steps[static_cast<std::size_t>(step)];
             st.expected += static_cast<std::uint64_t>(n) * targets;
@@ -1078,6 +1154,24 @@ int main(int argc, char** argv) {
         st.others_cpu = std::max(0.0, machine_busy_s() - st.machine_0 - st.server_cpu - st.self_cpu);
     };
 
+    // --protocol socketio: Engine.IO's and Socket.IO's own packets, answered here; true when
+    // `payload` was one of them. The server's `40{"sid":...}` is left to the caller: the welcome.
+    const auto on_engine_io = [&](ws_conn& c, std::string_view payload) {
+        if (payload == "2") {  // ping
+            c.out += masked_frame(0x1, "3");
+            return true;
+        }
+        if (c.welcomed) return false;
+        if (payload.starts_with("0")) {  // Engine.IO open: Socket.IO's CONNECT, with the token as `auth`
+            c.out += masked_frame(0x1, R"(40{"token":")" + c.token + R"("})");
+            c.token.clear();
+            c.token.shrink_to_fit();
+            return true;
+        }
+        if (payload.starts_with("44")) die("Socket.IO refused the connection: " + std::string{payload});
+        return !payload.starts_with("40");
+    };
+
     // Parses the frames in c.in; returns false when the server closed the connection.
     const auto on_frames = [&](ws_conn& c) {
         for (;;) {
@@ -1108,6 +1202,10 @@ int main(int argc, char** argv) {
             const auto opcode = b0 & 0x0f;
             if (opcode == 0x8) return false;
             if (opcode == 0x9) c.out += masked_frame(0xA, payload);
+            if (socketio && opcode == 0x1 && on_engine_io(c, payload)) {
+                c.in.erase(0, off + len);
+                continue;
+            }
             if (opcode == 0x1) {
                 if (!c.welcomed) {
                     c.welcomed = true;
@@ -1139,6 +1237,10 @@ int main(int argc, char** argv) {
                         if (pub < 0 || static_cast<std::size_t>(pub) >= pubs.size()) die("a delivery of no publisher");
                         auto& last = c.last_seq[static_cast<std::size_t>(pub)];
                         auto& mine = tracked[static_cast<std::size_t>(pub)];
+                        if (cluster != nullptr && seq > last && seq >= 0 &&
+                            static_cast<std::size_t>(seq) < zena::bench::cluster_state::k_max_messages) {
+                            cluster->remaining[static_cast<std::size_t>(seq)].fetch_sub(1);
+                        }
                         if (pub != ask && seq > last && seq >= 0 && static_cast<std::size_t>(seq) < mine.size()) {
                             // A first delivery of this message to this connection.
                             auto& m = mine[static_cast<std::size_t>(seq)];
@@ -1151,7 +1253,8 @@ int main(int argc, char** argv) {
                                     finish_step(st);
                                 }
                             }
-                            if (m.remaining > 0 && --m.remaining == 0) {
+                            // (--cluster: the shared count decides, in cluster_release below)
+                            if (cluster == nullptr && m.remaining > 0 && --m.remaining == 0) {
                                 auto& owner = pubs[static_cast<std::size_t>(pub)];
                                 --owner.undelivered;
                                 if (delivery_gate) pump(static_cast<int>(pub));
@@ -1166,6 +1269,7 @@ int main(int argc, char** argv) {
                         } else {
                             if (pub != tgt && latencies_us.size() < latencies_us.capacity())
                                 latencies_us.push_back(lat);
+                            if (pub != tgt) latency_hist.add(lat);
                             ++delivered;
                             delivered_bytes += off + len;
                             ++c.received;
@@ -1315,9 +1419,42 @@ int main(int argc, char** argv) {
     double self_cpu_0 = self_cpu_s();
     double machine_0 = machine_busy_s();
     long rss_idle = 0;
+    // --cluster: this process's connections are counted once all are ready; then the publisher
+    // waits for every process and for DIR/go, and a receiver for the publisher's start.
+    bool cluster_counted = false;
+    bool cluster_told = false;
+    const auto cluster_start = [&] {
+        if (!cluster_counted) {
+            cluster->connections.fetch_add(conns.size());
+            cluster->ready.fetch_add(1);
+            cluster_counted = true;
+        }
+        if (receive_only) return cluster->start_ns.load() != 0;
+        if (cluster->ready.load() < static_cast<std::uint32_t>(o.cluster_processes)) return false;
+        if (!cluster_told) zena::bench::touch_file(o.cluster + "/ready");
+        cluster_told = true;
+        if (!zena::bench::file_exists(o.cluster + "/go")) return false;
+        cluster_targets = static_cast<std::uint32_t>(cluster->connections.load());
+        return true;
+    };
+    // --cluster, the publisher: messages every connection of every process has are out of the
+    // window (their shared count reached 0), whichever process took the last one.
+    std::size_t cluster_oldest = 0;
+    const auto cluster_release = [&] {
+        auto& mine = tracked[0];
+        bool released = false;
+        for (auto i = cluster_oldest; i < mine.size(); ++i) {
+            if (mine[i].remaining == 0 || cluster->remaining[i].load() != 0) continue;
+            mine[i].remaining = 0;
+            --pubs[0].undelivered;
+            released = true;
+        }
+        while (cluster_oldest < mine.size() && mine[cluster_oldest].remaining == 0) ++cluster_oldest;
+        if (released && delivery_gate) pump(0);
+    };
     for (;;) {
         if (now_ns() > deadline) break;
-        if (!publishing && ready == o.connections) {
+        if (!publishing && ready == o.connections && (cluster == nullptr || cluster_start())) {
             if (o.hold_ms > 0) {
                 // Idle memory: hold every connection, heartbeats running, then read the RSS.
                 const auto until = now_ns() + std::int64_t{o.hold_ms} * 1'000'000;
@@ -1336,6 +1473,8 @@ int main(int argc, char** argv) {
             }
             publishing = true;
             t_publish = now_ns();
+            if (cluster != nullptr && receive_only) t_publish = cluster->start_ns.load();
+            if (cluster != nullptr && !receive_only) cluster->start_ns.store(t_publish);
             if (o.messages > 0 || o.ask_chunks > 0 || scheduled) {
                 server_cpu_0 = o.server_pid ? process_cpu_s(o.server_pid) : 0;
                 self_cpu_0 = self_cpu_s();
@@ -1344,7 +1483,7 @@ int main(int argc, char** argv) {
             }
             ask_next_ns = t_publish;
             rate_next_ns = t_publish;
-            for (std::size_t p = 0; p < pubs.size(); ++p) {
+            for (std::size_t p = 0; p < pubs.size() && !receive_only; ++p) {
                 auto& pub = pubs[p];
                 pub.fd = open_socket({}, o.host, o.port);
                 watch(pub.fd, conns.size() + p, EPOLLIN | EPOLLOUT | EPOLLET);
@@ -1356,7 +1495,17 @@ int main(int argc, char** argv) {
             }
             if (bursting) next_arrival = t_publish;
         }
-        if (publishing && scheduled) {
+        if (publishing && receive_only) {
+            // Every message the publisher sent, or one drain after its last: the rest is lost.
+            const auto sent = static_cast<std::uint64_t>(cluster->published.load());
+            const bool last_sent = cluster->done.load() != 0;
+            if (last_sent && delivered >= sent * conns.size()) break;
+            if (last_sent && cut_off_at == 0) cut_off_at = now_ns() + std::int64_t{o.drain_ms} * 1'000'000;
+            if (cut_off_at != 0 && now_ns() > cut_off_at) {
+                cut_off = true;
+                break;
+            }
+        } else if (publishing && scheduled) {
             if (!schedule_done) schedule();
             if (schedule_done && all_answered() && delivered >= expected_total) break;
             // An overloaded server's backlog is not waited for beyond one more drain: what has not
@@ -1374,12 +1523,15 @@ int main(int argc, char** argv) {
         }
         // While the Ask stream is due, wake often enough to keep its pace.
         const bool ask_pacing = publishing && ask >= 0 && ask_sent < o.ask_chunks;
-        const bool rate_pacing = publishing && o.rate > 0 && published < o.messages;
+        const bool rate_pacing = publishing && o.rate > 0 && published < o.messages && !receive_only;
+        if (publishing && cluster != nullptr && !receive_only) cluster_release();
+        // --cluster: the shared counts are read every millisecond (publishing, or waiting to start).
+        const bool cluster_polling = cluster != nullptr && (!publishing ? ready == o.connections : !receive_only);
         if (ask_pacing) pump(ask);
         if (rate_pacing) {
             for (int p = 0; p < o.publishers; ++p) pump(p);
         }
-        const bool pacing = ask_pacing || rate_pacing || (publishing && scheduled && !schedule_done);
+        const bool pacing = ask_pacing || rate_pacing || (publishing && scheduled && !schedule_done) || cluster_polling;
         const int n = epoll_wait(epfd, events.data(), static_cast<int>(events.size()), pacing ? 1 : 50);
         for (int k = 0; k < n; ++k) {
             const auto id = events[static_cast<std::size_t>(k)].data.u64;
@@ -1416,6 +1568,11 @@ int main(int argc, char** argv) {
     }
 
     perf_ctl("disable");
+    if (receive_only) {
+        // What the publisher sent, to every connection of this process.
+        published = cluster->published.load();
+        expected_total = static_cast<std::uint64_t>(published) * conns.size();
+    }
     const double server_cpu = o.server_pid ? process_cpu_s(o.server_pid) - server_cpu_0 : 0;
     const double self_cpu = self_cpu_s() - self_cpu_0;
     const double others_cpu = std::max(0.0, machine_busy_s() - machine_0 - server_cpu - self_cpu);
@@ -1441,6 +1598,7 @@ int main(int argc, char** argv) {
     std::string in_flight = std::to_string(o.inflight) + per_conn + ", each until answered";
     if (delivery_gate) {
         in_flight = std::to_string(o.inflight) + per_conn + ", each until every target connection received it";
+        if (cluster != nullptr) in_flight += " (the connections of every generator process, on every node)";
     }
     if (o.rate > 0) {
         shape = "paced";
@@ -1465,6 +1623,14 @@ int main(int argc, char** argv) {
     std::int64_t max_in_flight = 0;
     for (const auto& pub : pubs) max_in_flight = std::max(max_in_flight, pub.max_in_flight);
     if (!scheduled) extra += R"(,"max_in_flight":)" + std::to_string(max_in_flight);
+    if (socketio) extra += R"(,"protocol":"socketio")";
+    if (cluster != nullptr) {
+        extra += R"(,"cluster":{"role":")" + o.cluster_role + R"(","processes":)" +
+                 std::to_string(cluster->ready.load()) + R"(,"targets":)" +
+                 std::to_string(cluster->connections.load()) + R"(,"t_start_ns":)" + std::to_string(t_publish) +
+                 R"(,"t_last_delivery_ns":)" + std::to_string(t_last_delivery) + R"(,"cut_off":)" +
+                 (cut_off ? "true" : "false") + R"(,"latency_hist":)" + latency_hist.buckets_json() + "}";
+    }
     if (scheduled) {
         extra += std::string{R"(,"cut_off":)"} + (cut_off ? "true" : "false");
         const auto hold_us = static_cast<std::uint32_t>(o.hold_p99_ms) * 1000;
@@ -1527,6 +1693,14 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(channel_seq_errors), others_cpu,
         delivered ? static_cast<double>(delivered_bytes) / static_cast<double>(delivered) : 0.0);
     std::printf("%s}\n", extra.c_str());
+    if (cluster != nullptr) {
+        // The script reads Redis's counters once every process has printed, before the
+        // connections close (their unsubscribes are not the publishing's): they are held until
+        // DIR/end, at most --drain-ms.
+        std::fflush(stdout);
+        const auto until = now_ns() + std::int64_t{o.drain_ms} * 1'000'000;
+        while (!zena::bench::file_exists(o.cluster + "/end") && now_ns() < until) sleep_ms(10);
+    }
     const bool clean = welcomed == o.connections && delivered == expected && duplicates == 0 && reorders == 0 &&
                        gaps == 0 && closed_early == 0 && ask_delivered == static_cast<std::uint64_t>(o.ask_chunks) &&
                        ask_reorders == 0 && ready == o.connections && channel_seq_errors == 0;

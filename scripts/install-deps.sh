@@ -50,7 +50,7 @@ if ((${#missing[@]})); then
 fi
 
 if [[ ${1:-} == --test ]]; then
-  for dir in tests/e2e clients/js clients/node examples; do
+  for dir in tests/e2e clients/js clients/node examples bench/peers; do
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   done
 fi

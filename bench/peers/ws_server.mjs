@@ -1,53 +1,53 @@
 // Peer 1 of the benchmark: the seed's design written plainly on Node with the `ws` package.
 // A Map of user id to that user's sockets, a `connected` welcome, a 30 s ping sweep, and the
-// part of zena-realtime's HTTP API the load generator uses: POST /api/broadcast (users),
-// POST /api/broadcast-all and POST /api/batch ({"items": [broadcast bodies]}), with the API key
-// as a bearer token.
-//   PORT=... JWT_SECRET=... API_KEY=... node ws_server.mjs
-import http from 'node:http';
+// part of zena-realtime's HTTP API the load generator uses (api.mjs).
+//   PORT=... JWT_SECRET=... API_KEY=... [REDIS_URL=redis://127.0.0.1:6379] node ws_server.mjs
+// With REDIS_URL, the seed's Scalability section ("Redis pub/sub for cross-server messaging"):
+// several such processes share one Redis; each subscribes to one Pub/Sub channel, an HTTP publish
+// on any of them is one PUBLISH of the request's messages (answered {"nodes": subscribers} once
+// Redis took it), and every process, the one that took it too, delivers them to its own sockets
+// (bench/cluster.sh). Without it, a publish is delivered at once, answered {"delivered": n}.
 import { WebSocketServer } from 'ws';
+import { apiServer } from './api.mjs';
 import { bearer, envelope, verifyJwt } from './jwt.mjs';
 
 const port = Number(process.env.PORT);
 const secret = process.env.JWT_SECRET;
 const apiKey = process.env.API_KEY;
+const redisUrl = process.env.REDIS_URL;
+const CHANNEL = 'bench-ws:publish';
 
 const users = new Map(); // userId -> Set<WebSocket>
 const all = new Set();
 
-const reply = (res, status, body) => {
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
-  res.end(body);
-};
-
-const server = http.createServer((req, res) => {
-  const routes = ['/api/broadcast', '/api/broadcast-all', '/api/batch'];
-  if (req.method !== 'POST' || !routes.includes(req.url)) return reply(res, 404, '{"error":"not found"}');
-  if (bearer(req.headers.authorization) !== apiKey) return reply(res, 401, '{"error":"unauthorized"}');
-  const chunks = [];
-  req.on('data', (c) => chunks.push(c));
-  req.on('end', () => {
-    let body;
-    try {
-      body = JSON.parse(Buffer.concat(chunks).toString());
-    } catch {
-      return reply(res, 400, '{"error":"invalid JSON"}');
-    }
-    let delivered = 0;
-    if (req.url === '/api/broadcast-all') {
-      const text = envelope(body.type, body.payload);
+// The messages of one publish to this process's sockets; answers how many it reached.
+function deliver(messages) {
+  let delivered = 0;
+  for (const m of messages) {
+    const text = envelope(m.type, m.payload);
+    if (m.all) {
       for (const ws of all) { ws.send(text); delivered += 1; }
-    } else {
-      for (const item of req.url === '/api/batch' ? body.items : [body]) {
-        const text = envelope(item.type, item.payload);
-        for (const user of item.userIds ?? [item.userId]) {
-          for (const ws of users.get(user) ?? []) { ws.send(text); delivered += 1; }
-        }
-      }
+      continue;
     }
-    reply(res, 200, JSON.stringify({ delivered }));
-  });
-});
+    for (const user of m.users) {
+      for (const ws of users.get(user) ?? []) { ws.send(text); delivered += 1; }
+    }
+  }
+  return delivered;
+}
+
+let publish = (messages) => ({ delivered: deliver(messages) });
+if (redisUrl) {
+  const { createClient } = await import('redis');
+  const pub = createClient({ url: redisUrl });
+  const sub = pub.duplicate();
+  for (const c of [pub, sub]) c.on('error', (e) => console.error('redis:', e.message));
+  await Promise.all([pub.connect(), sub.connect()]);
+  await sub.subscribe(CHANNEL, (text) => deliver(JSON.parse(text)));
+  publish = async (messages) => ({ nodes: await pub.publish(CHANNEL, JSON.stringify(messages)) });
+}
+
+const server = apiServer(apiKey, (messages) => publish(messages));
 
 const wss = new WebSocketServer({ noServer: true });
 server.on('upgrade', (req, socket, head) => {
@@ -79,9 +79,4 @@ setInterval(() => {
   }
 }, 30000).unref();
 
-// A benchmark's publishers pipeline requests on long-lived connections: no idle or request
-// timeouts (Node's defaults would cut them mid-run).
-server.keepAliveTimeout = 0;
-server.headersTimeout = 0;
-server.requestTimeout = 0;
-server.listen(port, '127.0.0.1', () => console.log(`listening port=${port}`));
+server.listen(port, '127.0.0.1', () => console.log(`listening port=${port}${redisUrl ? ' redis' : ''}`));
