@@ -68,6 +68,12 @@ std::optional<endpoint> parse_url(std::string_view url) {
 
 reply::reply(redisReply* r) : r_(r) {}
 
+reply reply::unanswered() {
+    reply out;
+    out.outcome_unknown_ = true;
+    return out;
+}
+
 void reply::deleter::operator()(redisReply* r) const { freeReplyObject(r); }
 
 bool reply::ok() const { return r_ && r_->type != REDIS_REPLY_ERROR; }

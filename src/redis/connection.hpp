@@ -40,7 +40,14 @@ class reply {
 public:
     reply() = default;
     explicit reply(redisReply* r);
+    // No reply for a command that was written to Redis and not answered (the read timed out or
+    // the line broke): Redis may have executed it, or may still (a paused server runs what
+    // waits in its socket when it resumes). empty() is true; outcome_unknown() says which.
+    static reply unanswered();
     bool empty() const { return !r_; }
+    // Empty, and the command may have been executed: see unanswered(). An empty reply without
+    // it is a command that never left this process.
+    bool outcome_unknown() const { return outcome_unknown_; }
     bool ok() const;  // present and not an error reply
     std::string error_text() const;
     // The string of a string, status or error reply; empty otherwise.
@@ -58,6 +65,7 @@ private:
         void operator()(redisReply* r) const;
     };
     std::unique_ptr<redisReply, deleter> r_;
+    bool outcome_unknown_ = false;
 };
 
 // Helpers for borrowed elements of array replies.

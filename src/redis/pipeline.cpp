@@ -48,9 +48,9 @@ std::string pipeline::last_error() const {
     return last_error_;
 }
 
-void pipeline::fail(std::deque<item>& items) {
+void pipeline::fail(std::deque<item>& items, bool written) {
     for (auto& i : items) {
-        if (i.done) i.done(reply{});
+        if (i.done) i.done(written ? reply::unanswered() : reply{});
     }
     items.clear();
 }
@@ -122,7 +122,8 @@ void pipeline::run() {
             up_.store(false, std::memory_order_release);
             next_attempt_ = std::chrono::steady_clock::now();  // one immediate attempt, then backoff
             round.erase(round.begin(), round.begin() + static_cast<std::ptrdiff_t>(answered));
-            fail(round);
+            // Written (some perhaps only in part) and not answered: Redis may run them yet.
+            fail(round, true);
         }
         round.clear();
     }

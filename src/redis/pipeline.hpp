@@ -6,7 +6,10 @@
 // engine (engine/redis); built on redis::connection, the project's one Redis client.
 //
 // When Redis cannot be reached, every command fails at once (its callback gets an empty reply)
-// rather than waiting: a caller answers "unavailable" in microseconds. The pipeline tries to
+// rather than waiting: a caller answers "unavailable" in microseconds. A command already
+// written when the line broke or the read timed out (a paused or overloaded Redis) gets an
+// empty reply with `outcome_unknown()`: Redis may have executed it, or may still. The
+// connection is then closed, so nothing else goes to that Redis on it. The pipeline tries to
 // connect again at most every `retry` (doubling up to `max_retry` while it keeps failing), so a
 // dead Redis costs one refused connect per period, not one per command. `up()` says whether the
 // last attempt worked. After each (re)connect `on_connect` runs on the pipeline's thread with
@@ -43,7 +46,9 @@ struct pipeline_options {
 class pipeline {
 public:
     using args = std::vector<std::string>;
-    using callback = std::function<void(reply)>;  // empty reply: not sent, or the line broke
+    // An empty reply: not sent (nothing reached Redis), or sent and not answered
+    // (reply::outcome_unknown(): Redis may have executed it).
+    using callback = std::function<void(reply)>;
 
     explicit pipeline(pipeline_options options);
     ~pipeline();
@@ -68,7 +73,8 @@ private:
     };
     void run();
     bool connect();
-    void fail(std::deque<item>& items);
+    // Empty replies to `items`: `written`, they may have been executed (reply::unanswered()).
+    void fail(std::deque<item>& items, bool written = false);
 
     pipeline_options options_;
     mutable std::mutex mutex_;

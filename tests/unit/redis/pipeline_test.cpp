@@ -1,0 +1,134 @@
+#include "redis/pipeline.hpp"
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace zena::redis {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A Redis that accepts connections and reads what it is sent but never answers: a paused one
+// (SIGSTOP) as its clients see it. It records the bytes it received. Its thread polls every
+// 20 ms until the destructor stops it.
+class silent_server {
+public:
+    silent_server() {
+        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof a;
+        if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 16) != 0 ||
+            ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+            ADD_FAILURE() << "cannot listen on loopback";
+        }
+        port_ = ntohs(a.sin_port);
+        thread_ = std::thread([this] { run(); });
+    }
+    ~silent_server() {
+        stop_.store(true);
+        thread_.join();
+        for (const int c : clients_) ::close(c);
+        ::close(fd_);
+    }
+    silent_server(const silent_server&) = delete;
+    silent_server& operator=(const silent_server&) = delete;
+
+    endpoint where() const { return endpoint{.host = "127.0.0.1", .port = port_}; }
+    std::string received() const {
+        const std::lock_guard lock{mutex_};
+        return received_;
+    }
+    // Whether `text` arrives within `wait`.
+    bool receives(const std::string& text, std::chrono::milliseconds wait) const {
+        const auto deadline = std::chrono::steady_clock::now() + wait;
+        while (std::chrono::steady_clock::now() < deadline) {
+            if (received().find(text) != std::string::npos) return true;
+            std::this_thread::sleep_for(10ms);
+        }
+        return received().find(text) != std::string::npos;
+    }
+
+private:
+    void run() {
+        while (!stop_.load()) {
+            std::vector<pollfd> p{{fd_, POLLIN, 0}};
+            for (const int c : clients_) p.push_back({c, POLLIN, 0});
+            if (::poll(p.data(), p.size(), 20) <= 0) continue;
+            if ((p[0].revents & POLLIN) != 0) {
+                if (const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC); c >= 0) clients_.push_back(c);
+            }
+            for (std::size_t i = 1; i < p.size(); ++i) {
+                if (p[i].revents == 0) continue;
+                char buffer[4096];
+                const auto n = ::read(p[i].fd, buffer, sizeof buffer);
+                if (n > 0) {
+                    const std::lock_guard lock{mutex_};
+                    received_.append(buffer, static_cast<std::size_t>(n));
+                    continue;
+                }
+                ::close(p[i].fd);  // the client closed it
+                std::erase(clients_, p[i].fd);
+            }
+        }
+    }
+
+    int fd_ = -1;
+    std::uint16_t port_ = 0;
+    std::atomic<bool> stop_{false};
+    std::vector<int> clients_;  // the thread's own
+    mutable std::mutex mutex_;
+    std::string received_;
+    std::thread thread_;
+};
+
+// The reply a command's callback gets, waited for at most 5 s.
+reply reply_to(pipeline& p, pipeline::args command) {
+    auto got = std::make_shared<std::promise<reply>>();
+    auto future = got->get_future();
+    p.submit(std::move(command), [got](reply r) { got->set_value(std::move(r)); });
+    if (future.wait_for(5s) != std::future_status::ready) {
+        ADD_FAILURE() << "no callback within 5 s";
+        return {};
+    }
+    return future.get();
+}
+
+TEST(RedisPipeline, WrittenAndNotAnswered_OutcomeUnknown) {
+    silent_server server;
+    pipeline p{pipeline_options{.where = server.where(), .timeout = 200ms}};
+    const auto r = reply_to(p, {"SET", "zena-written", "1"});
+    EXPECT_TRUE(r.empty());
+    EXPECT_TRUE(r.outcome_unknown()) << "a command that reached Redis may run when Redis resumes";
+    EXPECT_TRUE(server.receives("zena-written", 2s)) << "it was written";
+}
+
+TEST(RedisPipeline, NeverWritten_NotSent) {
+    silent_server server;
+    pipeline p{
+        pipeline_options{.where = server.where(), .timeout = 200ms, .on_connect = [](connection&, std::string& error) {
+                             error = "refused by the test";
+                             return false;
+                         }}};
+    const auto r = reply_to(p, {"SET", "zena-never-written", "1"});
+    EXPECT_TRUE(r.empty());
+    EXPECT_FALSE(r.outcome_unknown()) << "nothing reached Redis: the caller may say so";
+    EXPECT_FALSE(p.up());
+    EXPECT_EQ(p.last_error(), "refused by the test");
+    EXPECT_FALSE(server.receives("zena-never-written", 200ms));
+}
+
+}  // namespace
+}  // namespace zena::redis
