@@ -375,7 +375,8 @@ struct redis_engine::impl final : public broker, public history, public engine::
         std::vector<publish_outcome> outcomes;
         std::size_t replies = 0;
         std::size_t echoes = 0;
-        std::optional<std::string> failed;
+        std::optional<std::string> failed;  // the first error reply; "": not sent
+        bool maybe_applied = false;         // a command answered, or written and not answered
         std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
         bool answered = false;
     };
@@ -573,7 +574,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
         for (const auto& s : shards) {
             if (!s->commands->up() && !s->commands->last_error().empty()) {
                 // Not answered from the line: refused before anything is sent, at once.
-                return done(util::error{"redis unreachable: " + s->commands->last_error()});
+                return done(util::error{"redis unreachable: not published (" + s->commands->last_error() + ")"});
             }
         }
         const auto token = next_token.fetch_add(1, std::memory_order_relaxed);
@@ -645,8 +646,9 @@ struct redis_engine::impl final : public broker, public history, public engine::
     void replied(const std::shared_ptr<waiting>& w, const redis::reply& r) {
         {
             const std::lock_guard lock{w->mutex};
+            if (r.ok() || r.outcome_unknown()) w->maybe_applied = true;
             if (!r.ok() && !w->failed) {
-                w->failed = r.empty() ? std::string{"redis unreachable"} : r.error_text();
+                w->failed = r.empty() ? std::string{} : r.error_text();
                 if (!r.empty() && r.error_text().starts_with("NOSCRIPT")) {
                     spdlog::warn("redis engine: scripts missing (SCRIPT FLUSH?); they are loaded again");
                 }
@@ -662,6 +664,11 @@ struct redis_engine::impl final : public broker, public history, public engine::
     void answer(const std::shared_ptr<waiting>& w) {
         if (w->failed) {
             if (w->failed->starts_with("NOSCRIPT")) reload_scripts();
+            // What a retry risks: a publish Redis may have run (a command written and not
+            // answered, or one of several answered) would be delivered twice.
+            if (w->maybe_applied)
+                return w->done(util::error{"redis did not answer: the publish may have been applied"});
+            if (w->failed->empty()) return w->done(util::error{"redis unreachable: not published"});
             return w->done(util::error{"redis: " + *w->failed});
         }
         w->done(std::move(w->outcomes));
