@@ -6,29 +6,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
-  api, connectChannels, nextN, position, sleep, startRedis, startServer, subscribe, waitFor,
-  httpCall as call, mintToken, httpReceiver,
+  api, connectChannels, nextN, position, sleep, startNodes, startRedis, subscribe, waitFor,
+  httpCall as call, mintToken, httpReceiver, CLUSTER_ADMIN_PASSWORD as ADMIN_PASSWORD,
 } from './harness.mjs';
 import { connect } from '../../clients/js/dist/index.js';
 
-const ADMIN_PASSWORD = 'cluster admin password';
-
-
 const publish = (node, userId, type, payload) => api(node, 'POST', '/api/broadcast', { userId, type, payload });
 const thread = (n) => ({ threadId: `t${n}`, accountId: 'a1' });
-
-async function startNodes(redisUrls, names, extra = {}) {
-  const env = (name) => ({
-    ZENA_ENGINE: 'redis',
-    ...(redisUrls.length === 1 ? { ZENA_REDIS_URL: redisUrls[0] } : { ZENA_REDIS_URLS: redisUrls.join(',') }),
-    ZENA_NODE_ID: name,
-    ZENA_REDIS_TIMEOUT_MS: '500',
-    ZENA_ADMIN_ENABLED: 'true',
-    ZENA_ADMIN_PASSWORD: ADMIN_PASSWORD,
-    ...extra,
-  });
-  return Promise.all(names.map((name) => startServer({ env: env(name) })));
-}
 
 // The seq of each message, in order.
 const seqsOf = (messages) => messages.map((m) => m.seq);

@@ -228,7 +228,9 @@ export async function freePort() {
 /**
  * Starts a real redis-server (Debian's, installed by scripts/install-deps.sh --test) on a
  * loopback port, with no persistence. `port` reuses a given port (to restart one). Returns
- * { port, url, stop() }.
+ * { port, pid, url, pause(), resume(), stop() }: pause() stops the process (SIGSTOP: its data
+ * stays, its sockets stay open and unanswered) until resume() (SIGCONT). stop() ends it, paused
+ * or not, and the process is killed when the test process exits without stopping it.
  */
 export async function startRedis({ port, timeoutMs = 10000 } = {}) {
   const redisPort = port ?? (await freePort());
@@ -246,14 +248,47 @@ export async function startRedis({ port, timeoutMs = 10000 } = {}) {
     child.once('error', (e) => { clearTimeout(timer); reject(new Error(`cannot run redis-server: ${e.message}`)); });
     exited.then(() => { clearTimeout(timer); reject(new Error(`redis-server exited:\n${output}`)); });
   });
+  const running = () => child.exitCode === null && child.signalCode === null;
+  const killOnExit = () => { if (running()) child.kill('SIGKILL'); };
+  process.once('exit', killOnExit);
   return {
     port: redisPort,
+    pid: child.pid,
     url: `redis://127.0.0.1:${redisPort}`,
+    pause() { if (running()) child.kill('SIGSTOP'); },
+    resume() { if (running()) child.kill('SIGCONT'); },
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      if (running()) {
+        child.kill('SIGCONT'); // a paused server would hold SIGTERM until continued
+        child.kill('SIGTERM');
+      }
+      const timer = setTimeout(() => { if (running()) child.kill('SIGKILL'); }, 5000);
       await exited;
+      clearTimeout(timer);
+      process.off('exit', killOnExit);
     },
   };
+}
+
+/** The admin password of the nodes startNodes starts (their page at / is enabled). */
+export const CLUSTER_ADMIN_PASSWORD = 'cluster admin password';
+
+/**
+ * Starts one node per name, on engine redis with the Redis instances of `redisUrls` (one:
+ * ZENA_REDIS_URL; several: ZENA_REDIS_URLS), each with that node id, a 500 ms Redis timeout and
+ * its admin page enabled; `extra` adds to (or overrides) their environment.
+ */
+export async function startNodes(redisUrls, names, extra = {}) {
+  const env = (name) => ({
+    ZENA_ENGINE: 'redis',
+    ...(redisUrls.length === 1 ? { ZENA_REDIS_URL: redisUrls[0] } : { ZENA_REDIS_URLS: redisUrls.join(',') }),
+    ZENA_NODE_ID: name,
+    ZENA_REDIS_TIMEOUT_MS: '500',
+    ZENA_ADMIN_ENABLED: 'true',
+    ZENA_ADMIN_PASSWORD: CLUSTER_ADMIN_PASSWORD,
+    ...extra,
+  });
+  return Promise.all(names.map((name) => startServer({ env: env(name) })));
 }
 
 // ---- Channels, history and recovery (docs/channels.md)
