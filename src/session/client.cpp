@@ -149,9 +149,15 @@ void client::admit(std::int64_t deadline) {
         if (recovered) payload.add("recovered", *recovered).add("missed", std::uint64_t{missed});
         return protocol_message("connected", payload.str());
     };
-    // The engine could not tell the position: the client is welcomed without one and treats its
-    // own as lost (recovered: false when it presented one).
+    // The engine could not tell the position. A client that presented one is asked to come
+    // back (1013): Redis paused or reconnecting has most likely kept what it missed, and a
+    // welcome without a position would make it drop its own (the JS SDK then moved on from the
+    // next live event: a silent gap). One that presented none is welcomed without a position.
     auto unavailable = [this, asked = since.has_value()] {
+        if (asked) {
+            spdlog::info("connection closed user={} reason=\"engine unavailable\" code=1013", user_id());
+            return close(close_code::try_again_later, "the engine is unavailable: try again");
+        }
         auto message = [&] {
             protocol::json_object payload;
             payload.add("connectionId", std::to_string(id()))
