@@ -13,14 +13,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
-  api, connectChannels, historyRoute, position, sleep, startNodes, startRedis, waitFor, withTimeout,
+  Client, api, connectChannels, historyRoute, mintToken, position, sleep, startNodes, startRedis, waitFor, withTimeout,
+  wsUrlSince,
 } from './harness.mjs';
 
 const PAUSE_MS = 5000;
 const PACE_MS = 40; // one publish every PACE_MS, whatever the answers
 const READY_AGAIN_MS = 10000; // after the resume: pipeline backoff (<= 2 s) + a canary period (2 s) + slack
 const CHANNEL = 'deal:rp-pause'; // a stored channel (the deal namespace keeps history)
-const USERS = ['rp-u0', 'rp-u1', 'rp-u2', 'rp-away'];
+const USERS = ['rp-u0', 'rp-u1', 'rp-u2', 'rp-away', 'rp-back'];
 const NOT_SENT = /redis unreachable: not published/;
 const MAYBE_APPLIED = /redis did not answer: the publish may have been applied/;
 const CLAIMS = { channels: ['deal:*'] };
@@ -47,23 +48,44 @@ async function subscribeLogged(client, log, since) {
     && m.payload.channel === CHANNEL), 5000, `the answer to subscribe ${CHANNEL}`);
 }
 
-/** A user's connection on `node`, holding its personal channel and CHANNEL, recorded. */
-async function holder(node, user) {
+/** A user's connection on `node`, holding its personal channel and (unless `personalOnly`)
+ * CHANNEL, recorded. */
+async function holder(node, user, { personalOnly = false } = {}) {
   const client = await connectChannels(node, user, { claims: CLAIMS });
   const log = record(client);
-  const subscribed = await subscribeLogged(client, log);
-  assert.equal(subscribed.type, 'subscribed', JSON.stringify(subscribed));
+  const subscribed = personalOnly ? { payload: {} } : await subscribeLogged(client, log);
+  if (!personalOnly) assert.equal(subscribed.type, 'subscribed', JSON.stringify(subscribed));
   const w = client.welcome.payload;
   let closed = false;
   client.closed.then(() => { closed = true; });
   return {
     user, client, node,
+    channels: personalOnly ? [personal(user)] : [personal(user), CHANNEL],
     logs: [log], // one per connection: a client's view across a reconnect
     view() { return this.logs.flat(); },
     isClosed: () => closed,
     // Where each channel's events start for this client: its position when it took the channel.
     starts: { [personal(user)]: { epoch: w.epoch, seq: w.seq }, [CHANNEL]: { epoch: subscribed.payload.epoch, seq: subscribed.payload.seq } },
   };
+}
+
+/**
+ * Connects `user` to `node` presenting `since` until it is welcomed (a node that cannot read the
+ * channel yet closes with 1013: try again), at most until `deadline`; resolves { client,
+ * welcome, attempts }.
+ */
+async function comeBack(node, user, since, deadline) {
+  for (let attempt = 1; ; attempt += 1) {
+    const client = new Client(wsUrlSince(node, mintToken({ sub: user }), since));
+    const first = await withTimeout(new Promise((resolve) => {
+      client.ws.once('message', (data) => resolve({ welcome: JSON.parse(data.toString()) }));
+      client.ws.once('close', (code) => resolve({ code }));
+    }), 15000, `${user}'s welcome or close`);
+    if (first.welcome) return { client, welcome: first.welcome, attempts: attempt };
+    assert.equal(first.code, 1013, `${user} refused with ${first.code}, not 1013 (try again)`);
+    assert.ok(Date.now() < deadline, `${user} still refused after ${attempt} attempts`);
+    await sleep(250);
+  }
 }
 
 /** The last position a client holds on `channel`: its last event's, or where it started. */
@@ -96,6 +118,7 @@ describe('Redis paused for 5 s and resumed with its data, during a publish strea
       holders.push(await holder(nodes[(i + 1) % 3], USERS[i]));
     }
     const away = await holder(nodes[0], 'rp-away');
+    const back = await holder(nodes[1], 'rp-back', { personalOnly: true });
 
     // The stream: publish k goes to node k % 3; even k to CHANNEL, odd k to a user's personal
     // channel. Each is sent on time, without waiting for the answers before it.
@@ -123,9 +146,19 @@ describe('Redis paused for 5 s and resumed with its data, during a publish strea
 
     const readyDown = new Map(); // node index -> the 503's reason, seen while paused
     let ready = [];
+    let comeback;
     try {
       redis.pause();
       const pausedAt = Date.now();
+      // rp-back loses its connection a second into the pause and comes back at once on another
+      // node with its position: it must be resumed, never welcomed without its position.
+      comeback = (async () => {
+        await sleep(1000);
+        back.client.ws.close();
+        await back.client.waitClosed();
+        return comeBack(nodes[2], 'rp-back', position(lastPosition(back, personal('rp-back'))), Date.now() + 20000);
+      })();
+      comeback.catch(() => {}); // awaited below
       // /readyz on every node, every 100 ms, until the pause ends (bounded by it).
       while (Date.now() < pausedAt + PAUSE_MS) {
         await Promise.all(nodes.map(async (node, i) => {
@@ -173,20 +206,26 @@ describe('Redis paused for 5 s and resumed with its data, during a publish strea
     // The away client comes back on another node with its positions: recovered, as the epoch
     // is the same.
     const awayLast = { [personal('rp-away')]: lastPosition(away, personal('rp-away')), [CHANNEL]: lastPosition(away, CHANNEL) };
-    const back = await connectChannels(nodes[2], 'rp-away', { claims: CLAIMS, since: position(awayLast[personal('rp-away')]) });
-    assert.equal(back.welcome.payload.recovered, true, `the away client's personal channel: ${JSON.stringify(back.welcome)}`);
-    const backLog = record(back);
-    const resubscribed = await subscribeLogged(back, backLog, position(awayLast[CHANNEL]));
+    const returned = await connectChannels(nodes[2], 'rp-away', { claims: CLAIMS, since: position(awayLast[personal('rp-away')]) });
+    assert.equal(returned.welcome.payload.recovered, true, `the away client's personal channel: ${JSON.stringify(returned.welcome)}`);
+    const backLog = record(returned);
+    const resubscribed = await subscribeLogged(returned, backLog, position(awayLast[CHANNEL]));
     assert.equal(resubscribed.type, 'subscribed', JSON.stringify(resubscribed));
     assert.equal(resubscribed.payload.recovered, true, `the away client's ${CHANNEL}: ${JSON.stringify(resubscribed)}`);
     away.logs.push(backLog);
 
+    // The client that came back during the pause was resumed with what it missed.
+    const cameBack = await comeback;
+    assert.equal(cameBack.welcome.type, 'connected', JSON.stringify(cameBack.welcome));
+    assert.equal(cameBack.welcome.payload.recovered, true, `rp-back came back during the pause: ${JSON.stringify(cameBack.welcome)}`);
+    back.logs.push(record(cameBack.client));
+
     // Each channel's last accepted seq, which every holder must reach.
     const lastAccepted = new Map();
     for (const a of accepted) lastAccepted.set(a.channel, Math.max(lastAccepted.get(a.channel) ?? 0, a.body.seq));
-    const everyone = [...holders, away];
+    const everyone = [...holders, away, back];
     for (const h of everyone) {
-      for (const channel of [personal(h.user), CHANNEL]) {
+      for (const channel of h.channels) {
         const target = lastAccepted.get(channel) ?? 0;
         await waitFor(() => (eventsOn(h.view(), channel).at(-1)?.seq ?? 0) >= target, 10000,
           `${h.user} on ${h.node.port} to reach seq ${target} of ${channel}`);
@@ -196,7 +235,7 @@ describe('Redis paused for 5 s and resumed with its data, during a publish strea
 
     const appeared = new Set();
     for (const h of everyone) {
-      for (const channel of [personal(h.user), CHANNEL]) {
+      for (const channel of h.channels) {
         const start = h.starts[channel];
         const events = eventsOn(h.view(), channel);
         const where = `${h.user} (node ${h.node.port}) on ${channel}`;
@@ -233,8 +272,10 @@ describe('Redis paused for 5 s and resumed with its data, during a publish strea
     const delivered = [...maybeIds].filter((id) => appeared.has(id)).length;
     console.log(`redis pause: ${answers.length} publishes, ${accepted.length} accepted, ${notSent.length} "not published", `
       + `${maybe.length} "may have been applied" (${delivered} of them stored and delivered); `
-      + `/readyz 200 again after ${ready.map((ms) => `${ms} ms`).join(', ')}`);
+      + `/readyz 200 again after ${ready.map((ms) => `${ms} ms`).join(', ')}; `
+      + `rp-back welcomed at attempt ${cameBack.attempts}, ${cameBack.welcome.payload.missed} missed`);
     for (const h of holders) h.client.ws.close();
-    back.ws.close();
+    returned.ws.close();
+    cameBack.client.ws.close();
   });
 });
