@@ -206,7 +206,7 @@ TEST(RedisUserPresence, AReconnectOnAnotherNodeInsideTheGraceAnnouncesNothing) {
     EXPECT_FALSE(notices.of("bob")[1].online);
 }
 
-TEST(RedisUserPresence, TheUsersOfANodeThatStoppedGoOfflineWhenTheirEntriesExpire) {
+TEST(RedisUserPresence, TheUsersOfANodeThatStoppedGoOfflineWhenItsHeartbeatIsOld) {
     online_node::board notices;
     const auto prefix = online_prefix();
     online_node a{prefix, "a", notices};
@@ -221,22 +221,23 @@ TEST(RedisUserPresence, TheUsersOfANodeThatStoppedGoOfflineWhenTheirEntriesExpir
     EXPECT_FALSE(carol[1].online);
     EXPECT_EQ(carol[1].node, "a") << "announced by a node still running";
     std::this_thread::sleep_for(online_node::k_ttl * 2);
-    EXPECT_EQ(notices.of("dave").size(), 1U) << "a's refresh keeps its user online past the entries' life";
+    EXPECT_EQ(notices.of("dave").size(), 1U) << "a's heartbeat keeps its user online past presence_ttl";
     EXPECT_EQ(notices.of("carol").size(), 2U);
 }
 
-TEST(RedisUserPresence, AUserRedisForgotIsAnnouncedAgainByItsNodesRefresh) {
+TEST(RedisUserPresence, AUserRedisForgotIsAnnouncedAgainAfterTheNodesNextHeartbeat) {
     online_node::board notices;
     const auto prefix = online_prefix();
     online_node a{prefix, "a", notices};
     a.here("erin", true);
     ASSERT_TRUE(eventually([&] { return notices.of("erin").size() == 1; }));
-    // Redis loses the data (a restart without persistence): the told set goes.
+    // Redis loses the data (a restart without persistence): every key of user presence goes.
     std::string error;
     auto c = redis::connection::open(redis_server::shared().endpoint(), std::chrono::milliseconds(1000), error);
     ASSERT_TRUE(c) << error;
-    const std::string told = prefix + ":online:t";
-    const std::string_view del[] = {"DEL", told};
+    const std::string keys[] = {prefix + ":online:nodes", prefix + ":online:n", prefix + ":online:d",
+                                prefix + ":online:t", prefix + ":online:on:a"};
+    const std::string_view del[] = {"DEL", keys[0], keys[1], keys[2], keys[3], keys[4]};
     ASSERT_TRUE(c->command(del).ok());
     ASSERT_TRUE(eventually([&] { return notices.of("erin").size() == 2; }));
     EXPECT_TRUE(notices.of("erin")[1].online) << "announced online again, never a silent state";

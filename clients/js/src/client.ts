@@ -738,7 +738,14 @@ export class RealtimeClient {
 
   // What the welcome or a `subscribed` says about a channel's position.
   private takeAnswer(channel: string, answer: { epoch?: string | null; seq?: number | null; recovered?: boolean | null }): void {
-    if (typeof answer.epoch !== 'string' || typeof answer.seq !== 'number') return; // a server without history
+    if (typeof answer.epoch !== 'string' || typeof answer.seq !== 'number') {
+      // No position: a server without history, or one whose engine could not tell it. The
+      // position presented is kept for the next connection, but what it missed is lost to the
+      // application meanwhile when the answer says so.
+      const kept = this.getPosition(channel);
+      if (answer.recovered === false && kept !== undefined) this.emitResync(channel, kept, true);
+      return;
+    }
     if (answer.recovered === true) return; // the missed events follow and advance the position
     const now = { epoch: answer.epoch, seq: answer.seq };
     const before = this.getPosition(channel);

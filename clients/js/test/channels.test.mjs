@@ -300,6 +300,21 @@ test('Positions.TabsSharingAStore_DoNotDropEachOthersEvents', async () => {
   b.close();
 });
 
+test('Resync.WelcomeNotRecoveredWithoutAPosition_EmitsResyncAndKeepsItsOwn', async () => {
+  const resyncs = [];
+  const client = open();
+  client.onResync((e) => resyncs.push(e));
+  await flush();
+  last().welcome({ epoch: 'e1', seq: 10 });
+  await reconnect();
+  assert.equal(last().url.searchParams.get('since'), 'e1:10');
+  // An engine that could not tell the position (older servers answered so while Redis was away).
+  last().welcome({ recovered: false, missed: 0 });
+  assert.deepEqual(resyncs, [{ channel: 'user:alice', epoch: 'e1', seq: 10 }], 'never a silent gap');
+  assert.deepEqual(client.position(), { epoch: 'e1', seq: 10 }, 'its own position, for the next connection');
+  client.close();
+});
+
 test('Resync.WelcomeNotRecovered_EmitsResyncAndTakesTheNewPosition', async () => {
   const resyncs = [];
   const client = open();

@@ -28,6 +28,8 @@ namespace {
 // max age ms, meta ttl ms, epoch for a new channel life, latest key ("": none), "1": SPUBLISH.
 // Appends the body at the next seq, replaces the kept latest event of its key, trims by count
 // and by age (the highest seq lost is kept in meta field l), publishes "<seq> <epoch>\n<body>".
+// The age trim reads the oldest entry alone, up to 16 times: a publish whose oldest entry is
+// young reads one entry, not sixteen bodies.
 constexpr std::string_view k_append_script = R"lua(
 local meta, stream, keys = KEYS[1], KEYS[2], KEYS[3]
 local epoch = redis.call('hget', meta, 'e')
@@ -60,8 +62,9 @@ if len > max then
   end
 end
 local cutoff = now - age
-for _, e in ipairs(redis.call('xrange', stream, '-', '+', 'count', 16)) do
-  if tonumber(e[2][4]) >= cutoff then break end
+for _ = 1, 16 do
+  local e = redis.call('xrange', stream, '-', '+', 'count', 1)[1]
+  if not e or tonumber(e[2][4]) >= cutoff then break end
   redis.call('xdel', stream, e[1])
   local s = tonumber(string.match(e[1], '^(%d+)'))
   if s > lost then lost = s end
@@ -188,56 +191,84 @@ return out
 )lua";
 
 // User presence for the backend (presence.online and .offline, decided once for the deployment).
-// KEYS: entries (zset "<node>\n<user>" -> expiry ms: the user has a connection on that node),
-// counts (hash user -> entries), due (zset user -> when to settle it: its last entry went),
-// told (set: the users announced online). The shard of a user holds all four for it.
+// KEYS: nodes (zset node -> expiry ms, refreshed by each node's heartbeat), counts (hash user ->
+// nodes holding it), due (zset user -> when to settle it: its last node let it go), told (set:
+// the users announced online), mine (set: the users this node holds, `<prefix>:online:on:<node>`).
+// The shard of a user holds its entries. A node's liveness is one entry, so keeping a million
+// users online costs each node one command a period, not one per user.
 constexpr std::string_view k_online_now = R"lua(
 local t = redis.call('time')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local entries, counts, due, told = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local nodes, counts, due, told, mine = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 )lua";
 
-// ARGV: node, ttl ms, users... This node has each user (a first connection, or a refresh).
-// Answers the users that were not announced online: this node announces them.
+// ARGV: node, ttl ms, users... This node has each user (its first connection here). Answers the
+// users that were not announced online: this node announces them.
 constexpr std::string_view k_online_arrive = R"lua(
+redis.call('zadd', nodes, now + tonumber(ARGV[2]), ARGV[1])
 local out = {}
 for i = 3, #ARGV do
   local user = ARGV[i]
-  local entry = ARGV[1] .. '\n' .. user
-  if not redis.call('zscore', entries, entry) then redis.call('hincrby', counts, user, 1) end
-  redis.call('zadd', entries, now + tonumber(ARGV[2]), entry)
+  if redis.call('sadd', mine, user) == 1 then redis.call('hincrby', counts, user, 1) end
   redis.call('zrem', due, user)
   if redis.call('sadd', told, user) == 1 then out[#out + 1] = user end
 end
 return out
 )lua";
 
-// ARGV: node, user, grace ms. This node's last connection of the user left: when it was the
-// deployment's last, the user is settled after the grace.
+// ARGV: node, user, grace ms. This node's last connection of the user left: when no node holds
+// the user now, it is settled after the grace.
 constexpr std::string_view k_online_depart = R"lua(
 local user = ARGV[2]
-if redis.call('zrem', entries, ARGV[1] .. '\n' .. user) == 1 and redis.call('hincrby', counts, user, -1) <= 0 then
+if redis.call('srem', mine, user) == 1 and redis.call('hincrby', counts, user, -1) <= 0 then
   redis.call('hdel', counts, user)
   redis.call('zadd', due, now + tonumber(ARGV[3]), user)
 end
 return 0
 )lua";
 
-// ARGV: at most this many users a call. Entries past their expiry (their node stopped refreshing
-// them) go; a user whose last entry went is due at once. Answers the due users with no entry who
-// were announced online: the caller announces them offline (once: the script is atomic).
-constexpr std::string_view k_online_settle = R"lua(
-local limit = tonumber(ARGV[1])
-for _, entry in ipairs(redis.call('zrangebyscore', entries, '-inf', now, 'limit', 0, limit)) do
-  redis.call('zrem', entries, entry)
-  local user = string.sub(entry, string.find(entry, '\n', 1, true) + 1)
+// ARGV: node, ttl ms. The node's heartbeat: answers 1 when Redis did not know the node (it lost
+// its data, or the node was taken for dead): the node then states its users again.
+constexpr std::string_view k_online_heartbeat = R"lua(
+return redis.call('zadd', nodes, now + tonumber(ARGV[2]), ARGV[1])
+)lua";
+
+// ARGV: node, ttl ms, grace ms. Before the node states its users again: forget what Redis holds
+// for it (what it missed while Redis was away), the users it no longer holds due after the grace.
+constexpr std::string_view k_online_reset = R"lua(
+for _, user in ipairs(redis.call('smembers', mine)) do
   if redis.call('hincrby', counts, user, -1) <= 0 then
     redis.call('hdel', counts, user)
-    redis.call('zadd', due, now, user)
+    redis.call('zadd', due, now + tonumber(ARGV[3]), user)
   end
 end
+redis.call('del', mine)
+redis.call('zadd', nodes, now + tonumber(ARGV[2]), ARGV[1])
+return 0
+)lua";
+
+// ARGV: the prefix of the nodes' user sets, at most this many users a call. The users of nodes
+// whose heartbeat stopped (dead) let go; a user no node holds now is due at once. Answers the due
+// users that no node holds and were announced online: the caller announces them offline (once:
+// the script is atomic). (The dead nodes' sets are named here, not in KEYS: one Redis per shard,
+// never Redis Cluster.)
+constexpr std::string_view k_online_settle = R"lua(
+local budget = tonumber(ARGV[2])
+for _, node in ipairs(redis.call('zrangebyscore', nodes, '-inf', now, 'limit', 0, 8)) do
+  local set = ARGV[1] .. node
+  local users = redis.call('spop', set, budget)
+  for _, user in ipairs(users) do
+    if redis.call('hincrby', counts, user, -1) <= 0 then
+      redis.call('hdel', counts, user)
+      redis.call('zadd', due, now, user)
+    end
+  end
+  budget = budget - #users
+  if redis.call('scard', set) == 0 then redis.call('zrem', nodes, node) end
+  if budget <= 0 then break end
+end
 local out = {}
-for _, user in ipairs(redis.call('zrangebyscore', due, '-inf', now, 'limit', 0, limit)) do
+for _, user in ipairs(redis.call('zrangebyscore', due, '-inf', now, 'limit', 0, tonumber(ARGV[2]))) do
   redis.call('zrem', due, user)
   if redis.call('hexists', counts, user) == 0 and redis.call('srem', told, user) == 1 then out[#out + 1] = user end
 end
@@ -391,9 +422,13 @@ struct redis_engine::impl final : public broker, public history, public engine::
     std::string arrive_script = std::string{k_online_now} + std::string{k_online_arrive};
     std::string depart_script = std::string{k_online_now} + std::string{k_online_depart};
     std::string settle_script = std::string{k_online_now} + std::string{k_online_settle};
+    std::string heartbeat_script = std::string{k_online_now} + std::string{k_online_heartbeat};
+    std::string reset_script = std::string{k_online_now} + std::string{k_online_reset};
     std::string arrive_sha = sha1_hex(arrive_script);
     std::string depart_sha = sha1_hex(depart_script);
     std::string settle_sha = sha1_hex(settle_script);
+    std::string heartbeat_sha = sha1_hex(heartbeat_script);
+    std::string reset_sha = sha1_hex(reset_script);
     std::string join_sha = sha1_hex(join_script);
     std::string leave_sha = sha1_hex(leave_script);
     std::string query_sha = sha1_hex(query_script);
@@ -402,8 +437,9 @@ struct redis_engine::impl final : public broker, public history, public engine::
     std::mutex held_mutex;
     std::map<std::string, std::map<std::string, std::string>> held;
     std::chrono::steady_clock::time_point next_presence_refresh{};
-    // The users this node holds (user_here), announced to Redis again every third of
-    // presence_ttl, and at once after a shard comes back (`users_soon`).
+    // The users this node holds (user_here), stated again after Redis lost them or the node was
+    // away from it; its heartbeat every third of presence_ttl, and at once after a shard comes
+    // back (`users_soon`).
     std::mutex users_mutex;
     std::unordered_set<std::string, util::string_hash, std::equal_to<>> users_here;
     std::atomic<bool> users_soon{false};
@@ -435,7 +471,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
     std::string reply_channel;
     std::string canary_channel;
     std::string nodes_key;
-    std::array<std::string, 4> online_keys;  // user presence: entries, counts, due, told
+    std::array<std::string, 5> online_keys;  // user presence: nodes, counts, due, told, mine
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
     std::chrono::steady_clock::time_point next_refresh{};
 
@@ -452,8 +488,8 @@ struct redis_engine::impl final : public broker, public history, public engine::
           reply_channel(options.prefix + ":reply:" + options.node_id),
           canary_channel(options.prefix + ":canary:" + options.node_id),
           nodes_key(options.prefix + ":nodes"),
-          online_keys{options.prefix + ":online:e", options.prefix + ":online:n", options.prefix + ":online:d",
-                      options.prefix + ":online:t"} {
+          online_keys{options.prefix + ":online:nodes", options.prefix + ":online:n", options.prefix + ":online:d",
+                      options.prefix + ":online:t", options.prefix + ":online:on:" + options.node_id} {
         for (std::size_t i = 0; i < options.shards.size(); ++i) {
             auto s = std::make_unique<shard>();
             auto* sp = s.get();
@@ -513,9 +549,9 @@ struct redis_engine::impl final : public broker, public history, public engine::
     shard& shard_for(std::string_view channel) { return *shards[redis_engine::shard_of(channel, shards.size())]; }
 
     // Every script the engine runs by its SHA, loaded on each connect (and again on NOSCRIPT).
-    std::array<std::string_view, 8> scripts() const {
-        return {k_append_script, k_read_script, join_script,   leave_script,
-                query_script,    arrive_script, depart_script, settle_script};
+    std::array<std::string_view, 10> scripts() const {
+        return {k_append_script, k_read_script, join_script,   leave_script,     query_script,
+                arrive_script,   depart_script, settle_script, heartbeat_script, reset_script};
     }
 
     bool load_scripts(redis::connection& c, std::string& error) {
@@ -1213,10 +1249,10 @@ struct redis_engine::impl final : public broker, public history, public engine::
     // ---- user presence for the backend ----
 
     redis::pipeline::args online_command(const std::string& sha) const {
-        return {"EVALSHA", sha, "4", online_keys[0], online_keys[1], online_keys[2], online_keys[3]};
+        return {"EVALSHA", sha, "5", online_keys[0], online_keys[1], online_keys[2], online_keys[3], online_keys[4]};
     }
 
-    shard& shard_of_user(std::string_view user) { return *shards[redis_engine::shard_of(user, shards.size())]; }
+    std::size_t shard_of_user(std::string_view user) const { return redis_engine::shard_of(user, shards.size()); }
 
     // The users an arrive script answers were announced by this node.
     redis::pipeline::callback announce_online() {
@@ -1226,7 +1262,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
         };
     }
 
-    // Submitted under users_mutex, as refresh_users' commands: a refresh never re-adds an entry
+    // Submitted under users_mutex, as restate()'s commands: a restatement never re-adds a user
     // after its departure.
     void user_here(std::string_view user, bool present) {
         if (!options.on_user) return;
@@ -1240,39 +1276,56 @@ struct redis_engine::impl final : public broker, public history, public engine::
         if (present) {
             command.insert(command.end(),
                            {options.node_id, std::to_string(options.presence_ttl.count()), std::string{user}});
-            shard_of_user(user).commands->submit(std::move(command), announce_online());
+            shards[shard_of_user(user)]->commands->submit(std::move(command), announce_online());
         } else {
             command.insert(command.end(),
                            {options.node_id, std::string{user}, std::to_string(options.offline_grace.count())});
-            shard_of_user(user).commands->submit(std::move(command), {});
+            shards[shard_of_user(user)]->commands->submit(std::move(command), {});
         }
     }
 
-    // This node's users, announced again (in scripts of up to 256 users): their entries live on,
-    // and a user Redis no longer knows as online (its data lost) is announced again.
+    // The node's heartbeat on every shard, every third of presence_ttl; after a shard came back,
+    // at once and with the users stated again (transitions may have been lost meanwhile).
     void refresh_users() {
         const auto now = std::chrono::steady_clock::now();
-        if (!options.on_user || (now < next_users_refresh && !users_soon.exchange(false))) return;
+        const bool soon = users_soon.exchange(false);
+        if (!options.on_user || (now < next_users_refresh && !soon)) return;
         next_users_refresh = now + options.presence_ttl / 3;
+        for (std::size_t i = 0; i < shards.size(); ++i) {
+            if (soon) {
+                restate(i);
+                continue;
+            }
+            auto command = online_command(heartbeat_sha);
+            command.insert(command.end(), {options.node_id, std::to_string(options.presence_ttl.count())});
+            shards[i]->commands->submit(std::move(command), [this, i](const redis::reply& r) {
+                if (r.ok() && r.integer() == 1) restate(i);  // Redis did not know this node
+            });
+        }
+    }
+
+    // What Redis holds for this node on shard `index` replaced by the users it holds now (arrive
+    // scripts of up to 256 users); the users Redis had forgotten are announced online again.
+    void restate(std::size_t index) {
         constexpr std::size_t k_per_script = 256;
-        constexpr std::size_t k_head = 9;  // EVALSHA sha 4 keys... node ttl
-        std::vector<std::vector<redis::pipeline::args>> commands(shards.size());
+        constexpr std::size_t k_head = 10;  // EVALSHA sha 5 keys... node ttl
+        const auto ttl = std::to_string(options.presence_ttl.count());
+        std::vector<redis::pipeline::args> commands;
+        auto reset = online_command(reset_sha);
+        reset.insert(reset.end(), {options.node_id, ttl, std::to_string(options.offline_grace.count())});
+        commands.push_back(std::move(reset));
         const std::lock_guard lock{users_mutex};
         for (const auto& user : users_here) {
-            auto& batch = commands[redis_engine::shard_of(user, shards.size())];
-            if (batch.empty() || batch.back().size() >= k_head + k_per_script) {
-                batch.push_back(online_command(arrive_sha));
-                batch.back().insert(batch.back().end(),
-                                    {options.node_id, std::to_string(options.presence_ttl.count())});
+            if (shard_of_user(user) != index) continue;
+            if (commands.size() == 1 || commands.back().size() >= k_head + k_per_script) {
+                commands.push_back(online_command(arrive_sha));
+                commands.back().insert(commands.back().end(), {options.node_id, ttl});
             }
-            batch.back().push_back(user);
+            commands.back().push_back(user);
         }
-        for (std::size_t i = 0; i < shards.size(); ++i) {
-            if (commands[i].empty()) continue;
-            std::vector<redis::pipeline::callback> callbacks(commands[i].size());
-            for (auto& c : callbacks) c = announce_online();
-            shards[i]->commands->submit(std::move(commands[i]), std::move(callbacks));
-        }
+        std::vector<redis::pipeline::callback> callbacks(commands.size());
+        for (std::size_t c = 1; c < callbacks.size(); ++c) callbacks[c] = announce_online();
+        shards[index]->commands->submit(std::move(commands), std::move(callbacks));
     }
 
     // The shard's users due (no connection anywhere for the grace, or their node gone), announced
@@ -1282,7 +1335,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
         if (!options.on_user || now < s.next_settle || !s.commands->up()) return;
         s.next_settle = now + options.settle_period;
         auto command = online_command(settle_sha);
-        command.emplace_back("1000");
+        command.insert(command.end(), {options.prefix + ":online:on:", "1000"});
         s.commands->submit(std::move(command), [this](const redis::reply& r) {
             if (!r.ok() || !r.is_array()) return;
             for (std::size_t i = 0; i < r.size(); ++i) options.on_user(redis::str_of(r.element(i)), false);
