@@ -159,14 +159,18 @@ bool eventually(F done, std::chrono::milliseconds within = std::chrono::seconds(
     return done();
 }
 
-std::string online_prefix() {
-    static std::atomic<int> runs{0};
-    return "zena-online-" + std::to_string(::getpid()) + "-" + std::to_string(++runs);
-}
-
-TEST(RedisUserPresence, OnlineOnceAcrossNodesAndOfflineOnceAfterTheGraceFromTheLastNode) {
+// Each test its own key prefix (a deployment of its own on the shared Redis) and notice board.
+class RedisUserPresence : public testing::Test {
+protected:
+    static std::string fresh_prefix() {
+        static std::atomic<int> runs{0};
+        return "zena-online-" + std::to_string(::getpid()) + "-" + std::to_string(++runs);
+    }
     online_node::board notices;
-    const auto prefix = online_prefix();
+    const std::string prefix = fresh_prefix();
+};
+
+TEST_F(RedisUserPresence, OnlineOnceAcrossNodesAndOfflineOnceAfterTheGraceFromTheLastNode) {
     online_node a{prefix, "a", notices};
     online_node b{prefix, "b", notices};
     a.here("alice", true);
@@ -189,9 +193,7 @@ TEST(RedisUserPresence, OnlineOnceAcrossNodesAndOfflineOnceAfterTheGraceFromTheL
     EXPECT_FALSE(seen[1].online);
 }
 
-TEST(RedisUserPresence, AReconnectOnAnotherNodeInsideTheGraceAnnouncesNothing) {
-    online_node::board notices;
-    const auto prefix = online_prefix();
+TEST_F(RedisUserPresence, AReconnectOnAnotherNodeInsideTheGraceAnnouncesNothing) {
     online_node a{prefix, "a", notices};
     online_node b{prefix, "b", notices};
     a.here("bob", true);
@@ -206,9 +208,7 @@ TEST(RedisUserPresence, AReconnectOnAnotherNodeInsideTheGraceAnnouncesNothing) {
     EXPECT_FALSE(notices.of("bob")[1].online);
 }
 
-TEST(RedisUserPresence, TheUsersOfANodeThatStoppedGoOfflineWhenItsHeartbeatIsOld) {
-    online_node::board notices;
-    const auto prefix = online_prefix();
+TEST_F(RedisUserPresence, TheUsersOfANodeThatStoppedGoOfflineWhenItsHeartbeatIsOld) {
     online_node a{prefix, "a", notices};
     {
         online_node gone{prefix, "gone", notices};
@@ -225,9 +225,7 @@ TEST(RedisUserPresence, TheUsersOfANodeThatStoppedGoOfflineWhenItsHeartbeatIsOld
     EXPECT_EQ(notices.of("carol").size(), 2U);
 }
 
-TEST(RedisUserPresence, AUserRedisForgotIsAnnouncedAgainAfterTheNodesNextHeartbeat) {
-    online_node::board notices;
-    const auto prefix = online_prefix();
+TEST_F(RedisUserPresence, AUserRedisForgotIsAnnouncedAgainAfterTheNodesNextHeartbeat) {
     online_node a{prefix, "a", notices};
     a.here("erin", true);
     ASSERT_TRUE(eventually([&] { return notices.of("erin").size() == 1; }));

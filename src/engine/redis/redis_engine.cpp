@@ -305,6 +305,11 @@ std::optional<std::uint64_t> seq_of_id(std::string_view id) {
     return seq;
 }
 
+// What a failed reply says, for an error: "redis: <Redis's error>", or "redis: unreachable".
+util::error redis_error(const redis::reply& r) {
+    return util::error{"redis: " + (r.empty() ? std::string{"unreachable"} : r.error_text())};
+}
+
 std::int64_t integer_of(const redisReply* r) {
     if (!r) return 0;
     if (r->type == REDIS_REPLY_INTEGER) return r->integer;
@@ -450,6 +455,8 @@ struct redis_engine::impl final : public broker, public history, public engine::
     std::atomic<std::uint64_t> next_token{1};
     mutable epoch_source epochs;  // the epoch a channel takes when a script finds it has none
     const std::string meta_ttl = std::to_string(options.meta_ttl.count());
+    const std::string presence_ttl_ms = std::to_string(options.presence_ttl.count());
+    const std::string offline_grace_ms = std::to_string(options.offline_grace.count());
     std::atomic<bool> stopping{false};
     std::atomic<bool> constructed{false};  // the shards are all built: the threads' callbacks may use them  // the
                                            // destructor runs: replies no longer reach Pub/Sub threads
@@ -471,6 +478,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
     std::string reply_channel;
     std::string canary_channel;
     std::string nodes_key;
+    std::string online_set_prefix;           // of each node's set of users: + the node's id
     std::array<std::string, 5> online_keys;  // user presence: nodes, counts, due, told, mine
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
     std::chrono::steady_clock::time_point next_refresh{};
@@ -488,8 +496,9 @@ struct redis_engine::impl final : public broker, public history, public engine::
           reply_channel(options.prefix + ":reply:" + options.node_id),
           canary_channel(options.prefix + ":canary:" + options.node_id),
           nodes_key(options.prefix + ":nodes"),
+          online_set_prefix(options.prefix + ":online:on:"),
           online_keys{options.prefix + ":online:nodes", options.prefix + ":online:n", options.prefix + ":online:d",
-                      options.prefix + ":online:t", options.prefix + ":online:on:" + options.node_id} {
+                      options.prefix + ":online:t", online_set_prefix + options.node_id} {
         for (std::size_t i = 0; i < options.shards.size(); ++i) {
             auto s = std::make_unique<shard>();
             auto* sp = s.get();
@@ -1005,8 +1014,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
                 if (!r.ok()) {
                     auto failed = std::move(it->second);
                     surveys.erase(it);
-                    const auto why = r.empty() ? std::string{"unreachable"} : r.error_text();
-                    return failed.done(util::error{"redis: " + why});
+                    return failed.done(redis_error(r));
                 }
                 it->second.expected = r.integer();
                 if (static_cast<long long>(it->second.answers.size()) >= it->second.expected) {
@@ -1094,7 +1102,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
         const auto stale_ms = 3 * options.registry_period.count();
         s.commands->submit({"HGETALL", nodes_key}, [this, &s, stale_ms, done = std::move(done)](redis::reply r) {
             if (!r.ok() || !r.is_array()) {
-                return done(util::error{"redis: " + (r.empty() ? std::string{"unreachable"} : r.error_text())});
+                return done(redis_error(r));
             }
             std::vector<node_info> live;
             const auto now = unix_ms();
@@ -1162,7 +1170,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
     }
 
     static void answer_bool(const redis::reply& r, const membership_done& done) {
-        if (!r.ok()) return done(util::error{"redis: " + (r.empty() ? std::string{"unreachable"} : r.error_text())});
+        if (!r.ok()) return done(redis_error(r));
         done(r.integer() == 1);
     }
 
@@ -1202,7 +1210,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
         command.emplace_back("0");
         shard_for(channel).commands->submit(std::move(command), [done = std::move(done)](redis::reply r) {
             if (!r.ok() || !r.is_array() || r.size() == 0) {
-                return done(util::error{"redis: " + (r.empty() ? std::string{"unreachable"} : r.error_text())});
+                return done(redis_error(r));
             }
             presence_state state;
             state.clients = static_cast<std::size_t>(integer_of(r.element(0)));
@@ -1218,8 +1226,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
         auto command = presence_command(query_sha, channel);
         command.emplace_back("1");
         shard_for(channel).commands->submit(std::move(command), [done = std::move(done)](redis::reply r) {
-            if (!r.ok())
-                return done(util::error{"redis: " + (r.empty() ? std::string{"unreachable"} : r.error_text())});
+            if (!r.ok()) return done(redis_error(r));
             done(static_cast<std::size_t>(r.integer()));
         });
     }
@@ -1274,12 +1281,10 @@ struct redis_engine::impl final : public broker, public history, public engine::
         }
         auto command = online_command(present ? arrive_sha : depart_sha);
         if (present) {
-            command.insert(command.end(),
-                           {options.node_id, std::to_string(options.presence_ttl.count()), std::string{user}});
+            command.insert(command.end(), {options.node_id, presence_ttl_ms, std::string{user}});
             shards[shard_of_user(user)]->commands->submit(std::move(command), announce_online());
         } else {
-            command.insert(command.end(),
-                           {options.node_id, std::string{user}, std::to_string(options.offline_grace.count())});
+            command.insert(command.end(), {options.node_id, std::string{user}, offline_grace_ms});
             shards[shard_of_user(user)]->commands->submit(std::move(command), {});
         }
     }
@@ -1291,41 +1296,47 @@ struct redis_engine::impl final : public broker, public history, public engine::
         const bool soon = users_soon.exchange(false);
         if (!options.on_user || (now < next_users_refresh && !soon)) return;
         next_users_refresh = now + options.presence_ttl / 3;
+        if (soon) return restate(std::vector<bool>(shards.size(), true));
         for (std::size_t i = 0; i < shards.size(); ++i) {
-            if (soon) {
-                restate(i);
-                continue;
-            }
             auto command = online_command(heartbeat_sha);
-            command.insert(command.end(), {options.node_id, std::to_string(options.presence_ttl.count())});
+            command.insert(command.end(), {options.node_id, presence_ttl_ms});
             shards[i]->commands->submit(std::move(command), [this, i](const redis::reply& r) {
-                if (r.ok() && r.integer() == 1) restate(i);  // Redis did not know this node
+                if (!r.ok() || r.integer() != 1) return;
+                std::vector<bool> which(shards.size(), false);  // Redis did not know this node
+                which[i] = true;
+                restate(which);
             });
         }
     }
 
-    // What Redis holds for this node on shard `index` replaced by the users it holds now (arrive
-    // scripts of up to 256 users); the users Redis had forgotten are announced online again.
-    void restate(std::size_t index) {
+    // What Redis holds for this node on the shards `which` marks replaced by the users it holds
+    // now (arrive scripts of up to 256 users), in one pass over them; the users Redis had
+    // forgotten are announced online again.
+    void restate(const std::vector<bool>& which) {
         constexpr std::size_t k_per_script = 256;
         constexpr std::size_t k_head = 10;  // EVALSHA sha 5 keys... node ttl
-        const auto ttl = std::to_string(options.presence_ttl.count());
-        std::vector<redis::pipeline::args> commands;
-        auto reset = online_command(reset_sha);
-        reset.insert(reset.end(), {options.node_id, ttl, std::to_string(options.offline_grace.count())});
-        commands.push_back(std::move(reset));
+        std::vector<std::vector<redis::pipeline::args>> commands(shards.size());
+        for (std::size_t i = 0; i < shards.size(); ++i) {
+            if (!which[i]) continue;
+            commands[i].push_back(online_command(reset_sha));
+            commands[i].back().insert(commands[i].back().end(), {options.node_id, presence_ttl_ms, offline_grace_ms});
+        }
         const std::lock_guard lock{users_mutex};
         for (const auto& user : users_here) {
-            if (shard_of_user(user) != index) continue;
-            if (commands.size() == 1 || commands.back().size() >= k_head + k_per_script) {
-                commands.push_back(online_command(arrive_sha));
-                commands.back().insert(commands.back().end(), {options.node_id, ttl});
+            auto& batch = commands[shard_of_user(user)];
+            if (batch.empty()) continue;
+            if (batch.size() == 1 || batch.back().size() >= k_head + k_per_script) {
+                batch.push_back(online_command(arrive_sha));
+                batch.back().insert(batch.back().end(), {options.node_id, presence_ttl_ms});
             }
-            commands.back().push_back(user);
+            batch.back().push_back(user);
         }
-        std::vector<redis::pipeline::callback> callbacks(commands.size());
-        for (std::size_t c = 1; c < callbacks.size(); ++c) callbacks[c] = announce_online();
-        shards[index]->commands->submit(std::move(commands), std::move(callbacks));
+        for (std::size_t i = 0; i < shards.size(); ++i) {
+            if (commands[i].empty()) continue;
+            std::vector<redis::pipeline::callback> callbacks(commands[i].size());
+            for (std::size_t c = 1; c < callbacks.size(); ++c) callbacks[c] = announce_online();
+            shards[i]->commands->submit(std::move(commands[i]), std::move(callbacks));
+        }
     }
 
     // The shard's users due (no connection anywhere for the grace, or their node gone), announced
@@ -1335,7 +1346,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
         if (!options.on_user || now < s.next_settle || !s.commands->up()) return;
         s.next_settle = now + options.settle_period;
         auto command = online_command(settle_sha);
-        command.insert(command.end(), {options.prefix + ":online:on:", "1000"});
+        command.insert(command.end(), {online_set_prefix, "1000"});
         s.commands->submit(std::move(command), [this](const redis::reply& r) {
             if (!r.ok() || !r.is_array()) return;
             for (std::size_t i = 0; i < r.size(); ++i) options.on_user(redis::str_of(r.element(i)), false);
@@ -1360,15 +1371,15 @@ struct redis_engine::impl final : public broker, public history, public engine::
         p.event = e;
         p.limits = limits;
         std::string name{channel};
-        shard_for(channel).commands->submit(
-            append_command(channel, wire::encode(b), p, false, false),
-            [e, name, done = std::move(done)](redis::reply r) {
-                if (!r.ok()) return done(util::error{"redis: " + (r.empty() ? "unreachable" : r.error_text())});
-                if (!r.is_array() || r.size() != 2) return done(util::error{"redis answered an unexpected append"});
-                const position at{std::string{redis::str_of(r.element(1))},
-                                  static_cast<std::uint64_t>(integer_of(r.element(0)))};
-                done(appended{at, channel_message(*e, name, at)});
-            });
+        shard_for(channel).commands->submit(append_command(channel, wire::encode(b), p, false, false),
+                                            [e, name, done = std::move(done)](redis::reply r) {
+                                                if (!r.ok()) return done(redis_error(r));
+                                                if (!r.is_array() || r.size() != 2)
+                                                    return done(util::error{"redis answered an unexpected append"});
+                                                const position at{std::string{redis::str_of(r.element(1))},
+                                                                  static_cast<std::uint64_t>(integer_of(r.element(0)))};
+                                                done(appended{at, channel_message(*e, name, at)});
+                                            });
     }
 
     // A read for a channel this node is subscribing to waits for the subscription.
