@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdint>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -18,6 +19,7 @@
 #include "contract/redis_server.hpp"
 #include "hub/task_thread.hpp"
 #include "hub/user_registry.hpp"
+#include "redis/connection.hpp"
 
 namespace zena::contract {
 namespace {
@@ -241,6 +243,48 @@ TEST_F(RedisUserPresence, AUserRedisForgotIsAnnouncedAgainAfterTheNodesNextHeart
     EXPECT_TRUE(notices.of("erin")[1].online) << "announced online again, never a silent state";
 }
 
+
+// What the append script leaves in Redis for an idle channel: its events go within max age (and
+// 1/16 of it: the TTL is refreshed that rarely), its epoch and seq live on for meta_ttl, and a
+// read never shortens that.
+class RedisHistoryKeys : public HistoryContract<redis_history_factory> {
+protected:
+    std::int64_t pttl(const std::string& key) {
+        std::string error;
+        auto c = redis::connection::open(redis_server::shared().endpoint(), std::chrono::seconds(2), error);
+        if (!c) {
+            ADD_FAILURE() << error;
+            return -3;
+        }
+        const std::string_view command[] = {"PTTL", key};
+        return c->command(command).integer();
+    }
+    std::string key(const std::string& ch, std::string_view kind) const { return "zena-test:{" + ch + "}:" + std::string(kind); }
+};
+
+TEST_F(RedisHistoryKeys, AnIdleChannelsEventsExpireAfterMaxAgeAndItsPositionOutlivesThem) {
+    using namespace std::chrono_literals;
+    const auto ch = channel("idle");
+    const engine::history_limits limits{.max_events = 10, .max_age = 800ms};
+    const auto meta_ttl = engine::redis_engine_options{}.meta_ttl.count();
+    const auto first = append_ok(ch, "a", limits);
+    append_ok(ch, "b", limits);
+    const auto stream_left = pttl(key(ch, "h"));
+    EXPECT_GT(stream_left, 0);
+    EXPECT_LE(stream_left, 800 + 50);
+    const auto meta_left = pttl(key(ch, "m"));
+    EXPECT_GT(meta_left, meta_ttl);
+    EXPECT_LE(meta_left, meta_ttl + 800 + 50);
+    read_ok(ch, first);
+    EXPECT_GE(pttl(key(ch, "m")), meta_left - 100) << "a read shortened the channel's TTL";
+    EXPECT_TRUE(eventually([&] { return pttl(key(ch, "h")) == -2; }, 3s)) << "the events outlived max age";
+    const auto top = top_ok(ch);
+    EXPECT_EQ(top.epoch, first.epoch);
+    EXPECT_EQ(top.seq, 2u);
+    const auto page = read_ok(ch, first);
+    EXPECT_FALSE(page.recovered);
+    EXPECT_TRUE(page.events.empty());
+}
 }  // namespace
 
 INSTANTIATE_TYPED_TEST_SUITE_P(Redis, HistoryContract, redis_history_factory);

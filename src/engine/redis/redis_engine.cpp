@@ -26,53 +26,64 @@ namespace {
 
 // KEYS: meta, stream, latest keys. ARGV: Pub/Sub channel ("": append only), body, max events,
 // max age ms, meta ttl ms, epoch for a new channel life, latest key ("": none), "1": SPUBLISH.
-// Appends the body at the next seq, replaces the kept latest event of its key, trims by count
-// and by age (the highest seq lost is kept in meta field l), publishes "<seq> <epoch>\n<body>".
-// The age trim reads the oldest entry alone, up to 16 times: a publish whose oldest entry is
-// young reads one entry, not sixteen bodies.
+// Appends the body at the next seq, replaces the kept latest event of its key, trims by count,
+// publishes "<seq> <epoch>\n<body>". The highest seq lost to a trim is kept in meta field l.
+// Each command a script calls costs Redis about a microsecond beyond its own work, so the common
+// publish calls six: HMGET, HINCRBY, TIME, XLEN, XADD, SPUBLISH. Every 16th publish trims by
+// age (up to 32 entries; reads trim by age themselves, so what a client gets never depends on
+// it). The TTLs are set for max age + 1/16 and refreshed only when less than max age remains
+// (meta field x holds that deadline): once per max age / 16, not on every publish.
 constexpr std::string_view k_append_script = R"lua(
 local meta, stream, keys = KEYS[1], KEYS[2], KEYS[3]
-local epoch = redis.call('hget', meta, 'e')
+local age = tonumber(ARGV[4])
+local m = redis.call('hmget', meta, 'e', 'l', 'a', 'x')
+local epoch, lost, due = m[1], tonumber(m[2]) or 0, tonumber(m[4]) or 0
 if not epoch then
   epoch = ARGV[6]
   redis.call('del', stream, keys)
   redis.call('hset', meta, 'e', epoch, 's', 0, 'l', 0)
+  lost, due = 0, 0
 end
 local seq = redis.call('hincrby', meta, 's', 1)
 local t = redis.call('time')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local lost = tonumber(redis.call('hget', meta, 'l')) or 0
-if seq > 1 and redis.call('exists', stream) == 0 then lost = seq - 1 end
-local was = lost
+local len = redis.call('xlen', stream)
+local was, fresh = lost, len == 0
+if fresh and seq > 1 then lost = seq - 1 end
 redis.call('xadd', stream, seq .. '-0', 'b', ARGV[2], 't', now)
-local age = tonumber(ARGV[4])
+len = len + 1
+local function drop(entries, stop)
+  local ids = {}
+  for _, e in ipairs(entries) do
+    if stop and tonumber(e[2][4]) >= stop then break end
+    ids[#ids + 1] = e[1]
+    local s = tonumber(string.match(e[1], '^(%d+)'))
+    if s > lost then lost = s end
+  end
+  for i = 1, #ids, 256 do len = len - redis.call('xdel', stream, unpack(ids, i, math.min(i + 255, #ids))) end
+end
 if ARGV[7] ~= '' then
   local old = redis.call('hget', keys, ARGV[7])
-  if old then redis.call('xdel', stream, old .. '-0') end
+  if old then len = len - redis.call('xdel', stream, old .. '-0') end
   redis.call('hset', keys, ARGV[7], seq)
   redis.call('pexpire', keys, age)
 end
 local max = tonumber(ARGV[3])
-local len = redis.call('xlen', stream)
-if len > max then
-  for _, e in ipairs(redis.call('xrange', stream, '-', '+', 'count', len - max)) do
-    redis.call('xdel', stream, e[1])
-    local s = tonumber(string.match(e[1], '^(%d+)'))
-    if s > lost then lost = s end
-  end
+if len > max then drop(redis.call('xrange', stream, '-', '+', 'count', len - max)) end
+if seq % 16 == 0 then
+  local head = redis.call('xrange', stream, '-', '+', 'count', 1)[1]
+  if head and tonumber(head[2][4]) < now - age then drop(redis.call('xrange', stream, '-', '+', 'count', 32), now - age) end
 end
-local cutoff = now - age
-for _ = 1, 16 do
-  local e = redis.call('xrange', stream, '-', '+', 'count', 1)[1]
-  if not e or tonumber(e[2][4]) >= cutoff then break end
-  redis.call('xdel', stream, e[1])
-  local s = tonumber(string.match(e[1], '^(%d+)'))
-  if s > lost then lost = s end
+local out = {}
+if lost ~= was then out[#out + 1] = 'l'; out[#out + 1] = lost end
+if tonumber(m[3]) ~= age then out[#out + 1] = 'a'; out[#out + 1] = age end
+if fresh or now + age > due then
+  due = now + age + math.ceil(age / 16)
+  redis.call('pexpire', stream, due - now)
+  redis.call('pexpire', meta, tonumber(ARGV[5]) + due - now)
+  out[#out + 1] = 'x'; out[#out + 1] = due
 end
-if lost ~= was then redis.call('hset', meta, 'l', lost) end
-redis.call('hset', meta, 'a', age)
-redis.call('pexpire', stream, age)
-redis.call('pexpire', meta, ARGV[5])
+if #out > 0 then redis.call('hset', meta, unpack(out)) end
 if ARGV[1] ~= '' then
   local msg = seq .. ' ' .. epoch .. '\n' .. ARGV[2]
   if ARGV[8] == '1' then redis.call('spublish', ARGV[1], msg) else redis.call('publish', ARGV[1], msg) end
@@ -81,7 +92,8 @@ return {seq, epoch}
 )lua";
 
 // KEYS: meta, stream. ARGV: since epoch, since seq (-1: none), limit (0: the top alone), epoch
-// for a new channel life, meta ttl ms. Answers {epoch, top, recovered (0/1), events}: a stream
+// for a new channel life, meta ttl ms (meta lives at least that long; a read never shortens what
+// an append set). Answers {epoch, top, recovered (0/1), events}: a stream
 // gone while seq > 0 expired by age (all its events lost); events older than the channel's max
 // age go first.
 constexpr std::string_view k_read_script = R"lua(
@@ -92,7 +104,7 @@ if not epoch then
   redis.call('del', stream)
   redis.call('hset', meta, 'e', epoch, 's', 0, 'l', 0)
 end
-redis.call('pexpire', meta, ARGV[5])
+if redis.call('pttl', meta) < tonumber(ARGV[5]) then redis.call('pexpire', meta, ARGV[5]) end
 local top = tonumber(redis.call('hget', meta, 's')) or 0
 local lost = tonumber(redis.call('hget', meta, 'l')) or 0
 local was = lost
