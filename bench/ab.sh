@@ -11,6 +11,8 @@
 # after a quiet spell is systematically different here). One JSON line per run goes to
 # bench/results/<date>-<time>-ab.md, prefixed with the side and the scenario; summarize it with
 # bench/summarize.py or read deliveries_per_s / publishes_per_s and the latency fields.
+# AB_ENGINE=redis runs both on engine redis, each run with a fresh redis-server of its own
+# (pinned to $REDIS_CPUS, default the server's CPU 0).
 # Loopback only; every run is bounded by the generator's --timeout-ms.
 set -euo pipefail
 if [[ -z ${ZENA_BENCH_SESSION:-} ]]; then ZENA_BENCH_SESSION=1 exec setsid --wait "$0" "$@"; fi
@@ -36,6 +38,7 @@ out=bench/results/$(date +%F-%H%M)-ab.md
   echo "# A/B run $(date -u +%FT%TZ)"
   echo
   echo "Machine: $(nproc) cores, $(uname -r). Servers on CPU 0 (1 thread), generator on CPU 1."
+  echo "Engine: ${AB_ENGINE:-memory}$([[ ${AB_ENGINE:-memory} == redis ]] && echo ", Redis on CPU ${REDIS_CPUS:-0}")"
   echo "A: $binary_a"
   echo "B: $binary_b"
   echo "Command: bench/ab.sh A B $runs $connections${shape[*]:+ -- ${shape[*]}}"
@@ -46,10 +49,21 @@ out=bench/results/$(date +%F-%H%M)-ab.md
 one() {  # one SIDE BINARY SCENARIO ARGS...
   local side=$1 binary=$2 label=$3
   shift 3
-  ZENA_BINARY=$binary start_server zena
+  if [[ ${AB_ENGINE:-memory} == redis ]]; then
+    local rport dir
+    rport=$(free_port) dir=$(mktemp -d)
+    start_redis "$rport" "$dir"
+    ZENA_ENGINE=redis ZENA_REDIS_URL=redis://127.0.0.1:$rport ZENA_NODE_ID=ab ZENA_BINARY=$binary start_server zena
+  else
+    ZENA_BINARY=$binary start_server zena
+  fi
   echo "$side $label" >&2
   echo "$side $label $(loadgen --connections "$connections" "$@" || true)" >>"$out"
   stop_server
+  if [[ ${AB_ENGINE:-memory} == redis ]]; then
+    stop_redis
+    rm -rf "$dir"
+  fi
 }
 
 for ((i = 1; i <= runs; i++)); do

@@ -74,6 +74,11 @@ public:
     // trip per call.
     virtual void subscribe(std::string_view channel) = 0;
     virtual void unsubscribe(std::string_view channel) = 0;
+    // How many of this node's publishes are on their way back to its own hubs: sent, and not yet
+    // delivered here (Redis: published, the Pub/Sub copy not yet handed over). An event loop
+    // about to write its frames may wait a little for them, so that they join the same write
+    // (net::worker). The memory broker delivers within publish(): always 0.
+    virtual std::size_t coming() const { return 0; }
 };
 
 }  // namespace zena::engine

@@ -44,6 +44,7 @@ server::server(const std::vector<std::unique_ptr<session::loop>>& loops, session
     for (const auto& loop : loops) {
         workers_.push_back(std::make_unique<worker>(*loop));
         auto* w = workers_.back().get();
+        w->engine = &sessions.broker;
         w->start_session = [this, w](ws::plain_socket socket, const std::shared_ptr<asio::ssl::context>& tls) {
             if (tls) {
                 std::make_shared<https_session>(https_session_stream(std::move(socket), *tls), *w, services_)->run();

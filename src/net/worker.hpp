@@ -28,6 +28,9 @@ struct worker {
     void run();
 
     session::loop& loop;
+    // This node's publishes still coming back to it through the engine (engine::broker::coming):
+    // a turn with frames to write waits for them within its budget. Null: never waits.
+    const engine::broker* engine = nullptr;
     boost::asio::steady_timer heartbeat_timer;
     boost::asio::steady_timer expiry_timer;  // token expiry: the hub's expire() every second
 

@@ -475,6 +475,8 @@ struct redis_engine::impl final : public broker, public history, public engine::
 
     std::mutex waiting_mutex;
     std::unordered_map<std::uint64_t, std::shared_ptr<waiting>> waiting_for;
+    std::atomic<std::size_t> waiting_count{0};  // waiting_for.size(), for coming()
+    std::size_t coming() const override { return waiting_count.load(std::memory_order_relaxed); }
 
     // Surveys waiting for the nodes' answers.
     struct survey_state {
@@ -694,6 +696,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
         if (w->echoes > 0) {
             const std::lock_guard lock{waiting_mutex};
             waiting_for.emplace(token, w);
+            waiting_count.store(waiting_for.size(), std::memory_order_relaxed);
         }
         for (std::size_t i = 0; i < shards.size(); ++i) {
             if (!commands[i].empty()) shards[i]->commands->submit(std::move(commands[i]), std::move(callbacks[i]));
@@ -755,6 +758,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
             {
                 const std::lock_guard wl{waiting_mutex};
                 waiting_for.erase(token);
+                waiting_count.store(waiting_for.size(), std::memory_order_relaxed);
             }
             if (w->replies > 0 || w->answered) return;
             w->answered = true;
@@ -777,6 +781,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
                     ++it;
                 }
             }
+            waiting_count.store(waiting_for.size(), std::memory_order_relaxed);
         }
         for (auto& w : late) {
             {
