@@ -144,18 +144,41 @@ std::unique_ptr<connection> connection::open(const endpoint& where, std::chrono:
     return out;
 }
 
-void connection::append(std::span<const std::string_view> args) {
-    std::vector<const char*> argv;
-    std::vector<std::size_t> lengths;
-    argv.reserve(args.size());
-    lengths.reserve(args.size());
-    for (const auto& a : args) {
-        argv.push_back(a.data());
-        lengths.push_back(a.size());
-    }
-    if (redisAppendCommandArgv(context_, static_cast<int>(args.size()), argv.data(), lengths.data()) != REDIS_OK) {
-        broken_ = true;
-    }
+command_writer::command_writer(std::size_t args, std::size_t reserve) {
+    out_.reserve(reserve);
+    out_ += '*';
+    number(args);
+}
+
+void command_writer::number(std::size_t n) {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
+    out_.append(digits, end);
+    out_ += "\r\n";
+}
+
+command_writer& command_writer::arg(std::span<const std::string_view> parts) {
+    std::size_t size = 0;
+    for (const auto p : parts) size += p.size();
+    out_ += '$';
+    number(size);
+    for (const auto p : parts) out_ += p;
+    out_ += "\r\n";
+    return *this;
+}
+
+std::string encode(std::span<const std::string_view> args) {
+    std::size_t size = 16;
+    for (const auto a : args) size += a.size() + 16;
+    command_writer w(args.size(), size);
+    for (const auto a : args) w.arg(a);
+    return w.take();
+}
+
+void connection::append(std::span<const std::string_view> args) { append_encoded(encode(args)); }
+
+void connection::append_encoded(std::string_view command) {
+    if (redisAppendFormattedCommand(context_, command.data(), command.size()) != REDIS_OK) broken_ = true;
 }
 
 reply connection::next_reply() {

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <span>
@@ -73,6 +74,28 @@ std::string_view str_of(const redisReply* r);
 std::size_t size_of(const redisReply* r);
 const redisReply* element_of(const redisReply* r, std::size_t i);
 
+// A command in Redis's wire format (RESP), encoded once by whoever makes it, on its own thread:
+// connection and pipeline write it as it is. An argument may come in parts (a key made of a
+// prefix and a channel), written one after the other without being joined first. The count
+// given first must be the number of arg() calls.
+class command_writer {
+public:
+    explicit command_writer(std::size_t args, std::size_t reserve = 64);
+    command_writer& arg(std::span<const std::string_view> parts);
+    command_writer& arg(std::initializer_list<std::string_view> parts) {
+        return arg(std::span{parts.begin(), parts.size()});
+    }
+    command_writer& arg(std::string_view a) { return arg(std::span{&a, 1}); }
+    std::string take() { return std::move(out_); }
+
+private:
+    void number(std::size_t n);
+    std::string out_;
+};
+
+// `args` encoded as one command.
+std::string encode(std::span<const std::string_view> args);
+
 class connection {
 public:
     // Connects, authenticates and selects the database; on failure returns null and sets `error`.
@@ -87,6 +110,7 @@ public:
     reply command(std::span<const std::string_view> args);
     // Pipelining: queue commands, then flush and read their replies one by one, in order.
     void append(std::span<const std::string_view> args);
+    void append_encoded(std::string_view command);  // made by command_writer or encode()
     reply next_reply();
 
     // For pushed messages (SUBSCRIBE) and long reads: waits up to `wait` for one whole reply.

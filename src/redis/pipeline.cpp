@@ -25,7 +25,23 @@ void pipeline::stop() {
     if (thread_.joinable()) thread_.join();
 }
 
-void pipeline::submit(args command, callback done) {
+namespace {
+std::string encode_args(const pipeline::args& command) {
+    const std::vector<std::string_view> views(command.begin(), command.end());
+    return encode(views);
+}
+}  // namespace
+
+void pipeline::submit(const args& command, callback done) { submit_encoded(encode_args(command), std::move(done)); }
+
+void pipeline::submit(const std::vector<args>& commands, std::vector<callback> done) {
+    std::vector<std::string> encoded;
+    encoded.reserve(commands.size());
+    for (const auto& c : commands) encoded.push_back(encode_args(c));
+    submit_encoded(std::move(encoded), std::move(done));
+}
+
+void pipeline::submit_encoded(std::string command, callback done) {
     {
         const std::lock_guard lock{mutex_};
         queue_.push_back(item{std::move(command), std::move(done)});
@@ -33,7 +49,7 @@ void pipeline::submit(args command, callback done) {
     wake_.notify_one();
 }
 
-void pipeline::submit(std::vector<args> commands, std::vector<callback> done) {
+void pipeline::submit_encoded(std::vector<std::string> commands, std::vector<callback> done) {
     {
         const std::lock_guard lock{mutex_};
         for (std::size_t i = 0; i < commands.size(); ++i) {
@@ -102,10 +118,7 @@ void pipeline::run() {
             continue;
         }
         if (round.empty()) continue;
-        for (const auto& i : round) {
-            std::vector<std::string_view> argv(i.command.begin(), i.command.end());
-            connection_->append(argv);
-        }
+        for (const auto& i : round) connection_->append_encoded(i.command);
         std::size_t answered = 0;
         for (; answered < round.size(); ++answered) {
             auto r = connection_->next_reply();

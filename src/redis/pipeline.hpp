@@ -58,9 +58,13 @@ public:
     // empty reply. A command submitted after it is never sent: its callback never runs.
     void stop();
 
-    void submit(args command, callback done);
+    void submit(const args& command, callback done);
     // Several commands, written one after the other with nothing between them.
-    void submit(std::vector<args> commands, std::vector<callback> done);
+    void submit(const std::vector<args>& commands, std::vector<callback> done);
+    // The same, encoded by the caller (command_writer): a hot path builds its command in one
+    // string, on its own thread, instead of a string per argument.
+    void submit_encoded(std::string command, callback done);
+    void submit_encoded(std::vector<std::string> commands, std::vector<callback> done);
 
     bool up() const { return up_.load(std::memory_order_acquire); }
     // The last connection error, for /readyz and the logs.
@@ -68,7 +72,7 @@ public:
 
 private:
     struct item {
-        args command;
+        std::string command;  // encoded
         callback done;
     };
     void run();

@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdint>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -243,7 +243,6 @@ TEST_F(RedisUserPresence, AUserRedisForgotIsAnnouncedAgainAfterTheNodesNextHeart
     EXPECT_TRUE(notices.of("erin")[1].online) << "announced online again, never a silent state";
 }
 
-
 // What the append script leaves in Redis for an idle channel: its events go within max age (and
 // 1/16 of it: the TTL is refreshed that rarely), its epoch and seq live on for meta_ttl, and a
 // read never shortens that.
@@ -259,7 +258,9 @@ protected:
         const std::string_view command[] = {"PTTL", key};
         return c->command(command).integer();
     }
-    std::string key(const std::string& ch, std::string_view kind) const { return "zena-test:{" + ch + "}:" + std::string(kind); }
+    std::string key(const std::string& ch, std::string_view kind) const {
+        return "zena-test:{" + ch + "}:" + std::string(kind);
+    }
 };
 
 TEST_F(RedisHistoryKeys, AnIdleChannelsEventsExpireAfterMaxAgeAndItsPositionOutlivesThem) {

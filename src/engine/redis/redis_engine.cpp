@@ -589,15 +589,19 @@ struct redis_engine::impl final : public broker, public history, public engine::
         return true;
     }
 
-    std::string meta_key(std::string_view channel) const {
-        return options.prefix + ":{" + std::string(channel) + "}:m";
+    // A channel's keys (docs/engine.md), as the parts redis::command_writer writes them from.
+    static constexpr std::string_view k_meta = "}:m", k_stream = "}:h", k_keys = "}:k";
+    std::array<std::string_view, 4> key_parts(std::string_view channel, std::string_view kind) const {
+        return {options.prefix, ":{", channel, kind};
     }
-    std::string stream_key(std::string_view channel) const {
-        return options.prefix + ":{" + std::string(channel) + "}:h";
+    std::string key(std::string_view channel, std::string_view kind) const {
+        std::string out;
+        for (const auto part : key_parts(channel, kind)) out += part;
+        return out;
     }
-    std::string keys_key(std::string_view channel) const {
-        return options.prefix + ":{" + std::string(channel) + "}:k";
-    }
+    std::string meta_key(std::string_view channel) const { return key(channel, k_meta); }
+    std::string stream_key(std::string_view channel) const { return key(channel, k_stream); }
+    std::string keys_key(std::string_view channel) const { return key(channel, k_keys); }
     std::string pubsub_channel(std::string_view channel) const { return channel_prefix + std::string(channel); }
 
     bool confirmed(const std::string& channel) const {
@@ -608,24 +612,23 @@ struct redis_engine::impl final : public broker, public history, public engine::
 
     // ---- broker ----
 
-    redis::pipeline::args append_command(std::string_view channel, const std::string& body, const publication& p,
-                                         bool publish, bool sharded) const {
-        const auto age = std::max<std::int64_t>(1, p.limits.max_age.count());
+    // The append script's command, encoded (redis::command_writer): the hot path of a stored
+    // publish, one string for the whole command.
+    std::string append_command(std::string_view channel, std::string_view body, const publication& p, bool publish,
+                               bool sharded) const {
+        const auto age = std::to_string(std::max<std::int64_t>(1, p.limits.max_age.count()));
+        const auto max_events = std::to_string(std::max<std::size_t>(1, p.limits.max_events));
+        const auto epoch = epochs.next();
         const auto& e = *p.event;
-        return {"EVALSHA",
-                append_sha,
-                "3",
-                meta_key(channel),
-                stream_key(channel),
-                keys_key(channel),
-                publish ? pubsub_channel(channel) : std::string{},
-                body,
-                std::to_string(std::max<std::size_t>(1, p.limits.max_events)),
-                std::to_string(age),
-                meta_ttl,
-                epochs.next(),
-                e.message.delivery == ws::delivery_class::latest ? std::to_string(e.message.latest_key) : std::string{},
-                sharded ? "1" : "0"};
+        const auto latest =
+            e.message.delivery == ws::delivery_class::latest ? std::to_string(e.message.latest_key) : std::string{};
+        const std::string_view no_channel;
+        redis::command_writer w(14, body.size() + 4 * (options.prefix.size() + channel.size()) + 200);
+        w.arg("EVALSHA").arg(append_sha).arg("3");
+        w.arg(key_parts(channel, k_meta)).arg(key_parts(channel, k_stream)).arg(key_parts(channel, k_keys));
+        w.arg({publish ? std::string_view{channel_prefix} : no_channel, publish ? channel : no_channel});
+        w.arg(body).arg(max_events).arg(age).arg(meta_ttl).arg(epoch).arg(latest).arg(sharded ? "1" : "0");
+        return w.take();
     }
 
     void publish(std::shared_ptr<const std::vector<publication>> batch, publish_done done) override {
@@ -640,8 +643,15 @@ struct redis_engine::impl final : public broker, public history, public engine::
         auto w = std::make_shared<waiting>();
         w->done = std::move(done);
         w->outcomes.resize(batch->size());
-        std::vector<std::vector<redis::pipeline::args>> commands(shards.size());
+        std::vector<std::vector<std::string>> commands(shards.size());  // encoded
         std::vector<std::vector<redis::pipeline::callback>> callbacks(shards.size());
+        const auto spublish = [](std::string_view verb, std::string_view to, std::string_view body) {
+            return redis::command_writer(3, to.size() + body.size() + 64)
+                .arg(verb)
+                .arg(to)
+                .arg({wire::k_unstored_header, body})
+                .take();
+        };
         for (std::size_t i = 0; i < batch->size(); ++i) {
             const auto& p = (*batch)[i];
             wire::body b;
@@ -659,8 +669,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
             const auto body = wire::encode(b);
             if (p.everyone) {
                 auto& s = *shards.front();
-                commands[0].push_back({s.pubsub->sharded() ? "SPUBLISH" : "PUBLISH", all_channel,
-                                       std::string{wire::k_unstored_header} + body});
+                commands[0].push_back(spublish(s.pubsub->sharded() ? "SPUBLISH" : "PUBLISH", all_channel, body));
                 callbacks[0].push_back([this, w](redis::reply r) { replied(w, r); });
                 ++w->replies;
                 if (s.pubsub->up()) ++w->echoes;
@@ -686,8 +695,8 @@ struct redis_engine::impl final : public broker, public history, public engine::
                         replied(w, r);
                     });
                 } else {
-                    commands[index].push_back({sharded ? "SPUBLISH" : "PUBLISH", pubsub_channel(channel),
-                                               std::string{wire::k_unstored_header} + body});
+                    commands[index].push_back(
+                        spublish(sharded ? "SPUBLISH" : "PUBLISH", pubsub_channel(channel), body));
                     callbacks[index].push_back([this, w](redis::reply r) { replied(w, r); });
                 }
             }
@@ -699,7 +708,9 @@ struct redis_engine::impl final : public broker, public history, public engine::
             waiting_count.store(waiting_for.size(), std::memory_order_relaxed);
         }
         for (std::size_t i = 0; i < shards.size(); ++i) {
-            if (!commands[i].empty()) shards[i]->commands->submit(std::move(commands[i]), std::move(callbacks[i]));
+            if (!commands[i].empty()) {
+                shards[i]->commands->submit_encoded(std::move(commands[i]), std::move(callbacks[i]));
+            }
         }
     }
 
@@ -1203,7 +1214,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
         }
         command.insert(command.end(),
                        {id, std::string{user}, std::to_string(std::max<std::int64_t>(1, effective.count()))});
-        shard_for(channel).commands->submit(std::move(command),
+        shard_for(channel).commands->submit(command,
                                             [done = std::move(done)](redis::reply r) { answer_bool(r, done); });
     }
 
@@ -1218,14 +1229,14 @@ struct redis_engine::impl final : public broker, public history, public engine::
         }
         auto command = presence_command(leave_sha, channel);
         command.push_back(id);
-        shard_for(channel).commands->submit(std::move(command),
+        shard_for(channel).commands->submit(command,
                                             [done = std::move(done)](redis::reply r) { answer_bool(r, done); });
     }
 
     void query(std::string_view channel, query_done done) override {
         auto command = presence_command(query_sha, channel);
         command.emplace_back("0");
-        shard_for(channel).commands->submit(std::move(command), [done = std::move(done)](redis::reply r) {
+        shard_for(channel).commands->submit(command, [done = std::move(done)](redis::reply r) {
             if (!r.ok() || !r.is_array() || r.size() == 0) {
                 return done(redis_error(r));
             }
@@ -1242,7 +1253,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
     void users(std::string_view channel, count_done done) override {
         auto command = presence_command(query_sha, channel);
         command.emplace_back("1");
-        shard_for(channel).commands->submit(std::move(command), [done = std::move(done)](redis::reply r) {
+        shard_for(channel).commands->submit(command, [done = std::move(done)](redis::reply r) {
             if (!r.ok()) return done(redis_error(r));
             done(static_cast<std::size_t>(r.integer()));
         });
@@ -1266,7 +1277,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
             }
         }
         for (std::size_t i = 0; i < shards.size(); ++i) {
-            if (!commands[i].empty()) shards[i]->commands->submit(std::move(commands[i]), {});
+            if (!commands[i].empty()) shards[i]->commands->submit(commands[i], {});
         }
     }
 
@@ -1299,10 +1310,10 @@ struct redis_engine::impl final : public broker, public history, public engine::
         auto command = online_command(present ? arrive_sha : depart_sha);
         if (present) {
             command.insert(command.end(), {options.node_id, presence_ttl_ms, std::string{user}});
-            shards[shard_of_user(user)]->commands->submit(std::move(command), announce_online());
+            shards[shard_of_user(user)]->commands->submit(command, announce_online());
         } else {
             command.insert(command.end(), {options.node_id, std::string{user}, offline_grace_ms});
-            shards[shard_of_user(user)]->commands->submit(std::move(command), {});
+            shards[shard_of_user(user)]->commands->submit(command, {});
         }
     }
 
@@ -1317,7 +1328,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
         for (std::size_t i = 0; i < shards.size(); ++i) {
             auto command = online_command(heartbeat_sha);
             command.insert(command.end(), {options.node_id, presence_ttl_ms});
-            shards[i]->commands->submit(std::move(command), [this, i](const redis::reply& r) {
+            shards[i]->commands->submit(command, [this, i](const redis::reply& r) {
                 if (!r.ok() || r.integer() != 1) return;
                 std::vector<bool> which(shards.size(), false);  // Redis did not know this node
                 which[i] = true;
@@ -1352,7 +1363,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
             if (commands[i].empty()) continue;
             std::vector<redis::pipeline::callback> callbacks(commands[i].size());
             for (std::size_t c = 1; c < callbacks.size(); ++c) callbacks[c] = announce_online();
-            shards[i]->commands->submit(std::move(commands[i]), std::move(callbacks));
+            shards[i]->commands->submit(commands[i], std::move(callbacks));
         }
     }
 
@@ -1364,7 +1375,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
         s.next_settle = now + options.settle_period;
         auto command = online_command(settle_sha);
         command.insert(command.end(), {online_set_prefix, "1000"});
-        s.commands->submit(std::move(command), [this](const redis::reply& r) {
+        s.commands->submit(command, [this](const redis::reply& r) {
             if (!r.ok() || !r.is_array()) return;
             for (std::size_t i = 0; i < r.size(); ++i) options.on_user(redis::str_of(r.element(i)), false);
         });
@@ -1388,15 +1399,15 @@ struct redis_engine::impl final : public broker, public history, public engine::
         p.event = e;
         p.limits = limits;
         std::string name{channel};
-        shard_for(channel).commands->submit(append_command(channel, wire::encode(b), p, false, false),
-                                            [e, name, done = std::move(done)](redis::reply r) {
-                                                if (!r.ok()) return done(redis_error(r));
-                                                if (!r.is_array() || r.size() != 2)
-                                                    return done(util::error{"redis answered an unexpected append"});
-                                                const position at{std::string{redis::str_of(r.element(1))},
-                                                                  static_cast<std::uint64_t>(integer_of(r.element(0)))};
-                                                done(appended{at, channel_message(*e, name, at)});
-                                            });
+        shard_for(channel).commands->submit_encoded(
+            append_command(channel, wire::encode(b), p, false, false),
+            [e, name, done = std::move(done)](redis::reply r) {
+                if (!r.ok()) return done(redis_error(r));
+                if (!r.is_array() || r.size() != 2) return done(util::error{"redis answered an unexpected append"});
+                const position at{std::string{redis::str_of(r.element(1))},
+                                  static_cast<std::uint64_t>(integer_of(r.element(0)))};
+                done(appended{at, channel_message(*e, name, at)});
+            });
     }
 
     // A read for a channel this node is subscribing to waits for the subscription.
@@ -1430,8 +1441,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
         auto& s = shard_for(channel);
         when_subscribed(channel, [&s, name, command = std::move(command), done = std::move(done)](bool ok) mutable {
             if (!ok) return done(util::error{"redis Pub/Sub unreachable"});
-            s.commands->submit(std::move(command),
-                               [name, done = std::move(done)](redis::reply r) { done(page_of(r, name)); });
+            s.commands->submit(command, [name, done = std::move(done)](redis::reply r) { done(page_of(r, name)); });
         });
     }
 

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <string_view>
+
 namespace zena::redis {
 namespace {
 
@@ -34,6 +37,21 @@ TEST(RedisUrl, RefusesWhatItCannotConnectTo) {
                             "redis://h:70000", "redis://h/db", "redis://h/-1", "redis://[::1", "redis://p%zz@h"}) {
         EXPECT_FALSE(parse_url(bad)) << bad;
     }
+}
+
+// The wire format of RESP 2 commands: an array of bulk strings, each with its length.
+TEST(RedisCommandWriter, WritesAnArrayOfBulkStringsAndJoinsParts) {
+    const std::string_view key[] = {"zena", ":{", "user:42", "}:m"};
+    const std::string command = command_writer(3).arg("HGET").arg(key).arg({"", ""}).take();
+    EXPECT_EQ(command, "*3\r\n$4\r\nHGET\r\n$16\r\nzena:{user:42}:m\r\n$0\r\n\r\n");
+}
+
+TEST(RedisCommandWriter, EncodeKeepsBinaryBytesAndLongArguments) {
+    const std::string binary{"a\0\r\nb", 5};
+    const std::string long_arg(100000, 'x');
+    const std::string_view args[] = {"SET", binary, long_arg};
+    const std::string command = encode(args);
+    EXPECT_EQ(command, "*3\r\n$3\r\nSET\r\n$5\r\n" + binary + "\r\n$100000\r\n" + long_arg + "\r\n");
 }
 
 }  // namespace
