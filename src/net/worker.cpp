@@ -61,24 +61,23 @@ void worker::run() {
     // When nothing is ready but this node's own publishes are on their way back through the
     // engine (Redis Pub/Sub: engine::broker::coming), the turn waits for them while it has lasted
     // less than the flush is expected to take, so that they join this flush instead of costing
-    // every connection a write of its own. Only for a flush of k_wait_connections or more, and
-    // without the k_min_turn floor: a wait costs a few microseconds of system calls, and a
-    // flush of a few connections (targeted publishes) saves nothing by it
-    // (docs/architecture.md, "Waiting for the engine").
+    // every connection a write of its own. Only while a millisecond or more is left: epoll
+    // waits in whole milliseconds, so a shorter wait would overrun the budget. That also keeps
+    // small flushes (targeted publishes, each to other connections, which no wait would save a
+    // write) from waiting at all (docs/architecture.md, "Waiting for the engine").
     using clock = std::chrono::steady_clock;
     constexpr std::size_t k_max_handlers = 4096;
     constexpr auto k_min_turn = std::chrono::microseconds(50);
     constexpr auto k_flush_cost = std::chrono::nanoseconds(3000);  // per connection with frames
-    constexpr std::size_t k_wait_connections = 64;
     for (;;) {
         const auto start = clock::now();
         std::size_t ran = 0;
         const auto flush_cost = [&] { return k_flush_cost * loop.flush.size(); };
         const auto budget = [&] { return std::max<clock::duration>(k_min_turn, flush_cost()); };
         const auto wait_for_engine = [&] {
-            if (loop.flush.size() < k_wait_connections || engine == nullptr || engine->coming() == 0) return false;
+            if (engine == nullptr || engine->coming() == 0) return false;
             const auto left = flush_cost() - (clock::now() - start);
-            return left > clock::duration::zero() && loop.io.run_one_for(left) > 0;
+            return left >= std::chrono::milliseconds(1) && loop.io.run_one_for(left) > 0;
         };
         while (ran < k_max_handlers) {
             if (loop.io.poll_one() == 0 && !wait_for_engine()) break;

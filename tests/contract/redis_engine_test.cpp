@@ -286,6 +286,36 @@ TEST_F(RedisHistoryKeys, AnIdleChannelsEventsExpireAfterMaxAgeAndItsPositionOutl
     EXPECT_FALSE(page.recovered);
     EXPECT_TRUE(page.events.empty());
 }
+
+// engine::broker::coming(), which the event loops wait for: back to 0 as soon as a publish is
+// answered, delivered or failed. A failed publish sends no copy; still counted, it would hold
+// every large flush for its whole budget until the engine's timeout.
+class RedisBrokerComing : public BrokerContract<redis_broker_factory> {
+protected:
+    engine::publication stored_to_alice(std::string_view label) const {
+        auto p = to_users({"alice"}, label);
+        p.history = true;
+        p.limits = {.max_events = 10, .max_age = std::chrono::minutes(1)};
+        return p;
+    }
+};
+
+TEST_F(RedisBrokerComing, BackToZeroOnceEachPublishIsAnswered_DeliveredOrFailed) {
+    connect("alice", 0);
+    connect("alice", 1);
+    for (int i = 0; i < 20; ++i) {
+        ASSERT_TRUE(publish({stored_to_alice("n" + std::to_string(i))}).ok());
+        EXPECT_EQ(engine_.broker->coming(), 0u) << "after publish " << i;
+    }
+    std::string error;
+    auto c = redis::connection::open(redis_server::shared().endpoint(), std::chrono::seconds(2), error);
+    ASSERT_TRUE(c) << error;
+    const std::string_view flush[] = {"SCRIPT", "FLUSH"};
+    ASSERT_TRUE(c->command(flush).ok());
+    EXPECT_FALSE(publish({stored_to_alice("refused: NOSCRIPT")}).ok());
+    EXPECT_EQ(engine_.broker->coming(), 0u) << "a failed publish is still counted as coming";
+    settle();
+}
 }  // namespace
 
 INSTANTIATE_TYPED_TEST_SUITE_P(Redis, HistoryContract, redis_history_factory);

@@ -427,6 +427,8 @@ struct redis_engine::impl final : public broker, public history, public engine::
         bool maybe_applied = false;         // a command answered, or written and not answered
         std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
         bool answered = false;
+        std::uint64_t token = 0;
+        std::size_t coming = 0;  // of `echoes`, the copies not yet handed to the hubs (in coming_copies)
     };
 
     redis_engine_options options;
@@ -475,8 +477,29 @@ struct redis_engine::impl final : public broker, public history, public engine::
 
     std::mutex waiting_mutex;
     std::unordered_map<std::uint64_t, std::shared_ptr<waiting>> waiting_for;
-    std::atomic<std::size_t> waiting_count{0};  // waiting_for.size(), for coming()
-    std::size_t coming() const override { return waiting_count.load(std::memory_order_relaxed); }
+    // The sum of every waiting publish's `coming`, changed with it under its mutex.
+    std::atomic<std::size_t> coming_copies{0};
+    std::size_t coming() const override { return coming_copies.load(std::memory_order_relaxed); }
+    // `w` (its mutex held) expects no more copies: a failure, an echo complete, or the timeout.
+    void settle_coming(waiting& w) {
+        coming_copies.fetch_sub(w.coming, std::memory_order_relaxed);
+        w.coming = 0;
+    }
+    // This node's copy of publish `token` was handed to the hubs: a task is queued on every
+    // event loop, so none needs to wait for it any longer.
+    void handed_over(std::uint64_t token) {
+        std::shared_ptr<waiting> w;
+        {
+            const std::lock_guard lock{waiting_mutex};
+            const auto it = waiting_for.find(token);
+            if (it == waiting_for.end()) return;
+            w = it->second;
+        }
+        const std::lock_guard lock{w->mutex};
+        if (w->coming == 0) return;
+        --w->coming;
+        coming_copies.fetch_sub(1, std::memory_order_relaxed);
+    }
 
     // Surveys waiting for the nodes' answers.
     struct survey_state {
@@ -703,9 +726,11 @@ struct redis_engine::impl final : public broker, public history, public engine::
         }
         if (w->replies == 0) return answer(w);
         if (w->echoes > 0) {
+            w->token = token;
+            w->coming = w->echoes;
+            coming_copies.fetch_add(w->coming, std::memory_order_relaxed);
             const std::lock_guard lock{waiting_mutex};
             waiting_for.emplace(token, w);
-            waiting_count.store(waiting_for.size(), std::memory_order_relaxed);
         }
         for (std::size_t i = 0; i < shards.size(); ++i) {
             if (!commands[i].empty()) {
@@ -724,6 +749,9 @@ struct redis_engine::impl final : public broker, public history, public engine::
                     spdlog::warn("redis engine: scripts missing (SCRIPT FLUSH?); they are loaded again");
                 }
                 w->echoes = 0;  // failed: answered as soon as every reply is in
+                settle_coming(*w);
+                const std::lock_guard wl{waiting_mutex};
+                waiting_for.erase(w->token);
             }
             --w->replies;
             if (w->replies > 0 || w->echoes > 0 || w->answered) return;
@@ -766,10 +794,10 @@ struct redis_engine::impl final : public broker, public history, public engine::
             if (index < w->outcomes.size()) w->outcomes[index].delivered += count;
             if (w->echoes > 0) --w->echoes;
             if (w->echoes > 0) return;
+            settle_coming(*w);  // its copies were all handed over, perhaps before handed_over() ran
             {
                 const std::lock_guard wl{waiting_mutex};
                 waiting_for.erase(token);
-                waiting_count.store(waiting_for.size(), std::memory_order_relaxed);
             }
             if (w->replies > 0 || w->answered) return;
             w->answered = true;
@@ -792,12 +820,12 @@ struct redis_engine::impl final : public broker, public history, public engine::
                     ++it;
                 }
             }
-            waiting_count.store(waiting_for.size(), std::memory_order_relaxed);
         }
         for (auto& w : late) {
             {
                 const std::lock_guard lock{w->mutex};
                 w->echoes = 0;
+                settle_coming(*w);
                 if (w->replies > 0 || w->answered) continue;
                 w->answered = true;
             }
@@ -966,7 +994,11 @@ struct redis_engine::impl final : public broker, public history, public engine::
         routed->channels = std::move(s.pending.framed);
         auto echoes = std::move(s.pending.echoes);
         s.pending = burst{};
-        const bool any_mine = std::any_of(echoes.begin(), echoes.end(), [](const auto& e) { return e.first != 0; });
+        std::vector<std::uint64_t> mine;
+        for (const auto& e : echoes) {
+            if (e.first != 0) mine.push_back(e.first);
+        }
+        const bool any_mine = !mine.empty();
         delivery.deliver(
             routed,
             [this, any_mine, echoes = std::move(echoes)](const std::vector<std::size_t>& delivered) {
@@ -976,6 +1008,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
                 }
             },
             true);
+        for (const auto token : mine) handed_over(token);
     }
 
     void on_down(shard& s) {
