@@ -65,7 +65,9 @@ protected:
         }
         hubs_ = std::make_unique<hub::hub_set>(std::move(posts), registry_);
         engine_ = Factory::make(*hubs_);
-        registry_.on_interest([broker = engine_.broker](std::string_view user, bool present) {
+        // Not a shared_ptr: the engine must go with engine_, before hubs_ (a Pub/Sub thread of
+        // the Redis engine may be handing a late copy to the hubs until it stops).
+        registry_.on_interest([broker = engine_.broker.get()](std::string_view user, bool present) {
             const auto channel = protocol::personal_channel(user);
             if (present) {
                 broker->subscribe(channel);
