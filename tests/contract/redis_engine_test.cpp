@@ -261,7 +261,32 @@ protected:
     std::string key(const std::string& ch, std::string_view kind) const {
         return "zena-test:{" + ch + "}:" + std::string(kind);
     }
+    void del(const std::string& key) {
+        std::string error;
+        auto c = redis::connection::open(redis_server::shared().endpoint(), std::chrono::seconds(2), error);
+        ASSERT_TRUE(c) << error;
+        const std::string_view command[] = {"DEL", key};
+        ASSERT_TRUE(c->command(command).ok());
+    }
 };
+
+// The meta key gone alone (evicted, deleted by hand): the read that starts the channel's new
+// life drops the old life's latest keys too, or their seqs would delete the new life's events
+// without counting them lost.
+TEST_F(RedisHistoryKeys, ANewLifeForgetsTheOldLifesLatestKeys) {
+    const auto ch = channel("relived");
+    const auto old = append_full(ch, labelled_event("old", ws::delivery_class::latest, 7));
+    ASSERT_TRUE(old.ok());
+    del(key(ch, "m"));
+    const auto fresh = read_ok(ch, std::nullopt);
+    EXPECT_NE(fresh.top.epoch, old->at.epoch);
+    const auto next = append_full(ch, labelled_event("new", ws::delivery_class::latest, 7));
+    ASSERT_TRUE(next.ok());
+    EXPECT_EQ(next->at.seq, 1u);
+    const auto page = read_ok(ch, engine::position{next->at.epoch, 0});
+    EXPECT_TRUE(page.recovered);
+    EXPECT_EQ(labels(page), labels_t{"new"}) << "the new life's event was deleted by the old life's key";
+}
 
 TEST_F(RedisHistoryKeys, AnIdleChannelsEventsExpireAfterMaxAgeAndItsPositionOutlivesThem) {
     using namespace std::chrono_literals;

@@ -91,17 +91,18 @@ end
 return {seq, epoch}
 )lua";
 
-// KEYS: meta, stream. ARGV: since epoch, since seq (-1: none), limit (0: the top alone), epoch
+// KEYS: meta, stream, latest keys. ARGV: since epoch, since seq (-1: none), limit (0: the top alone), epoch
 // for a new channel life, meta ttl ms (meta lives at least that long; a read never shortens what
 // an append set). Answers {epoch, top, recovered (0/1), events}: a stream
 // gone while seq > 0 expired by age (all its events lost); events older than the channel's max
-// age go first.
+// age go first. A new channel life drops the stream and the latest keys alike: a key's seq of
+// the old life would otherwise delete an event of the new one without counting it lost.
 constexpr std::string_view k_read_script = R"lua(
-local meta, stream = KEYS[1], KEYS[2]
+local meta, stream, keys = KEYS[1], KEYS[2], KEYS[3]
 local epoch = redis.call('hget', meta, 'e')
 if not epoch then
   epoch = ARGV[4]
-  redis.call('del', stream)
+  redis.call('del', stream, keys)
   redis.call('hset', meta, 'e', epoch, 's', 0, 'l', 0)
 end
 if redis.call('pttl', meta) < tonumber(ARGV[5]) then redis.call('pexpire', meta, ARGV[5]) end
@@ -906,8 +907,8 @@ struct redis_engine::impl final : public broker, public history, public engine::
     // Reads what `channel` missed since the node's last seq, then hands it and the held messages over.
     void catch_up(shard& s, const std::string& channel, track& t) {
         t.catching_up = true;
-        s.commands->submit({"EVALSHA", read_sha, "2", meta_key(channel), stream_key(channel), t.epoch,
-                            std::to_string(t.seq), "1000", epochs.next(), meta_ttl},
+        s.commands->submit({"EVALSHA", read_sha, "3", meta_key(channel), stream_key(channel), keys_key(channel),
+                            t.epoch, std::to_string(t.seq), "1000", epochs.next(), meta_ttl},
                            [this, &s, channel](redis::reply r) {
                                if (stopping.load()) return;
                                auto page = page_of(r, channel);
@@ -1463,9 +1464,10 @@ struct redis_engine::impl final : public broker, public history, public engine::
         std::string name{channel};
         auto command = redis::pipeline::args{"EVALSHA",
                                              read_sha,
-                                             "2",
+                                             "3",
                                              meta_key(channel),
                                              stream_key(channel),
+                                             keys_key(channel),
                                              since ? since->epoch : std::string{},
                                              since ? std::to_string(since->seq) : std::string{"-1"},
                                              std::to_string(limit),
