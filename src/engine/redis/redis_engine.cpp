@@ -486,19 +486,18 @@ struct redis_engine::impl final : public broker, public history, public engine::
         coming_copies.fetch_sub(w.coming, std::memory_order_relaxed);
         w.coming = 0;
     }
-    // This node's copy of publish `token` was handed to the hubs: a task is queued on every
-    // event loop, so none needs to wait for it any longer.
-    void handed_over(std::uint64_t token) {
-        std::shared_ptr<waiting> w;
-        {
-            const std::lock_guard lock{waiting_mutex};
-            const auto it = waiting_for.find(token);
-            if (it == waiting_for.end()) return;
-            w = it->second;
-        }
-        const std::lock_guard lock{w->mutex};
-        if (w->coming == 0) return;
-        --w->coming;
+    // The publish of `token` still waiting for its copies, or null (answered, failed, too late).
+    std::shared_ptr<waiting> waiting_of(std::uint64_t token) {
+        const std::lock_guard lock{waiting_mutex};
+        const auto it = waiting_for.find(token);
+        return it == waiting_for.end() ? nullptr : it->second;
+    }
+    // A copy of `w` was handed to the hubs: a task is queued on every event loop, so none needs
+    // to wait for it any longer.
+    void handed_over(waiting& w) {
+        const std::lock_guard lock{w.mutex};
+        if (w.coming == 0) return;
+        --w.coming;
         coming_copies.fetch_sub(1, std::memory_order_relaxed);
     }
 
@@ -646,11 +645,14 @@ struct redis_engine::impl final : public broker, public history, public engine::
         const auto& e = *p.event;
         const auto latest =
             e.message.delivery == ws::delivery_class::latest ? std::to_string(e.message.latest_key) : std::string{};
-        const std::string_view no_channel;
         redis::command_writer w(14, body.size() + 4 * (options.prefix.size() + channel.size()) + 200);
         w.arg("EVALSHA").arg(append_sha).arg("3");
         w.arg(key_parts(channel, k_meta)).arg(key_parts(channel, k_stream)).arg(key_parts(channel, k_keys));
-        w.arg({publish ? std::string_view{channel_prefix} : no_channel, publish ? channel : no_channel});
+        if (publish) {
+            w.arg({channel_prefix, channel});
+        } else {
+            w.arg("");  // append only
+        }
         w.arg(body).arg(max_events).arg(age).arg(meta_ttl).arg(epoch).arg(latest).arg(sharded ? "1" : "0");
         return w.take();
     }
@@ -782,23 +784,20 @@ struct redis_engine::impl final : public broker, public history, public engine::
         }
     }
 
-    void echoed(std::uint64_t token, std::uint32_t index, std::size_t count) {
-        std::shared_ptr<waiting> w;
-        {
-            const std::lock_guard lock{waiting_mutex};
-            const auto it = waiting_for.find(token);
-            if (it == waiting_for.end()) return;
-            w = it->second;
-        }
+    // A copy of `w` reached `count` connections here (publication `index` of it). A copy late
+    // for a publish already answered (failed, or past the timeout) changes nothing: its outcomes
+    // are gone with the answer.
+    void echoed(const std::shared_ptr<waiting>& w, std::uint32_t index, std::size_t count) {
         {
             const std::lock_guard lock{w->mutex};
+            if (w->answered) return;
             if (index < w->outcomes.size()) w->outcomes[index].delivered += count;
             if (w->echoes > 0) --w->echoes;
             if (w->echoes > 0) return;
             settle_coming(*w);  // its copies were all handed over, perhaps before handed_over() ran
             {
                 const std::lock_guard wl{waiting_mutex};
-                waiting_for.erase(token);
+                waiting_for.erase(w->token);
             }
             if (w->replies > 0 || w->answered) return;
             w->answered = true;
@@ -995,21 +994,22 @@ struct redis_engine::impl final : public broker, public history, public engine::
         routed->channels = std::move(s.pending.framed);
         auto echoes = std::move(s.pending.echoes);
         s.pending = burst{};
-        std::vector<std::uint64_t> mine;
-        for (const auto& e : echoes) {
-            if (e.first != 0) mine.push_back(e.first);
+        // This node's own publishes among them, looked up once for the hand-over and the echo.
+        std::vector<std::shared_ptr<waiting>> mine(echoes.size());
+        for (std::size_t i = 0; i < echoes.size(); ++i) {
+            if (echoes[i].first != 0) mine[i] = waiting_of(echoes[i].first);
         }
-        const bool any_mine = !mine.empty();
         delivery.deliver(
             routed,
-            [this, any_mine, echoes = std::move(echoes)](const std::vector<std::size_t>& delivered) {
-                if (!any_mine) return;
-                for (std::size_t i = 0; i < echoes.size() && i < delivered.size(); ++i) {
-                    if (echoes[i].first != 0) echoed(echoes[i].first, echoes[i].second, delivered[i]);
+            [this, mine, echoes = std::move(echoes)](const std::vector<std::size_t>& delivered) {
+                for (std::size_t i = 0; i < mine.size() && i < delivered.size(); ++i) {
+                    if (mine[i]) echoed(mine[i], echoes[i].second, delivered[i]);
                 }
             },
             true);
-        for (const auto token : mine) handed_over(token);
+        for (const auto& w : mine) {
+            if (w) handed_over(*w);
+        }
     }
 
     void on_down(shard& s) {
