@@ -36,6 +36,12 @@ bool valid_type(std::string_view type) {
 // A user id as the API accepts it: what a JWT's user claim can hold.
 bool valid_user(std::string_view user) { return !user.empty() && user.size() <= 256; }
 
+// An idempotency key: 1-128 bytes of visible ASCII (a UUID, a hash, a backend's own id).
+bool valid_idempotency_key(std::string_view key) {
+    return !key.empty() && key.size() <= 128 &&
+           std::all_of(key.begin(), key.end(), [](char c) { return c > ' ' && c < '\x7f'; });
+}
+
 // A user id decoded from a path: as above, and UTF-8 (a claim is a JSON string, so it is; a
 // decoded path segment may not be).
 bool valid_user_id(std::string_view user) {
@@ -302,6 +308,14 @@ std::optional<http_response> parse_publish(simdjson::dom::object object, const p
             }
         }
     }
+    if (simdjson::dom::element key_element; object["idempotencyKey"].get(key_element) == simdjson::SUCCESS) {
+        std::string_view key;
+        if (key_element.get_string().get(key) != simdjson::SUCCESS || !valid_idempotency_key(key)) {
+            return error_response(400, "idempotencyKey must be 1-128 bytes of visible ASCII (no spaces)",
+                                  "idempotencyKey");
+        }
+        out.idempotency_key = key;
+    }
     auto e = std::make_shared<engine::event>();
     e->type = type;
     e->payload = protocol::minify_json(payload);
@@ -330,13 +344,15 @@ std::uint64_t sum_of(const std::vector<std::string>& answers) {
     return total;
 }
 
-// {"delivered": n}, and for a publish to one channel its name and, when stored, its position.
+// {"delivered": n}, and for a publish to one channel its name and, when stored, its position;
+// "duplicate": true when its idempotency key was published on every target before.
 std::string outcome_json(const engine::publication& p, const engine::publish_outcome& outcome) {
     json_object out;
     out.add("delivered", std::uint64_t{outcome.delivered});
+    if (outcome.all_duplicate()) out.add("duplicate", true);
     if (p.channels.size() == 1) {
         out.add("channel", p.channels.front());
-        if (!outcome.positions.empty()) {
+        if (!outcome.positions.empty() && !outcome.positions.front().epoch.empty()) {
             out.add("epoch", outcome.positions.front().epoch).add("seq", outcome.positions.front().seq);
         }
     }
@@ -524,6 +540,7 @@ void server_api::notify_offline(const engine::publication& p, const engine::publ
     if (!spec || !spec->notify_offline) return;
     const auto& registry = hubs_.registry();
     for (std::size_t i = 0; i < p.channels.size(); ++i) {
+        if (i < outcome.duplicate.size() && outcome.duplicate[i]) continue;  // told when first published
         const auto user = protocol::personal_channel_user(p.channels[i]);
         if (!user || registry.connections_of(*user) > 0) continue;
         std::string body = "{\"type\":\"user.offline_event\",\"userId\":";
@@ -774,6 +791,7 @@ void server_api::publish(simdjson::dom::object object, bool all, std::function<v
             if (!outcome) return reply(error_response(503, "the engine is unavailable: " + outcome.message()));
             const auto& done = outcome->front();
             observability::metrics::add(metrics_.messages_delivered, done.delivered);
+            if (done.all_duplicate()) observability::metrics::add(metrics_.api_duplicates);
             notify_offline(batch->front(), done);
             reply(ok(outcome_json(batch->front(), done)));
         });
@@ -831,6 +849,7 @@ void server_api::batch(simdjson::dom::object object, std::function<void(http_res
                 const auto& item = outcomes[next];
                 const auto& publication = (*publishes)[next++];
                 total += item.delivered;
+                if (item.all_duplicate()) observability::metrics::add(metrics_.api_duplicates);
                 notify_offline(publication, item);
                 out += outcome_json(publication, item);
             }

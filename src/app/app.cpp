@@ -263,6 +263,7 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
                 .prefix = settings.engine_prefix,
                 .node_id = node,
                 .timeout = settings.redis_timeout,
+                .idempotency_window = settings.engine_idempotency_window,
                 .metrics = &metrics,
                 .self =
                     [&registry, &settings, &listening_port, started] {
@@ -282,7 +283,10 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
     } else {
         memory_history = std::make_unique<engine::memory_history>(engine::memory_history_options{
             .max_bytes = static_cast<std::size_t>(settings.channels_history_max_bytes), .metrics = &metrics});
-        memory_broker = std::make_unique<engine::memory_broker>(hubs, *memory_history);
+        memory_broker = std::make_unique<engine::memory_broker>(
+            hubs, *memory_history,
+            engine::publish_memo_options{.window = settings.engine_idempotency_window,
+                                         .max_keys = static_cast<std::size_t>(settings.engine_idempotency_max_keys)});
     }
     engine::history& history = redis_engine ? redis_engine->history() : *memory_history;
     engine::broker& broker = redis_engine ? redis_engine->broker() : *memory_broker;

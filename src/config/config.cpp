@@ -530,6 +530,24 @@ const std::array k_options{
            .target = &settings::engine_node_id,
            .help = "This node's name among the nodes (unique). Empty: the host name, the process id and a random "
                    "suffix."},
+    option{.key = "engine.idempotency_window_ms",
+           .env = "ZENA_ENGINE_IDEMPOTENCY_WINDOW_MS",
+           .flag = "engine-idempotency-window-ms",
+           .target = &settings::engine_idempotency_window,
+           .unit = "ms",
+           .min = 1000,
+           .max = 86400000,
+           .help = "How long a publish's idempotencyKey is remembered per channel: a publish repeating it within "
+                   "this time is answered as a duplicate and delivers nothing (docs/api.md). The Redis engine "
+                   "keeps a key per publish and channel in Redis for this long."},
+    option{.key = "engine.idempotency_max_keys",
+           .env = "ZENA_ENGINE_IDEMPOTENCY_MAX_KEYS",
+           .flag = "engine-idempotency-max-keys",
+           .target = &settings::engine_idempotency_max_keys,
+           .min = 1,
+           .max = 100000000,
+           .help = "With engine.type = memory: idempotency keys remembered at most (about 300 bytes each); past it "
+                   "the oldest are forgotten before their window ends."},
     option{.key = "redis.url",
            .env = "ZENA_REDIS_URL",
            .flag = "redis-url",

@@ -15,6 +15,7 @@
 // connection in their order, and two publish() calls made one after the other from one thread
 // reach each connection in that order.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -45,12 +46,27 @@ struct publication {
     // Not stored, but delivered in the order publish() was called across threads, like stored
     // publications (presence.join and presence.leave of a channel must not swap).
     bool ordered = false;
+    // Non-empty: published at most once per channel (once for `everyone`) within the engine's
+    // idempotency window. A channel where a publication with this key was already published is
+    // skipped (publish_outcome::duplicate), so a publisher may retry a publish whose outcome it
+    // does not know (a 503 "may have been applied") without delivering it twice.
+    std::string idempotency_key;
 };
 
 // What became of one publication.
 struct publish_outcome {
     std::size_t delivered = 0;        // connections it was queued to (this node's, for Redis)
     std::vector<position> positions;  // with `history`: each channel's position, in its order
+    // With an idempotency key: per channel (one entry for `everyone`), whether it was skipped as
+    // a duplicate. A skipped channel's position is the first publish's (its epoch is empty when
+    // that one is not known yet: still being published); `delivered` counts the others alone.
+    // Empty without a key.
+    std::vector<bool> duplicate;
+
+    // Every target was a duplicate: nothing was published.
+    bool all_duplicate() const {
+        return !duplicate.empty() && std::all_of(duplicate.begin(), duplicate.end(), [](bool d) { return d; });
+    }
 };
 
 // Why `batch` cannot be published as a whole (a stored publication without an event, or with an

@@ -145,6 +145,9 @@ std::string metrics::render(std::uint64_t connections, std::uint64_t users) cons
     write(out, "zena_http_requests_total", "counter", "HTTP requests received.", v(http_requests));
     write(out, "zena_api_rejections_total", "counter", "Server API calls refused with a 4xx status.",
           v(api_rejections));
+    write(out, "zena_api_duplicate_publishes_total", "counter",
+          "Publishes skipped on every target because their idempotency key was already published there.",
+          v(api_duplicates));
     write(out, "zena_api_answers_paced_total", "counter",
           "Server API answers held until the frames queued before them were written (publisher pacing).",
           v(api_answers_paced));

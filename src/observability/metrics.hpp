@@ -56,6 +56,7 @@ struct metrics {
     counter http_requests{0};
     counter api_rejections{0};     // API calls answered with 4xx
     counter api_answers_paced{0};  // API answers held until the turn's flush (net::worker pacing)
+    counter api_duplicates{0};     // publishes skipped on every target: their idempotency key was published
     counter connections_limit{0};  // a gauge: limits.max_connections, set at start (for alerts)
 
     static void add(counter& c, std::uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }

@@ -417,12 +417,93 @@ TYPED_TEST_P(BrokerContract, StoredFromTheHubsOwnThreads_EveryConnectionReceives
     }
 }
 
+TYPED_TEST_P(BrokerContract, IdempotencyKey_PublishedOncePerChannel_TheRetryNamesTheFirstPosition) {
+    auto a0 = this->connect("alice", 0);
+    auto a1 = this->connect("alice", 1);
+    auto b = this->connect("bob", 1);
+    const auto key = this->user("key-1");  // unique per test run, like the users
+    auto stored = [&](std::initializer_list<std::string_view> names, std::string_view label) {
+        auto p = this->to_users(names, label);
+        p.history = true;
+        p.idempotency_key = key;
+        return p;
+    };
+    const auto first = this->publish({stored({"alice"}, "first")});
+    ASSERT_TRUE(first.ok()) << first.message();
+    EXPECT_EQ((*first)[0].delivered, 2U);
+    EXPECT_EQ((*first)[0].duplicate, std::vector<bool>{false});
+    ASSERT_EQ((*first)[0].positions.size(), 1U);
+
+    // The same key again (a retry): nothing published, answered with the first one's position.
+    const auto again = this->publish({stored({"alice"}, "again")});
+    ASSERT_TRUE(again.ok()) << again.message();
+    EXPECT_EQ((*again)[0].delivered, 0U);
+    EXPECT_EQ((*again)[0].duplicate, std::vector<bool>{true});
+    EXPECT_TRUE((*again)[0].all_duplicate());
+    ASSERT_EQ((*again)[0].positions.size(), 1U);
+    EXPECT_EQ((*again)[0].positions[0], (*first)[0].positions[0]);
+
+    // Per channel: alice's is skipped, bob's (new for this key) is published.
+    const auto wider = this->publish({stored({"alice", "bob"}, "wider")});
+    ASSERT_TRUE(wider.ok()) << wider.message();
+    EXPECT_EQ((*wider)[0].duplicate, (std::vector<bool>{true, false}));
+    EXPECT_FALSE((*wider)[0].all_duplicate());
+    EXPECT_EQ((*wider)[0].delivered, 1U) << "bob's connection alone";
+    ASSERT_EQ((*wider)[0].positions.size(), 2U);
+    EXPECT_EQ((*wider)[0].positions[0], (*first)[0].positions[0]);
+    EXPECT_EQ((*wider)[0].positions[1].seq, 1U);
+
+    // Not stored, and to everyone: once per key as well; another key publishes.
+    auto live = this->to_users({"alice"}, "live");
+    live.idempotency_key = this->user("key-2");
+    engine::publication all;
+    all.event = this->make_event("all");
+    all.everyone = true;
+    all.idempotency_key = this->user("key-3");
+    for (int i = 0; i < 2; ++i) {
+        const auto r = this->publish({live, all});
+        ASSERT_TRUE(r.ok()) << r.message();
+        EXPECT_EQ((*r)[0].duplicate, std::vector<bool>{i == 1});
+        EXPECT_EQ((*r)[1].duplicate, std::vector<bool>{i == 1});
+        if (i == 1) {
+            EXPECT_EQ((*r)[0].delivered + (*r)[1].delivered, 0U);
+        }
+    }
+    auto other = stored({"alice"}, "other key");
+    other.idempotency_key = this->user("key-4");
+    const auto fresh = this->publish({other});
+    ASSERT_TRUE(fresh.ok()) << fresh.message();
+    EXPECT_EQ((*fresh)[0].duplicate, std::vector<bool>{false});
+    EXPECT_EQ((*fresh)[0].positions[0].seq, (*first)[0].positions[0].seq + 1) << "the skipped ones took no seq";
+
+    // Each connection got each event once, and the history holds no duplicate.
+    const std::vector<std::string> alice{"first", "live", "all", "other key"};
+    const auto deadline = std::chrono::steady_clock::now() + k_reply_timeout;
+    while ((this->frames_on(0, *a0) < alice.size() || this->frames_on(1, *a1) < alice.size() ||
+            this->frames_on(1, *b) < 2) &&
+           std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // a duplicate would come now
+    this->settle();
+    EXPECT_EQ(this->received(*a0), alice);
+    EXPECT_EQ(this->received(*a1), alice);
+    EXPECT_EQ(this->received(*b), (std::vector<std::string>{"wider", "all"}));
+    auto read = this->replies_.template make<util::result<engine::history_page>>();
+    this->engine_.history->read(protocol::personal_channel(this->user("alice")), std::nullopt, 10, read.callback());
+    const auto page = read.wait();
+    ASSERT_TRUE(page && page->ok());
+    EXPECT_EQ((*page)->events.size(), 2U) << "first and other key";
+    EXPECT_EQ(this->engine_.broker->coming(), 0U) << "a skipped channel's copy is not waited for";
+}
+
 REGISTER_TYPED_TEST_SUITE_P(BrokerContract, PersonalChannel_ReachesEveryConnectionOfTheUserOnEveryThread,
                             ManyChannels_OneEventEach_AndAUserWithoutConnectionsCountsNothing,
                             Everyone_ReachesEveryConnection, Batch_AnswersEachPublicationInItsOrder,
                             OnePublisher_EachConnectionGetsItsEventsInOrder,
                             Stored_PositionsFollowOnPerChannelAndTheHistoryHoldsThem,
                             StoredFromTwoThreads_EveryConnectionReceivesInSeqOrder,
-                            StoredFromTheHubsOwnThreads_EveryConnectionReceivesInSeqOrder);
+                            StoredFromTheHubsOwnThreads_EveryConnectionReceivesInSeqOrder,
+                            IdempotencyKey_PublishedOncePerChannel_TheRetryNamesTheFirstPosition);
 
 }  // namespace zena::contract

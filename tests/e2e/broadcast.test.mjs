@@ -2,7 +2,7 @@
 // event reaches every connection of its owner and no one else's.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { api, connectUser, sleep, startServer } from './harness.mjs';
+import { api, connectUser, metric, sleep, startServer } from './harness.mjs';
 
 // A valid event of the shipped catalog, for tests about the API rather than the payload.
 const NEW = { type: 'thread.new', payload: { threadId: 'thread-1', accountId: 'account-1' } };
@@ -69,6 +69,45 @@ describe('broadcast', () => {
     await client.close();
   });
 
+  test('Broadcast.IdempotencyKey_ARetryIsAnsweredAsADuplicateAndDeliversNothing', async () => {
+    const [a1, a2, b] = await Promise.all([
+      connectUser(server, 'idem-a'), connectUser(server, 'idem-a'), connectUser(server, 'idem-b'),
+    ]);
+    const body = { userId: 'idem-a', ...NEW, idempotencyKey: 'req-7f3a' };
+    const first = await api(server, 'POST', '/api/broadcast', body);
+    assert.equal(first.status, 200);
+    assert.equal(first.body.delivered, 2);
+    assert.equal(first.body.duplicate, undefined);
+    const again = await api(server, 'POST', '/api/broadcast', body);
+    assert.deepEqual(again.body, { delivered: 0, duplicate: true, channel: 'user:idem-a', epoch: first.body.epoch, seq: first.body.seq },
+      'the retry names the first publish\'s position');
+    // Per channel: a broadcast to both users with the key reaches idem-b alone.
+    const both = await api(server, 'POST', '/api/broadcast', { userIds: ['idem-a', 'idem-b'], ...NEW, idempotencyKey: 'req-7f3a' });
+    assert.deepEqual(both.body, { delivered: 1 }, 'idem-b is new for this key: not every target a duplicate');
+    // In a batch each item has its own key; an ephemeral event and an announcement too.
+    const typing = { type: 'ask.response', payload: { chunk: 'x', isComplete: false, streamId: 's' } };
+    const items = [
+      { userId: 'idem-a', ...STARTED('acc-1'), idempotencyKey: 'req-8' },
+      { userId: 'idem-a', ...typing, idempotencyKey: 'req-9' },
+      { all: true, ...STARTED('everyone'), idempotencyKey: 'req-10' },
+    ];
+    const batch1 = await api(server, 'POST', '/api/batch', { items });
+    const batch2 = await api(server, 'POST', '/api/batch', { items });
+    assert.equal(batch1.status, 200);
+    assert.ok(batch1.body.results.every((r) => r.duplicate === undefined), JSON.stringify(batch1.body));
+    assert.ok(batch2.body.results.every((r) => r.duplicate === true && r.delivered === 0), JSON.stringify(batch2.body));
+    const expected = ['thread.new', 'sync.started', 'ask.response', 'sync.started'];
+    for (const client of [a1, a2]) {
+      for (const type of expected) assert.equal((await client.next()).type, type);
+    }
+    assert.equal((await b.next()).type, 'thread.new');
+    assert.equal((await b.next()).type, 'sync.started');
+    await sleep(100);
+    for (const client of [a1, a2, b]) assert.deepEqual(client.messages, [], 'nothing twice');
+    assert.equal(await metric(server, 'zena_api_duplicate_publishes_total'), 4);
+    await Promise.all([a1.close(), a2.close(), b.close()]);
+  });
+
   test('Broadcast.Payload_PassesThroughExactly', async () => {
     const client = await connectUser(server, 'exact');
     const events = [
@@ -121,6 +160,10 @@ describe('server API input', () => {
     ['UserIdsNotArray', { body: { userIds: 'a', ...NEW } }, 'userIds'],
     ['UserIdsBadItem', { body: { userIds: ['a', 7], ...NEW } }, 'userIds[1]'],
     ['InvalidUtf8', { raw: Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]) }, undefined],
+    ['IdempotencyKeyEmpty', { body: { userId: 'a', ...NEW, idempotencyKey: '' } }, 'idempotencyKey'],
+    ['IdempotencyKeyNotString', { body: { userId: 'a', ...NEW, idempotencyKey: 42 } }, 'idempotencyKey'],
+    ['IdempotencyKeyWithSpace', { body: { userId: 'a', ...NEW, idempotencyKey: 'a b' } }, 'idempotencyKey'],
+    ['IdempotencyKeyTooLong', { body: { userId: 'a', ...NEW, idempotencyKey: 'k'.repeat(129) } }, 'idempotencyKey'],
   ];
   for (const [name, input, field] of cases) {
     test(`Api.${name}_Is400NamingTheField`, async () => {

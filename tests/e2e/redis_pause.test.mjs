@@ -7,6 +7,10 @@
 //     publish may have been applied" (written, not answered: it may appear); never a 2xx;
 //     /readyz answers 503 on every node, and the clients' connections stay open;
 //   - after the resume, /readyz is 200 again on every node within a bound;
+//   - every publish carries an idempotency key; after the resume each one answered 503 is
+//     retried on another node with the same key, and is accepted: "may have been applied" ones
+//     that were applied answer `duplicate: true` with the first publish's seq, "not published"
+//     ones never do;
 //   - every client holds every accepted event exactly once, in seq order, with no gap, in the
 //     epoch it started with (the data was kept), and exactly what the history holds; a client
 //     that was away over the pause resumes with `recovered: true`.
@@ -129,12 +133,12 @@ describe('Redis paused for 5 s and resumed with its data, during a publish strea
         const node = nodes[k % 3];
         const id = `p${k}`;
         const user = USERS[Math.floor(k / 2) % USERS.length];
-        const [channel, request] = k % 2 === 0
-          ? [CHANNEL, api(node, 'POST', '/api/publish', { channel: CHANNEL, type: 'deal.risk', payload: { dealId: 'd-rp', riskLevel: 'high', riskFlags: [], riskReason: id } })]
-          : [personal(user), api(node, 'POST', '/api/broadcast', { userId: user, type: 'thread.new', payload: { threadId: id, accountId: 'a-rp' } })];
-        const answer = withTimeout(request, 15000, `the answer to publish ${id}`)
+        const [channel, route, body] = k % 2 === 0
+          ? [CHANNEL, '/api/publish', { channel: CHANNEL, type: 'deal.risk', payload: { dealId: 'd-rp', riskLevel: 'high', riskFlags: [], riskReason: id }, idempotencyKey: id }]
+          : [personal(user), '/api/broadcast', { userId: user, type: 'thread.new', payload: { threadId: id, accountId: 'a-rp' }, idempotencyKey: id }];
+        const answer = withTimeout(api(node, 'POST', route, body), 15000, `the answer to publish ${id}`)
           .catch((e) => ({ status: 0, body: { error: e.message } }));
-        sent.push({ id, k, channel, at: Date.now(), answer });
+        sent.push({ id, k, channel, route, request: body, at: Date.now(), answer });
         await sleep(PACE_MS);
       }
     })();
@@ -188,15 +192,27 @@ describe('Redis paused for 5 s and resumed with its data, during a publish strea
     streaming = false;
     await stream;
     const answers = await Promise.all(sent.map(async (s) => ({ ...s, ...(await s.answer) })));
-    const accepted = answers.filter((a) => a.status >= 200 && a.status < 300);
+    const firstAccepted = answers.filter((a) => a.status >= 200 && a.status < 300);
     const notSent = answers.filter((a) => a.status === 503 && NOT_SENT.test(a.body?.error));
     const maybe = answers.filter((a) => a.status === 503 && MAYBE_APPLIED.test(a.body?.error));
-    const other = answers.filter((a) => !accepted.includes(a) && !notSent.includes(a) && !maybe.includes(a));
+    const other = answers.filter((a) => !firstAccepted.includes(a) && !notSent.includes(a) && !maybe.includes(a));
     assert.deepEqual(other.map((a) => [a.id, a.status, a.body]), [], 'every publish is accepted or answered 503 with one of the two reasons');
     assert.ok(notSent.length + maybe.length > 0, 'the pause was felt: some publishes answered 503');
-    const acceptedIds = new Set(accepted.map((a) => a.id));
-    const maybeIds = new Set(maybe.map((a) => a.id));
     const notSentIds = new Set(notSent.map((a) => a.id));
+
+    // Each publish answered 503 is retried on the next node with its idempotency key, in the
+    // order it was first sent: accepted now, and published once whatever became of the first try.
+    const retried = [];
+    for (const a of [...notSent, ...maybe].sort((x, y) => x.k - y.k)) {
+      const res = await withTimeout(api(nodes[(a.k + 1) % 3], 'POST', a.route, a.request), 15000, `the retry of ${a.id}`);
+      assert.equal(res.status, 200, `the retry of ${a.id}: ${JSON.stringify(res.body)}`);
+      if (notSentIds.has(a.id)) assert.notEqual(res.body.duplicate, true, `${a.id} was "not published", and yet its retry is a duplicate`);
+      retried.push({ ...a, ...res });
+    }
+    const duplicates = retried.filter((a) => a.body.duplicate === true);
+    const accepted = [...firstAccepted, ...retried];
+    const acceptedIds = new Set(accepted.map((a) => a.id));
+    assert.equal(acceptedIds.size, sent.length, 'every publish accepted, first or on its retry');
     for (const a of accepted) {
       assert.equal(a.body.channel, a.channel, JSON.stringify(a.body));
       assert.equal(typeof a.body.seq, 'number', JSON.stringify(a.body));
@@ -245,11 +261,11 @@ describe('Redis paused for 5 s and resumed with its data, during a publish strea
         for (const m of events) {
           const id = idOf(m);
           appeared.add(id);
-          assert.ok(!notSentIds.has(id), `${where}: ${id} was answered "not published" and yet delivered`);
-          assert.ok(acceptedIds.has(id) || maybeIds.has(id), `${where}: ${id} was neither accepted nor "may have been applied"`);
-          if (acceptedIds.has(id)) assert.equal(m.seq, seqOfAccepted.get(id), `${where}: ${id} at the seq its answer named`);
+          assert.ok(acceptedIds.has(id), `${where}: ${id} was never accepted`);
+          assert.equal(m.seq, seqOfAccepted.get(id), `${where}: ${id} at the seq its answer named`);
         }
         const ids = new Set(events.map(idOf));
+        assert.equal(ids.size, events.length, `${where}: no event twice (a retry applied again)`);
         const missing = accepted.filter((a) => a.channel === channel && a.body.seq > start.seq && !ids.has(a.id));
         assert.deepEqual(missing.map((a) => a.id), [], `${where}: every accepted event`);
         // What the client holds is what the history holds.
@@ -269,9 +285,9 @@ describe('Redis paused for 5 s and resumed with its data, during a publish strea
     assert.equal(again.welcome.payload.missed, 0);
     again.ws.close();
 
-    const delivered = [...maybeIds].filter((id) => appeared.has(id)).length;
-    console.log(`redis pause: ${answers.length} publishes, ${accepted.length} accepted, ${notSent.length} "not published", `
-      + `${maybe.length} "may have been applied" (${delivered} of them stored and delivered); `
+    console.log(`redis pause: ${answers.length} publishes, ${firstAccepted.length} accepted, ${notSent.length} "not published", `
+      + `${maybe.length} "may have been applied" (${duplicates.length} of them applied: their retry was a duplicate); `
+      + `${appeared.size} events delivered; `
       + `/readyz 200 again after ${ready.map((ms) => `${ms} ms`).join(', ')}; `
       + `rp-back welcomed at attempt ${cameBack.attempts}, ${cameBack.welcome.payload.missed} missed`);
     for (const h of holders) h.client.ws.close();

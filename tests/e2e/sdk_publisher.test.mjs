@@ -1,5 +1,5 @@
 // The publisher SDK (clients/node, built) against the real server and a real Redis: the seed's
-// websocketService calls, refusals that name the field, a 1,000-chunk stream published without
+// websocketService calls, idempotency keys, refusals that name the field, a 1,000-chunk stream published without
 // awaiting arriving in order in few requests, and publishing through Redis.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -29,6 +29,21 @@ describe('publisher over HTTP', () => {
     assert.equal(await service.getUserConnectionCount('user-1'), 2);
     assert.equal(await service.getTotalConnectionCount(), 3);
     await Promise.all([a.close(), a2.close(), b.close()]);
+  });
+
+  test('SdkPublisher.AKeyGivenTwice_TheSecondIsADuplicate', async () => {
+    const c = await connectUser(server, 'user-idem');
+    const payload = { threadId: 'thread-idem', accountId: 'account-1' };
+    const first = await service.broadcastToUser('user-idem', 'thread.new', payload, { idempotencyKey: 'job-42:thread-idem' });
+    const again = await service.broadcastToUser('user-idem', 'thread.new', payload, { idempotencyKey: 'job-42:thread-idem' });
+    assert.equal(first.duplicate, undefined);
+    assert.deepEqual(again, { delivered: 0, duplicate: true, channel: 'user:user-idem', epoch: first.epoch, seq: first.seq });
+    // The keys the service makes itself differ per publish: both of these are delivered.
+    await Promise.all([1, 2].map(() => service.broadcastToUser('user-idem', 'thread.new', payload)));
+    for (let i = 0; i < 3; i += 1) assert.equal((await c.next()).type, 'thread.new');
+    await sleep(100);
+    assert.deepEqual(c.messages, [], 'the duplicate was not delivered');
+    await c.close();
   });
 
   test('SdkPublisher.Refusal_SaysWhatTheServerRefused', async () => {

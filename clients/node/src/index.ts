@@ -9,6 +9,7 @@ export {
   type HistoryOptions,
   type HistoryPage,
   type HistorySince,
+  type PublishOptions,
   type PublishResult,
   type RealtimeServiceOptions,
   type RedisPublisher,

@@ -5,6 +5,8 @@
 // history, server-side subscriptions (docs/channels.md) and presence (docs/presence.md) are HTTP
 // calls.
 
+import { randomUUID } from 'node:crypto';
+
 import type { PublishableEvents } from './catalog.generated.js';
 
 export type EventType = keyof PublishableEvents & string;
@@ -23,6 +25,12 @@ export interface RealtimeServiceOptions {
   redis?: { client: RedisPublisher; channel?: string };
   /** Retries of a request that failed on the network or got 502/503/504. Default 3. */
   maxRetries?: number;
+  /**
+   * Over HTTP, give each publish an idempotency key of its own (a random UUID) unless it has
+   * one, so that a retry of a publish the server may have applied (a lost answer, a 503 "may
+   * have been applied") is answered as a duplicate instead of delivered twice. Default true.
+   */
+  idempotencyKeys?: boolean;
   /** First retry delay, doubled each time. Default 100 ms. */
   retryDelayMs?: number;
   /** Time allowed for one request. Default 10000 ms. */
@@ -45,6 +53,16 @@ export class RealtimeError extends Error {
   }
 }
 
+/** Per publish. */
+export interface PublishOptions {
+  /**
+   * Published at most once per channel within the server's `engine.idempotency_window_ms`
+   * (5 minutes): a backend that may send the same event again (a job run twice) passes an id of
+   * the event. 1-128 bytes of visible ASCII. Without it, the service makes one (idempotencyKeys).
+   */
+  idempotencyKey?: string;
+}
+
 export interface PublishResult {
   /** Connections the event was queued to; null when published through Redis (not known). */
   delivered: number | null;
@@ -54,6 +72,9 @@ export interface PublishResult {
   /** The event's position in that channel; absent for an ephemeral event (not stored). */
   epoch?: string;
   seq?: number;
+  /** True when the server had already published this idempotency key on every target (this
+   * was a retry): nothing was delivered now, and the position is the first publish's. */
+  duplicate?: boolean;
 }
 
 /** `since` for history: `<epoch>:<seq>` as the client writes it, or a position. */
@@ -130,19 +151,19 @@ export class RealtimeService {
   }
 
   /** The seed's broadcastToUser: every connection of one user. */
-  broadcastToUser<K extends EventType>(userId: string, type: K, payload: PublishableEvents[K]): Promise<PublishResult> {
-    return this.enqueue({ userId, type, payload });
+  broadcastToUser<K extends EventType>(userId: string, type: K, payload: PublishableEvents[K], options?: PublishOptions): Promise<PublishResult> {
+    return this.enqueue({ userId, type, payload }, options);
   }
 
   /** The seed's broadcastToUsers: every connection of each user, once per user. */
-  broadcastToUsers<K extends EventType>(userIds: readonly string[], type: K, payload: PublishableEvents[K]): Promise<PublishResult> {
-    return this.enqueue({ userIds: [...userIds], type, payload });
+  broadcastToUsers<K extends EventType>(userIds: readonly string[], type: K, payload: PublishableEvents[K], options?: PublishOptions): Promise<PublishResult> {
+    return this.enqueue({ userIds: [...userIds], type, payload }, options);
   }
 
   /** Every connection of every user. Announcements travel on no channel: not stored, not
    * recovered after a reconnect. */
-  broadcastToAll<K extends EventType>(type: K, payload: PublishableEvents[K]): Promise<PublishResult> {
-    return this.enqueue({ all: true, type, payload });
+  broadcastToAll<K extends EventType>(type: K, payload: PublishableEvents[K], options?: PublishOptions): Promise<PublishResult> {
+    return this.enqueue({ all: true, type, payload }, options);
   }
 
   /**
@@ -150,8 +171,8 @@ export class RealtimeService {
    * channel's history (unless ephemeral), so subscribers that reconnect get it. Coalesced and
    * ordered with the other publishes; alone in its tick it is a POST /api/publish.
    */
-  publish<K extends EventType>(channel: string, type: K, payload: PublishableEvents[K]): Promise<PublishResult> {
-    return this.enqueue({ channel, type, payload });
+  publish<K extends EventType>(channel: string, type: K, payload: PublishableEvents[K], options?: PublishOptions): Promise<PublishResult> {
+    return this.enqueue({ channel, type, payload }, options);
   }
 
   /** A page of a channel's stored events (GET /api/channels/{channel}/history). HTTP only. */
@@ -222,8 +243,12 @@ export class RealtimeService {
     while (this.pending.length || this.sending) await sleep(5);
   }
 
-  private enqueue(body: Record<string, unknown>): Promise<PublishResult> {
+  private enqueue(body: Record<string, unknown>, options?: PublishOptions): Promise<PublishResult> {
     if (this.closed) return Promise.reject(new Error('zena-realtime: the service was closed'));
+    // Through Redis nothing is retried: a key is sent only when the caller gives one.
+    const key = options?.idempotencyKey
+      ?? (!this.options.redis && (this.options.idempotencyKeys ?? true) ? randomUUID() : undefined);
+    if (key !== undefined) body.idempotencyKey = key;
     return new Promise((resolve, reject) => {
       this.pending.push({ body, resolve, reject });
       if (!this.flushScheduled) {
@@ -326,6 +351,7 @@ interface Answer {
   channel?: unknown;
   epoch?: unknown;
   seq?: unknown;
+  duplicate?: unknown;
 }
 
 // A publish answer as a PublishResult: the channel and position only when the server gave them.
@@ -334,6 +360,7 @@ function publishResult(answer: Answer): PublishResult {
   if (typeof answer.channel === 'string') result.channel = answer.channel;
   if (typeof answer.epoch === 'string') result.epoch = answer.epoch;
   if (typeof answer.seq === 'number') result.seq = answer.seq;
+  if (answer.duplicate === true) result.duplicate = true;
   return result;
 }
 

@@ -26,7 +26,17 @@ async function recorder(answer) {
       inFlight += 1;
       maxInFlight = Math.max(maxInFlight, inFlight);
       const body = text ? JSON.parse(text) : undefined;
+      // The idempotency keys (one per publish, made by the service) are recorded apart, and
+      // checked by the tests about them: the other tests compare the rest of the body.
+      const keys = [];
+      for (const item of body?.items ?? (body ? [body] : [])) {
+        if (item && typeof item === 'object' && 'idempotencyKey' in item) {
+          keys.push(item.idempotencyKey);
+          delete item.idempotencyKey;
+        }
+      }
       requests.push({ method: req.method, path: req.url, body, auth: req.headers.authorization });
+      Object.defineProperty(requests.at(-1), 'keys', { value: keys, enumerable: false });
       await new Promise((r) => setTimeout(r, 5));
       inFlight -= 1;
       const [status, json] = await answer(req, body, requests.length);
@@ -92,6 +102,33 @@ test('Publisher.NetworkErrorsAnd503_AreRetriedABoundedNumberOfTimes', async () =
   await assert.rejects(failing.getTotalConnectionCount(), /failed after 3 attempts/);
   assert.equal(down.requests.length, 3);
   down.close();
+});
+
+test('Publisher.IdempotencyKeys_OnePerPublish_KeptAcrossRetries_GivenOnesPassed', async () => {
+  const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  const rec = await recorder((req, body, n) => (n === 2 ? [503, { error: 'the engine is unavailable: redis did not answer: the publish may have been applied' }]
+    : n === 3 ? [200, { delivered: 0, duplicate: true, channel: 'user:u', epoch: 'e1', seq: 4 }] : okAnswer(req, body)));
+  const service = createRealtimeService({ url: rec.url, apiKey: 'k', retryDelayMs: 1 });
+  await Promise.all([1, 2].map((i) => service.broadcastToUser(`u${i}`, 'thread.new', event)));
+  assert.equal(rec.requests[0].keys.length, 2);
+  assert.ok(rec.requests[0].keys.every((k) => uuid.test(k)), rec.requests[0].keys.join());
+  assert.notEqual(rec.requests[0].keys[0], rec.requests[0].keys[1], 'a key per publish');
+  // Answered 503, retried with the same key: the server's duplicate answer is passed on.
+  const retried = await service.broadcastToUser('u', 'thread.new', event);
+  assert.deepEqual(retried, { delivered: 0, duplicate: true, channel: 'user:u', epoch: 'e1', seq: 4 });
+  assert.equal(rec.requests.length, 3);
+  assert.equal(rec.requests[1].keys.length, 1);
+  assert.deepEqual(rec.requests[2].keys, rec.requests[1].keys, 'the retry carries the first try\'s key');
+  // A key the caller gives is sent as it is.
+  await service.publish('deal:1', 'thread.new', event, { idempotencyKey: 'job-42' });
+  assert.deepEqual(rec.requests[3].keys, ['job-42']);
+  await service.close();
+  // Turned off: no key unless given.
+  const plain = createRealtimeService({ url: rec.url, apiKey: 'k', idempotencyKeys: false });
+  await plain.broadcastToAll('thread.new', event);
+  await plain.broadcastToAll('thread.new', event, { idempotencyKey: 'k-1' });
+  assert.deepEqual(rec.requests.slice(4).map((r) => r.keys), [[], ['k-1']]);
+  rec.close();
 });
 
 test('Publisher.Refusals_RejectWithTheFieldAndEvent_PerItem', async () => {

@@ -59,3 +59,12 @@ void websocketService.channelPresence('thread:9').then((p) => {
 void websocketService.broadcastToUser('u1', 'thread.read', { threadId: 't', userId: 'u1', readAt: 1 });
 // @ts-expect-error typing is the server's own
 void websocketService.publish('thread:9', 'typing', { channel: 'thread:9', userId: 'u1', active: true });
+
+// Idempotency: a key per publish, and the duplicate flag of the answer.
+void websocketService
+  .broadcastToUser('u1', 'thread.new', { threadId: 't', accountId: 'a' }, { idempotencyKey: 'job-42' })
+  .then((r) => {
+    const duplicate: boolean | undefined = r.duplicate;
+    void duplicate;
+  });
+void createRealtimeService({ url: 'http://127.0.0.1:3000', apiKey: 'key', idempotencyKeys: false });

@@ -52,9 +52,100 @@ std::vector<publish_outcome> outcomes_of(const std::vector<std::size_t>& deliver
     return outcomes;
 }
 
+constexpr std::string_view k_everyone_scope = "*";  // no channel is named "*"
+
 }  // namespace
 
 void memory_broker::publish(std::shared_ptr<const std::vector<publication>> batch, publish_done done) {
+    const auto keyed = [](const publication& p) { return !p.idempotency_key.empty(); };
+    if (std::none_of(batch->begin(), batch->end(), keyed)) return publish_fresh(std::move(batch), std::move(done));
+    // Refused whole before a key is claimed: a refused publish may be retried as it is.
+    if (auto refused = unstorable(*batch)) return done(std::move(*refused));
+
+    // Each keyed publication loses the channels where its key was published; what is left of
+    // the batch is published as a batch without keys would be.
+    struct plan {
+        std::shared_ptr<const std::vector<publication>> batch;
+        std::vector<publish_outcome> outcomes;             // the skipped channels filled in
+        std::vector<std::optional<std::size_t>> fresh_at;  // per publication: its place in `fresh`
+    };
+    auto fresh = std::make_shared<std::vector<publication>>();
+    auto step = std::make_shared<plan>();
+    step->outcomes.resize(batch->size());
+    step->fresh_at.resize(batch->size());
+    for (std::size_t i = 0; i < batch->size(); ++i) {
+        const auto& p = (*batch)[i];
+        auto& outcome = step->outcomes[i];
+        if (!keyed(p)) {
+            step->fresh_at[i] = fresh->size();
+            fresh->push_back(p);
+            continue;
+        }
+        if (p.everyone) {
+            const bool skipped = memo_->claim(k_everyone_scope, p.idempotency_key).has_value();
+            outcome.duplicate.push_back(skipped);
+            if (!skipped) {
+                step->fresh_at[i] = fresh->size();
+                fresh->push_back(p);
+            }
+            continue;
+        }
+        publication rest = p;
+        rest.channels.clear();
+        if (p.history) outcome.positions.resize(p.channels.size());
+        for (std::size_t c = 0; c < p.channels.size(); ++c) {
+            const auto first = memo_->claim(p.channels[c], p.idempotency_key);
+            outcome.duplicate.push_back(first.has_value());
+            if (!first) {
+                rest.channels.push_back(p.channels[c]);
+            } else if (p.history && first->at) {
+                outcome.positions[c] = *first->at;
+            }
+        }
+        if (!rest.channels.empty()) {
+            step->fresh_at[i] = fresh->size();
+            fresh->push_back(std::move(rest));
+        }
+    }
+    step->batch = std::move(batch);
+    if (fresh->empty()) return done(std::move(step->outcomes));
+    publish_fresh(std::move(fresh),
+                  [memo = memo_, step, keyed, done = std::move(done)](util::result<std::vector<publish_outcome>> r) {
+                      for (std::size_t i = 0; i < step->batch->size(); ++i) {
+                          const auto& p = (*step->batch)[i];
+                          if (!step->fresh_at[i] || !keyed(p)) continue;
+                          // The claims of the channels published: settled with their positions, or forgotten
+                          // with a failure so that a retry publishes.
+                          const auto* published = r.ok() ? &(*r)[*step->fresh_at[i]] : nullptr;
+                          if (p.everyone) {
+                              if (!published) memo->forget(k_everyone_scope, p.idempotency_key);
+                              continue;
+                          }
+                          std::size_t next = 0;  // in the published publication's channels
+                          for (std::size_t c = 0; c < p.channels.size(); ++c) {
+                              if (step->outcomes[i].duplicate[c]) continue;
+                              if (!published) {
+                                  memo->forget(p.channels[c], p.idempotency_key);
+                              } else if (p.history && next < published->positions.size()) {
+                                  memo->settle(p.channels[c], p.idempotency_key, published->positions[next]);
+                                  step->outcomes[i].positions[c] = published->positions[next];
+                              }
+                              ++next;
+                          }
+                      }
+                      if (!r) return done(std::move(r));
+                      for (std::size_t i = 0; i < step->batch->size(); ++i) {
+                          if (!step->fresh_at[i]) continue;
+                          auto& published = (*r)[*step->fresh_at[i]];
+                          auto& outcome = step->outcomes[i];
+                          outcome.delivered = published.delivered;
+                          if (!keyed((*step->batch)[i])) outcome = std::move(published);
+                      }
+                      done(std::move(step->outcomes));
+                  });
+}
+
+void memory_broker::publish_fresh(std::shared_ptr<const std::vector<publication>> batch, publish_done done) {
     const bool stored = std::any_of(batch->begin(), batch->end(), [](const publication& p) { return p.history; });
     const bool ordered = std::any_of(batch->begin(), batch->end(), [](const publication& p) { return p.ordered; });
     if (!stored && ordered) {

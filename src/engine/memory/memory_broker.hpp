@@ -9,31 +9,44 @@
 //
 // Publications marked `ordered` (not stored) take the same lock and in-order hand-over.
 //
+// A publication with an idempotency key is first checked against the publish memo, channel by
+// channel: the channels where the key was published within the window are skipped (answered as
+// duplicates, with the first publish's position), and the rest is published as above.
+//
 // Threading: any thread (see engine::broker).
 
 #include <memory>
 #include <mutex>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "engine/broker.hpp"
 #include "engine/local_delivery.hpp"
 #include "engine/memory/memory_history.hpp"
+#include "engine/memory/publish_memo.hpp"
 
 namespace zena::engine {
 
 class memory_broker final : public broker {
 public:
-    memory_broker(hub::hub_set& hubs, memory_history& history) : delivery_(hubs), history_(history) {}
+    memory_broker(hub::hub_set& hubs, memory_history& history, publish_memo_options memo = {})
+        : delivery_(hubs), history_(history), memo_(std::make_shared<publish_memo>(std::move(memo))) {}
 
     void publish(std::shared_ptr<const std::vector<publication>> batch, publish_done done) override;
     void subscribe(std::string_view) override {}
     void unsubscribe(std::string_view) override {}
 
+    const publish_memo& memo() const { return *memo_; }
+
 private:
+    // `batch` with no channel already published under its key.
+    void publish_fresh(std::shared_ptr<const std::vector<publication>> batch, publish_done done);
+
     local_delivery delivery_;
     memory_history& history_;
-    std::mutex order_;  // held from a stored publication's append to its hand-over to the hubs
+    std::shared_ptr<publish_memo> memo_;  // shared with answers that may come after this broker is gone
+    std::mutex order_;                    // held from a stored publication's append to its hand-over to the hubs
 };
 
 }  // namespace zena::engine

@@ -24,10 +24,14 @@
 namespace zena::engine {
 namespace {
 
-// KEYS: meta, stream, latest keys. ARGV: Pub/Sub channel ("": append only), body, max events,
-// max age ms, meta ttl ms, epoch for a new channel life, latest key ("": none), "1": SPUBLISH.
+// KEYS: meta, stream, latest keys, and with an idempotency key its record. ARGV: Pub/Sub channel
+// ("": append only), body, max events, max age ms, meta ttl ms, epoch for a new channel life,
+// latest key ("": none), "1": SPUBLISH, the idempotency window ms (with the record's key).
 // Appends the body at the next seq, replaces the kept latest event of its key, trims by count,
 // publishes "<seq> <epoch>\n<body>". The highest seq lost to a trim is kept in meta field l.
+// With an idempotency key, the record ("<seq> <epoch>" of the first publish) is set first, only
+// if absent (SET NX, one command more); when present the script answers {seq, epoch, 1} of the
+// first publish and changes nothing.
 // Each command a script calls costs Redis about a microsecond beyond its own work, so the common
 // publish calls six: HMGET, HINCRBY, TIME, XLEN, XADD, SPUBLISH. Every 16th publish trims by
 // age (up to 32 entries; reads trim by age themselves, so what a client gets never depends on
@@ -36,8 +40,15 @@ namespace {
 constexpr std::string_view k_append_script = R"lua(
 local meta, stream, keys = KEYS[1], KEYS[2], KEYS[3]
 local age = tonumber(ARGV[4])
-local m = redis.call('hmget', meta, 'e', 'l', 'a', 'x')
+local m = redis.call('hmget', meta, 'e', 'l', 'a', 'x', 's')
 local epoch, lost, due = m[1], tonumber(m[2]) or 0, tonumber(m[4]) or 0
+if KEYS[4] then
+  local at = epoch and (tonumber(m[5]) or 0) + 1 .. ' ' .. epoch or '1 ' .. ARGV[6]
+  if not redis.call('set', KEYS[4], at, 'nx', 'px', ARGV[9]) then
+    local first = redis.call('get', KEYS[4])
+    return {tonumber(string.match(first, '^%d+')), string.match(first, ' (.*)$'), 1}
+  end
+end
 if not epoch then
   epoch = ARGV[6]
   redis.call('del', stream, keys)
@@ -89,6 +100,14 @@ if ARGV[1] ~= '' then
   if ARGV[8] == '1' then redis.call('spublish', ARGV[1], msg) else redis.call('publish', ARGV[1], msg) end
 end
 return {seq, epoch}
+)lua";
+
+// KEYS: an idempotency key's record. ARGV: Pub/Sub channel, message, window ms, "1": SPUBLISH.
+// Publishes an unstored message once per key within the window: answers 1, or 0 (a duplicate).
+constexpr std::string_view k_once_script = R"lua(
+if not redis.call('set', KEYS[1], '1', 'nx', 'px', ARGV[3]) then return 0 end
+if ARGV[4] == '1' then redis.call('spublish', ARGV[1], ARGV[2]) else redis.call('publish', ARGV[1], ARGV[2]) end
+return 1
 )lua";
 
 // KEYS: meta, stream, latest keys. ARGV: since epoch, since seq (-1: none), limit (0: the top alone), epoch
@@ -436,6 +455,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
     local_delivery delivery;
     std::string append_sha = sha1_hex(k_append_script);
     std::string read_sha = sha1_hex(k_read_script);
+    std::string once_sha = sha1_hex(k_once_script);
     std::string join_script = std::string{k_presence_sweep} + std::string{k_presence_join};
     std::string leave_script = std::string{k_presence_sweep} + std::string{k_presence_leave};
     std::string query_script = std::string{k_presence_sweep} + std::string{k_presence_query};
@@ -595,9 +615,9 @@ struct redis_engine::impl final : public broker, public history, public engine::
     shard& shard_for(std::string_view channel) { return *shards[redis_engine::shard_of(channel, shards.size())]; }
 
     // Every script the engine runs by its SHA, loaded on each connect (and again on NOSCRIPT).
-    std::array<std::string_view, 10> scripts() const {
-        return {k_append_script, k_read_script, join_script,   leave_script,     query_script,
-                arrive_script,   depart_script, settle_script, heartbeat_script, reset_script};
+    std::array<std::string_view, 11> scripts() const {
+        return {k_append_script, k_read_script, join_script,      leave_script, query_script, arrive_script,
+                depart_script,   settle_script, heartbeat_script, reset_script, k_once_script};
     }
 
     bool load_scripts(redis::connection& c, std::string& error) {
@@ -613,7 +633,11 @@ struct redis_engine::impl final : public broker, public history, public engine::
     }
 
     // A channel's keys (docs/engine.md), as the parts redis::command_writer writes them from.
-    static constexpr std::string_view k_meta = "}:m", k_stream = "}:h", k_keys = "}:k";
+    static constexpr std::string_view k_meta = "}:m", k_stream = "}:h", k_keys = "}:k", k_once = "}:i:";
+    // The scope of an idempotency key published to everyone: no channel is named "*".
+    static constexpr std::string_view k_everyone_scope = "*";
+    const std::string idempotency_window =
+        std::to_string(std::max<std::int64_t>(1, options.idempotency_window.count()));
     std::array<std::string_view, 4> key_parts(std::string_view channel, std::string_view kind) const {
         return {options.prefix, ":{", channel, kind};
     }
@@ -639,22 +663,46 @@ struct redis_engine::impl final : public broker, public history, public engine::
     // publish, one string for the whole command.
     std::string append_command(std::string_view channel, std::string_view body, const publication& p, bool publish,
                                bool sharded) const {
+        const bool once = !p.idempotency_key.empty();
         const auto age = std::to_string(std::max<std::int64_t>(1, p.limits.max_age.count()));
         const auto max_events = std::to_string(std::max<std::size_t>(1, p.limits.max_events));
         const auto epoch = epochs.next();
         const auto& e = *p.event;
         const auto latest =
             e.message.delivery == ws::delivery_class::latest ? std::to_string(e.message.latest_key) : std::string{};
-        redis::command_writer w(14, body.size() + 4 * (options.prefix.size() + channel.size()) + 200);
-        w.arg("EVALSHA").arg(append_sha).arg("3");
+        redis::command_writer w(once ? 16 : 14, body.size() + 5 * (options.prefix.size() + channel.size()) +
+                                                    p.idempotency_key.size() + 200);
+        w.arg("EVALSHA").arg(append_sha).arg(once ? "4" : "3");
         w.arg(key_parts(channel, k_meta)).arg(key_parts(channel, k_stream)).arg(key_parts(channel, k_keys));
+        if (once) w.arg(once_key_parts(channel, p.idempotency_key));
         if (publish) {
             w.arg({channel_prefix, channel});
         } else {
             w.arg("");  // append only
         }
         w.arg(body).arg(max_events).arg(age).arg(meta_ttl).arg(epoch).arg(latest).arg(sharded ? "1" : "0");
+        if (once) w.arg(idempotency_window);
         return w.take();
+    }
+
+    // The record of an idempotency key on `scope` (a channel, or k_everyone_scope).
+    std::array<std::string_view, 5> once_key_parts(std::string_view scope, std::string_view key) const {
+        return {options.prefix, ":{", scope, k_once, key};
+    }
+
+    // An unstored message published once per idempotency key (k_once_script).
+    std::string once_command(std::string_view scope, std::string_view key, std::string_view to, std::string_view body,
+                             bool sharded) const {
+        return redis::command_writer(8, to.size() + body.size() + 2 * scope.size() + key.size() + 128)
+            .arg("EVALSHA")
+            .arg(once_sha)
+            .arg("1")
+            .arg(once_key_parts(scope, key))
+            .arg(to)
+            .arg({wire::k_unstored_header, body})
+            .arg(idempotency_window)
+            .arg(sharded ? "1" : "0")
+            .take();
     }
 
     void publish(std::shared_ptr<const std::vector<publication>> batch, publish_done done) override {
@@ -693,31 +741,56 @@ struct redis_engine::impl final : public broker, public history, public engine::
             b.type = p.event->type;
             b.payload = p.event->payload;
             const auto body = wire::encode(b);
+            const bool once = !p.idempotency_key.empty();
             if (p.everyone) {
                 auto& s = *shards.front();
-                commands[0].push_back(spublish(s.pubsub->sharded() ? "SPUBLISH" : "PUBLISH", all_channel, body));
-                callbacks[0].push_back([this, w](redis::reply r) { replied(w, r); });
+                const bool sharded = s.pubsub->sharded();
+                const bool echo = s.pubsub->up();
                 ++w->replies;
-                if (s.pubsub->up()) ++w->echoes;
+                if (echo) ++w->echoes;
+                if (once) {
+                    w->outcomes[i].duplicate.resize(1);
+                    commands[0].push_back(
+                        once_command(k_everyone_scope, p.idempotency_key, all_channel, body, sharded));
+                    callbacks[0].push_back([this, w, i, echo](redis::reply r) {
+                        if (r.ok() && integer_of(r.raw()) == 0) skipped(*w, i, 0, echo);
+                        replied(w, r);
+                    });
+                } else {
+                    commands[0].push_back(spublish(sharded ? "SPUBLISH" : "PUBLISH", all_channel, body));
+                    callbacks[0].push_back([this, w](redis::reply r) { replied(w, r); });
+                }
                 continue;
             }
             if (p.history) w->outcomes[i].positions.resize(p.channels.size());
+            if (once) w->outcomes[i].duplicate.resize(p.channels.size());
             for (std::size_t c = 0; c < p.channels.size(); ++c) {
                 const auto& channel = p.channels[c];
                 const auto index = redis_engine::shard_of(channel, shards.size());
                 auto& s = *shards[index];
                 const bool sharded = s.pubsub->sharded();
+                const bool echo = confirmed(channel);
                 ++w->replies;
-                if (confirmed(channel)) ++w->echoes;
+                if (echo) ++w->echoes;
                 if (p.history) {
                     commands[index].push_back(append_command(channel, body, p, true, sharded));
-                    callbacks[index].push_back([this, w, i, c](redis::reply r) {
-                        if (r.ok() && r.is_array() && r.size() == 2) {
-                            const std::lock_guard lock{w->mutex};
-                            w->outcomes[i].positions[c] =
-                                position{std::string{redis::str_of(r.element(1))},
-                                         static_cast<std::uint64_t>(integer_of(r.element(0)))};
+                    callbacks[index].push_back([this, w, i, c, echo](redis::reply r) {
+                        if (r.ok() && r.is_array() && (r.size() == 2 || r.size() == 3)) {
+                            {
+                                const std::lock_guard lock{w->mutex};
+                                w->outcomes[i].positions[c] =
+                                    position{std::string{redis::str_of(r.element(1))},
+                                             static_cast<std::uint64_t>(integer_of(r.element(0)))};
+                            }
+                            if (r.size() == 3) skipped(*w, i, c, echo);
                         }
+                        replied(w, r);
+                    });
+                } else if (once) {
+                    commands[index].push_back(
+                        once_command(channel, p.idempotency_key, pubsub_channel(channel), body, sharded));
+                    callbacks[index].push_back([this, w, i, c, echo](redis::reply r) {
+                        if (r.ok() && integer_of(r.raw()) == 0) skipped(*w, i, c, echo);
                         replied(w, r);
                     });
                 } else {
@@ -740,6 +813,23 @@ struct redis_engine::impl final : public broker, public history, public engine::
                 shards[i]->commands->submit_encoded(std::move(commands[i]), std::move(callbacks[i]));
             }
         }
+    }
+
+    // Target `c` of publication `index` was a duplicate (its idempotency key was published there):
+    // nothing was published, so no copy comes back for it (`echo`: one was expected).
+    void skipped(waiting& w, std::size_t index, std::size_t c, bool echo) {
+        const std::lock_guard lock{w.mutex};
+        auto& duplicate = w.outcomes[index].duplicate;
+        if (c < duplicate.size()) duplicate[c] = true;
+        if (!echo || w.echoes == 0) return;
+        --w.echoes;
+        if (w.coming > 0) {
+            --w.coming;
+            coming_copies.fetch_sub(1, std::memory_order_relaxed);
+        }
+        if (w.echoes > 0) return;
+        const std::lock_guard wl{waiting_mutex};
+        waiting_for.erase(w.token);
     }
 
     void replied(const std::shared_ptr<waiting>& w, const redis::reply& r) {

@@ -10,8 +10,9 @@
 // - A node subscribes (sharded Pub/Sub where Redis offers it) only to the channels its
 //   connections hold, and everyone to `<prefix>:all`. A publish goes to Redis and comes back
 //   through Pub/Sub to every node that holds the channel, this one included: the one path keeps
-//   the order. Its answer waits for this node's own copy, so `delivered` counts this node's
-//   connections as the memory engine's does.
+//   the order. A publish with an idempotency key sets a record per channel (in the append
+//   script, or a script of its own when not stored) and is skipped where the record exists. Its answer waits for this
+//   node's own copy, so `delivered` counts this node's connections as the memory engine's does.
 // - Per stored channel a node remembers the last seq it handed its hubs; a jump (a message lost
 //   while Pub/Sub was away) or a reconnect makes it read what it missed from history and hand
 //   that over first, so clients see no gap; what history no longer holds is counted
@@ -56,6 +57,9 @@ struct redis_engine_options {
     std::chrono::milliseconds timeout{2000};
     // How long an idle channel keeps its epoch and seq (as memory_history's meta_ttl).
     std::chrono::milliseconds meta_ttl = std::chrono::hours(24 * 7);
+    // How long a publish's idempotency key is remembered (publication::idempotency_key): a record
+    // per key and channel in Redis, expiring after this.
+    std::chrono::milliseconds idempotency_window = std::chrono::minutes(5);
     observability::metrics* metrics = nullptr;
     // What this node tells the registry (refreshed every `registry_period`); the canary goes
     // through each shard's Pub/Sub as often.
