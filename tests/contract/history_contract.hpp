@@ -312,6 +312,40 @@ TYPED_TEST_P(HistoryContract, MaxAge_DropsExpiredEvents_NotRecoveredBeforeThem) 
     EXPECT_EQ(labels(since_a), (typename TestFixture::labels_t{"c"}));
 }
 
+// A burst longer than any one trim takes (the Redis read trims in steps), aged past max age
+// while the channel stays alive: a read returns none of it.
+TYPED_TEST_P(HistoryContract, MaxAge_ALongBurstIsDroppedWhole_NoneReturned) {
+    using namespace std::chrono_literals;
+    const auto ch = this->channel("burst");
+    const engine::history_limits limits{.max_events = 5000, .max_age = 1500ms};
+    constexpr int k_burst = 3000;
+    std::vector<decltype(this->replies_.template make<util::result<engine::appended>>())> answers;
+    for (int i = 0; i < k_burst; ++i) {
+        answers.push_back(this->replies_.template make<util::result<engine::appended>>());
+        this->history_->append(ch, labelled_event("old" + std::to_string(i)), limits, answers.back().callback());
+    }
+    engine::position first;
+    for (std::size_t i = 0; i < answers.size(); ++i) {
+        const auto r = answers[i].wait();
+        ASSERT_TRUE(r && r->ok());
+        if (i == 0) first = (*r)->at;
+    }
+    // The channel lives on meanwhile (its keys do not expire), an event every 200 ms.
+    for (int i = 0; i < 8; ++i) {
+        std::this_thread::sleep_for(200ms);
+        this->append_ok(ch, "young", limits);
+    }
+    const auto fresh = this->append_ok(ch, "fresh", limits);
+    const auto page = this->read_ok(ch, engine::position{first.epoch, 0}, 1000);
+    EXPECT_FALSE(page.recovered);
+    ASSERT_FALSE(page.events.empty());
+    const auto all = labels(page);
+    const auto aged = std::count_if(all.begin(), all.end(), [](const std::string& l) { return l.starts_with("old"); });
+    EXPECT_EQ(aged, 0) << "events older than max age were returned, from " << all.front();
+    EXPECT_EQ(labels(page).back(), "fresh");
+    EXPECT_EQ(page.top, fresh);
+}
+
 TYPED_TEST_P(HistoryContract, Latest_KeepsOnlyTheNewestPerKey_AndStillRecovers) {
     const auto ch = this->channel("a");
     using enum ws::delivery_class;
@@ -497,10 +531,11 @@ REGISTER_TYPED_TEST_SUITE_P(
     Epoch_SameFromAppendsTopAndRead, Read_SincePosition_ReturnsExactlyTheLaterEventsInOrder, Read_ReturnsTheStoredEvent,
     Read_WithLimit_ReturnsTheOldestFirstAndPagesOn, Read_WithoutPosition_IsRecoveredWhileNothingWasLost,
     MaxEvents_DropsTheOldest_NotRecoveredBeforeTheLossRecoveredAfter, MaxAge_DropsExpiredEvents_NotRecoveredBeforeThem,
-    Latest_KeepsOnlyTheNewestPerKey_AndStillRecovers, Latest_OnlyReplacesLatestEventsOfItsKey,
-    Latest_ReplacedEventsLeaveRoomInMaxEvents, Ephemeral_IsRefusedAndTakesNoSeq,
-    Read_OtherEpoch_NotRecoveredAndReturnsWhatIsKept, Read_SinceBeyondTop_NotRecovered,
-    Top_NeverWrittenChannel_LaterAppendsAreRecoveredFromIt, Read_NeverWrittenChannel_EmptyAndRecovered,
-    Append_FromFourThreadsToOneChannel_GivesDistinctConsecutiveSeqs, Done_MayCallTheHistoryAgain);
+    MaxAge_ALongBurstIsDroppedWhole_NoneReturned, Latest_KeepsOnlyTheNewestPerKey_AndStillRecovers,
+    Latest_OnlyReplacesLatestEventsOfItsKey, Latest_ReplacedEventsLeaveRoomInMaxEvents,
+    Ephemeral_IsRefusedAndTakesNoSeq, Read_OtherEpoch_NotRecoveredAndReturnsWhatIsKept,
+    Read_SinceBeyondTop_NotRecovered, Top_NeverWrittenChannel_LaterAppendsAreRecoveredFromIt,
+    Read_NeverWrittenChannel_EmptyAndRecovered, Append_FromFourThreadsToOneChannel_GivesDistinctConsecutiveSeqs,
+    Done_MayCallTheHistoryAgain);
 
 }  // namespace zena::contract

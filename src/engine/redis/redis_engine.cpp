@@ -114,8 +114,9 @@ return 1
 // for a new channel life, meta ttl ms (meta lives at least that long; a read never shortens what
 // an append set). Answers {epoch, top, recovered (0/1), events}: a stream
 // gone while seq > 0 expired by age (all its events lost); events older than the channel's max
-// age go first. A new channel life drops the stream and the latest keys alike: a key's seq of
-// the old life would otherwise delete an event of the new one without counting it lost.
+// age go first, all of them (256 per step: the stream holds at most max events, and the appends
+// trim by age only a few at a time), so none is ever returned. A new channel life drops the stream and the latest keys
+// alike: a key's seq of the old life would otherwise delete an event of the new one without counting it lost.
 constexpr std::string_view k_read_script = R"lua(
 local meta, stream, keys = KEYS[1], KEYS[2], KEYS[3]
 local epoch = redis.call('hget', meta, 'e')
@@ -133,17 +134,17 @@ local age = tonumber(redis.call('hget', meta, 'a'))
 if age and lost < top then
   local t = redis.call('time')
   local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - age
-  for _ = 1, 64 do
-    local head = redis.call('xrange', stream, '-', '+', 'count', 16)
-    local done = #head < 16
+  repeat
+    local head = redis.call('xrange', stream, '-', '+', 'count', 256)
+    local done, ids = #head < 256, {}
     for _, e in ipairs(head) do
       if tonumber(e[2][4]) >= cutoff then done = true break end
-      redis.call('xdel', stream, e[1])
+      ids[#ids + 1] = e[1]
       local s = tonumber(string.match(e[1], '^(%d+)'))
       if s > lost then lost = s end
     end
-    if done then break end
-  end
+    if #ids > 0 then redis.call('xdel', stream, unpack(ids)) end
+  until done
 end
 if lost ~= was then redis.call('hset', meta, 'l', lost) end
 local since = tonumber(ARGV[2])
