@@ -14,6 +14,7 @@
 #     fanout_open, targeted_open: Poisson arrivals at a rate both engines hold ($FANOUT_RATE,
 #       default 40/s; $TARGETED_RATE, default 1000/s) for $STEP_MS (default 5000): the latency a
 #       publish adds going through Redis, at the same load.
+#   $LABELS (default all six) runs some of them.
 #   bench/summarize_cluster.py gives redis ÷ memory (deliveries/s, publishes/s) against the
 #   issue's targets (fan-out >= 0.8, targeted >= 0.6) and the p50/p99 Redis adds.
 # - cluster: per server in SERVERS (zena: engine redis; ws: bench/peers/ws_server.mjs with
@@ -149,7 +150,7 @@ if [[ " $parts " == *" engine "* ]]; then
   for ((r = 1; r <= rounds; r++)); do
     order=(memory redis)
     ((r % 2 == 0)) && order=(redis memory)
-    for label in fanout_delivery_w8 fanout_answer_w8 targeted_answer targeted_delivery fanout_open targeted_open; do
+    for label in ${LABELS:-fanout_delivery_w8 fanout_answer_w8 targeted_answer targeted_delivery fanout_open targeted_open}; do
       gate=${label#*_}
       gate=${gate%_w8}
       case $label in
