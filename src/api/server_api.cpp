@@ -36,10 +36,15 @@ bool valid_type(std::string_view type) {
 // A user id as the API accepts it: what a JWT's user claim can hold.
 bool valid_user(std::string_view user) { return !user.empty() && user.size() <= 256; }
 
-// An idempotency key: 1-128 bytes of visible ASCII (a UUID, a hash, a backend's own id).
+// An idempotency key: 1-128 bytes of letters, digits and - _ . : @ = + / (a UUID, base64, a
+// backend's own id such as job-42:thread-123). No braces: the Redis engine writes the key into a
+// key name after the channel's "}:", where a brace would let it pass for another channel's key.
 bool valid_idempotency_key(std::string_view key) {
-    return !key.empty() && key.size() <= 128 &&
-           std::all_of(key.begin(), key.end(), [](char c) { return c > ' ' && c < '\x7f'; });
+    constexpr std::string_view k_marks = "-_.:@=+/";
+    return !key.empty() && key.size() <= 128 && std::all_of(key.begin(), key.end(), [&](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               k_marks.find(c) != std::string_view::npos;
+    });
 }
 
 // A user id decoded from a path: as above, and UTF-8 (a claim is a JSON string, so it is; a
@@ -311,7 +316,7 @@ std::optional<http_response> parse_publish(simdjson::dom::object object, const p
     if (simdjson::dom::element key_element; object["idempotencyKey"].get(key_element) == simdjson::SUCCESS) {
         std::string_view key;
         if (key_element.get_string().get(key) != simdjson::SUCCESS || !valid_idempotency_key(key)) {
-            return error_response(400, "idempotencyKey must be 1-128 bytes of visible ASCII (no spaces)",
+            return error_response(400, "idempotencyKey must be 1-128 bytes of letters, digits and - _ . : @ = + /",
                                   "idempotencyKey");
         }
         out.idempotency_key = key;
@@ -540,7 +545,6 @@ void server_api::notify_offline(const engine::publication& p, const engine::publ
     if (!spec || !spec->notify_offline) return;
     const auto& registry = hubs_.registry();
     for (std::size_t i = 0; i < p.channels.size(); ++i) {
-        if (i < outcome.duplicate.size() && outcome.duplicate[i]) continue;  // told when first published
         const auto user = protocol::personal_channel_user(p.channels[i]);
         if (!user || registry.connections_of(*user) > 0) continue;
         std::string body = "{\"type\":\"user.offline_event\",\"userId\":";
@@ -549,7 +553,9 @@ void server_api::notify_offline(const engine::publication& p, const engine::publ
         protocol::append_json_string(body, p.event->type);
         body += ",\"payload\":" + p.event->payload + ",\"channel\":";
         protocol::append_json_string(body, p.channels[i]);
-        if (i < outcome.positions.size()) {
+        // A duplicate (a retry with its idempotency key) is told again, with the first publish's
+        // position: the first try may have been answered 503 and told no one.
+        if (i < outcome.positions.size() && !outcome.positions[i].epoch.empty()) {
             body += ",\"epoch\":";
             protocol::append_json_string(body, outcome.positions[i].epoch);
             body += ",\"seq\":" + std::to_string(outcome.positions[i].seq);

@@ -469,6 +469,14 @@ TYPED_TEST_P(BrokerContract, IdempotencyKey_PublishedOncePerChannel_TheRetryName
             EXPECT_EQ((*r)[0].delivered + (*r)[1].delivered, 0U);
         }
     }
+    // A stored publish repeating the key of an unstored one: a duplicate, with no position to name.
+    auto stored_after_live = stored({"alice"}, "stored after live");
+    stored_after_live.idempotency_key = live.idempotency_key;
+    const auto mixed = this->publish({stored_after_live});
+    ASSERT_TRUE(mixed.ok()) << mixed.message();
+    EXPECT_EQ((*mixed)[0].duplicate, std::vector<bool>{true});
+    ASSERT_EQ((*mixed)[0].positions.size(), 1U);
+    EXPECT_TRUE((*mixed)[0].positions[0].epoch.empty());
     auto other = stored({"alice"}, "other key");
     other.idempotency_key = this->user("key-4");
     const auto fresh = this->publish({other});

@@ -164,6 +164,8 @@ describe('server API input', () => {
     ['IdempotencyKeyNotString', { body: { userId: 'a', ...NEW, idempotencyKey: 42 } }, 'idempotencyKey'],
     ['IdempotencyKeyWithSpace', { body: { userId: 'a', ...NEW, idempotencyKey: 'a b' } }, 'idempotencyKey'],
     ['IdempotencyKeyTooLong', { body: { userId: 'a', ...NEW, idempotencyKey: 'k'.repeat(129) } }, 'idempotencyKey'],
+    ['IdempotencyKeyWithBrace', { body: { userId: 'a', ...NEW, idempotencyKey: 'X}:m' } }, 'idempotencyKey'],
+    ['IdempotencyKeyNotAscii', { body: { userId: 'a', ...NEW, idempotencyKey: 'clé' } }, 'idempotencyKey'],
   ];
   for (const [name, input, field] of cases) {
     test(`Api.${name}_Is400NamingTheField`, async () => {

@@ -460,6 +460,21 @@ describe('offline notification', () => {
     await online.close();
   });
 
+  test('Offline.ARetryWithItsIdempotencyKey_IsNoticedAgainWithTheFirstPosition', async () => {
+    // The first try may have been stored and answered 503 (Redis slow), which tells no one: a
+    // duplicate is noticed again, with the same position, for the backend to dedupe.
+    const start = notices().length;
+    const body = { userId: 'away-idem', ...RISK('d-idem'), idempotencyKey: 'risk-d-idem' };
+    const first = await api(server, 'POST', '/api/broadcast', body);
+    const again = await api(server, 'POST', '/api/broadcast', body);
+    assert.equal(again.body.duplicate, true);
+    await waitFor(() => notices().length >= start + 2, 5000, 'two notices');
+    await sleep(200);
+    const got = notices().slice(start);
+    assert.deepEqual(got.map((n) => [n.userId, n.event.epoch, n.event.seq]),
+      [['away-idem', first.body.epoch, first.body.seq], ['away-idem', first.body.epoch, first.body.seq]]);
+  });
+
   test('Offline.AfterTheLastConnectionCloses_TheUserIsOfflineAgain', async () => {
     const a = await connectChannels(server, 'leaving');
     const b = await connectChannels(server, 'leaving');

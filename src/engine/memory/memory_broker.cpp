@@ -58,9 +58,16 @@ constexpr std::string_view k_everyone_scope = "*";  // no channel is named "*"
 
 void memory_broker::publish(std::shared_ptr<const std::vector<publication>> batch, publish_done done) {
     const auto keyed = [](const publication& p) { return !p.idempotency_key.empty(); };
-    if (std::none_of(batch->begin(), batch->end(), keyed)) return publish_fresh(std::move(batch), std::move(done));
+    std::unique_lock lock{order_, std::defer_lock};
+    if (std::none_of(batch->begin(), batch->end(), keyed)) {
+        return publish_fresh(std::move(batch), std::move(done), lock);
+    }
     // Refused whole before a key is claimed: a refused publish may be retried as it is.
     if (auto refused = unstorable(*batch)) return done(std::move(*refused));
+    // The keys are claimed under the lock that orders stored publishes, and held until this
+    // batch is handed over: a retry answered as a duplicate meanwhile cannot be followed by a
+    // publish of its own that overtakes the first.
+    lock.lock();
 
     // Each keyed publication loses the channels where its key was published; what is left of
     // the batch is published as a batch without keys would be.
@@ -108,60 +115,65 @@ void memory_broker::publish(std::shared_ptr<const std::vector<publication>> batc
         }
     }
     step->batch = std::move(batch);
-    if (fresh->empty()) return done(std::move(step->outcomes));
-    publish_fresh(std::move(fresh),
-                  [memo = memo_, step, keyed, done = std::move(done)](util::result<std::vector<publish_outcome>> r) {
-                      for (std::size_t i = 0; i < step->batch->size(); ++i) {
-                          const auto& p = (*step->batch)[i];
-                          if (!step->fresh_at[i] || !keyed(p)) continue;
-                          // The claims of the channels published: settled with their positions, or forgotten
-                          // with a failure so that a retry publishes.
-                          const auto* published = r.ok() ? &(*r)[*step->fresh_at[i]] : nullptr;
-                          if (p.everyone) {
-                              if (!published) memo->forget(k_everyone_scope, p.idempotency_key);
-                              continue;
-                          }
-                          std::size_t next = 0;  // in the published publication's channels
-                          for (std::size_t c = 0; c < p.channels.size(); ++c) {
-                              if (step->outcomes[i].duplicate[c]) continue;
-                              if (!published) {
-                                  memo->forget(p.channels[c], p.idempotency_key);
-                              } else if (p.history && next < published->positions.size()) {
-                                  memo->settle(p.channels[c], p.idempotency_key, published->positions[next]);
-                                  step->outcomes[i].positions[c] = published->positions[next];
-                              }
-                              ++next;
-                          }
-                      }
-                      if (!r) return done(std::move(r));
-                      for (std::size_t i = 0; i < step->batch->size(); ++i) {
-                          if (!step->fresh_at[i]) continue;
-                          auto& published = (*r)[*step->fresh_at[i]];
-                          auto& outcome = step->outcomes[i];
-                          outcome.delivered = published.delivered;
-                          if (!keyed((*step->batch)[i])) outcome = std::move(published);
-                      }
-                      done(std::move(step->outcomes));
-                  });
+    if (fresh->empty()) {
+        lock.unlock();
+        return done(std::move(step->outcomes));
+    }
+    publish_fresh(
+        std::move(fresh),
+        [memo = memo_, step, keyed, done = std::move(done)](util::result<std::vector<publish_outcome>> r) {
+            for (std::size_t i = 0; i < step->batch->size(); ++i) {
+                const auto& p = (*step->batch)[i];
+                if (!step->fresh_at[i] || !keyed(p)) continue;
+                // The claims of the channels published: settled with their positions, or forgotten
+                // with a failure so that a retry publishes.
+                const auto* published = r.ok() ? &(*r)[*step->fresh_at[i]] : nullptr;
+                if (p.everyone) {
+                    if (!published) memo->forget(k_everyone_scope, p.idempotency_key);
+                    continue;
+                }
+                std::size_t next = 0;  // in the published publication's channels
+                for (std::size_t c = 0; c < p.channels.size(); ++c) {
+                    if (step->outcomes[i].duplicate[c]) continue;
+                    if (!published) {
+                        memo->forget(p.channels[c], p.idempotency_key);
+                    } else if (p.history && next < published->positions.size()) {
+                        memo->settle(p.channels[c], p.idempotency_key, published->positions[next]);
+                        step->outcomes[i].positions[c] = published->positions[next];
+                    }
+                    ++next;
+                }
+            }
+            if (!r) return done(std::move(r));
+            for (std::size_t i = 0; i < step->batch->size(); ++i) {
+                if (!step->fresh_at[i]) continue;
+                auto& published = (*r)[*step->fresh_at[i]];
+                auto& outcome = step->outcomes[i];
+                outcome.delivered = published.delivered;
+                if (!keyed((*step->batch)[i])) outcome = std::move(published);
+            }
+            done(std::move(step->outcomes));
+        },
+        lock);
 }
 
-void memory_broker::publish_fresh(std::shared_ptr<const std::vector<publication>> batch, publish_done done) {
+void memory_broker::publish_fresh(std::shared_ptr<const std::vector<publication>> batch, publish_done done,
+                                  std::unique_lock<std::mutex>& lock) {
     const bool stored = std::any_of(batch->begin(), batch->end(), [](const publication& p) { return p.history; });
     const bool ordered = std::any_of(batch->begin(), batch->end(), [](const publication& p) { return p.ordered; });
     if (!stored && ordered) {
         // Framed and handed over under the lock, in order across threads, like stored ones.
         auto gate = std::make_shared<answer_gate>(std::move(done));
-        {
-            std::lock_guard lock{order_};
-            delivery_.deliver(
-                routed_batch::unstored(std::move(batch)),
-                [gate](const std::vector<std::size_t>& delivered) { gate->answer(outcomes_of(delivered, nullptr)); },
-                true);
-        }
+        if (!lock.owns_lock()) lock.lock();
+        delivery_.deliver(
+            routed_batch::unstored(std::move(batch)),
+            [gate](const std::vector<std::size_t>& delivered) { gate->answer(outcomes_of(delivered, nullptr)); }, true);
+        lock.unlock();
         return gate->release();
     }
     if (!stored) {
         // No position to assign and no lock: framed per channel, straight to the hubs.
+        if (lock.owns_lock()) lock.unlock();
         return delivery_.deliver(routed_batch::unstored(std::move(batch)),
                                  [done = std::move(done)](const std::vector<std::size_t>& delivered) {
                                      done(outcomes_of(delivered, nullptr));
@@ -170,7 +182,10 @@ void memory_broker::publish_fresh(std::shared_ptr<const std::vector<publication>
 
     // Refused whole, before anything is appended: past this check a memory append cannot fail,
     // so a batch is stored in every channel or in none.
-    if (auto refused = unstorable(*batch)) return done(std::move(*refused));
+    if (auto refused = unstorable(*batch)) {
+        if (lock.owns_lock()) lock.unlock();
+        return done(std::move(*refused));
+    }
 
     // The memory history answers inside the call: every position and frame is known before the
     // hand-over, and the lock keeps another publisher's appends from overtaking this batch's
@@ -183,7 +198,7 @@ void memory_broker::publish_fresh(std::shared_ptr<const std::vector<publication>
     auto gate = std::make_shared<answer_gate>(std::move(done));
     std::optional<util::error> failed;
     {
-        std::lock_guard lock{order_};
+        if (!lock.owns_lock()) lock.lock();
         for (std::size_t i = 0; i < routed->batch->size() && !failed; ++i) {
             const auto& p = (*routed->batch)[i];
             if (!p.history) {
@@ -211,6 +226,7 @@ void memory_broker::publish_fresh(std::shared_ptr<const std::vector<publication>
                 },
                 true);
         }
+        lock.unlock();
     }
     if (failed) return gate->done(std::move(*failed));
     gate->release();

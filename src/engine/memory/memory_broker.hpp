@@ -40,8 +40,10 @@ public:
     const publish_memo& memo() const { return *memo_; }
 
 private:
-    // `batch` with no channel already published under its key.
-    void publish_fresh(std::shared_ptr<const std::vector<publication>> batch, publish_done done);
+    // `batch` with no channel already published under its key. `lock` is on order_, held or not
+    // (taken here when needed); it is released before `done` can run.
+    void publish_fresh(std::shared_ptr<const std::vector<publication>> batch, publish_done done,
+                       std::unique_lock<std::mutex>& lock);
 
     local_delivery delivery_;
     memory_history& history_;

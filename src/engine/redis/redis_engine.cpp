@@ -45,8 +45,8 @@ local epoch, lost, due = m[1], tonumber(m[2]) or 0, tonumber(m[4]) or 0
 if KEYS[4] then
   local at = epoch and (tonumber(m[5]) or 0) + 1 .. ' ' .. epoch or '1 ' .. ARGV[6]
   if not redis.call('set', KEYS[4], at, 'nx', 'px', ARGV[9]) then
-    local first = redis.call('get', KEYS[4])
-    return {tonumber(string.match(first, '^%d+')), string.match(first, ' (.*)$'), 1}
+    local seq, epoch = string.match(redis.call('get', KEYS[4]), '^(%d+) (.*)$')
+    return {tonumber(seq) or 0, epoch or '', 1}
   end
 end
 if not epoch then
@@ -104,8 +104,10 @@ return {seq, epoch}
 
 // KEYS: an idempotency key's record. ARGV: Pub/Sub channel, message, window ms, "1": SPUBLISH.
 // Publishes an unstored message once per key within the window: answers 1, or 0 (a duplicate).
+// Its record is "0 " (no seq, no epoch), so that a stored publish repeating the key on the
+// channel reads it as the append script's records are read.
 constexpr std::string_view k_once_script = R"lua(
-if not redis.call('set', KEYS[1], '1', 'nx', 'px', ARGV[3]) then return 0 end
+if not redis.call('set', KEYS[1], '0 ', 'nx', 'px', ARGV[3]) then return 0 end
 if ARGV[4] == '1' then redis.call('spublish', ARGV[1], ARGV[2]) else redis.call('publish', ARGV[1], ARGV[2]) end
 return 1
 )lua";
@@ -114,9 +116,11 @@ return 1
 // for a new channel life, meta ttl ms (meta lives at least that long; a read never shortens what
 // an append set). Answers {epoch, top, recovered (0/1), events}: a stream
 // gone while seq > 0 expired by age (all its events lost); events older than the channel's max
-// age go first, all of them (256 per step: the stream holds at most max events, and the appends
-// trim by age only a few at a time), so none is ever returned. A new channel life drops the stream and the latest keys
-// alike: a key's seq of the old life would otherwise delete an event of the new one without counting it lost.
+// age are lost first and never returned: the first young one is found by halving the seqs
+// (O(log events) steps), and at most 4,096 aged ones are deleted per read, so that a read of
+// a long history stays short (the appends and later reads delete the rest). A new channel life drops the stream and the
+// latest keys alike: a key's seq of the old life would otherwise delete an event of the new one without counting it
+// lost.
 constexpr std::string_view k_read_script = R"lua(
 local meta, stream, keys = KEYS[1], KEYS[2], KEYS[3]
 local epoch = redis.call('hget', meta, 'e')
@@ -131,20 +135,30 @@ local lost = tonumber(redis.call('hget', meta, 'l')) or 0
 local was = lost
 if top > 0 and redis.call('exists', stream) == 0 then lost = top end
 local age = tonumber(redis.call('hget', meta, 'a'))
+local young = 0  -- no event below this seq is younger than max age (0: none aged ahead)
 if age and lost < top then
   local t = redis.call('time')
   local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - age
-  repeat
-    local head = redis.call('xrange', stream, '-', '+', 'count', 256)
-    local done, ids = #head < 256, {}
-    for _, e in ipairs(head) do
-      if tonumber(e[2][4]) >= cutoff then done = true break end
-      ids[#ids + 1] = e[1]
-      local s = tonumber(string.match(e[1], '^(%d+)'))
-      if s > lost then lost = s end
+  local head = redis.call('xrange', stream, '-', '+', 'count', 1)[1]
+  if head and tonumber(head[2][4]) < cutoff then
+    local function seq_of(id) return tonumber(string.match(id, '^(%d+)')) end
+    -- Append times grow with seq: halve the seqs between the head and the top for the first
+    -- young event. Every event below lo is aged; the first at or above hi is young, or none.
+    local lo, hi = seq_of(head[1]) + 1, top + 1
+    while lo < hi do
+      local mid = math.floor((lo + hi) / 2)
+      local e = redis.call('xrange', stream, mid .. '-0', '+', 'count', 1)[1]
+      if not e or tonumber(e[2][4]) >= cutoff then hi = mid else lo = math.min(seq_of(e[1]) + 1, hi) end
     end
-    if #ids > 0 then redis.call('xdel', stream, unpack(ids)) end
-  until done
+    young = lo
+    local last = redis.call('xrevrange', stream, (lo - 1) .. '-0', '-', 'count', 1)[1]
+    if last and seq_of(last[1]) > lost then lost = seq_of(last[1]) end
+    -- At most 4,096 go now, so that a read stays short; the rest go with the next reads and
+    -- appends, and are never returned meanwhile.
+    local ids = {}
+    for _, e in ipairs(redis.call('xrange', stream, '-', (lo - 1) .. '-0', 'count', 4096)) do ids[#ids + 1] = e[1] end
+    for i = 1, #ids, 256 do redis.call('xdel', stream, unpack(ids, i, math.min(i + 255, #ids))) end
+  end
 end
 if lost ~= was then redis.call('hset', meta, 'l', lost) end
 local since = tonumber(ARGV[2])
@@ -157,6 +171,7 @@ else
   recovered = (since >= lost) and 1 or 0
   from = (since + 1) .. '-0'
 end
+if young > 0 and (from == '-' or since + 1 < young) then from = young .. '-0' end
 local limit = tonumber(ARGV[3])
 local events = {}
 if limit > 0 then events = redis.call('xrange', stream, from, '+', 'count', limit) end
