@@ -1,8 +1,11 @@
 #include "redis/pipeline.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <string_view>
 
 namespace zena::redis {
@@ -11,10 +14,14 @@ pipeline::pipeline(pipeline_options options) : options_(std::move(options)), bac
     // spdlog's registry is made on first use; made here, before the thread, it is never made by
     // two threads at once (spdlog's own guard is invisible to TSan, its library not instrumented).
     (void)spdlog::default_logger_raw();
+    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     thread_ = std::thread([this] { run(); });
 }
 
-pipeline::~pipeline() { stop(); }
+pipeline::~pipeline() {
+    stop();
+    if (wake_fd_ >= 0) ::close(wake_fd_);
+}
 
 void pipeline::stop() {
     {
@@ -22,7 +29,13 @@ void pipeline::stop() {
         stopping_ = true;
     }
     wake_.notify_all();
+    signal();
     if (thread_.joinable()) thread_.join();
+}
+
+void pipeline::signal() const {
+    const std::uint64_t one = 1;
+    if (wake_fd_ >= 0) (void)!::write(wake_fd_, &one, sizeof one);
 }
 
 namespace {
@@ -42,20 +55,26 @@ void pipeline::submit(const std::vector<args>& commands, std::vector<callback> d
 }
 
 void pipeline::submit_encoded(std::string command, callback done) {
+    bool by_fd = false;
     {
         const std::lock_guard lock{mutex_};
         queue_.push_back(item{std::move(command), std::move(done)});
+        by_fd = std::exchange(fd_waiting_, false);
     }
+    if (by_fd) return signal();
     wake_.notify_one();
 }
 
 void pipeline::submit_encoded(std::vector<std::string> commands, std::vector<callback> done) {
+    bool by_fd = false;
     {
         const std::lock_guard lock{mutex_};
         for (std::size_t i = 0; i < commands.size(); ++i) {
             queue_.push_back(item{std::move(commands[i]), i < done.size() ? std::move(done[i]) : callback{}});
         }
+        by_fd = std::exchange(fd_waiting_, false);
     }
+    if (by_fd) return signal();
     wake_.notify_one();
 }
 
@@ -95,50 +114,90 @@ bool pipeline::connect() {
     return true;
 }
 
+void pipeline::lost(std::deque<item>& written) {
+    spdlog::warn("{} connection lost: {}", options_.name,
+                 connection_->broken() ? connection_->error() : std::string{"no reply in time"});
+    {
+        const std::lock_guard lock{mutex_};
+        last_error_ = "connection lost: " + (connection_->broken() ? connection_->error() : std::string{"timeout"});
+    }
+    connection_.reset();
+    up_.store(false, std::memory_order_release);
+    next_attempt_ = std::chrono::steady_clock::now();  // one immediate attempt, then backoff
+    // Written (some perhaps only in part) and not answered: Redis may run them yet.
+    fail(written, true);
+}
+
 void pipeline::run() {
-    std::deque<item> round;
+    std::deque<item> taken;
+    std::deque<item> written;  // sent, their replies due in this order
     for (;;) {
         {
             std::unique_lock lock{mutex_};
-            // While Redis is away, wake for the next attempt even with nothing queued, so that
-            // up() turns true as soon as it is back.
-            const auto until = connection_ ? std::chrono::steady_clock::now() + std::chrono::seconds(1)
-                                           : std::max(next_attempt_, std::chrono::steady_clock::now());
-            wake_.wait_until(lock, until, [&] { return stopping_ || !queue_.empty(); });
+            if (written.empty()) {
+                // While Redis is away, wake for the next attempt even with nothing queued, so
+                // that up() turns true as soon as it is back.
+                const auto until = connection_ ? std::chrono::steady_clock::now() + std::chrono::seconds(1)
+                                               : std::max(next_attempt_, std::chrono::steady_clock::now());
+                wake_.wait_until(lock, until, [&] { return stopping_ || !queue_.empty(); });
+            }
             if (stopping_) {
-                round.swap(queue_);
+                taken.swap(queue_);
                 lock.unlock();
-                fail(round);
+                fail(written, true);
+                fail(taken);
                 return;
             }
-            round.swap(queue_);
+            taken.swap(queue_);
         }
         if (!connection_ && !connect()) {
-            fail(round);
+            fail(taken);
             continue;
         }
-        if (round.empty()) continue;
-        for (const auto& i : round) connection_->append_encoded(i.command);
-        std::size_t answered = 0;
-        for (; answered < round.size(); ++answered) {
-            auto r = connection_->next_reply();
-            if (r.empty()) break;
-            if (round[answered].done) round[answered].done(std::move(r));
+        const auto now = std::chrono::steady_clock::now();
+        for (auto& i : taken) {
+            connection_->append_encoded(i.command);  // written by wait_reply() below
+            i.written = now;
+            written.push_back(std::move(i));
         }
-        if (answered < round.size() || connection_->broken()) {
-            spdlog::warn("{} connection lost: {}", options_.name, connection_->error());
-            {
-                const std::lock_guard lock{mutex_};
-                last_error_ = "connection lost: " + connection_->error();
+        taken.clear();
+        if (written.empty()) continue;
+        // Write what was appended, then wait for the next reply, or for submit() to write
+        // wake_fd_ (what it queued is written at once, without waiting for the replies due).
+        bool queued = false;
+        {
+            const std::lock_guard lock{mutex_};
+            queued = !queue_.empty();
+            fd_waiting_ = !queued;
+        }
+        if (queued) signal();  // submitted meanwhile: write, then come back for it
+        const auto deadline = written.front().written + options_.timeout;
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        auto r = connection_->wait_reply(std::max(left, std::chrono::milliseconds{0}), wake_fd_);
+        {
+            const std::lock_guard lock{mutex_};
+            fd_waiting_ = false;
+        }
+        if (r.empty()) {
+            if (connection_->broken() || std::chrono::steady_clock::now() >= deadline) {
+                lost(written);
+                continue;
             }
-            connection_.reset();
-            up_.store(false, std::memory_order_release);
-            next_attempt_ = std::chrono::steady_clock::now();  // one immediate attempt, then backoff
-            round.erase(round.begin(), round.begin() + static_cast<std::ptrdiff_t>(answered));
-            // Written (some perhaps only in part) and not answered: Redis may run them yet.
-            fail(round, true);
+            std::uint64_t count = 0;  // woken: take what was submitted
+            (void)!::read(wake_fd_, &count, sizeof count);
+            continue;
         }
-        round.clear();
+        // This reply, and every whole one already read, to their commands.
+        for (;;) {
+            auto next = std::move(written.front());
+            written.pop_front();
+            if (next.done) next.done(std::move(r));
+            if (written.empty()) break;
+            r = connection_->buffered_reply();
+            if (r.empty()) break;
+        }
+        if (connection_->broken()) lost(written);
     }
 }
 

@@ -1,14 +1,18 @@
 #pragma once
 // Commands to one Redis, pipelined: callers on any thread submit commands with a callback; one
-// thread of the pipeline's own writes everything submitted since its last round in one go, then
-// reads the replies in order and hands each to its callback. A thousand publishes submitted
-// while a round trip is under way cost one more round trip, not a thousand. Used by the Redis
-// engine (engine/redis); built on redis::connection, the project's one Redis client.
+// thread of the pipeline's own writes what was submitted, several commands per write, and hands
+// each reply to its command's callback, in order. It writes new commands while the replies of
+// earlier ones are still due (it waits for a reply or for new commands, whichever comes first),
+// so Redis always has work: a command never waits for a whole earlier batch to be answered.
+// A thousand publishes submitted while a round trip is under way cost one more write, not a
+// thousand. Used by the Redis engine (engine/redis); built on redis::connection, the project's
+// one Redis client.
 //
 // When Redis cannot be reached, every command fails at once (its callback gets an empty reply)
 // rather than waiting: a caller answers "unavailable" in microseconds. A command already
-// written when the line broke or the read timed out (a paused or overloaded Redis) gets an
-// empty reply with `outcome_unknown()`: Redis may have executed it, or may still. The
+// written when the line broke, or unanswered `timeout` after it was written (a paused or
+// overloaded Redis), gets an empty reply with `outcome_unknown()`, and so does every command
+// written after it: Redis may have executed them, or may still. The
 // connection is then closed, so nothing else goes to that Redis on it. The pipeline tries to
 // connect again at most every `retry` (doubling up to `max_retry` while it keeps failing), so a
 // dead Redis costs one refused connect per period, not one per command. `up()` says whether the
@@ -35,7 +39,7 @@ namespace zena::redis {
 
 struct pipeline_options {
     endpoint where;
-    std::chrono::milliseconds timeout{2000};  // connect, and each round's write and read
+    std::chrono::milliseconds timeout{2000};  // connect, each write, and each reply after its command's write
     std::chrono::milliseconds retry{100};
     std::chrono::milliseconds max_retry{2000};
     // On the pipeline's thread after each connect; false (with `error` set) drops the connection.
@@ -74,9 +78,13 @@ private:
     struct item {
         std::string command;  // encoded
         callback done;
+        std::chrono::steady_clock::time_point written{};
     };
     void run();
     bool connect();
+    // The line broke or a reply is late: the connection goes, and `written` gets unknown outcomes.
+    void lost(std::deque<item>& written);
+    void signal() const;  // wakes the thread waiting on wake_fd_
     // Empty replies to `items`: `written`, they may have been executed (reply::unanswered()).
     void fail(std::deque<item>& items, bool written = false);
 
@@ -85,6 +93,9 @@ private:
     std::condition_variable wake_;
     std::deque<item> queue_;
     bool stopping_ = false;
+    // The thread waits on wake_fd_ (replies are due) rather than on wake_: submit() writes it.
+    bool fd_waiting_ = false;
+    int wake_fd_ = -1;  // an eventfd
     std::string last_error_;
     std::atomic<bool> up_{false};
     std::unique_ptr<connection> connection_;  // the thread's own

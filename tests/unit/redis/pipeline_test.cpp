@@ -115,6 +115,26 @@ TEST(RedisPipeline, WrittenAndNotAnswered_OutcomeUnknown) {
     EXPECT_TRUE(server.receives("zena-written", 2s)) << "it was written";
 }
 
+// A command submitted while an earlier one's reply is due is written at once: Redis always has
+// work, and the command does not wait for the earlier ones to be answered (a round trip to a
+// remote Redis, or the earlier batch's time). Both then time out, unanswered, as one line.
+TEST(RedisPipeline, WrittenWhileEarlierRepliesAreDue) {
+    silent_server server;
+    pipeline p{pipeline_options{.where = server.where(), .timeout = 3s}};
+    auto first = std::make_shared<std::promise<reply>>();
+    auto second = std::make_shared<std::promise<reply>>();
+    p.submit({"SET", "zena-first", "1"}, [first](reply r) { first->set_value(std::move(r)); });
+    ASSERT_TRUE(server.receives("zena-first", 2s));
+    p.submit({"SET", "zena-second", "1"}, [second](reply r) { second->set_value(std::move(r)); });
+    EXPECT_TRUE(server.receives("zena-second", 1s)) << "waited for the first command's reply";
+    auto first_reply = first->get_future();
+    auto second_reply = second->get_future();
+    ASSERT_EQ(first_reply.wait_for(5s), std::future_status::ready);
+    ASSERT_EQ(second_reply.wait_for(5s), std::future_status::ready);
+    EXPECT_TRUE(first_reply.get().outcome_unknown());
+    EXPECT_TRUE(second_reply.get().outcome_unknown());
+}
+
 TEST(RedisPipeline, NeverWritten_NotSent) {
     silent_server server;
     pipeline p{
