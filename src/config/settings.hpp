@@ -128,7 +128,7 @@ struct settings {
     std::string engine_type = "memory";                           // memory (one process) or redis (many nodes)
     std::string engine_prefix = "zena";                           // of the Redis engine's keys and Pub/Sub channels
     std::string engine_node_id;                                   // empty: <hostname>-<pid>-<random>
-    std::chrono::milliseconds engine_idempotency_window{300000};  // a publish's idempotencyKey is remembered
+    std::chrono::milliseconds engine_idempotency_window{60000};   // a publish's idempotencyKey is remembered
     std::int64_t engine_idempotency_max_keys = 100000;            // the memory engine's bound on them
 
     // [redis]

@@ -57,7 +57,7 @@ export class RealtimeError extends Error {
 export interface PublishOptions {
   /**
    * Published at most once per channel within the server's `engine.idempotency_window_ms`
-   * (5 minutes): a backend that may send the same event again (a job run twice) passes an id of
+   * (a minute): a backend that may send the same event again (a job run twice) passes an id of
    * the event. 1-128 bytes of letters, digits and - _ . : @ = + /. Without it, the service makes
    * one (idempotencyKeys).
    */

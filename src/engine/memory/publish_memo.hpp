@@ -26,7 +26,7 @@
 namespace zena::engine {
 
 struct publish_memo_options {
-    std::chrono::milliseconds window = std::chrono::minutes(5);
+    std::chrono::milliseconds window = std::chrono::minutes(1);
     std::size_t max_keys = 100000;
     // Monotonic time in ms; empty: std::chrono::steady_clock. Tests move it by hand.
     std::function<std::int64_t()> now_ms;

@@ -59,7 +59,7 @@ struct redis_engine_options {
     std::chrono::milliseconds meta_ttl = std::chrono::hours(24 * 7);
     // How long a publish's idempotency key is remembered (publication::idempotency_key): a record
     // per key and channel in Redis, expiring after this.
-    std::chrono::milliseconds idempotency_window = std::chrono::minutes(5);
+    std::chrono::milliseconds idempotency_window = std::chrono::minutes(1);
     observability::metrics* metrics = nullptr;
     // What this node tells the registry (refreshed every `registry_period`); the canary goes
     // through each shard's Pub/Sub as often.
