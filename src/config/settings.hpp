@@ -125,11 +125,11 @@ struct settings {
     std::string upstream_tls_ca_file;  // PEM CAs for https webhook, subscribe proxy, JWKS; empty: the system's
 
     // [engine]: where channels' publications, history and presence live (docs/engine.md)
-    std::string engine_type = "memory";                           // memory (one process) or redis (many nodes)
-    std::string engine_prefix = "zena";                           // of the Redis engine's keys and Pub/Sub channels
-    std::string engine_node_id;                                   // empty: <hostname>-<pid>-<random>
-    std::chrono::milliseconds engine_idempotency_window{60000};   // a publish's idempotencyKey is remembered
-    std::int64_t engine_idempotency_max_keys = 100000;            // the memory engine's bound on them
+    std::string engine_type = "memory";                          // memory (one process) or redis (many nodes)
+    std::string engine_prefix = "zena";                          // of the Redis engine's keys and Pub/Sub channels
+    std::string engine_node_id;                                  // empty: <hostname>-<pid>-<random>
+    std::chrono::milliseconds engine_idempotency_window{60000};  // a publish's idempotencyKey is remembered
+    std::int64_t engine_idempotency_max_keys = 100000;           // the memory engine's bound on them
 
     // [redis]
     parsed<std::optional<redis::endpoint>> redis_url;  // not set: no Redis
