@@ -172,8 +172,8 @@ void pipeline::run() {
         }
         if (queued) signal();  // submitted meanwhile: write, then come back for it
         const auto deadline = written.front().written + options_.timeout;
-        const auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        // Rounded up: a wait of 0 ms with the deadline not yet reached would spin until it is.
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         auto r = connection_->wait_reply(std::max(left, std::chrono::milliseconds{0}), wake_fd_);
         {
             const std::lock_guard lock{mutex_};

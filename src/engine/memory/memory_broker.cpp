@@ -75,11 +75,13 @@ void memory_broker::publish(std::shared_ptr<const std::vector<publication>> batc
         std::shared_ptr<const std::vector<publication>> batch;
         std::vector<publish_outcome> outcomes;             // the skipped channels filled in
         std::vector<std::optional<std::size_t>> fresh_at;  // per publication: its place in `fresh`
+        std::vector<std::vector<std::uint64_t>> claims;    // per publication and target: its claim (0: none)
     };
     auto fresh = std::make_shared<std::vector<publication>>();
     auto step = std::make_shared<plan>();
     step->outcomes.resize(batch->size());
     step->fresh_at.resize(batch->size());
+    step->claims.resize(batch->size());
     for (std::size_t i = 0; i < batch->size(); ++i) {
         const auto& p = (*batch)[i];
         auto& outcome = step->outcomes[i];
@@ -89,7 +91,8 @@ void memory_broker::publish(std::shared_ptr<const std::vector<publication>> batc
             continue;
         }
         if (p.everyone) {
-            const bool skipped = memo_->claim(k_everyone_scope, p.idempotency_key).has_value();
+            auto& serial = step->claims[i].emplace_back();
+            const bool skipped = memo_->claim(k_everyone_scope, p.idempotency_key, &serial).has_value();
             outcome.duplicate.push_back(skipped);
             if (!skipped) {
                 step->fresh_at[i] = fresh->size();
@@ -101,7 +104,7 @@ void memory_broker::publish(std::shared_ptr<const std::vector<publication>> batc
         rest.channels.clear();
         if (p.history) outcome.positions.resize(p.channels.size());
         for (std::size_t c = 0; c < p.channels.size(); ++c) {
-            const auto first = memo_->claim(p.channels[c], p.idempotency_key);
+            const auto first = memo_->claim(p.channels[c], p.idempotency_key, &step->claims[i].emplace_back());
             outcome.duplicate.push_back(first.has_value());
             if (!first) {
                 rest.channels.push_back(p.channels[c]);
@@ -129,16 +132,16 @@ void memory_broker::publish(std::shared_ptr<const std::vector<publication>> batc
                 // with a failure so that a retry publishes.
                 const auto* published = r.ok() ? &(*r)[*step->fresh_at[i]] : nullptr;
                 if (p.everyone) {
-                    if (!published) memo->forget(k_everyone_scope, p.idempotency_key);
+                    if (!published) memo->forget(k_everyone_scope, p.idempotency_key, step->claims[i][0]);
                     continue;
                 }
                 std::size_t next = 0;  // in the published publication's channels
                 for (std::size_t c = 0; c < p.channels.size(); ++c) {
                     if (step->outcomes[i].duplicate[c]) continue;
                     if (!published) {
-                        memo->forget(p.channels[c], p.idempotency_key);
+                        memo->forget(p.channels[c], p.idempotency_key, step->claims[i][c]);
                     } else if (p.history && next < published->positions.size()) {
-                        memo->settle(p.channels[c], p.idempotency_key, published->positions[next]);
+                        memo->settle(p.channels[c], p.idempotency_key, step->claims[i][c], published->positions[next]);
                         step->outcomes[i].positions[c] = published->positions[next];
                     }
                     ++next;

@@ -32,27 +32,31 @@ void publish_memo::sweep(std::int64_t now) {
     }
 }
 
-std::optional<publish_memo::first> publish_memo::claim(std::string_view scope, std::string_view key) {
+std::optional<publish_memo::first> publish_memo::claim(std::string_view scope, std::string_view key,
+                                                       std::uint64_t* serial_out) {
     auto name = name_of(scope, key);
     const auto t = now();
     const std::lock_guard lock{mutex_};
     sweep(t);
     if (const auto it = records_.find(name); it != records_.end()) return first{it->second.at};
     const auto serial = next_serial_++;
+    if (serial_out) *serial_out = serial;
     records_.emplace(name, record{.at = std::nullopt, .serial = serial});
     order_.push_back(claimed{.expires_ms = t + options_.window.count(), .name = std::move(name), .serial = serial});
     sweep(t);  // past max_keys, the oldest goes
     return std::nullopt;
 }
 
-void publish_memo::settle(std::string_view scope, std::string_view key, position at) {
+void publish_memo::settle(std::string_view scope, std::string_view key, std::uint64_t serial, position at) {
     const std::lock_guard lock{mutex_};
-    if (const auto it = records_.find(name_of(scope, key)); it != records_.end()) it->second.at = std::move(at);
+    const auto it = records_.find(name_of(scope, key));
+    if (it != records_.end() && it->second.serial == serial) it->second.at = std::move(at);
 }
 
-void publish_memo::forget(std::string_view scope, std::string_view key) {
+void publish_memo::forget(std::string_view scope, std::string_view key, std::uint64_t serial) {
     const std::lock_guard lock{mutex_};
-    records_.erase(name_of(scope, key));  // its entry in order_ is skipped when it comes up
+    const auto it = records_.find(name_of(scope, key));
+    if (it != records_.end() && it->second.serial == serial) records_.erase(it);  // its order_ entry is skipped
 }
 
 std::size_t publish_memo::size() const {

@@ -38,14 +38,15 @@ public:
 
     // The first publish of `key` on `scope`, when there was one within the window: its position
     // when it was stored and settle() has run. Otherwise nullopt, and the caller now holds the
-    // claim: it publishes, then settles it (stored) or keeps it as it is (not stored), or forgets
-    // it (the publish failed).
+    // claim (`*serial` names it): it publishes, then settles it (stored) or keeps it as it is
+    // (not stored), or forgets it (the publish failed). Settling or forgetting a claim that went
+    // meanwhile (past the window or max_keys) changes nothing, even if the key was claimed again.
     struct first {
         std::optional<position> at;
     };
-    std::optional<first> claim(std::string_view scope, std::string_view key);
-    void settle(std::string_view scope, std::string_view key, position at);
-    void forget(std::string_view scope, std::string_view key);
+    std::optional<first> claim(std::string_view scope, std::string_view key, std::uint64_t* serial = nullptr);
+    void settle(std::string_view scope, std::string_view key, std::uint64_t serial, position at);
+    void forget(std::string_view scope, std::string_view key, std::uint64_t serial);
 
     std::size_t size() const;
     std::uint64_t evicted() const;
@@ -68,6 +69,7 @@ private:
     mutable std::mutex mutex_;
     util::string_map<record> records_;
     std::deque<claimed> order_;  // oldest first; an entry whose record is gone or newer is skipped
+                                 // (a forgotten claim's entry stays until its window ends)
     std::uint64_t next_serial_ = 1;
     std::uint64_t evicted_ = 0;
 };
