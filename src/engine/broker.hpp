@@ -53,6 +53,10 @@ struct publication {
     std::string idempotency_key;
 };
 
+// The scope of an idempotency key published to `everyone` (no channel is named "*"): both
+// engines keep its record as a channel's.
+inline constexpr std::string_view k_everyone_scope = "*";
+
 // What became of one publication.
 struct publish_outcome {
     std::size_t delivered = 0;        // connections it was queued to (this node's, for Redis)

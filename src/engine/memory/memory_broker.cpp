@@ -52,8 +52,6 @@ std::vector<publish_outcome> outcomes_of(const std::vector<std::size_t>& deliver
     return outcomes;
 }
 
-constexpr std::string_view k_everyone_scope = "*";  // no channel is named "*"
-
 }  // namespace
 
 void memory_broker::publish(std::shared_ptr<const std::vector<publication>> batch, publish_done done) {

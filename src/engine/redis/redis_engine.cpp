@@ -522,6 +522,13 @@ struct redis_engine::impl final : public broker, public history, public engine::
         coming_copies.fetch_sub(w.coming, std::memory_order_relaxed);
         w.coming = 0;
     }
+    // `w` (its mutex held) waits for no more copies (a failure, its copies all back or skipped):
+    // no longer coming, and no longer found by its token.
+    void stop_waiting(waiting& w) {
+        settle_coming(w);
+        const std::lock_guard lock{waiting_mutex};
+        waiting_for.erase(w.token);
+    }
     // The publish of `token` still waiting for its copies, or null (answered, failed, too late).
     std::shared_ptr<waiting> waiting_of(std::uint64_t token) {
         const std::lock_guard lock{waiting_mutex};
@@ -650,8 +657,6 @@ struct redis_engine::impl final : public broker, public history, public engine::
 
     // A channel's keys (docs/engine.md), as the parts redis::command_writer writes them from.
     static constexpr std::string_view k_meta = "}:m", k_stream = "}:h", k_keys = "}:k", k_once = "}:i:";
-    // The scope of an idempotency key published to everyone: no channel is named "*".
-    static constexpr std::string_view k_everyone_scope = "*";
     const std::string idempotency_window =
         std::to_string(std::max<std::int64_t>(1, options.idempotency_window.count()));
     std::array<std::string_view, 4> key_parts(std::string_view channel, std::string_view kind) const {
@@ -758,24 +763,28 @@ struct redis_engine::impl final : public broker, public history, public engine::
             b.payload = p.event->payload;
             const auto body = wire::encode(b);
             const bool once = !p.idempotency_key.empty();
+            // Target `c` (of shard `index`, scope a channel or k_everyone_scope), not stored:
+            // published on `to`, once per key when the publication has one.
+            const auto unstored = [&](std::size_t index, std::size_t c, std::string_view scope, std::string_view to,
+                                      bool echo) {
+                const bool sharded = shards[index]->pubsub->sharded();
+                if (!once) {
+                    commands[index].push_back(spublish(sharded ? "SPUBLISH" : "PUBLISH", to, body));
+                    callbacks[index].push_back([this, w](redis::reply r) { replied(w, r); });
+                    return;
+                }
+                commands[index].push_back(once_command(scope, p.idempotency_key, to, body, sharded));
+                callbacks[index].push_back([this, w, i, c, echo](redis::reply r) {
+                    if (r.ok() && integer_of(r.raw()) == 0) skipped(*w, i, c, echo);
+                    replied(w, r);
+                });
+            };
             if (p.everyone) {
-                auto& s = *shards.front();
-                const bool sharded = s.pubsub->sharded();
-                const bool echo = s.pubsub->up();
+                const bool echo = shards.front()->pubsub->up();
                 ++w->replies;
                 if (echo) ++w->echoes;
-                if (once) {
-                    w->outcomes[i].duplicate.resize(1);
-                    commands[0].push_back(
-                        once_command(k_everyone_scope, p.idempotency_key, all_channel, body, sharded));
-                    callbacks[0].push_back([this, w, i, echo](redis::reply r) {
-                        if (r.ok() && integer_of(r.raw()) == 0) skipped(*w, i, 0, echo);
-                        replied(w, r);
-                    });
-                } else {
-                    commands[0].push_back(spublish(sharded ? "SPUBLISH" : "PUBLISH", all_channel, body));
-                    callbacks[0].push_back([this, w](redis::reply r) { replied(w, r); });
-                }
+                if (once) w->outcomes[i].duplicate.resize(1);
+                unstored(0, 0, k_everyone_scope, all_channel, echo);
                 continue;
             }
             if (p.history) w->outcomes[i].positions.resize(p.channels.size());
@@ -783,13 +792,11 @@ struct redis_engine::impl final : public broker, public history, public engine::
             for (std::size_t c = 0; c < p.channels.size(); ++c) {
                 const auto& channel = p.channels[c];
                 const auto index = redis_engine::shard_of(channel, shards.size());
-                auto& s = *shards[index];
-                const bool sharded = s.pubsub->sharded();
                 const bool echo = confirmed(channel);
                 ++w->replies;
                 if (echo) ++w->echoes;
                 if (p.history) {
-                    commands[index].push_back(append_command(channel, body, p, true, sharded));
+                    commands[index].push_back(append_command(channel, body, p, true, shards[index]->pubsub->sharded()));
                     callbacks[index].push_back([this, w, i, c, echo](redis::reply r) {
                         if (r.ok() && r.is_array() && (r.size() == 2 || r.size() == 3)) {
                             {
@@ -802,17 +809,8 @@ struct redis_engine::impl final : public broker, public history, public engine::
                         }
                         replied(w, r);
                     });
-                } else if (once) {
-                    commands[index].push_back(
-                        once_command(channel, p.idempotency_key, pubsub_channel(channel), body, sharded));
-                    callbacks[index].push_back([this, w, i, c, echo](redis::reply r) {
-                        if (r.ok() && integer_of(r.raw()) == 0) skipped(*w, i, c, echo);
-                        replied(w, r);
-                    });
                 } else {
-                    commands[index].push_back(
-                        spublish(sharded ? "SPUBLISH" : "PUBLISH", pubsub_channel(channel), body));
-                    callbacks[index].push_back([this, w](redis::reply r) { replied(w, r); });
+                    unstored(index, c, channel, pubsub_channel(channel), echo);
                 }
             }
         }
@@ -843,9 +841,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
             --w.coming;
             coming_copies.fetch_sub(1, std::memory_order_relaxed);
         }
-        if (w.echoes > 0) return;
-        const std::lock_guard wl{waiting_mutex};
-        waiting_for.erase(w.token);
+        if (w.echoes == 0) stop_waiting(w);
     }
 
     void replied(const std::shared_ptr<waiting>& w, const redis::reply& r) {
@@ -858,9 +854,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
                     spdlog::warn("redis engine: scripts missing (SCRIPT FLUSH?); they are loaded again");
                 }
                 w->echoes = 0;  // failed: answered as soon as every reply is in
-                settle_coming(*w);
-                const std::lock_guard wl{waiting_mutex};
-                waiting_for.erase(w->token);
+                stop_waiting(*w);
             }
             --w->replies;
             if (w->replies > 0 || w->echoes > 0 || w->answered) return;
@@ -900,11 +894,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
             if (index < w->outcomes.size()) w->outcomes[index].delivered += count;
             if (w->echoes > 0) --w->echoes;
             if (w->echoes > 0) return;
-            settle_coming(*w);  // its copies were all handed over, perhaps before handed_over() ran
-            {
-                const std::lock_guard wl{waiting_mutex};
-                waiting_for.erase(w->token);
-            }
+            stop_waiting(*w);  // its copies were all handed over, perhaps before handed_over() ran
             if (w->replies > 0 || w->answered) return;
             w->answered = true;
         }
