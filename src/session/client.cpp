@@ -237,6 +237,11 @@ void client::start_replay(const std::string& channel, hub::subscription& sub, st
 
 void client::pump_replays() {
     if (!channels_) return;
+    send_replays();
+    want_drained(!channels_->replays.empty());  // the rest when the socket drains
+}
+
+void client::send_replays() {
     auto& jobs = channels_->replays;
     const auto budget = static_cast<std::size_t>(services_.settings.send_queue_max_bytes) / 2;
     while (!jobs.empty()) {

@@ -113,6 +113,7 @@ private:
     // Sends the replays in order, at most half the send budget queued at once; the rest when the
     // socket drains.
     void pump_replays();
+    void send_replays();  // pump_replays' sending
     // Ends `sub`'s hold on live events: the held ones go, but the duplicates of the replay.
     void release_gate(hub::subscription& sub, const engine::position& top);
 

@@ -199,8 +199,11 @@ protected:
     // The connection is over; called once.
     virtual void on_end() = 0;
     // Every queued frame has reached the socket (from a handler of the connection's own, never
-    // from inside enqueue): an owner that holds back frames (a replay) may queue more.
+    // from inside enqueue): an owner that holds back frames (a replay) may queue more. Called
+    // only while the owner wants it (want_drained): a fan-out drains every connection's queue at
+    // each flush, and the call would cost each of them a look at its owner's state.
     virtual void on_queue_drained() {}
+    void want_drained(bool on) { drain_wanted_ = on; }
     // Wire bytes queued and not yet written.
     std::size_t queued_bytes() const { return queued_bytes_; }
 
@@ -266,7 +269,8 @@ private:
     std::unique_ptr<boost::asio::steady_timer> close_timer_;
     bool deflate_outgoing_;  // permessage-deflate: this connection gets compressed frames
     bool flush_scheduled_ = false;
-    bool writing_ = false;  // waiting for the socket (plain) or a TLS write in flight
+    bool writing_ = false;       // waiting for the socket (plain) or a TLS write in flight
+    bool drain_wanted_ = false;  // on_queue_drained is called
     phase phase_ = phase::open;
     std::uint16_t last_batch_ = 0;  // frames the last drained queue held: the next one's first capacity
 };

@@ -417,6 +417,28 @@ TEST_F(ClientTest, Resume_WelcomeSaysRecoveredThenTheMissedInOrderThenOnlyNewerL
     EXPECT_EQ(next_text(pair), fourth.message.frame->payload());
 }
 
+// A replay is queued half a send budget at a time; the rest goes as the socket drains. A
+// connection asks to hear of its drained queue only while a replay waits (a fan-out drains every
+// queue at each flush): if it stopped asking too soon, the replay would stall here.
+TEST_F(ClientTest, Resume_AReplayOfManySendBudgets_GoesOnAsTheSocketDrains) {
+    settings.send_queue_max_bytes = 2048;  // about 20 of these events per half budget
+    const auto first = append_to(history, "user:alice", "0");
+    constexpr int k_missed = 300;
+    for (int i = 1; i <= k_missed; ++i) append_to(history, "user:alice", std::to_string(i));
+    auto& pair = connect(verifier.verify(token_for("alice")), {}, first.at.epoch + ":1");
+    const auto welcome = next_text(pair);
+    EXPECT_NE(welcome.find(R"("recovered":true,"missed":300)"), std::string::npos) << welcome;
+    for (int i = 1; i <= k_missed; ++i) {
+        const auto event = next_text(pair);
+        ASSERT_NE(event.find(R"({"threadId":")" + std::to_string(i) + R"("})"), std::string::npos)
+            << i << ": " << event;
+    }
+    // Done: live events flow again.
+    const auto live = append_to(history, "user:alice", "live");
+    EXPECT_EQ(hubs.local(0).send_to_channel("user:alice", live.message, live.at.epoch, live.at.seq), 1U);
+    EXPECT_EQ(next_text(pair), live.message.frame->payload());
+}
+
 TEST_F(ClientTest, Resume_FromAnotherEpochOrUnreadable_IsNotRecoveredAndReplaysNothing) {
     append_to(history, "user:alice", "1");
     for (const auto* since : {"zzzz:0", "not a position"}) {
