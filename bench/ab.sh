@@ -33,7 +33,7 @@ ninja -C build zena-loadgen >/dev/null
 source bench/lib.sh
 shield
 mkdir -p bench/results
-out=bench/results/$(date +%F-%H%M)-ab.md
+out=$(results_file ab)
 {
   echo "# A/B run $(date -u +%FT%TZ)"
   echo

@@ -42,7 +42,7 @@ export ZENA_BINARY=${ZENA_BINARY:-$build/zena-realtime} ZENA_LOADGEN=${ZENA_LOAD
 source bench/lib.sh
 shield
 mkdir -p bench/results
-out=bench/results/$(date +%F-%H%M)-channels.md
+out=$(results_file channels)
 
 {
   echo "# Channels benchmark run $(date -u +%FT%TZ)"

@@ -61,7 +61,7 @@ export ZENA_BINARY=${ZENA_BINARY:-$build/zena-realtime} ZENA_LOADGEN=${ZENA_LOAD
 source bench/lib.sh
 shield
 mkdir -p bench/results
-out=bench/results/$(date +%F-%H%M)-cluster.md
+out=$(results_file cluster)
 started=$(date +%s)
 work=$(mktemp -d /tmp/zena-cluster-bench.XXXXXX)
 # Everything this script started and has not stopped yet, ended by PID on any exit (a

@@ -46,6 +46,18 @@ start_server() {
 }
 stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; }
 
+# results_file [KIND]: a new file's name in bench/results for this run, bench/results/DATE-HHMM-KIND.md
+# (DATE-HHMM.md without KIND); when a run of the same minute already took it, -2, -3, ... is added,
+# so that two short runs never write over each other.
+results_file() {
+  local base i=2
+  base=bench/results/$(date +%F-%H%M)${1:+-$1}
+  local name=$base.md
+  while [[ -e $name ]]; do name=$base-$i.md; i=$((i + 1)); done
+  : >"$name"
+  echo "$name"
+}
+
 # shield: on this shared machine, gives what the calling script starts from now on (the server,
 # the generator) the scheduler weight of nice $ZENA_BENCH_NICE (default -19; empty: nothing), so
 # that other users' jobs wait while a run is busy rather than taking its CPU. With autogroups

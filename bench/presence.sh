@@ -50,7 +50,7 @@ source bench/lib.sh
 # The server, the generator and the typing script outweigh other users' jobs (bench/lib.sh).
 shield
 mkdir -p bench/results
-out=bench/results/$(date +%F-%H%M)-presence.md
+out=$(results_file presence)
 tmp=$(mktemp -d /tmp/zena-presence.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT  # also when a server does not start (bench/lib.sh exits)
 # The server's log (bench/lib.sh's $log) in this run's own directory: other engineers' benchmarks

@@ -16,7 +16,7 @@ scripts/build.sh release >/dev/null
 (cd bench/peers && npm ci --no-audit --no-fund >/dev/null)
 source bench/lib.sh
 mkdir -p bench/results
-out=bench/results/$(date +%F-%H%M).md
+out=$(results_file)
 
 {
   echo "# Benchmark run $(date -u +%FT%TZ)"

@@ -53,7 +53,7 @@ export ZENA_BINARY=${ZENA_BINARY:-$build/zena-realtime} ZENA_LOADGEN=${ZENA_LOAD
 source bench/lib.sh
 shield
 mkdir -p bench/results
-out=bench/results/$(date +%F-%H%M)-shapes.md
+out=$(results_file shapes)
 started=$(date +%s)
 
 {
