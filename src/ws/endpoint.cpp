@@ -284,7 +284,8 @@ void endpoint::advance(std::size_t n) {
 
 void endpoint::on_drained() {
     // A connection that just took a batch of n frames will likely take about as many next: its
-    // queue starts there instead of growing from 4 (idle, it holds no queue either way).
+    // queue starts there instead of growing from k_first_queue_capacity (idle, it holds no
+    // queue either way).
     last_batch_ = static_cast<std::uint16_t>(std::min<std::size_t>(queue_.size(), k_max_first_capacity));
     queue_.clear();
     head_ = 0;

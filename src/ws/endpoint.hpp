@@ -6,9 +6,10 @@
 // Writing, the hot path: a queued message is a shared_frame, the bytes built once for
 // every connection. Nothing is written when a message is queued. The connection joins its
 // thread's flush_queue, and at the end of the event-loop turn every connection that has frames
-// writes all of them with one sendmsg (a gather of the shared buffers, no copy). Only when the
-// kernel's buffer is full does a connection wait for the socket to drain. Over TLS the frames of
-// one flush are copied into one buffer and written with one TLS write.
+// writes all of them with one system call: sendmsg, a gather of the shared buffers with no copy
+// (send for a lone frame). Only when the kernel's buffer is full does a connection wait for the
+// socket to drain. Over TLS the frames of one flush are copied into one buffer and written with
+// one TLS write.
 //
 // Reading: an idle plain connection holds no read buffer. It waits for readability, then reads
 // into a per-thread buffer; only an incomplete frame is kept. Every client frame takes a token of

@@ -421,7 +421,7 @@ TEST_F(ClientTest, Resume_WelcomeSaysRecoveredThenTheMissedInOrderThenOnlyNewerL
 // connection asks to hear of its drained queue only while a replay waits (a fan-out drains every
 // queue at each flush): if it stopped asking too soon, the replay would stall here.
 TEST_F(ClientTest, Resume_AReplayOfManySendBudgets_GoesOnAsTheSocketDrains) {
-    settings.send_queue_max_bytes = 2048;  // about 20 of these events per half budget
+    settings.send_queue_max_bytes = 2048;  // a half budget holds a few of these events
     const auto first = append_to(history, "user:alice", "0");
     constexpr int k_missed = 300;
     for (int i = 1; i <= k_missed; ++i) append_to(history, "user:alice", std::to_string(i));
