@@ -32,7 +32,6 @@ shape=("$@")
 ninja -C build zena-loadgen >/dev/null
 source bench/lib.sh
 shield
-mkdir -p bench/results
 out=$(results_file ab)
 {
   echo "# A/B run $(date -u +%FT%TZ)"

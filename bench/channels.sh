@@ -41,7 +41,6 @@ fi
 export ZENA_BINARY=${ZENA_BINARY:-$build/zena-realtime} ZENA_LOADGEN=${ZENA_LOADGEN:-$build/zena-loadgen}
 source bench/lib.sh
 shield
-mkdir -p bench/results
 out=$(results_file channels)
 
 {

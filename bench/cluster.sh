@@ -60,7 +60,6 @@ export ZENA_BINARY=${ZENA_BINARY:-$build/zena-realtime} ZENA_LOADGEN=${ZENA_LOAD
   (cd bench/peers && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 source bench/lib.sh
 shield
-mkdir -p bench/results
 out=$(results_file cluster)
 started=$(date +%s)
 work=$(mktemp -d /tmp/zena-cluster-bench.XXXXXX)

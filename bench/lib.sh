@@ -46,11 +46,12 @@ start_server() {
 }
 stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; }
 
-# results_file [KIND]: a new file's name in bench/results for this run, bench/results/DATE-HHMM-KIND.md
-# (DATE-HHMM.md without KIND); when a run of the same minute already took it, -2, -3, ... is added,
-# so that two short runs never write over each other.
+# results_file [KIND]: creates this run's file in bench/results (and the folder) and prints its
+# name, bench/results/DATE-HHMM-KIND.md (DATE-HHMM.md without KIND); when a run of the same minute
+# already took it, -2, -3, ... is added, so that two short runs never write over each other.
 results_file() {
   local base i=2
+  mkdir -p bench/results
   base=bench/results/$(date +%F-%H%M)${1:+-$1}
   local name=$base.md
   while [[ -e $name ]]; do name=$base-$i.md; i=$((i + 1)); done

@@ -49,7 +49,6 @@ export ZENA_BINARY=${ZENA_BINARY:-$build/zena-realtime} ZENA_LOADGEN=${ZENA_LOAD
 source bench/lib.sh
 # The server, the generator and the typing script outweigh other users' jobs (bench/lib.sh).
 shield
-mkdir -p bench/results
 out=$(results_file presence)
 tmp=$(mktemp -d /tmp/zena-presence.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT  # also when a server does not start (bench/lib.sh exits)

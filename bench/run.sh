@@ -15,7 +15,6 @@ servers=${3:-zena ws bun}
 scripts/build.sh release >/dev/null
 (cd bench/peers && npm ci --no-audit --no-fund >/dev/null)
 source bench/lib.sh
-mkdir -p bench/results
 out=$(results_file)
 
 {

@@ -52,7 +52,6 @@ export ZENA_BINARY=${ZENA_BINARY:-$build/zena-realtime} ZENA_LOADGEN=${ZENA_LOAD
 [[ " $servers " == *" bun "* || " $servers " == *" ws "* ]] && (cd bench/peers && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 source bench/lib.sh
 shield
-mkdir -p bench/results
 out=$(results_file shapes)
 started=$(date +%s)
 
