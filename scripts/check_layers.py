@@ -36,7 +36,7 @@ LAYERS = [
 ]
 # The folders whose code may include Asio or Beast (they are the libraries built with the
 # precompiled src/ws/asio.hpp and Boost's separate compilation).
-ASIO_FOLDERS = {"ws", "upstream", "session", "net", "app"}
+ASIO_FOLDERS = {"ws", "redis", "upstream", "session", "net", "app"}
 
 RANK = {folder: rank for rank, layer in enumerate(LAYERS) for folder in layer}
 PROJECT_INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)

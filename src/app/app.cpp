@@ -277,7 +277,8 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
                         send_notice(online ? "presence.online" : "presence.offline", user,
                                     session::user_presence::notice_body(online, user, auth::unix_now_ms()));
                     },
-                .offline_grace = settings.presence_offline_grace},
+                .offline_grace = settings.presence_offline_grace,
+                .context = &loops.front()->io},
             hubs);
         spdlog::info("engine redis node={} shards={} prefix={}", node, shard_count, settings.engine_prefix);
     } else {

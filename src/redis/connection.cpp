@@ -2,9 +2,11 @@
 
 #include <hiredis/hiredis.h>
 #include <poll.h>
+#include <sys/socket.h>
 
 #include <cerrno>
 #include <charconv>
+#include <system_error>
 
 #include "util/url.hpp"
 
@@ -206,7 +208,7 @@ reply connection::buffered_reply() {
     return r ? reply{static_cast<redisReply*>(r)} : reply{};
 }
 
-reply connection::wait_reply(std::chrono::milliseconds wait, int wake) {
+reply connection::wait_reply(std::chrono::milliseconds wait) {
     if (broken_) return {};
     void* r = nullptr;
     const auto take = [&]() -> bool {
@@ -226,15 +228,14 @@ reply connection::wait_reply(std::chrono::milliseconds wait, int wake) {
         const auto left =
             std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) return {};
-        pollfd p[2] = {{context_->fd, POLLIN, 0}, {wake, POLLIN, 0}};
-        const int n = ::poll(p, wake >= 0 ? 2 : 1, static_cast<int>(left.count()));
+        pollfd p{context_->fd, POLLIN, 0};
+        const int n = ::poll(&p, 1, static_cast<int>(left.count()));
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
             broken_ = true;
             return {};
         }
         if (n == 0) return {};
-        if (p[0].revents == 0) return {};  // woken
         if (redisBufferRead(context_) != REDIS_OK) {
             broken_ = true;
             return {};
@@ -243,6 +244,55 @@ reply connection::wait_reply(std::chrono::milliseconds wait, int wake) {
     }
 }
 
-std::string connection::error() const { return context_->err ? std::string{context_->errstr} : std::string{}; }
+int connection::fd() const { return context_->fd; }
+
+void connection::io_failed(std::string why) {
+    broken_ = true;
+    if (io_error_.empty()) io_error_ = std::move(why);
+}
+
+bool connection::read_available(std::size_t max) {
+    if (broken_) return false;
+    char buffer[16384];
+    std::size_t total = 0;
+    while (total < max) {
+        const auto n = ::recv(context_->fd, buffer, sizeof buffer, MSG_DONTWAIT);
+        if (n > 0) {
+            if (redisReaderFeed(context_->reader, buffer, static_cast<std::size_t>(n)) != REDIS_OK) {
+                io_failed("reader: out of memory");
+                return false;
+            }
+            total += static_cast<std::size_t>(n);
+            if (static_cast<std::size_t>(n) < sizeof buffer) return true;  // drained
+            continue;
+        }
+        if (n == 0) {
+            io_failed("Server closed the connection");
+            return false;
+        }
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+        io_failed(std::generic_category().message(errno));
+        return false;
+    }
+    return true;
+}
+
+std::ptrdiff_t connection::write_available(std::string_view bytes) {
+    if (broken_) return -1;
+    for (;;) {
+        const auto n = ::send(context_->fd, bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n >= 0) return n;
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+        io_failed(std::generic_category().message(errno));
+        return -1;
+    }
+}
+
+std::string connection::error() const {
+    if (!io_error_.empty()) return io_error_;
+    return context_->err ? std::string{context_->errstr} : std::string{};
+}
 
 }  // namespace zena::redis

@@ -1,8 +1,10 @@
 #pragma once
-// One blocking connection to Redis (hiredis), for the threads that talk to Redis: the client
+// One connection to Redis (hiredis). Blocking, for the threads that talk to Redis: the client
 // events stream (upstream/redis_stream) and the publish ingestion (api/redis_ingest). Every
 // call is bounded by the connection's timeout, and waiting for a pushed message is bounded by
 // the caller's wait, so a thread that owns a connection can always notice that it must stop.
+// Or, once opened, driven by an event loop (redis::line: read_available and write_available,
+// which never wait).
 //
 // Threading: a connection belongs to one thread at a time; nothing here is shared.
 // Errors: a call that fails on the wire marks the connection broken (`broken()`); the owner
@@ -115,20 +117,27 @@ public:
 
     // For pushed messages (SUBSCRIBE) and long reads: waits up to `wait` for one whole reply.
     // Returns it, or an empty reply on timeout (`broken()` says whether the line broke instead).
-    // `wake` (a file descriptor, or -1): becoming readable also ends the wait, with an empty
-    // reply, so a thread waiting here can be called to other work (an eventfd the caller drains).
     // Commands appended before the call are written first.
-    reply wait_reply(std::chrono::milliseconds wait, int wake = -1);
+    reply wait_reply(std::chrono::milliseconds wait);
     // The next whole reply already read from the line, without waiting; empty when none is.
     reply buffered_reply();
+
+    // For an event loop (redis::line): the socket; what it holds now, up to `max` bytes, read
+    // into the reply reader without waiting (false: the line broke, or Redis closed it); and
+    // what of `bytes` the socket takes now, written without waiting (-1: the line broke).
+    int fd() const;
+    bool read_available(std::size_t max);
+    std::ptrdiff_t write_available(std::string_view bytes);
 
     bool broken() const { return broken_; }
     std::string error() const;
 
 private:
     explicit connection(redisContext* context);
+    void io_failed(std::string why);
     redisContext* context_;
     bool broken_ = false;
+    std::string io_error_;  // read_available's or write_available's
 };
 
 }  // namespace zena::redis

@@ -1,41 +1,262 @@
 #include "redis/pipeline.hpp"
 
 #include <spdlog/spdlog.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cstdint>
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <deque>
+#include <mutex>
+#include <optional>
 #include <string_view>
+#include <utility>
+
+#include "redis/line.hpp"
 
 namespace zena::redis {
 
-pipeline::pipeline(pipeline_options options) : options_(std::move(options)), backoff_(options_.retry) {
-    // spdlog's registry is made on first use; made here, before the thread, it is never made by
+using steady = std::chrono::steady_clock;
+
+struct pipeline::state : std::enable_shared_from_this<state> {
+    struct item {
+        std::string command;  // encoded
+        callback done;
+        steady::time_point written{};
+    };
+
+    state(pipeline_options o, boost::asio::io_context& context)
+        : options(std::move(o)),
+          io(context),
+          reply_timer(std::in_place, io),
+          retry_timer(std::in_place, io),
+          backoff(options.retry) {}
+
+    pipeline_options options;
+    boost::asio::io_context& io;
+    // Any thread's, under the mutex:
+    mutable std::mutex mutex;
+    std::deque<item> queue;
+    bool posted = false;  // a flush() is posted and has not taken the queue yet
+    bool stopping = false;
+    std::string last_error;
+    std::atomic<bool> up{false};
+    // The context thread's:
+    std::shared_ptr<line> link;
+    connector connecting_thread;
+    bool connecting = false;
+    bool stopped = false;
+    std::deque<item> held;     // submitted while an attempt to connect is under way
+    std::deque<item> written;  // sent, their replies due in this order
+    std::optional<boost::asio::steady_timer> reply_timer;
+    std::optional<boost::asio::steady_timer> retry_timer;
+    bool reply_timer_armed = false;
+    bool retry_timer_armed = false;
+    steady::time_point next_attempt{};
+    std::chrono::milliseconds backoff;
+
+    // `fill` adds to the queue, under the mutex.
+    template <typename Fill>
+    void submit(Fill&& fill) {
+        {
+            const std::lock_guard lock{mutex};
+            if (stopping) return;
+            fill(queue);
+            if (std::exchange(posted, true)) return;
+        }
+        // What this handler of the loop submits goes out in one write, once it returns.
+        boost::asio::post(io, [self = shared_from_this()] { self->flush(); });
+    }
+
+    void flush() {
+        std::deque<item> taken;
+        {
+            const std::lock_guard lock{mutex};
+            taken.swap(queue);
+            posted = false;
+        }
+        if (stopped) return fail(taken);
+        if (link) return send(taken);
+        if (connecting || steady::now() >= next_attempt) {
+            for (auto& i : taken) held.push_back(std::move(i));
+            return attempt();
+        }
+        fail(taken);  // Redis unreachable, and the next attempt not due: answered at once
+    }
+
+    void send(std::deque<item>& items) {
+        if (items.empty()) return;
+        const auto now = steady::now();
+        for (auto& i : items) {
+            link->send(i.command);
+            i.written = now;
+            written.push_back(std::move(i));
+        }
+        items.clear();
+        link->flush();
+        arm_reply_timer();
+    }
+
+    // Empty replies to `items`: `was_written`, they may have been executed (reply::unanswered()).
+    static void fail(std::deque<item>& items, bool was_written = false) {
+        auto taken = std::move(items);
+        items.clear();
+        for (auto& i : taken) {
+            if (i.done) i.done(was_written ? reply::unanswered() : reply{});
+        }
+    }
+
+    void attempt() {
+        if (stopped || link || connecting) return;
+        connecting = true;
+        connecting_thread.start(
+            io,
+            [where = options.where, timeout = options.timeout,
+             setup = options.on_connect](std::string& error) -> std::unique_ptr<connection> {
+                auto c = connection::open(where, timeout, error);
+                if (c && setup && !setup(*c, error)) c.reset();
+                return c;
+            },
+            [self = shared_from_this()](std::unique_ptr<connection> c, std::string error) {
+                self->connected(std::move(c), std::move(error));
+            });
+    }
+
+    void connected(std::unique_ptr<connection> c, std::string error) {
+        connecting = false;
+        connecting_thread.join();
+        if (stopped) return;
+        if (!c) {
+            if (up.exchange(false, std::memory_order_acq_rel) || backoff == options.retry) {
+                spdlog::warn("{} unreachable at {}:{}: {}", options.name, options.where.host, options.where.port,
+                             error);
+            }
+            next_attempt = steady::now() + backoff;
+            backoff = std::min(backoff * 2, options.max_retry);
+            {
+                const std::lock_guard lock{mutex};
+                last_error = std::move(error);
+            }
+            fail(held);
+            return schedule_retry();
+        }
+        if (!up.exchange(true, std::memory_order_acq_rel)) {
+            spdlog::info("{} connected to {}:{}", options.name, options.where.host, options.where.port);
+        }
+        backoff = options.retry;
+        link = line::make(io, std::move(c));
+        const std::weak_ptr<state> weak = shared_from_this();
+        link->read(
+            [weak] {
+                if (auto self = weak.lock()) self->readable();
+            },
+            [weak] {
+                if (auto self = weak.lock()) self->lost();
+            });
+        send(held);
+    }
+
+    // While Redis is away, the next attempt is made when due even with nothing queued, so that
+    // up() turns true as soon as it is back.
+    void schedule_retry() {
+        if (stopped || link || connecting || retry_timer_armed) return;
+        retry_timer_armed = true;
+        retry_timer->expires_at(next_attempt);
+        retry_timer->async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+            self->retry_timer_armed = false;
+            if (ec || self->stopped) return;
+            self->attempt();
+        });
+    }
+
+    // This reply, and every whole one already read, to their commands.
+    void readable() {
+        while (link && !written.empty()) {
+            auto r = link->next();
+            if (r.empty()) break;
+            auto next = std::move(written.front());
+            written.pop_front();
+            if (next.done) next.done(std::move(r));
+        }
+        if (link && link->broken()) return lost();
+        arm_reply_timer();
+    }
+
+    // Fires when the oldest command due was written `timeout` ago, and finds out whether it is
+    // still due.
+    void arm_reply_timer() {
+        if (stopped || reply_timer_armed || written.empty()) return;
+        reply_timer_armed = true;
+        reply_timer->expires_at(written.front().written + options.timeout);
+        reply_timer->async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+            self->reply_timer_armed = false;
+            if (ec || self->stopped || self->written.empty()) return;
+            if (steady::now() >= self->written.front().written + self->options.timeout) return self->lost();
+            self->arm_reply_timer();
+        });
+    }
+
+    // The line broke or a reply is late: the connection goes, and `written` gets unknown outcomes.
+    void lost() {
+        if (!link) return;
+        const bool broken = link->broken();
+        const auto why = broken ? link->error() : std::string{"no reply in time"};
+        spdlog::warn("{} connection lost: {}", options.name, why);
+        {
+            const std::lock_guard lock{mutex};
+            last_error = "connection lost: " + (broken ? why : std::string{"timeout"});
+        }
+        link->close();
+        link.reset();
+        up.store(false, std::memory_order_release);
+        next_attempt = steady::now();  // one immediate attempt, then backoff
+        // Written (some perhaps only in part) and not answered: Redis may run them yet.
+        fail(written, true);
+        schedule_retry();
+    }
+
+    // On the context's thread, or with no thread running it.
+    void teardown() {
+        if (stopped) return;
+        stopped = true;
+        std::deque<item> taken;
+        {
+            const std::lock_guard lock{mutex};
+            stopping = true;
+            taken.swap(queue);
+        }
+        if (link) link->close();
+        link.reset();
+        reply_timer.reset();
+        retry_timer.reset();
+        up.store(false, std::memory_order_release);
+        fail(written, true);
+        fail(held);
+        fail(taken);
+        connecting_thread.join();  // an attempt under way ends within its timeout; its result is dropped
+    }
+};
+
+pipeline::pipeline(pipeline_options options) {
+    // spdlog's registry is made on first use; made here, before any thread, it is never made by
     // two threads at once (spdlog's own guard is invisible to TSan, its library not instrumented).
     (void)spdlog::default_logger_raw();
-    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    thread_ = std::thread([this] { run(); });
+    if (!options.context) own_ = std::make_unique<context_thread>();
+    auto& io = options.context ? *options.context : own_->io();
+    state_ = std::make_shared<state>(std::move(options), io);
+    // The first attempt at once, so that up() turns true without traffic.
+    boost::asio::post(io, [s = state_] { s->attempt(); });
 }
 
-pipeline::~pipeline() {
-    stop();
-    if (wake_fd_ >= 0) ::close(wake_fd_);
-}
+pipeline::~pipeline() { stop(); }
 
 void pipeline::stop() {
-    {
-        const std::lock_guard lock{mutex_};
-        stopping_ = true;
+    if (own_) {
+        own_->stop([s = state_] { s->teardown(); });
+    } else {
+        state_->teardown();
     }
-    wake_.notify_all();
-    signal();
-    if (thread_.joinable()) thread_.join();
-}
-
-void pipeline::signal() const {
-    const std::uint64_t one = 1;
-    if (wake_fd_ >= 0) (void)!::write(wake_fd_, &one, sizeof one);
 }
 
 namespace {
@@ -55,150 +276,22 @@ void pipeline::submit(const std::vector<args>& commands, std::vector<callback> d
 }
 
 void pipeline::submit_encoded(std::string command, callback done) {
-    bool by_fd = false;
-    {
-        const std::lock_guard lock{mutex_};
-        queue_.push_back(item{std::move(command), std::move(done)});
-        by_fd = std::exchange(fd_waiting_, false);
-    }
-    if (by_fd) return signal();
-    wake_.notify_one();
+    state_->submit([&](std::deque<state::item>& queue) { queue.push_back({std::move(command), std::move(done)}); });
 }
 
 void pipeline::submit_encoded(std::vector<std::string> commands, std::vector<callback> done) {
-    bool by_fd = false;
-    {
-        const std::lock_guard lock{mutex_};
+    state_->submit([&](std::deque<state::item>& queue) {
         for (std::size_t i = 0; i < commands.size(); ++i) {
-            queue_.push_back(item{std::move(commands[i]), i < done.size() ? std::move(done[i]) : callback{}});
+            queue.push_back({std::move(commands[i]), i < done.size() ? std::move(done[i]) : callback{}});
         }
-        by_fd = std::exchange(fd_waiting_, false);
-    }
-    if (by_fd) return signal();
-    wake_.notify_one();
+    });
 }
+
+bool pipeline::up() const { return state_->up.load(std::memory_order_acquire); }
 
 std::string pipeline::last_error() const {
-    const std::lock_guard lock{mutex_};
-    return last_error_;
-}
-
-void pipeline::fail(std::deque<item>& items, bool written) {
-    for (auto& i : items) {
-        if (i.done) i.done(written ? reply::unanswered() : reply{});
-    }
-    items.clear();
-}
-
-bool pipeline::connect() {
-    const auto now = std::chrono::steady_clock::now();
-    if (now < next_attempt_) return false;
-    std::string error;
-    auto c = connection::open(options_.where, options_.timeout, error);
-    if (c && options_.on_connect && !options_.on_connect(*c, error)) c.reset();
-    if (!c) {
-        if (up_.exchange(false, std::memory_order_acq_rel) || backoff_ == options_.retry) {
-            spdlog::warn("{} unreachable at {}:{}: {}", options_.name, options_.where.host, options_.where.port, error);
-        }
-        next_attempt_ = now + backoff_;
-        backoff_ = std::min(backoff_ * 2, options_.max_retry);
-        const std::lock_guard lock{mutex_};
-        last_error_ = std::move(error);
-        return false;
-    }
-    if (!up_.exchange(true, std::memory_order_acq_rel)) {
-        spdlog::info("{} connected to {}:{}", options_.name, options_.where.host, options_.where.port);
-    }
-    backoff_ = options_.retry;
-    connection_ = std::move(c);
-    return true;
-}
-
-void pipeline::lost(std::deque<item>& written) {
-    spdlog::warn("{} connection lost: {}", options_.name,
-                 connection_->broken() ? connection_->error() : std::string{"no reply in time"});
-    {
-        const std::lock_guard lock{mutex_};
-        last_error_ = "connection lost: " + (connection_->broken() ? connection_->error() : std::string{"timeout"});
-    }
-    connection_.reset();
-    up_.store(false, std::memory_order_release);
-    next_attempt_ = std::chrono::steady_clock::now();  // one immediate attempt, then backoff
-    // Written (some perhaps only in part) and not answered: Redis may run them yet.
-    fail(written, true);
-}
-
-void pipeline::run() {
-    std::deque<item> taken;
-    std::deque<item> written;  // sent, their replies due in this order
-    for (;;) {
-        {
-            std::unique_lock lock{mutex_};
-            if (written.empty()) {
-                // While Redis is away, wake for the next attempt even with nothing queued, so
-                // that up() turns true as soon as it is back.
-                const auto until = connection_ ? std::chrono::steady_clock::now() + std::chrono::seconds(1)
-                                               : std::max(next_attempt_, std::chrono::steady_clock::now());
-                wake_.wait_until(lock, until, [&] { return stopping_ || !queue_.empty(); });
-            }
-            if (stopping_) {
-                taken.swap(queue_);
-                lock.unlock();
-                fail(written, true);
-                fail(taken);
-                return;
-            }
-            taken.swap(queue_);
-        }
-        if (!connection_ && !connect()) {
-            fail(taken);
-            continue;
-        }
-        const auto now = std::chrono::steady_clock::now();
-        for (auto& i : taken) {
-            connection_->append_encoded(i.command);  // written by wait_reply() below
-            i.written = now;
-            written.push_back(std::move(i));
-        }
-        taken.clear();
-        if (written.empty()) continue;
-        // Write what was appended, then wait for the next reply, or for submit() to write
-        // wake_fd_ (what it queued is written at once, without waiting for the replies due).
-        bool queued = false;
-        {
-            const std::lock_guard lock{mutex_};
-            queued = !queue_.empty();
-            fd_waiting_ = !queued;
-        }
-        if (queued) signal();  // submitted meanwhile: write, then come back for it
-        const auto deadline = written.front().written + options_.timeout;
-        // Rounded up: a wait of 0 ms with the deadline not yet reached would spin until it is.
-        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        auto r = connection_->wait_reply(std::max(left, std::chrono::milliseconds{0}), wake_fd_);
-        {
-            const std::lock_guard lock{mutex_};
-            fd_waiting_ = false;
-        }
-        if (r.empty()) {
-            if (connection_->broken() || std::chrono::steady_clock::now() >= deadline) {
-                lost(written);
-                continue;
-            }
-            std::uint64_t count = 0;  // woken: take what was submitted
-            (void)!::read(wake_fd_, &count, sizeof count);
-            continue;
-        }
-        // This reply, and every whole one already read, to their commands.
-        for (;;) {
-            auto next = std::move(written.front());
-            written.pop_front();
-            if (next.done) next.done(std::move(r));
-            if (written.empty()) break;
-            r = connection_->buffered_reply();
-            if (r.empty()) break;
-        }
-        if (connection_->broken()) lost(written);
-    }
+    const std::lock_guard lock{state_->mutex};
+    return state_->last_error;
 }
 
 }  // namespace zena::redis

@@ -1,12 +1,13 @@
 #pragma once
-// Commands to one Redis, pipelined: callers on any thread submit commands with a callback; one
-// thread of the pipeline's own writes what was submitted, several commands per write, and hands
-// each reply to its command's callback, in order. It writes new commands while the replies of
-// earlier ones are still due (it waits for a reply or for new commands, whichever comes first),
-// so Redis always has work: a command never waits for a whole earlier batch to be answered.
-// A thousand publishes submitted while a round trip is under way cost one more write, not a
-// thousand. Used by the Redis engine (engine/redis); built on redis::connection, the project's
-// one Redis client.
+// Commands to one Redis, pipelined: callers on any thread submit commands with a callback; the
+// pipeline writes what was submitted, several commands per write, and hands each reply to its
+// command's callback, in order. It runs on an io_context's thread (an event loop of the server,
+// `pipeline_options::context`, or a thread of its own): what one handler of that loop submits
+// goes out in one write when the handler returns, and new commands are written while the replies
+// of earlier ones are still due, so Redis always has work: a command never waits for a whole
+// earlier batch to be answered. A thousand publishes submitted while a round trip is under way
+// cost one more write, not a thousand. Used by the Redis engine (engine/redis); built on
+// redis::connection, the project's one Redis client, and redis::line.
 //
 // When Redis cannot be reached, every command fails at once (its callback gets an empty reply)
 // rather than waiting: a caller answers "unavailable" in microseconds. A command already
@@ -15,36 +16,44 @@
 // written after it: Redis may have executed them, or may still. The
 // connection is then closed, so nothing else goes to that Redis on it. The pipeline tries to
 // connect again at most every `retry` (doubling up to `max_retry` while it keeps failing), so a
-// dead Redis costs one refused connect per period, not one per command. `up()` says whether the
-// last attempt worked. After each (re)connect `on_connect` runs on the pipeline's thread with
-// the new connection, before any queued command (the engine loads its scripts there).
+// dead Redis costs one refused connect per period, not one per command; commands submitted while
+// an attempt is under way wait for it. `up()` says whether the last attempt worked. Each attempt
+// runs on a thread of its own (redis::connector), so a Redis that does not answer never stalls
+// the loop; after each (re)connect `on_connect` runs on that thread with the new connection,
+// before any queued command (the engine loads its scripts there).
 //
-// Threading: submit() and up() from any thread. Callbacks run on the pipeline's thread, in
+// Threading: submit() and up() from any thread. Callbacks run on the context's thread, in
 // submission order; they may submit again (never wait there for another command's reply).
-// The destructor stops the thread; commands still queued get an empty reply.
+// stop() (and the destructor) from any thread when the pipeline has a thread of its own; with a
+// given context, on its thread or once no thread runs it (the app: after its loops ended).
+// Commands still queued then get an empty reply.
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <functional>
-#include <mutex>
+#include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "redis/connection.hpp"
 
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
+
 namespace zena::redis {
+
+class context_thread;
 
 struct pipeline_options {
     endpoint where;
     std::chrono::milliseconds timeout{2000};  // connect, each write, and each reply after its command's write
     std::chrono::milliseconds retry{100};
     std::chrono::milliseconds max_retry{2000};
-    // On the pipeline's thread after each connect; false (with `error` set) drops the connection.
+    // On the connecting thread after each connect; false (with `error` set) drops the connection.
     std::function<bool(connection&, std::string& error)> on_connect;
     std::string name = "redis";  // in log lines
+    // Where the pipeline runs; null: on a thread of its own.
+    boost::asio::io_context* context = nullptr;
 };
 
 class pipeline {
@@ -58,8 +67,9 @@ public:
     ~pipeline();
     pipeline(const pipeline&) = delete;
     pipeline& operator=(const pipeline&) = delete;
-    // Stops and joins the thread now (the destructor does it too); what is still queued gets an
-    // empty reply. A command submitted after it is never sent: its callback never runs.
+    // Stops now (the destructor does it too; with a thread of its own, joins it); what is still
+    // queued or due gets an empty reply. A command submitted after it is never sent: its callback
+    // never runs.
     void stop();
 
     void submit(const args& command, callback done);
@@ -70,38 +80,15 @@ public:
     void submit_encoded(std::string command, callback done);
     void submit_encoded(std::vector<std::string> commands, std::vector<callback> done);
 
-    bool up() const { return up_.load(std::memory_order_acquire); }
+    bool up() const;
     // The last connection error, for /readyz and the logs.
     std::string last_error() const;
 
-private:
-    struct item {
-        std::string command;  // encoded
-        callback done;
-        std::chrono::steady_clock::time_point written{};
-    };
-    void run();
-    bool connect();
-    // The line broke or a reply is late: the connection goes, and `written` gets unknown outcomes.
-    void lost(std::deque<item>& written);
-    void signal() const;  // wakes the thread waiting on wake_fd_
-    // Empty replies to `items`: `written`, they may have been executed (reply::unanswered()).
-    void fail(std::deque<item>& items, bool written = false);
+    struct state;
 
-    pipeline_options options_;
-    mutable std::mutex mutex_;
-    std::condition_variable wake_;
-    std::deque<item> queue_;
-    bool stopping_ = false;
-    // The thread waits on wake_fd_ (replies are due) rather than on wake_: submit() writes it.
-    bool fd_waiting_ = false;
-    int wake_fd_ = -1;  // an eventfd
-    std::string last_error_;
-    std::atomic<bool> up_{false};
-    std::unique_ptr<connection> connection_;  // the thread's own
-    std::chrono::steady_clock::time_point next_attempt_{};
-    std::chrono::milliseconds backoff_;
-    std::thread thread_;
+private:
+    std::unique_ptr<context_thread> own_;  // with no context given; outlives state_'s use of it
+    std::shared_ptr<state> state_;
 };
 
 }  // namespace zena::redis

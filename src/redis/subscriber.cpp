@@ -1,13 +1,20 @@
 #include "redis/subscriber.hpp"
 
-#include <hiredis/hiredis.h>
-#include <poll.h>
 #include <spdlog/spdlog.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
+#include <mutex>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "redis/line.hpp"
+#include "util/string_hash.hpp"
 
 namespace zena::redis {
 namespace {
@@ -27,278 +34,374 @@ bool offers_sharded(std::string_view info) {
     return major >= 7;
 }
 
+using steady = std::chrono::steady_clock;
+
 }  // namespace
 
-subscriber::subscriber(subscriber_options options) : options_(std::move(options)), backoff_(options_.retry) {
-    // spdlog's registry is made on first use; made here, before the thread, it is never made by
+struct subscriber::state : std::enable_shared_from_this<state> {
+    struct request {
+        enum kind { subscribe, unsubscribe, task } what;
+        std::string channel;
+        std::function<void()> fn;
+        std::function<void(bool)> ready;
+    };
+    struct channel_state {
+        bool wanted = false;
+        int pending = 0;  // subscribe commands written and not yet confirmed
+        bool active = false;
+        bool resubscribing = false;  // part of the round after a connect that up() waits for
+        std::vector<std::function<void(bool)>> waiters;
+    };
+
+    state(subscriber_options o, boost::asio::io_context& context)
+        : options(std::move(o)),
+          io(context),
+          tick_timer(std::in_place, io),
+          retry_timer(std::in_place, io),
+          backoff(options.retry) {}
+
+    subscriber_options options;
+    boost::asio::io_context& io;
+    // Any thread's:
+    std::mutex mutex;
+    std::vector<request> requests;  // under the mutex
+    std::vector<request> held;      // the context thread's: asked while an attempt was under way
+    bool posted = false;            // under the mutex: an apply_requests() is posted
+    bool stopping = false;          // under the mutex
+    std::atomic<bool> up{false};
+    std::atomic<bool> sharded{true};
+    // The context thread's:
+    std::shared_ptr<line> link;
+    connector connecting_thread;
+    bool connecting = false;
+    bool stopped = false;
+    bool announced_down = false;
+    util::string_map<channel_state> channels;
+    std::size_t resubscribing = 0;  // channels of the round after a connect not yet confirmed
+    std::optional<boost::asio::steady_timer> tick_timer;
+    std::optional<boost::asio::steady_timer> retry_timer;
+    bool retry_timer_armed = false;
+    steady::time_point next_attempt{};
+    std::chrono::milliseconds backoff;
+
+    void start() {
+        arm_tick();
+        attempt();
+    }
+
+    void add(request r) {
+        {
+            const std::lock_guard lock{mutex};
+            if (stopping) return;
+            requests.push_back(std::move(r));
+            if (std::exchange(posted, true)) return;
+        }
+        boost::asio::post(io, [self = shared_from_this()] { self->apply_requests(); });
+    }
+
+    void apply_requests() {
+        std::vector<request> taken;
+        {
+            const std::lock_guard lock{mutex};
+            taken.swap(requests);
+            posted = false;
+        }
+        if (stopped) return;
+        if (connecting) {
+            // Applied once the attempt under way has ended: a channel asked for while the line
+            // comes up waits for it rather than being told "down".
+            for (auto& r : taken) held.push_back(std::move(r));
+            return;
+        }
+        if (!held.empty()) {
+            auto before = std::move(held);
+            held.clear();
+            for (auto& r : taken) before.push_back(std::move(r));
+            taken = std::move(before);
+        }
+        apply(taken);
+    }
+
+    void write_subscribe(const std::vector<std::string>& names, bool on) {
+        if (!link || names.empty()) return;
+        const bool shard = sharded.load(std::memory_order_relaxed);
+        const std::string_view verb =
+            on ? (shard ? "SSUBSCRIBE" : "SUBSCRIBE") : (shard ? "SUNSUBSCRIBE" : "UNSUBSCRIBE");
+        for (std::size_t from = 0; from < names.size(); from += k_channels_per_command) {
+            std::vector<std::string_view> argv{verb};
+            const auto to = std::min(names.size(), from + k_channels_per_command);
+            for (auto i = from; i < to; ++i) argv.emplace_back(names[i]);
+            link->send(encode(argv));
+        }
+    }
+
+    void apply(std::vector<request>& taken) {
+        std::vector<std::string> on;
+        std::vector<std::string> off;
+        for (auto& r : taken) {
+            if (r.what == request::task) {
+                if (r.fn) r.fn();
+                continue;
+            }
+            auto& st = channels[r.channel];
+            if (r.what == request::subscribe) {
+                if (r.ready) {
+                    if (st.active) {
+                        r.ready(true);
+                    } else if (!link) {
+                        r.ready(false);
+                    } else {
+                        st.waiters.push_back(std::move(r.ready));
+                    }
+                }
+                if (st.wanted) continue;
+                st.wanted = true;
+                if (link) {
+                    ++st.pending;
+                    on.push_back(r.channel);
+                }
+                continue;
+            }
+            if (!st.wanted) continue;
+            st.wanted = false;
+            st.active = false;
+            if (st.resubscribing) {
+                st.resubscribing = false;
+                --resubscribing;
+            }
+            for (auto& w : st.waiters) w(false);
+            st.waiters.clear();
+            if (link) off.push_back(r.channel);
+            if (st.pending == 0) channels.erase(r.channel);
+        }
+        write_subscribe(on, true);
+        write_subscribe(off, false);
+        taken.clear();
+        if (link) link->flush();
+        if (link && resubscribing == 0 && !up.load(std::memory_order_relaxed)) {
+            up.store(true, std::memory_order_release);
+            if (options.on_up) options.on_up();
+        }
+    }
+
+    void arm_tick() {
+        tick_timer->expires_after(options.tick);
+        tick_timer->async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+            if (ec || self->stopped) return;
+            if (self->options.on_tick) self->options.on_tick();
+            if (!self->stopped) self->arm_tick();
+        });
+    }
+
+    void attempt() {
+        if (stopped || link || connecting) return;
+        connecting = true;
+        connecting_thread.start(
+            io,
+            // The state outlives the attempt: teardown() joins it.
+            [where = options.where, timeout = options.timeout,
+             shard = &sharded](std::string& error) -> std::unique_ptr<connection> {
+                auto c = connection::open(where, timeout, error);
+                if (!c) return c;
+                const std::string_view info[] = {"INFO", "server"};
+                auto r = c->command(info);
+                if (r.empty()) {
+                    error = "INFO failed: " + c->error();
+                    return nullptr;
+                }
+                shard->store(r.ok() && offers_sharded(r.str()), std::memory_order_release);
+                return c;
+            },
+            [self = shared_from_this()](std::unique_ptr<connection> c, std::string error) {
+                self->connected(std::move(c), std::move(error));
+            });
+    }
+
+    void connected(std::unique_ptr<connection> c, std::string error) {
+        connecting = false;
+        connecting_thread.join();
+        if (stopped) return;
+        if (!c) {
+            if (backoff == options.retry) {
+                spdlog::warn("{} unreachable at {}:{}: {}", options.name, options.where.host, options.where.port,
+                             error);
+            }
+            next_attempt = steady::now() + backoff;
+            backoff = std::min(backoff * 2, options.max_retry);
+            if (!announced_down) {
+                announced_down = true;
+                if (options.on_down) options.on_down();
+            }
+            apply_requests();  // what was asked meanwhile: remembered, its waiters told "down"
+            return schedule_retry();
+        }
+        spdlog::info("{} connected to {}:{} (sharded pubsub: {})", options.name, options.where.host, options.where.port,
+                     sharded.load() ? "yes" : "no");
+        backoff = options.retry;
+        announced_down = false;
+        link = line::make(io, std::move(c));
+        std::vector<std::string> all;
+        resubscribing = 0;
+        for (auto& [name, st] : channels) {
+            if (!st.wanted) continue;
+            st.pending = 1;
+            st.active = false;
+            st.resubscribing = true;
+            ++resubscribing;
+            all.push_back(name);
+        }
+        write_subscribe(all, true);
+        const std::weak_ptr<state> weak = shared_from_this();
+        link->read(
+            [weak] {
+                if (auto self = weak.lock()) self->readable();
+            },
+            [weak] {
+                if (auto self = weak.lock()) self->lost();
+            });
+        apply_requests();  // what was asked meanwhile; up() at once when nothing is wanted
+        if (link) link->flush();
+    }
+
+    void schedule_retry() {
+        if (stopped || link || connecting || retry_timer_armed) return;
+        retry_timer_armed = true;
+        retry_timer->expires_at(next_attempt);
+        retry_timer->async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+            self->retry_timer_armed = false;
+            if (ec || self->stopped) return;
+            self->attempt();
+        });
+    }
+
+    void readable() {
+        while (link) {
+            auto r = link->next();
+            if (r.empty()) break;
+            handle(std::move(r));
+        }
+        if (!link) return;
+        if (link->broken()) return lost();
+        if (options.on_burst) options.on_burst();
+    }
+
+    void handle(reply r) {
+        if (!r.ok()) {
+            spdlog::warn("{}: {}", options.name, r.error_text());
+            return;
+        }
+        if (!r.is_array() || r.size() < 3) return;
+        const auto kind = str_of(r.element(0));
+        const auto channel = str_of(r.element(1));
+        if (kind == "smessage" || kind == "message") {
+            const auto it = channels.find(channel);
+            if (it != channels.end() && it->second.wanted && options.on_message) {
+                options.on_message(channel, str_of(r.element(2)));
+            }
+            return;
+        }
+        if (kind != "ssubscribe" && kind != "subscribe") return;
+        const auto it = channels.find(channel);
+        if (it == channels.end()) return;
+        auto& st = it->second;
+        if (st.pending > 0) --st.pending;
+        if (st.pending > 0) return;
+        if (!st.wanted) {
+            channels.erase(it);
+            return;
+        }
+        st.active = true;
+        auto waiters = std::move(st.waiters);
+        st.waiters.clear();
+        if (st.resubscribing) {
+            st.resubscribing = false;
+            --resubscribing;
+        }
+        for (auto& w : waiters) w(true);
+        if (resubscribing == 0 && !up.load(std::memory_order_relaxed)) {
+            up.store(true, std::memory_order_release);
+            if (options.on_up) options.on_up();
+        }
+    }
+
+    void lost() {
+        if (!link) return;
+        spdlog::warn("{} connection lost: {}", options.name, link->error());
+        link->close();
+        link.reset();
+        const bool was_up = up.exchange(false, std::memory_order_acq_rel);
+        for (auto it = channels.begin(); it != channels.end();) {
+            auto& st = it->second;
+            st.active = false;
+            st.pending = 0;
+            st.resubscribing = false;
+            for (auto& w : st.waiters) w(false);
+            st.waiters.clear();
+            it = st.wanted ? std::next(it) : channels.erase(it);
+        }
+        resubscribing = 0;
+        announced_down = true;
+        if (was_up && options.on_down) options.on_down();
+        next_attempt = steady::now();  // one attempt at once, then backoff
+        attempt();
+    }
+
+    // On the context's thread, or with no thread running it.
+    void teardown() {
+        if (stopped) return;
+        stopped = true;
+        {
+            const std::lock_guard lock{mutex};
+            stopping = true;
+            requests.clear();
+        }
+        if (link) link->close();
+        link.reset();
+        tick_timer.reset();
+        retry_timer.reset();
+        up.store(false, std::memory_order_release);
+        connecting_thread.join();
+        for (auto& [name, st] : channels) {
+            for (auto& w : st.waiters) w(false);
+            st.waiters.clear();
+        }
+    }
+};
+
+subscriber::subscriber(subscriber_options options) {
+    // spdlog's registry is made on first use; made here, before any thread, it is never made by
     // two threads at once (spdlog's own guard is invisible to TSan, its library not instrumented).
     (void)spdlog::default_logger_raw();
-    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    thread_ = std::thread([this] { run(); });
+    if (!options.context) own_ = std::make_unique<context_thread>();
+    auto& io = options.context ? *options.context : own_->io();
+    state_ = std::make_shared<state>(std::move(options), io);
+    boost::asio::post(io, [s = state_] { s->start(); });
 }
 
-subscriber::~subscriber() {
-    stop();
-    if (wake_fd_ >= 0) ::close(wake_fd_);
-}
+subscriber::~subscriber() { stop(); }
 
 void subscriber::stop() {
-    {
-        const std::lock_guard lock{mutex_};
-        stopping_ = true;
+    if (own_) {
+        own_->stop([s = state_] { s->teardown(); });
+    } else {
+        state_->teardown();
     }
-    wake();
-    if (thread_.joinable()) thread_.join();
-}
-
-void subscriber::wake() {
-    const std::uint64_t one = 1;
-    [[maybe_unused]] const auto n = ::write(wake_fd_, &one, sizeof one);
 }
 
 void subscriber::subscribe(std::string channel, std::function<void(bool)> ready) {
-    {
-        const std::lock_guard lock{mutex_};
-        requests_.push_back(request{request::subscribe, std::move(channel), {}, std::move(ready)});
-    }
-    wake();
+    state_->add(state::request{state::request::subscribe, std::move(channel), {}, std::move(ready)});
 }
 
 void subscriber::unsubscribe(std::string channel) {
-    {
-        const std::lock_guard lock{mutex_};
-        requests_.push_back(request{request::unsubscribe, std::move(channel), {}, {}});
-    }
-    wake();
+    state_->add(state::request{state::request::unsubscribe, std::move(channel), {}, {}});
 }
 
 void subscriber::post(std::function<void()> task) {
-    {
-        const std::lock_guard lock{mutex_};
-        requests_.push_back(request{request::task, {}, std::move(task), {}});
-    }
-    wake();
+    state_->add(state::request{state::request::task, {}, std::move(task), {}});
 }
 
-void subscriber::write_subscribe(const std::vector<std::string>& channels, bool on) {
-    if (!connection_ || channels.empty()) return;
-    const bool sharded = sharded_.load(std::memory_order_relaxed);
-    const std::string_view verb =
-        on ? (sharded ? "SSUBSCRIBE" : "SUBSCRIBE") : (sharded ? "SUNSUBSCRIBE" : "UNSUBSCRIBE");
-    for (std::size_t from = 0; from < channels.size(); from += k_channels_per_command) {
-        std::vector<std::string_view> argv{verb};
-        const auto to = std::min(channels.size(), from + k_channels_per_command);
-        for (auto i = from; i < to; ++i) argv.emplace_back(channels[i]);
-        connection_->append(argv);
-    }
-}
+bool subscriber::up() const { return state_->up.load(std::memory_order_acquire); }
 
-void subscriber::apply(std::vector<request>& requests) {
-    std::vector<std::string> on;
-    std::vector<std::string> off;
-    for (auto& r : requests) {
-        if (r.what == request::task) {
-            if (r.fn) r.fn();
-            continue;
-        }
-        auto& st = channels_[r.channel];
-        if (r.what == request::subscribe) {
-            if (r.ready) {
-                if (st.active) {
-                    r.ready(true);
-                } else if (!connection_) {
-                    r.ready(false);
-                } else {
-                    st.waiters.push_back(std::move(r.ready));
-                }
-            }
-            if (st.wanted) continue;
-            st.wanted = true;
-            if (connection_) {
-                ++st.pending;
-                on.push_back(r.channel);
-            }
-            continue;
-        }
-        if (!st.wanted) continue;
-        st.wanted = false;
-        st.active = false;
-        if (st.resubscribing) {
-            st.resubscribing = false;
-            --resubscribing_;
-        }
-        for (auto& w : st.waiters) w(false);
-        st.waiters.clear();
-        if (connection_) off.push_back(r.channel);
-        if (st.pending == 0) channels_.erase(r.channel);
-    }
-    write_subscribe(on, true);
-    write_subscribe(off, false);
-    requests.clear();
-    if (connection_ && resubscribing_ == 0 && !up_.load(std::memory_order_relaxed)) {
-        up_.store(true, std::memory_order_release);
-        if (options_.on_up) options_.on_up();
-    }
-}
-
-bool subscriber::connect() {
-    std::string error;
-    auto c = connection::open(options_.where, options_.timeout, error);
-    if (c) {
-        const std::string_view info[] = {"INFO", "server"};
-        auto r = c->command(info);
-        if (r.empty()) {
-            error = "INFO failed: " + c->error();
-            c.reset();
-        } else {
-            sharded_.store(r.ok() && offers_sharded(r.str()), std::memory_order_release);
-        }
-    }
-    if (!c) {
-        if (backoff_ == options_.retry) {
-            spdlog::warn("{} unreachable at {}:{}: {}", options_.name, options_.where.host, options_.where.port, error);
-        }
-        return false;
-    }
-    spdlog::info("{} connected to {}:{} (sharded pubsub: {})", options_.name, options_.where.host, options_.where.port,
-                 sharded_.load() ? "yes" : "no");
-    backoff_ = options_.retry;
-    connection_ = std::move(c);
-    std::vector<std::string> all;
-    resubscribing_ = 0;
-    for (auto& [name, st] : channels_) {
-        if (!st.wanted) continue;
-        st.pending = 1;
-        st.active = false;
-        st.resubscribing = true;
-        ++resubscribing_;
-        all.push_back(name);
-    }
-    write_subscribe(all, true);
-    return true;
-}
-
-void subscriber::lost() {
-    spdlog::warn("{} connection lost: {}", options_.name, connection_ ? connection_->error() : std::string{});
-    connection_.reset();
-    const bool was_up = up_.exchange(false, std::memory_order_acq_rel);
-    for (auto it = channels_.begin(); it != channels_.end();) {
-        auto& st = it->second;
-        st.active = false;
-        st.pending = 0;
-        st.resubscribing = false;
-        for (auto& w : st.waiters) w(false);
-        st.waiters.clear();
-        it = st.wanted ? std::next(it) : channels_.erase(it);
-    }
-    resubscribing_ = 0;
-    if (was_up && options_.on_down) options_.on_down();
-}
-
-void subscriber::handle(reply r) {
-    if (!r.ok()) {
-        spdlog::warn("{}: {}", options_.name, r.error_text());
-        return;
-    }
-    if (!r.is_array() || r.size() < 3) return;
-    const auto kind = str_of(r.element(0));
-    const auto channel = str_of(r.element(1));
-    if (kind == "smessage" || kind == "message") {
-        const auto it = channels_.find(channel);
-        if (it != channels_.end() && it->second.wanted && options_.on_message) {
-            options_.on_message(channel, str_of(r.element(2)));
-        }
-        return;
-    }
-    if (kind != "ssubscribe" && kind != "subscribe") return;
-    const auto it = channels_.find(channel);
-    if (it == channels_.end()) return;
-    auto& st = it->second;
-    if (st.pending > 0) --st.pending;
-    if (st.pending > 0) return;
-    if (!st.wanted) {
-        channels_.erase(it);
-        return;
-    }
-    st.active = true;
-    auto waiters = std::move(st.waiters);
-    st.waiters.clear();
-    if (st.resubscribing) {
-        st.resubscribing = false;
-        --resubscribing_;
-    }
-    for (auto& w : waiters) w(true);
-    if (resubscribing_ == 0 && !up_.load(std::memory_order_relaxed)) {
-        up_.store(true, std::memory_order_release);
-        if (options_.on_up) options_.on_up();
-    }
-}
-
-void subscriber::run() {
-    std::vector<request> requests;
-    auto next_tick = std::chrono::steady_clock::now() + options_.tick;
-    bool announced_down = false;
-    auto next_attempt = std::chrono::steady_clock::now();
-    for (;;) {
-        {
-            const std::lock_guard lock{mutex_};
-            if (stopping_) break;
-            requests.swap(requests_);
-        }
-        std::uint64_t drained = 0;
-        [[maybe_unused]] const auto n = ::read(wake_fd_, &drained, sizeof drained);
-        const auto now = std::chrono::steady_clock::now();
-        if (now >= next_tick) {
-            next_tick = now + options_.tick;
-            if (options_.on_tick) options_.on_tick();
-        }
-        if (!connection_) {
-            if (now < next_attempt || !connect()) {
-                if (now >= next_attempt) {
-                    next_attempt = now + backoff_;
-                    backoff_ = std::min(backoff_ * 2, options_.max_retry);
-                }
-                apply(requests);  // subscriptions are remembered; waiters answered false
-                if (!announced_down) {
-                    announced_down = true;
-                    if (options_.on_down) options_.on_down();
-                }
-                pollfd p{wake_fd_, POLLIN, 0};
-                const auto until = std::min(next_attempt, next_tick);
-                const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count();
-                ::poll(&p, 1, static_cast<int>(std::max<long long>(wait, 1)));
-                continue;
-            }
-            announced_down = false;
-        }
-        apply(requests);
-        auto r = connection_->wait_reply(options_.tick, wake_fd_);
-        if (r.empty()) {
-            if (connection_->broken()) {
-                lost();
-                announced_down = true;
-                next_attempt = std::chrono::steady_clock::now();  // one attempt at once, then backoff
-            }
-            continue;
-        }
-        handle(std::move(r));
-        for (;;) {
-            auto more = connection_->buffered_reply();
-            if (more.empty()) break;
-            handle(std::move(more));
-        }
-        if (connection_->broken()) {
-            lost();
-            announced_down = true;
-            next_attempt = std::chrono::steady_clock::now();
-            continue;
-        }
-        if (options_.on_burst) options_.on_burst();
-    }
-    connection_.reset();
-    for (auto& [name, st] : channels_) {
-        for (auto& w : st.waiters) w(false);
-    }
-}
+bool subscriber::sharded() const { return state_->sharded.load(std::memory_order_acquire); }
 
 }  // namespace zena::redis

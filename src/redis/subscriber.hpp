@@ -1,7 +1,10 @@
 #pragma once
-// One Pub/Sub connection to Redis, held by a thread of its own, subscribed to the channels its
-// owner asks for: sharded Pub/Sub (SSUBSCRIBE, Redis 7) when the server offers it, classic
-// SUBSCRIBE otherwise. Built on redis::connection, the project's one Redis client.
+// One Pub/Sub connection to Redis, subscribed to the channels its owner asks for: sharded Pub/Sub
+// (SSUBSCRIBE, Redis 7) when the server offers it, classic SUBSCRIBE otherwise. It runs on an
+// io_context's thread (an event loop of the server, `subscriber_options::context`, or a thread
+// of its own); each attempt to connect runs on a thread of its own (redis::connector), so a Redis
+// that does not answer never stalls the loop. Built on redis::connection, the project's one
+// Redis client, and redis::line.
 //
 // - subscribe(channel, ready): the channel is wanted; `ready(true)` runs once Redis has confirmed
 //   the subscription (at once when it already is), so that its owner reads a channel's position
@@ -18,22 +21,25 @@
 //   per-channel state needs no lock); `on_tick` runs every `tick` there too.
 //
 // Threading: subscribe, unsubscribe, post and up from any thread; every callback runs on the
-// subscriber's thread. The destructor stops and joins the thread.
+// subscriber's thread: the context's. stop() (and the destructor) from any thread when the
+// subscriber has a thread of its own; with a given context, on its thread or once no thread runs
+// it (the app: after its loops ended).
 
-#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
-#include <thread>
-#include <vector>
 
 #include "redis/connection.hpp"
-#include "util/string_hash.hpp"
+
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
 
 namespace zena::redis {
+
+class context_thread;
 
 struct subscriber_options {
     endpoint where;
@@ -47,6 +53,8 @@ struct subscriber_options {
     std::function<void()> on_down;
     std::function<void()> on_tick;
     std::string name = "redis pubsub";
+    // Where the subscriber runs; null: on a thread of its own.
+    boost::asio::io_context* context = nullptr;
 };
 
 class subscriber {
@@ -55,7 +63,8 @@ public:
     ~subscriber();
     subscriber(const subscriber&) = delete;
     subscriber& operator=(const subscriber&) = delete;
-    // Stops and joins the thread now (the destructor does it too): after it no callback runs.
+    // Stops now (the destructor does it too; with a thread of its own, joins it): after it no
+    // callback runs.
     // An owner whose callbacks reach other objects stops every thread first, then destroys.
     void stop();
 
@@ -64,45 +73,15 @@ public:
     void post(std::function<void()> task);
 
     // Connected, and every wanted channel subscribed.
-    bool up() const { return up_.load(std::memory_order_acquire); }
+    bool up() const;
     // Whether the server offers sharded Pub/Sub (known once connected; SPUBLISH goes with it).
-    bool sharded() const { return sharded_.load(std::memory_order_acquire); }
+    bool sharded() const;
+
+    struct state;
 
 private:
-    struct request {
-        enum kind { subscribe, unsubscribe, task } what;
-        std::string channel;
-        std::function<void()> fn;
-        std::function<void(bool)> ready;
-    };
-    struct channel_state {
-        bool wanted = false;
-        int pending = 0;  // subscribe commands written and not yet confirmed
-        bool active = false;
-        bool resubscribing = false;  // part of the round after a connect that up() waits for
-        std::vector<std::function<void(bool)>> waiters;
-    };
-    void run();
-    bool connect();
-    void lost();
-    void handle(reply r);
-    void apply(std::vector<request>& requests);
-    void write_subscribe(const std::vector<std::string>& channels, bool on);
-    void wake();
-
-    subscriber_options options_;
-    int wake_fd_ = -1;
-    std::mutex mutex_;
-    std::vector<request> requests_;
-    bool stopping_ = false;
-    std::atomic<bool> up_{false};
-    std::atomic<bool> sharded_{true};
-    // The thread's own:
-    std::unique_ptr<connection> connection_;
-    util::string_map<channel_state> channels_;
-    std::size_t resubscribing_ = 0;  // channels of the round after a connect not yet confirmed
-    std::chrono::milliseconds backoff_;
-    std::thread thread_;
+    std::unique_ptr<context_thread> own_;  // with no context given; outlives state_'s use of it
+    std::shared_ptr<state> state_;
 };
 
 }  // namespace zena::redis

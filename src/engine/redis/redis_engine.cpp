@@ -587,7 +587,8 @@ struct redis_engine::impl final : public broker, public history, public engine::
                 .where = options.shards[i],
                 .timeout = options.timeout,
                 .on_connect = [this](redis::connection& c, std::string& error) { return load_scripts(c, error); },
-                .name = name});
+                .name = name,
+                .context = options.context});
             s->pubsub = std::make_unique<redis::subscriber>(redis::subscriber_options{
                 .where = options.shards[i],
                 .timeout = options.timeout,
@@ -615,7 +616,8 @@ struct redis_engine::impl final : public broker, public history, public engine::
                         canary(*sp);
                         settle(*sp);
                     },
-                .name = name + " pubsub"});
+                .name = name + " pubsub",
+                .context = options.context});
             shards.push_back(std::move(s));
         }
         shards.front()->pubsub->subscribe(all_channel);

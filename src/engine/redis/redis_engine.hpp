@@ -48,6 +48,10 @@
 #include "observability/metrics.hpp"
 #include "redis/connection.hpp"
 
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
+
 namespace zena::engine {
 
 struct redis_engine_options {
@@ -78,6 +82,11 @@ struct redis_engine_options {
     std::chrono::milliseconds offline_grace{5000};
     // How often a node settles the users due (offline notices come up to this late).
     std::chrono::milliseconds settle_period{1000};
+    // Where the engine's Redis I/O runs: every shard's commands and Pub/Sub, and so every
+    // callback named "on Redis's threads" here. The app gives event loop 0, so that a publish
+    // crosses no thread on its way to Redis and back; null: threads of the engine's own.
+    // With a loop given, the engine is destroyed once no thread runs that loop.
+    boost::asio::io_context* context = nullptr;
 };
 
 class redis_engine {

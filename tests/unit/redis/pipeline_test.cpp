@@ -7,6 +7,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <chrono>
 #include <future>
 #include <mutex>
@@ -148,6 +151,48 @@ TEST(RedisPipeline, NeverWritten_NotSent) {
     EXPECT_FALSE(p.up());
     EXPECT_EQ(p.last_error(), "refused by the test");
     EXPECT_FALSE(server.receives("zena-never-written", 200ms));
+}
+
+// On a loop of the caller's (the app gives event loop 0), the attempt to connect runs on a thread
+// of its own: a Redis that takes the connection and never answers the setup holds that thread
+// for the timeout, not the loop. The command waiting for the attempt is then answered "not
+// sent", on the loop's thread.
+TEST(RedisPipeline, OnAGivenLoop_AnAttemptThatHangsDoesNotStallTheLoop) {
+    silent_server server;
+    boost::asio::io_context io;
+    auto work = boost::asio::make_work_guard(io);
+    std::thread loop([&io] { io.run(); });
+    {
+        pipeline p{pipeline_options{.where = server.where(),
+                                    .timeout = 1500ms,
+                                    .on_connect =
+                                        [](connection& c, std::string& error) {
+                                            const std::string_view ping[] = {"PING"};
+                                            if (c.command(ping).ok()) return true;
+                                            error = "no answer to PING";
+                                            return false;
+                                        },
+                                    .context = &io}};
+        auto answered = std::make_shared<std::promise<std::pair<reply, std::thread::id>>>();
+        p.submit({"SET", "zena-held", "1"}, [answered](reply r) {
+            answered->set_value({std::move(r), std::this_thread::get_id()});
+        });
+        ASSERT_TRUE(server.receives("PING", 2s)) << "the attempt began";
+        auto ran = std::make_shared<std::promise<void>>();
+        boost::asio::post(io, [ran] { ran->set_value(); });
+        EXPECT_EQ(ran->get_future().wait_for(500ms), std::future_status::ready)
+            << "the loop waited for the attempt to connect";
+        auto got = answered->get_future();
+        ASSERT_EQ(got.wait_for(5s), std::future_status::ready);
+        const auto [r, on] = got.get();
+        EXPECT_TRUE(r.empty());
+        EXPECT_FALSE(r.outcome_unknown()) << "it waited for the attempt, and was never written";
+        EXPECT_EQ(on, loop.get_id()) << "callbacks run on the loop";
+        EXPECT_EQ(p.last_error(), "no answer to PING");
+        work.reset();
+        io.stop();
+        loop.join();
+    }  // destroyed with no thread running its loop, as the app does after its loops ended
 }
 
 }  // namespace
