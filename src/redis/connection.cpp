@@ -199,7 +199,8 @@ reply connection::command(std::span<const std::string_view> args) {
 }
 
 reply connection::buffered_reply() {
-    if (broken_) return {};
+    // Replies read whole before the line broke are still handed over (Redis answered them); a
+    // reader that failed keeps failing, so nothing after a protocol error is.
     void* r = nullptr;
     if (redisGetReplyFromReader(context_, &r) != REDIS_OK) {
         broken_ = true;

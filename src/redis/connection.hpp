@@ -120,6 +120,7 @@ public:
     // Commands appended before the call are written first.
     reply wait_reply(std::chrono::milliseconds wait);
     // The next whole reply already read from the line, without waiting; empty when none is.
+    // Replies read whole before the line broke are still returned.
     reply buffered_reply();
 
     // For an event loop (redis::line): the socket; what it holds now, up to `max` bytes, read

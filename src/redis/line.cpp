@@ -6,6 +6,7 @@
 #include <boost/asio/post.hpp>
 
 #include <exception>
+#include <system_error>
 #include <utility>
 
 namespace zena::redis {
@@ -114,13 +115,22 @@ void line::close() {
 
 void connector::start(boost::asio::io_context& io, attempt_fn attempt, done_fn done) {
     join();
-    thread_ = std::thread([&io, attempt = std::move(attempt), done = std::move(done)]() mutable {
-        std::string error;
-        auto c = attempt(error);
-        boost::asio::post(io, [c = std::move(c), error = std::move(error), done = std::move(done)]() mutable {
-            done(std::move(c), std::move(error));
+    auto shared_done = std::make_shared<done_fn>(std::move(done));
+    try {
+        thread_ = std::thread([&io, attempt = std::move(attempt), shared_done]() mutable {
+            std::string error;
+            auto c = attempt(error);
+            boost::asio::post(io, [c = std::move(c), error = std::move(error), shared_done]() mutable {
+                (*shared_done)(std::move(c), std::move(error));
+            });
         });
-    });
+    } catch (const std::system_error& e) {
+        // No thread to be had (the process's limit): this attempt fails, and the owner's backoff
+        // tries again later, rather than the exception ending the loop that called us.
+        boost::asio::post(io, [shared_done, why = std::string{"cannot start a thread to connect: "} + e.what()] {
+            (*shared_done)(nullptr, why);
+        });
+    }
 }
 
 void connector::join() {

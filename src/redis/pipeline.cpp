@@ -77,6 +77,9 @@ struct pipeline::state : std::enable_shared_from_this<state> {
             posted = false;
         }
         if (stopped) return fail(taken);
+        // A line whose write failed is told so by a handler of its own; what comes before that
+        // handler must not be written to it (nor answered "may have been applied").
+        if (link && link->broken()) lost();
         if (link) return send(taken);
         if (connecting || steady::now() >= next_attempt) {
             for (auto& i : taken) held.push_back(std::move(i));

@@ -85,6 +85,7 @@ struct subscriber::state : std::enable_shared_from_this<state> {
     std::chrono::milliseconds backoff;
 
     void start() {
+        if (stopped) return;  // stopped before the context ran (a context no thread ran yet)
         arm_tick();
         attempt();
     }
@@ -107,6 +108,7 @@ struct subscriber::state : std::enable_shared_from_this<state> {
             posted = false;
         }
         if (stopped) return;
+        if (link && link->broken()) lost();  // as in pipeline::flush: the line's own handler may not have run yet
         if (connecting) {
             // Applied once the attempt under way has ended: a channel asked for while the line
             // comes up waits for it rather than being told "down".
@@ -135,9 +137,18 @@ struct subscriber::state : std::enable_shared_from_this<state> {
         }
     }
 
+    // Applies the requests in the order they were made: subscriptions and unsubscriptions go to
+    // Redis in that order too (a channel left and taken again within one batch, a page reload,
+    // ends subscribed), in as few commands as the order allows.
     void apply(std::vector<request>& taken) {
-        std::vector<std::string> on;
-        std::vector<std::string> off;
+        std::vector<std::string> names;
+        bool subscribing = true;  // what `names` asks for
+        const auto turn = [&](bool on) {
+            if (on == subscribing) return;
+            write_subscribe(names, subscribing);
+            names.clear();
+            subscribing = on;
+        };
         for (auto& r : taken) {
             if (r.what == request::task) {
                 if (r.fn) r.fn();
@@ -158,7 +169,8 @@ struct subscriber::state : std::enable_shared_from_this<state> {
                 st.wanted = true;
                 if (link) {
                     ++st.pending;
-                    on.push_back(r.channel);
+                    turn(true);
+                    names.push_back(r.channel);
                 }
                 continue;
             }
@@ -171,11 +183,13 @@ struct subscriber::state : std::enable_shared_from_this<state> {
             }
             for (auto& w : st.waiters) w(false);
             st.waiters.clear();
-            if (link) off.push_back(r.channel);
+            if (link) {
+                turn(false);
+                names.push_back(r.channel);
+            }
             if (st.pending == 0) channels.erase(r.channel);
         }
-        write_subscribe(on, true);
-        write_subscribe(off, false);
+        write_subscribe(names, subscribing);
         taken.clear();
         if (link) link->flush();
         if (link && resubscribing == 0 && !up.load(std::memory_order_relaxed)) {

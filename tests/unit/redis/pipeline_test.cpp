@@ -97,6 +97,57 @@ private:
     std::thread thread_;
 };
 
+// A Redis that takes one connection, reads one command, answers it with `answer` (bytes in
+// Redis's wire format) and closes the connection at once.
+class answer_once_server {
+public:
+    explicit answer_once_server(std::string answer) : answer_(std::move(answer)) {
+        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof a;
+        if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 4) != 0 ||
+            ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+            ADD_FAILURE() << "cannot listen on loopback";
+        }
+        port_ = ntohs(a.sin_port);
+        thread_ = std::thread([this] { run(); });
+    }
+    ~answer_once_server() {
+        ::shutdown(fd_, SHUT_RDWR);  // ends an accept still waiting
+        thread_.join();
+        ::close(fd_);
+    }
+    answer_once_server(const answer_once_server&) = delete;
+    answer_once_server& operator=(const answer_once_server&) = delete;
+    endpoint where() const { return endpoint{.host = "127.0.0.1", .port = port_}; }
+
+private:
+    void run() {
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, 5000) <= 0) return;
+        const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c < 0) return;
+        pollfd in{c, POLLIN, 0};
+        char buffer[4096];
+        if (::poll(&in, 1, 5000) > 0 && ::read(c, buffer, sizeof buffer) > 0) {
+            std::size_t sent = 0;
+            while (sent < answer_.size()) {
+                const auto n = ::write(c, answer_.data() + sent, answer_.size() - sent);
+                if (n <= 0) break;
+                sent += static_cast<std::size_t>(n);
+            }
+        }
+        ::close(c);
+    }
+
+    std::string answer_;
+    int fd_ = -1;
+    std::uint16_t port_ = 0;
+    std::thread thread_;
+};
+
 // The reply a command's callback gets, waited for at most 5 s.
 reply reply_to(pipeline& p, pipeline::args command) {
     auto got = std::make_shared<std::promise<reply>>();
@@ -193,6 +244,33 @@ TEST(RedisPipeline, OnAGivenLoop_AnAttemptThatHangsDoesNotStallTheLoop) {
         io.stop();
         loop.join();
     }  // destroyed with no thread running its loop, as the app does after its loops ended
+}
+
+// A reply read whole in the same read as Redis's close is the command's reply, not an unknown
+// outcome. 16,384 bytes in all, the size of one read, so that the read which takes the reply goes
+// on to find the close; the loop is held meanwhile, so both wait for it.
+TEST(RedisPipeline, AReplyReadWithTheClose_IsHandedOver) {
+    const std::string value(16374, 'v');
+    answer_once_server server{"$16374\r\n" + value + "\r\n"};
+    boost::asio::io_context io;
+    auto work = boost::asio::make_work_guard(io);
+    std::thread loop([&io] { io.run(); });
+    {
+        pipeline p{pipeline_options{.where = server.where(), .timeout = 2s, .context = &io}};
+        for (int i = 0; i < 500 && !p.up(); ++i) std::this_thread::sleep_for(10ms);
+        ASSERT_TRUE(p.up());
+        auto answered = std::make_shared<std::promise<reply>>();
+        p.submit({"GET", "zena-big"}, [answered](reply r) { answered->set_value(std::move(r)); });
+        boost::asio::post(io, [] { std::this_thread::sleep_for(300ms); });  // after the write
+        auto got = answered->get_future();
+        ASSERT_EQ(got.wait_for(5s), std::future_status::ready);
+        const auto r = got.get();
+        EXPECT_TRUE(r.ok()) << (r.outcome_unknown() ? "answered as unknown" : "no reply");
+        EXPECT_EQ(r.str(), value);
+        work.reset();
+        io.stop();
+        loop.join();
+    }
 }
 
 }  // namespace
