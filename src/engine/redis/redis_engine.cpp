@@ -444,13 +444,13 @@ struct redis_engine::impl final : public broker, public history, public engine::
     struct shard {
         std::unique_ptr<redis::pipeline> commands;
         std::unique_ptr<redis::subscriber> pubsub;
-        // The canary, on the subscriber thread: when it was sent and when one last came back.
+        // The canary, on the subscriber's thread: when it was sent and when one last came back.
         std::chrono::steady_clock::time_point canary_sent{};
-        std::chrono::steady_clock::time_point next_settle{};  // the subscriber thread's
+        std::chrono::steady_clock::time_point next_settle{};  // the subscriber's thread's
         bool canary_out = false;
         std::atomic<std::int64_t> canary_back_ms{0};  // steady clock ms of the last return; 0: none yet
-        util::string_map<track> tracks;               // the subscriber thread's
-        burst pending;                                // the subscriber thread's
+        util::string_map<track> tracks;               // the subscriber's thread's
+        burst pending;                                // the subscriber's thread's
     };
     // A publish waiting for its replies and for this node's copies.
     struct waiting {
@@ -509,8 +509,8 @@ struct redis_engine::impl final : public broker, public history, public engine::
     const std::string presence_ttl_ms = std::to_string(options.presence_ttl.count());
     const std::string offline_grace_ms = std::to_string(options.offline_grace.count());
     std::atomic<bool> stopping{false};
-    std::atomic<bool> constructed{false};  // the shards are all built: the threads' callbacks may use them  // the
-                                           // destructor runs: replies no longer reach Pub/Sub threads
+    // The shards are all built: the subscribers' callbacks may use them.
+    std::atomic<bool> constructed{false};
 
     std::mutex waiting_mutex;
     std::unordered_map<std::uint64_t, std::shared_ptr<waiting>> waiting_for;
@@ -955,7 +955,7 @@ struct redis_engine::impl final : public broker, public history, public engine::
         s.pubsub->post([&s, name] { s.tracks.erase(name); });
     }
 
-    // ---- Pub/Sub: the subscriber threads ----
+    // ---- Pub/Sub: on the subscribers' thread (options.context: loop 0 in the app) ----
 
     void on_message(shard& s, std::string_view redis_channel, std::string_view bytes) {
         if (redis_channel == canary_channel) return canary_back(s, bytes);

@@ -77,14 +77,15 @@ struct redis_engine_options {
     // deployment: `on_user(user, true)` on the node whose user_here() found the user announced
     // nowhere yet; `on_user(user, false)` on one node once the user has had no connection
     // anywhere for `offline_grace` (or since the entries of a node that stopped refreshing them
-    // expired, `presence_ttl`). Called on Redis's threads; null: user_here() is not used.
+    // expired, `presence_ttl`). Called on the engine's Redis thread; null: user_here() is not used.
     std::function<void(std::string_view user, bool online)> on_user;
     std::chrono::milliseconds offline_grace{5000};
     // How often a node settles the users due (offline notices come up to this late).
     std::chrono::milliseconds settle_period{1000};
     // Where the engine's Redis I/O runs: every shard's commands and Pub/Sub, and so every
-    // callback named "on Redis's threads" here. The app gives event loop 0, so that a publish
-    // crosses no thread on its way to Redis and back; null: threads of the engine's own.
+    // callback said here to run on the engine's Redis thread. The app gives event loop 0, so
+    // that a publish crosses no thread on its way to Redis and back; null: threads of the
+    // engine's own (one per shard's pipeline and one per subscriber).
     // With a loop given, the engine is destroyed once no thread runs that loop.
     boost::asio::io_context* context = nullptr;
 };
