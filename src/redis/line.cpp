@@ -4,7 +4,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <exception>
 #include <system_error>
 #include <utility>
@@ -113,24 +115,73 @@ void line::close() {
     connection_.reset();
 }
 
-void connector::start(boost::asio::io_context& io, attempt_fn attempt, done_fn done) {
-    join();
-    auto shared_done = std::make_shared<done_fn>(std::move(done));
+struct connector::timer_state {
+    explicit timer_state(boost::asio::io_context& io) : timer(io) {}
+    boost::asio::steady_timer timer;
+    bool armed = false;
+};
+
+connector::connector(boost::asio::io_context& io, std::chrono::milliseconds retry, std::chrono::milliseconds max_retry)
+    : io_(io), retry_(retry), max_retry_(max_retry), backoff_(retry), timer_(std::make_unique<timer_state>(io)) {}
+
+connector::~connector() { stop(); }
+
+void connector::start(attempt_fn attempt, done_fn done) {
+    if (busy_) return;
+    busy_ = true;
+    join();  // the last attempt's thread, which has ended
+    // The owner's `done` holds the owner, and the owner holds this connector: it is alive when
+    // the posted result runs.
+    auto finish =
+        std::make_shared<done_fn>([this, done = std::move(done)](std::unique_ptr<connection> c, std::string error) {
+            busy_ = false;
+            join();
+            done(std::move(c), std::move(error));
+        });
     try {
-        thread_ = std::thread([&io, attempt = std::move(attempt), shared_done]() mutable {
+        thread_ = std::thread([&io = io_, attempt = std::move(attempt), finish]() mutable {
             std::string error;
             auto c = attempt(error);
-            boost::asio::post(io, [c = std::move(c), error = std::move(error), shared_done]() mutable {
-                (*shared_done)(std::move(c), std::move(error));
+            // Moved, not copied: this thread keeps no hold on the owner once it has posted.
+            boost::asio::post(io, [c = std::move(c), error = std::move(error), finish = std::move(finish)]() mutable {
+                (*finish)(std::move(c), std::move(error));
             });
         });
     } catch (const std::system_error& e) {
-        // No thread to be had (the process's limit): this attempt fails, and the owner's backoff
-        // tries again later, rather than the exception ending the loop that called us.
-        boost::asio::post(io, [shared_done, why = std::string{"cannot start a thread to connect: "} + e.what()] {
-            (*shared_done)(nullptr, why);
+        // No thread to be had (the process's limit): this attempt fails, and the backoff tries
+        // again later, rather than the exception ending the loop that called us.
+        boost::asio::post(io_, [finish, why = std::string{"cannot start a thread to connect: "} + e.what()] {
+            (*finish)(nullptr, why);
         });
     }
+}
+
+bool connector::due() const { return std::chrono::steady_clock::now() >= next_attempt_; }
+
+void connector::failed() {
+    next_attempt_ = std::chrono::steady_clock::now() + backoff_;
+    backoff_ = std::min(backoff_ * 2, max_retry_);
+}
+
+void connector::succeeded() { backoff_ = retry_; }
+
+void connector::retry_now() { next_attempt_ = std::chrono::steady_clock::now(); }
+
+void connector::when_due(std::function<void()> start_next) {
+    if (!timer_ || timer_->armed) return;
+    timer_->armed = true;
+    timer_->timer.expires_at(next_attempt_);
+    // `start_next` holds the owner, and so this connector, until the handler has run.
+    timer_->timer.async_wait([this, start_next = std::move(start_next)](const boost::system::error_code& ec) {
+        if (ec) return;  // stopped: the timer is gone
+        timer_->armed = false;
+        start_next();
+    });
+}
+
+void connector::stop() {
+    timer_.reset();
+    join();
 }
 
 void connector::join() {
@@ -163,6 +214,17 @@ void context_thread::stop(std::function<void()> last) {
         std::terminate();
     }
     thread_.join();
+}
+
+boost::asio::io_context& context_or_own(boost::asio::io_context* given, std::unique_ptr<context_thread>& own) {
+    if (given) return *given;
+    own = std::make_unique<context_thread>();
+    return own->io();
+}
+
+void stop_on(std::unique_ptr<context_thread>& own, std::function<void()> teardown) {
+    if (own) return own->stop(std::move(teardown));
+    teardown();
 }
 
 }  // namespace zena::redis

@@ -7,7 +7,7 @@
 // replies. The owners run on an event loop of the server (engine/redis: loop 0, so a publish
 // crosses no thread) or, given none, on a thread of their own (`context_thread`).
 //
-// Threading: a line and its callbacks belong to its io_context's thread; `connect_on_a_thread`'s
+// Threading: a line and its callbacks belong to its io_context's thread; a connector's
 // `done` is posted there. Asio stays in line.cpp: this header only names io_context.
 
 #include <chrono>
@@ -27,7 +27,7 @@ namespace zena::redis {
 
 class line : public std::enable_shared_from_this<line> {
 public:
-    // Takes the connection (made by connect_on_a_thread); nothing is read until read().
+    // Takes the connection (made by a connector's attempt); nothing is read until read().
     static std::shared_ptr<line> make(boost::asio::io_context& io, std::unique_ptr<connection> c);
     ~line();
     line(const line&) = delete;
@@ -41,6 +41,18 @@ public:
     // `on_broken` once if the line breaks (a read or write failed, or Redis closed it). Neither
     // runs after close().
     void read(std::function<void()> on_readable, std::function<void()> on_broken);
+    // read() for an owner held by a shared_ptr: its readable() and lost(), while it lives.
+    template <typename Owner>
+    void read_for(const std::shared_ptr<Owner>& owner) {
+        const std::weak_ptr<Owner> weak = owner;
+        read(
+            [weak] {
+                if (auto o = weak.lock()) o->readable();
+            },
+            [weak] {
+                if (auto o = weak.lock()) o->lost();
+            });
+    }
     // The next whole reply already read, or an empty one.
     reply next() { return connection_->buffered_reply(); }
     bool broken() const { return connection_->broken() || failed_; }
@@ -66,21 +78,52 @@ private:
     std::function<void()> on_broken_;
 };
 
-// Runs `attempt` (a blocking connect and setup) on a thread of its own and posts its result to
-// `io`: `done(connection or null, error)` runs on io's thread. At most one attempt at a time per
-// connector; the destructor and join() wait for a running one (bounded by its timeout).
+// The attempts to connect of a line's owner (redis::pipeline, redis::subscriber), on an
+// io_context. Each attempt (a blocking connect and setup) runs on a thread of its own and posts
+// its result to the io_context: `done(connection or null, error)` runs on its thread, once the
+// attempt no longer counts as under way. After a failure the next attempt is due `retry` later,
+// doubling up to `max_retry` while they keep failing; a success resets that. At most one attempt
+// at a time; stop() and the destructor wait for one under way (bounded by its timeout).
+//
+// Threading: everything on the io_context's thread (or with no thread running it).
 class connector {
 public:
     using attempt_fn = std::function<std::unique_ptr<connection>(std::string& error)>;
     using done_fn = std::function<void(std::unique_ptr<connection>, std::string error)>;
-    connector() = default;
-    ~connector() { join(); }
+    connector(boost::asio::io_context& io, std::chrono::milliseconds retry, std::chrono::milliseconds max_retry);
+    ~connector();
     connector(const connector&) = delete;
     connector& operator=(const connector&) = delete;
-    void start(boost::asio::io_context& io, attempt_fn attempt, done_fn done);
-    void join();
+
+    // Starts an attempt, unless one is under way.
+    void start(attempt_fn attempt, done_fn done);
+    bool busy() const { return busy_; }
+    // Whether the next attempt may start now.
+    bool due() const;
+    // Whether the backoff is still at its first step (no failure since the last success): the
+    // owners log a failure only then, not once per attempt.
+    bool first_step() const { return backoff_ == retry_; }
+    void failed();     // the next attempt is due one backoff from now; the backoff doubles
+    void succeeded();  // the backoff starts again from `retry`
+    void retry_now();  // the next attempt is due at once (a line was just lost)
+    // `start_next` runs when the next attempt is due, once however often this is asked before;
+    // never after stop().
+    void when_due(std::function<void()> start_next);
+    // No attempt from now on: the timer goes, and an attempt under way is waited for (its result
+    // is still posted; the owner drops it).
+    void stop();
 
 private:
+    struct timer_state;
+    void join();
+
+    boost::asio::io_context& io_;
+    std::chrono::milliseconds retry_;
+    std::chrono::milliseconds max_retry_;
+    std::chrono::milliseconds backoff_;
+    std::chrono::steady_clock::time_point next_attempt_{};
+    bool busy_ = false;
+    std::unique_ptr<timer_state> timer_;
     std::thread thread_;
 };
 
@@ -95,12 +138,18 @@ public:
     boost::asio::io_context& io();
     // Runs `last` on the thread, then ends it (the owner's teardown): returns when it has.
     void stop(std::function<void()> last);
-    bool on_thread() const { return std::this_thread::get_id() == thread_.get_id(); }
 
 private:
     struct state;
     std::unique_ptr<state> state_;
     std::thread thread_;
 };
+
+// Where a pipeline or subscriber runs: the context it was `given`, or else one of its own, made
+// in `own`.
+boost::asio::io_context& context_or_own(boost::asio::io_context* given, std::unique_ptr<context_thread>& own);
+// Runs an owner's `teardown` where it must: on its own thread when it has one (then joined),
+// else here (on the given context's thread, or with no thread running that context).
+void stop_on(std::unique_ptr<context_thread>& own, std::function<void()> teardown);
 
 }  // namespace zena::redis

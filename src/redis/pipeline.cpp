@@ -29,9 +29,8 @@ struct pipeline::state : std::enable_shared_from_this<state> {
     state(pipeline_options o, boost::asio::io_context& context)
         : options(std::move(o)),
           io(context),
-          reply_timer(std::in_place, io),
-          retry_timer(std::in_place, io),
-          backoff(options.retry) {}
+          connecting(io, options.retry, options.max_retry),
+          reply_timer(std::in_place, io) {}
 
     pipeline_options options;
     boost::asio::io_context& io;
@@ -44,17 +43,12 @@ struct pipeline::state : std::enable_shared_from_this<state> {
     std::atomic<bool> up{false};
     // The context thread's:
     std::shared_ptr<line> link;
-    connector connecting_thread;
-    bool connecting = false;
+    connector connecting;
     bool stopped = false;
     std::deque<item> held;     // submitted while an attempt to connect is under way
     std::deque<item> written;  // sent, their replies due in this order
     std::optional<boost::asio::steady_timer> reply_timer;
-    std::optional<boost::asio::steady_timer> retry_timer;
     bool reply_timer_armed = false;
-    bool retry_timer_armed = false;
-    steady::time_point next_attempt{};
-    std::chrono::milliseconds backoff;
 
     // `fill` adds to the queue, under the mutex.
     template <typename Fill>
@@ -81,7 +75,7 @@ struct pipeline::state : std::enable_shared_from_this<state> {
         // handler must not be written to it (nor answered "may have been applied").
         if (link && link->broken()) lost();
         if (link) return send(taken);
-        if (connecting || steady::now() >= next_attempt) {
+        if (connecting.busy() || connecting.due()) {
             for (auto& i : taken) held.push_back(std::move(i));
             return attempt();
         }
@@ -111,10 +105,8 @@ struct pipeline::state : std::enable_shared_from_this<state> {
     }
 
     void attempt() {
-        if (stopped || link || connecting) return;
-        connecting = true;
-        connecting_thread.start(
-            io,
+        if (stopped || link) return;
+        connecting.start(
             [where = options.where, timeout = options.timeout,
              setup = options.on_connect](std::string& error) -> std::unique_ptr<connection> {
                 auto c = connection::open(where, timeout, error);
@@ -127,16 +119,13 @@ struct pipeline::state : std::enable_shared_from_this<state> {
     }
 
     void connected(std::unique_ptr<connection> c, std::string error) {
-        connecting = false;
-        connecting_thread.join();
         if (stopped) return;
         if (!c) {
-            if (up.exchange(false, std::memory_order_acq_rel) || backoff == options.retry) {
+            if (up.exchange(false, std::memory_order_acq_rel) || connecting.first_step()) {
                 spdlog::warn("{} unreachable at {}:{}: {}", options.name, options.where.host, options.where.port,
                              error);
             }
-            next_attempt = steady::now() + backoff;
-            backoff = std::min(backoff * 2, options.max_retry);
+            connecting.failed();
             {
                 const std::lock_guard lock{mutex};
                 last_error = std::move(error);
@@ -147,30 +136,17 @@ struct pipeline::state : std::enable_shared_from_this<state> {
         if (!up.exchange(true, std::memory_order_acq_rel)) {
             spdlog::info("{} connected to {}:{}", options.name, options.where.host, options.where.port);
         }
-        backoff = options.retry;
+        connecting.succeeded();
         link = line::make(io, std::move(c));
-        const std::weak_ptr<state> weak = shared_from_this();
-        link->read(
-            [weak] {
-                if (auto self = weak.lock()) self->readable();
-            },
-            [weak] {
-                if (auto self = weak.lock()) self->lost();
-            });
+        link->read_for(shared_from_this());
         send(held);
     }
 
     // While Redis is away, the next attempt is made when due even with nothing queued, so that
     // up() turns true as soon as it is back.
     void schedule_retry() {
-        if (stopped || link || connecting || retry_timer_armed) return;
-        retry_timer_armed = true;
-        retry_timer->expires_at(next_attempt);
-        retry_timer->async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-            self->retry_timer_armed = false;
-            if (ec || self->stopped) return;
-            self->attempt();
-        });
+        if (stopped || link || connecting.busy()) return;
+        connecting.when_due([self = shared_from_this()] { self->attempt(); });
     }
 
     // This reply, and every whole one already read, to their commands.
@@ -213,7 +189,7 @@ struct pipeline::state : std::enable_shared_from_this<state> {
         link->close();
         link.reset();
         up.store(false, std::memory_order_release);
-        next_attempt = steady::now();  // one immediate attempt, then backoff
+        connecting.retry_now();  // one immediate attempt, then backoff
         // Written (some perhaps only in part) and not answered: Redis may run them yet.
         fail(written, true);
         schedule_retry();
@@ -232,12 +208,11 @@ struct pipeline::state : std::enable_shared_from_this<state> {
         if (link) link->close();
         link.reset();
         reply_timer.reset();
-        retry_timer.reset();
         up.store(false, std::memory_order_release);
         fail(written, true);
         fail(held);
         fail(taken);
-        connecting_thread.join();  // an attempt under way ends within its timeout; its result is dropped
+        connecting.stop();  // an attempt under way ends within its timeout; its result is dropped
     }
 };
 
@@ -245,8 +220,7 @@ pipeline::pipeline(pipeline_options options) {
     // spdlog's registry is made on first use; made here, before any thread, it is never made by
     // two threads at once (spdlog's own guard is invisible to TSan, its library not instrumented).
     (void)spdlog::default_logger_raw();
-    if (!options.context) own_ = std::make_unique<context_thread>();
-    auto& io = options.context ? *options.context : own_->io();
+    auto& io = context_or_own(options.context, own_);
     state_ = std::make_shared<state>(std::move(options), io);
     // The first attempt at once, so that up() turns true without traffic.
     boost::asio::post(io, [s = state_] { s->attempt(); });
@@ -255,11 +229,7 @@ pipeline::pipeline(pipeline_options options) {
 pipeline::~pipeline() { stop(); }
 
 void pipeline::stop() {
-    if (own_) {
-        own_->stop([s = state_] { s->teardown(); });
-    } else {
-        state_->teardown();
-    }
+    stop_on(own_, [s = state_] { s->teardown(); });
 }
 
 namespace {

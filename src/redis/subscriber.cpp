@@ -34,8 +34,6 @@ bool offers_sharded(std::string_view info) {
     return major >= 7;
 }
 
-using steady = std::chrono::steady_clock;
-
 }  // namespace
 
 struct subscriber::state : std::enable_shared_from_this<state> {
@@ -56,9 +54,8 @@ struct subscriber::state : std::enable_shared_from_this<state> {
     state(subscriber_options o, boost::asio::io_context& context)
         : options(std::move(o)),
           io(context),
-          tick_timer(std::in_place, io),
-          retry_timer(std::in_place, io),
-          backoff(options.retry) {}
+          connecting(io, options.retry, options.max_retry),
+          tick_timer(std::in_place, io) {}
 
     subscriber_options options;
     boost::asio::io_context& io;
@@ -72,17 +69,12 @@ struct subscriber::state : std::enable_shared_from_this<state> {
     std::atomic<bool> sharded{true};
     // The context thread's:
     std::shared_ptr<line> link;
-    connector connecting_thread;
-    bool connecting = false;
+    connector connecting;
     bool stopped = false;
     bool announced_down = false;
     util::string_map<channel_state> channels;
     std::size_t resubscribing = 0;  // channels of the round after a connect not yet confirmed
     std::optional<boost::asio::steady_timer> tick_timer;
-    std::optional<boost::asio::steady_timer> retry_timer;
-    bool retry_timer_armed = false;
-    steady::time_point next_attempt{};
-    std::chrono::milliseconds backoff;
 
     void start() {
         if (stopped) return;  // stopped before the context ran (a context no thread ran yet)
@@ -109,7 +101,7 @@ struct subscriber::state : std::enable_shared_from_this<state> {
         }
         if (stopped) return;
         if (link && link->broken()) lost();  // as in pipeline::flush: the line's own handler may not have run yet
-        if (connecting) {
+        if (connecting.busy()) {
             // Applied once the attempt under way has ended: a channel asked for while the line
             // comes up waits for it rather than being told "down".
             for (auto& r : taken) held.push_back(std::move(r));
@@ -208,10 +200,8 @@ struct subscriber::state : std::enable_shared_from_this<state> {
     }
 
     void attempt() {
-        if (stopped || link || connecting) return;
-        connecting = true;
-        connecting_thread.start(
-            io,
+        if (stopped || link) return;
+        connecting.start(
             // The state outlives the attempt: teardown() joins it.
             [where = options.where, timeout = options.timeout,
              shard = &sharded](std::string& error) -> std::unique_ptr<connection> {
@@ -232,16 +222,13 @@ struct subscriber::state : std::enable_shared_from_this<state> {
     }
 
     void connected(std::unique_ptr<connection> c, std::string error) {
-        connecting = false;
-        connecting_thread.join();
         if (stopped) return;
         if (!c) {
-            if (backoff == options.retry) {
+            if (connecting.first_step()) {
                 spdlog::warn("{} unreachable at {}:{}: {}", options.name, options.where.host, options.where.port,
                              error);
             }
-            next_attempt = steady::now() + backoff;
-            backoff = std::min(backoff * 2, options.max_retry);
+            connecting.failed();
             if (!announced_down) {
                 announced_down = true;
                 if (options.on_down) options.on_down();
@@ -251,7 +238,7 @@ struct subscriber::state : std::enable_shared_from_this<state> {
         }
         spdlog::info("{} connected to {}:{} (sharded pubsub: {})", options.name, options.where.host, options.where.port,
                      sharded.load() ? "yes" : "no");
-        backoff = options.retry;
+        connecting.succeeded();
         announced_down = false;
         link = line::make(io, std::move(c));
         std::vector<std::string> all;
@@ -265,27 +252,14 @@ struct subscriber::state : std::enable_shared_from_this<state> {
             all.push_back(name);
         }
         write_subscribe(all, true);
-        const std::weak_ptr<state> weak = shared_from_this();
-        link->read(
-            [weak] {
-                if (auto self = weak.lock()) self->readable();
-            },
-            [weak] {
-                if (auto self = weak.lock()) self->lost();
-            });
+        link->read_for(shared_from_this());
         apply_requests();  // what was asked meanwhile; up() at once when nothing is wanted
         if (link) link->flush();
     }
 
     void schedule_retry() {
-        if (stopped || link || connecting || retry_timer_armed) return;
-        retry_timer_armed = true;
-        retry_timer->expires_at(next_attempt);
-        retry_timer->async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-            self->retry_timer_armed = false;
-            if (ec || self->stopped) return;
-            self->attempt();
-        });
+        if (stopped || link || connecting.busy()) return;
+        connecting.when_due([self = shared_from_this()] { self->attempt(); });
     }
 
     void readable() {
@@ -356,7 +330,7 @@ struct subscriber::state : std::enable_shared_from_this<state> {
         resubscribing = 0;
         announced_down = true;
         if (was_up && options.on_down) options.on_down();
-        next_attempt = steady::now();  // one attempt at once, then backoff
+        connecting.retry_now();  // one attempt at once, then backoff
         attempt();
     }
 
@@ -372,9 +346,8 @@ struct subscriber::state : std::enable_shared_from_this<state> {
         if (link) link->close();
         link.reset();
         tick_timer.reset();
-        retry_timer.reset();
         up.store(false, std::memory_order_release);
-        connecting_thread.join();
+        connecting.stop();
         for (auto& [name, st] : channels) {
             for (auto& w : st.waiters) w(false);
             st.waiters.clear();
@@ -386,8 +359,7 @@ subscriber::subscriber(subscriber_options options) {
     // spdlog's registry is made on first use; made here, before any thread, it is never made by
     // two threads at once (spdlog's own guard is invisible to TSan, its library not instrumented).
     (void)spdlog::default_logger_raw();
-    if (!options.context) own_ = std::make_unique<context_thread>();
-    auto& io = options.context ? *options.context : own_->io();
+    auto& io = context_or_own(options.context, own_);
     state_ = std::make_shared<state>(std::move(options), io);
     boost::asio::post(io, [s = state_] { s->start(); });
 }
@@ -395,11 +367,7 @@ subscriber::subscriber(subscriber_options options) {
 subscriber::~subscriber() { stop(); }
 
 void subscriber::stop() {
-    if (own_) {
-        own_->stop([s = state_] { s->teardown(); });
-    } else {
-        state_->teardown();
-    }
+    stop_on(own_, [s = state_] { s->teardown(); });
 }
 
 void subscriber::subscribe(std::string channel, std::function<void(bool)> ready) {

@@ -22,22 +22,28 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// A socket listening on a loopback port of the kernel's choice (set in `port`).
+int listen_on_loopback(std::uint16_t& port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 16) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+        ADD_FAILURE() << "cannot listen on loopback";
+    }
+    port = ntohs(a.sin_port);
+    return fd;
+}
+
 // A Redis that accepts connections and reads what it is sent but never answers: a paused one
 // (SIGSTOP) as its clients see it. It records the bytes it received. Its thread polls every
 // 20 ms until the destructor stops it.
 class silent_server {
 public:
     silent_server() {
-        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof a;
-        if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 16) != 0 ||
-            ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-            ADD_FAILURE() << "cannot listen on loopback";
-        }
-        port_ = ntohs(a.sin_port);
+        fd_ = listen_on_loopback(port_);
         thread_ = std::thread([this] { run(); });
     }
     ~silent_server() {
@@ -102,16 +108,7 @@ private:
 class answer_once_server {
 public:
     explicit answer_once_server(std::string answer) : answer_(std::move(answer)) {
-        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof a;
-        if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 4) != 0 ||
-            ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-            ADD_FAILURE() << "cannot listen on loopback";
-        }
-        port_ = ntohs(a.sin_port);
+        fd_ = listen_on_loopback(port_);
         thread_ = std::thread([this] { run(); });
     }
     ~answer_once_server() {
