@@ -29,6 +29,8 @@
 // end of the connection (on_end) is always reported from a handler of its own, never from
 // inside a call made to it.
 
+#include <sys/types.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -244,6 +246,9 @@ private:
     void schedule_flush();
     void flush();
     void write_plain();
+    // One system call's worth of the queue handed to the socket (plain transport): what send or
+    // sendmsg returned.
+    ssize_t send_some(int fd);
     void write_tls();
     // `n` bytes of the queue (the raw head first) reached the socket.
     void advance(std::size_t n);

@@ -180,6 +180,37 @@ TEST_F(EndpointTest, FramesLargerThanTheKernelBuffers_ArriveWholeAndInOrderAsThe
     EXPECT_EQ(conn->ends, 0);
 }
 
+// A write copies small frames into one buffer and hands large ones to the kernel where they are
+// (send_some): runs of small frames past the buffer's size, small and large frames alternating
+// past the iovec limit, sizes on both sides of the small bound, all written in pieces.
+TEST_F(EndpointTest, SmallAndLargeFramesMixed_ArriveWholeAndInOrderAsTheClientReadsSlowly) {
+    open(k_small_buffers);
+    std::vector<std::string> payloads;
+    for (unsigned i = 0; i < 400; ++i) payloads.push_back(pattern(1 + (i * 37) % 700, i));  // 32 KiB and more
+    for (unsigned i = 0; i < 100; ++i) {
+        payloads.push_back(pattern(10 + i, i));
+        payloads.push_back(pattern(2030 + (i % 4) * 10, i));  // frames of 2,036 to 2,080 bytes
+    }
+    for (unsigned i = 0; i < 3; ++i) payloads.push_back(pattern(k_big + i, i));
+    for (unsigned i = 0; i < 50; ++i) payloads.push_back(pattern(5 + i, i));
+    std::size_t total = 0;
+    for (const auto& p : payloads) {
+        const auto message = ordered(p);
+        total += message.frame->wire().size();
+        ASSERT_EQ(conn->enqueue(message), endpoint::queued::yes);
+    }
+    flush.run();
+    ASSERT_TRUE(read_slowly(total, 1500));
+    EXPECT_EQ(pair->pending().size(), total) << "no byte more than was queued";
+    for (std::size_t i = 0; i < payloads.size(); ++i) {
+        auto f = pair->next_frame(0ms);
+        ASSERT_TRUE(f) << "frame " << i;
+        ASSERT_EQ(f->payload.size(), payloads[i].size()) << "frame " << i;
+        ASSERT_TRUE(f->payload == payloads[i]) << "frame " << i << " differs";
+    }
+    EXPECT_EQ(conn->ends, 0);
+}
+
 TEST_F(EndpointTest, SendQueueBudget_RefusesWithFullOnceItWouldBePassed) {
     const auto one = ordered(pattern(k_big, 1), opcode::binary);
     const auto wire = one.frame->wire().size();
