@@ -5,8 +5,14 @@
 // core) accepts the sockets and drains them with epoll. The figure is frames delivered per
 // second, from the first write to the last byte read.
 //   taskset -c 0 zena-send-probe --connections N --messages M --batch K [--reader-cpu 1]
+//                                [--gather 1] [--uring R]
+// --gather 1: the K frames copied into one buffer and written with send (as the server's flush
+// does since the frames-copied change), instead of one sendmsg with an iovec per frame.
+// --uring R: the writes (gathered) handed to the kernel R sockets per io_uring_enter, as the
+// server's flush does through its ring (ws::send_ring), instead of one system call each.
 // Loopback only. Prints one JSON line.
 #include <arpa/inet.h>
+#include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
@@ -136,11 +142,41 @@ int main(int argc, char** argv) {
     char ready = 0;
     if (read(pipe_fds[0], &ready, 1) != 1) die("child");
 
+    const int uring = arg(argc, argv, "--uring", 0);
+    const bool gather = uring > 0 || arg(argc, argv, "--gather", 0) != 0;
+    std::string gathered;
+    for (int i = 0; i < batch; ++i) gathered += frame;
+    io_uring ring{};
+    if (uring > 0 && io_uring_queue_init(static_cast<unsigned>(uring), &ring, 0) != 0) die("io_uring_queue_init");
     std::vector<iovec> iov(static_cast<std::size_t>(batch), iovec{frame.data(), frame.size()});
     std::int64_t calls = 0;
     const std::int64_t start = now_ns();
     for (int sent = 0; sent < messages; sent += batch) {
         const int k = std::min(batch, messages - sent);
+        if (uring > 0) {
+            // Blocking sockets here too: a write that finds a full buffer is answered once the
+            // reader made room, and the batch waits for it.
+            const std::size_t bytes = frame.size() * static_cast<std::size_t>(k);
+            for (std::size_t base = 0; base < fds.size(); base += static_cast<std::size_t>(uring)) {
+                const std::size_t end = std::min(fds.size(), base + static_cast<std::size_t>(uring));
+                for (std::size_t i = base; i < end; ++i) {
+                    io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+                    io_uring_prep_send(sqe, fds[i], gathered.data(), bytes, MSG_NOSIGNAL | MSG_WAITALL);
+                }
+                if (io_uring_submit_and_wait(&ring, static_cast<unsigned>(end - base)) < 0) die("io_uring_submit");
+                ++calls;
+                io_uring_cqe* cqe = nullptr;
+                unsigned head = 0;
+                unsigned seen = 0;
+                io_uring_for_each_cqe(&ring, head, cqe) {
+                    if (cqe->res != static_cast<int>(bytes)) die("io_uring send");
+                    ++seen;
+                }
+                io_uring_cq_advance(&ring, seen);
+                if (seen != end - base) die("io_uring completions");
+            }
+            continue;
+        }
         for (const int fd : fds) {
             msghdr msg{};
             msg.msg_iov = iov.data();
@@ -148,7 +184,7 @@ int main(int argc, char** argv) {
             std::size_t left = frame.size() * static_cast<std::size_t>(k);
             // Blocking sockets: a full buffer waits for the reader, as a server's would drain.
             while (left > 0) {
-                const auto n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+                const auto n = gather ? send(fd, gathered.data(), left, MSG_NOSIGNAL) : sendmsg(fd, &msg, MSG_NOSIGNAL);
                 if (n < 0) die("sendmsg");
                 ++calls;
                 left -= static_cast<std::size_t>(n);
@@ -171,9 +207,10 @@ int main(int argc, char** argv) {
     const double seconds = static_cast<double>(done - start) / 1e9;
     const double frames = static_cast<double>(connections) * messages;
     std::printf(
-        "{\"connections\":%d,\"messages\":%d,\"batch\":%d,\"frames\":%.0f,\"calls\":%lld,\"seconds\":%.3f,"
+        "{\"connections\":%d,\"messages\":%d,\"batch\":%d,\"gather\":%s,\"uring\":%d,\"frames\":%.0f,\"calls\":%lld,"
+        "\"seconds\":%.3f,"
         "\"frames_per_s\":%.0f,\"complete\":%s}\n",
-        connections, messages, batch, frames, static_cast<long long>(calls), seconds, frames / seconds,
-        WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "true" : "false");
+        connections, messages, batch, gather ? "true" : "false", uring, frames, static_cast<long long>(calls), seconds,
+        frames / seconds, WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "true" : "false");
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
 }

@@ -22,8 +22,9 @@
 # - big: the delivery- and answer-gated W = 8 fan-out once at 19,000 connections (about this
 #   machine's open-file limit).
 # - probe: the raw limit probe (zena-send-probe: a ready-made frame to N loopback sockets, 1 and 8
-#   frames per sendmsg, on CPU 0, read on CPU 1) at each connection count and at 19,000 with big,
-#   $MESSAGES frames each: the ceiling the delivery-gated W = 8 fan-out is held against.
+#   frames per sendmsg, and 8 gathered with 64 writes per io_uring_enter, on CPU 0, read on CPU 1)
+#   at each connection count and at 19,000 with big, $MESSAGES frames each: the ceilings the
+#   delivery-gated W = 8 fan-out is held against.
 # Smaller runs (smoke tests): $MESSAGES (the windows' messages, default 256), $TARGETED_MESSAGES
 # (default 100000), $STEP_MS (an open-loop step, default 5000; the mixed run lasts two), $BURSTS
 # (default 5), $RATES_<N>.
@@ -148,14 +149,17 @@ if [[ " $parts " == *" big "* ]]; then
     alternate "big_${gate}_w8" --connections 19000 --messages "$messages" --publishers 1 --inflight 8 --gate "$gate"
   done
 fi
-# probe N: the limit probe at N sockets, 1 and 8 frames per system call.
+# probe N: the limit probe at N sockets, 1 and 8 frames per system call, and 8 frames gathered with
+# 64 writes per io_uring_enter (the server's flush).
 probe() {
-  local batch busy
-  for batch in 1 8; do
+  local batch busy extra label
+  for label in 1 8 8r; do
+    batch=${label%r} extra=()
+    [[ $label == 8r ]] && extra=(--uring 64)
     busy=$(quiet)
-    echo "probe $1 x $batch per sendmsg (busy $busy %)" >&2
-    echo "probe probe$batch busy=$busy $(taskset -c 0 "${ZENA_SEND_PROBE:-$build/zena-send-probe}" --connections "$1" \
-      --messages "$messages" --batch "$batch" --reader-cpu 1 || true)" >>"$out"
+    echo "probe $1 x $label per call (busy $busy %)" >&2
+    echo "probe probe$label busy=$busy $(taskset -c 0 "${ZENA_SEND_PROBE:-$build/zena-send-probe}" --connections "$1" \
+      --messages "$messages" --batch "$batch" "${extra[@]}" --reader-cpu 1 || true)" >>"$out"
   done
 }
 if [[ " $parts " == *" probe "* ]]; then

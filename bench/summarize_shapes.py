@@ -176,14 +176,16 @@ def probe(runs):
     if not rows:
         return
     print()
-    print('| limit probe | frames/s, 1 per sendmsg | frames/s, 8 per sendmsg | zena delivery_w8 ÷ probe (8) |')
-    print('|---|---|---|---|')
+    print('| limit probe | frames/s, 1 per sendmsg | frames/s, 8 per sendmsg | frames/s, 8 gathered, 64 sends per '
+          'io_uring_enter | zena delivery_w8 ÷ probe (8) | ÷ probe (8, io_uring) |')
+    print('|---|---|---|---|---|---|')
     for n in rows:
         p1 = runs.get(('probe1', n), {}).get('probe', {}).get('frames_per_s')
         p8 = runs.get(('probe8', n), {}).get('probe', {}).get('frames_per_s')
+        p8r = runs.get(('probe8r', n), {}).get('probe', {}).get('frames_per_s')
         label = 'big_delivery_w8' if n == 19000 else 'delivery_w8'
         ours = runs.get((label, n), {}).get('zena', {}).get('deliveries_per_s')
-        print(f'| {n:,} sockets | {fmt(p1)} | {fmt(p8)} | {ratio(ours, p8)} |')
+        print(f'| {n:,} sockets | {fmt(p1)} | {fmt(p8)} | {fmt(p8r)} | {ratio(ours, p8)} | {ratio(ours, p8r)} |')
 
 
 def main():

@@ -133,6 +133,13 @@ const std::array k_options{
            .help = "Where the cgroup v2 hierarchy is mounted: the CPU quota is read from "
                    "`<root><cgroup>/cpu.max` and its parents' (the cgroup from /proc/self/cgroup). For tests and "
                    "unusual mounts; empty: no quota is read."},
+    option{.key = "server.io_uring",
+           .env = "ZENA_IO_URING",
+           .flag = "io-uring",
+           .target = &settings::io_uring,
+           .help = "Hand each event-loop turn's writes to the kernel through io_uring, 64 connections per system "
+                   "call, instead of one call per connection. Where the kernel refuses it (a seccomp profile, "
+                   "Linux before 5.1), the server logs why and writes one call at a time."},
     option{.key = "server.tls_cert_file",
            .env = "ZENA_TLS_CERT_FILE",
            .flag = "tls-cert-file",

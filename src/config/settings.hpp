@@ -56,6 +56,7 @@ struct settings {
     std::int64_t threads = 0;                    // 0: one per CPU the process may use (util/cpus.hpp)
     std::string cgroup_root = "/sys/fs/cgroup";  // where cgroup v2 is mounted; empty: no cpu.max read
     std::string mode = "auto";                   // auto | dev | production
+    bool io_uring = true;                        // a turn's writes batched through io_uring (ws::send_ring)
 
     std::string tls_cert_file;  // PEM chain; with tls_key_file, the listener speaks TLS only
     std::string tls_key_file;

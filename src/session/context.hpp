@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string_view>
 
@@ -41,6 +42,7 @@ struct loop {
 
     boost::asio::io_context io{1};
     std::size_t index;                               // the thread's number: its hub in hub_set
+    std::unique_ptr<ws::send_ring> ring;             // the flush's writes, batched (server.io_uring); none: one by one
     ws::flush_queue flush;                           // connections with frames to write this turn
     observability::log_limiter invalid_message_log;  // invalid client messages, per thread
 };

@@ -21,8 +21,6 @@ namespace asio = boost::asio;
 
 namespace {
 
-// Frames gathered into one sendmsg (Asio's own limit for a buffer sequence is 64).
-constexpr std::size_t k_max_iov = 64;
 // Bytes read per system call; reads per readiness before yielding to other connections.
 constexpr std::size_t k_read_bytes = 64 * 1024;
 constexpr int k_reads_per_wakeup = 4;
@@ -38,16 +36,10 @@ char* thread_read_buffer() {
     thread_local std::array<char, k_read_bytes> buffer;
     return buffer.data();
 }
-// A write's small frames are copied into one buffer (Bun and uWebSockets cork the same way). The
-// kernel copies each iovec on its own, and a piece costs it far more than the bytes: with 32
-// frames of a few hundred bytes a write, the iovec walk was the largest kernel symbol left
-// (_copy_from_iter, 14 % of a saturated fan-out's samples, against Bun's 6 %). Frames above
-// k_gather_frame_max are written from where they are, so a large frame is never copied twice.
-constexpr std::size_t k_gather_bytes = 32 * 1024;
-constexpr std::size_t k_gather_frame_max = 2 * 1024;
-char* thread_gather_buffer() {
-    thread_local std::array<char, k_gather_bytes> buffer;
-    return buffer.data();
+// The write put together when a connection writes on its own (not through the flush's ring).
+write_slot& thread_write_slot() {
+    thread_local write_slot slot;
+    return slot;
 }
 
 const shared_frame& ping_frame() {
@@ -60,7 +52,25 @@ const shared_frame& ping_frame() {
 void flush_queue::run() {
     running_.swap(pending_);
     frames_ = 0;
-    for (auto& connection : running_) connection->flush();
+    if (ring_ == nullptr || ring_->broken()) {
+        for (auto& connection : running_) connection->flush();
+    } else {
+        // The writes go to the kernel k_batch at a time, each connection's in one slot; the
+        // answers come back before anything else runs, in the order of the connections.
+        std::array<endpoint*, send_ring::k_batch> staged{};
+        unsigned n = 0;
+        const auto complete = [&] {
+            ring_->complete([&](unsigned i, long result) { staged[i]->written(result); });
+            n = 0;
+        };
+        for (auto& connection : running_) {
+            if (!connection->stage(ring_->slot(n))) continue;
+            ring_->queue(n, connection->socket().native_handle());
+            staged[n++] = connection.get();
+            if (n == send_ring::k_batch) complete();
+        }
+        if (n > 0) complete();
+    }
     running_.clear();
 }
 
@@ -189,38 +199,36 @@ void endpoint::flush() {
     write_tls();
 }
 
-ssize_t endpoint::send_some(int fd) {
-    // A lone frame (a lone publish, a targeted one): send() from where it is, which spares the
-    // kernel the message header and the iovec array that sendmsg copies in.
-    if (!raw_out_ && queue_.size() - head_ == 1) {
-        const auto bytes = bytes_of(queue_[head_]).substr(offset_);
-        return ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    }
-    char* const gather = thread_gather_buffer();
-    std::array<iovec, k_max_iov> iov{};
-    std::size_t count = 0;
+void endpoint::prepare(write_slot& slot) {
+    slot.count = 0;
     std::size_t gathered = 0;
     bool last_gathered = false;
     // Adds a piece to the write: copied after the previous small one when it is small and there
     // is room, else an iovec of its own. False when the write is full.
     const auto add = [&](std::string_view bytes) {
-        const bool small = bytes.size() <= k_gather_frame_max;
-        if (small && gathered + bytes.size() <= k_gather_bytes) {
+        const bool small = bytes.size() <= write_slot::k_gather_frame_max;
+        if (small && gathered + bytes.size() <= write_slot::k_gather_bytes) {
             if (!last_gathered) {
-                if (count == k_max_iov) return false;
-                iov[count++] = {gather + gathered, 0};
+                if (slot.count == write_slot::k_max_iov) return false;
+                slot.iov[slot.count++] = {slot.buffer.data() + gathered, 0};
                 last_gathered = true;
             }
-            std::memcpy(gather + gathered, bytes.data(), bytes.size());
+            std::memcpy(slot.buffer.data() + gathered, bytes.data(), bytes.size());
             gathered += bytes.size();
-            iov[count - 1].iov_len += bytes.size();
+            slot.iov[slot.count - 1].iov_len += bytes.size();
             return true;
         }
-        if (small || count == k_max_iov) return false;  // the gather buffer or the iovecs are full
-        iov[count++] = {const_cast<char*>(bytes.data()), bytes.size()};
+        if (small || slot.count == write_slot::k_max_iov) return false;  // the buffer or the iovecs are full
+        slot.iov[slot.count++] = {const_cast<char*>(bytes.data()), bytes.size()};
         last_gathered = false;
         return true;
     };
+    // A lone frame (a lone publish, a targeted one) is written from where it is.
+    if (!raw_out_ && queue_.size() - head_ == 1) {
+        const auto bytes = bytes_of(queue_[head_]).substr(offset_);
+        slot.iov[slot.count++] = {const_cast<char*>(bytes.data()), bytes.size()};
+        return;
+    }
     std::size_t skip = offset_;
     if (raw_out_) {
         add(std::string_view(*raw_out_).substr(skip));
@@ -229,34 +237,60 @@ ssize_t endpoint::send_some(int fd) {
     for (auto i = head_; i < queue_.size(); ++i) {
         if (!add(bytes_of(queue_[i]).substr(i == head_ ? skip : 0))) break;
     }
-    if (count == 1) return ::send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    msghdr msg{};
-    msg.msg_iov = iov.data();
-    msg.msg_iovlen = count;
-    return ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+bool endpoint::stage(write_slot& slot) {
+    flush_scheduled_ = false;
+    if (writing_ || phase_ == phase::ended) return false;
+    if (!plain() || (!raw_out_ && head_ == queue_.size())) {
+        flush();
+        return false;
+    }
+    prepare(slot);
+    return true;
+}
+
+void endpoint::written(long result) {
+    if (after_write(result)) write_plain();
+}
+
+bool endpoint::after_write(long result) {
+    if (result == -EINTR) return true;
+    if (result == -EAGAIN || result == -EWOULDBLOCK) {
+        // The kernel's buffer is full: wait until the client reads.
+        writing_ = true;
+        socket().async_wait(asio::socket_base::wait_write, [self = shared_from_this()](boost::system::error_code ec) {
+            self->writing_ = false;
+            if (ec || self->ended()) return;
+            self->write_plain();
+        });
+        return false;
+    }
+    if (result < 0) {
+        terminate();  // reset or gone
+        return false;
+    }
+    advance(static_cast<std::size_t>(result));
+    return !ended();
 }
 
 void endpoint::write_plain() {
     const int fd = socket().native_handle();
+    auto& slot = thread_write_slot();
     while (raw_out_ || head_ < queue_.size()) {
-        const ssize_t n = send_some(fd);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                // The kernel's buffer is full: wait until the client reads.
-                writing_ = true;
-                socket().async_wait(asio::socket_base::wait_write,
-                                    [self = shared_from_this()](boost::system::error_code ec) {
-                                        self->writing_ = false;
-                                        if (ec || self->ended()) return;
-                                        self->write_plain();
-                                    });
-                return;
-            }
-            return terminate();  // reset or gone
+        prepare(slot);
+        // One piece (a lone frame, a write of small frames): send(), which spares the kernel the
+        // message header and the iovec array that sendmsg copies in.
+        ssize_t n = 0;
+        if (slot.count == 1) {
+            n = ::send(fd, slot.iov[0].iov_base, slot.iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        } else {
+            msghdr msg{};
+            msg.msg_iov = slot.iov.data();
+            msg.msg_iovlen = slot.count;
+            n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         }
-        advance(static_cast<std::size_t>(n));
-        if (ended()) return;
+        if (!after_write(n < 0 ? -errno : n)) return;
     }
     on_drained();
 }

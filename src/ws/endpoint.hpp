@@ -29,8 +29,6 @@
 // end of the connection (on_end) is always reported from a handler of its own, never from
 // inside a call made to it.
 
-#include <sys/types.h>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -47,6 +45,7 @@
 #include "ws/asio.hpp"
 #include "ws/frame_reader.hpp"
 #include "ws/outbound.hpp"
+#include "ws/send_ring.hpp"
 
 namespace zena::ws {
 
@@ -126,6 +125,9 @@ private:
 // frame queued during the turn, from every publish, goes out in one write per connection.
 class flush_queue {
 public:
+    // Writes through `ring` from now on (nullptr: one system call per connection). The ring
+    // outlives the queue's runs.
+    void use(send_ring* ring) { ring_ = ring; }
     void add(std::shared_ptr<endpoint> connection) { pending_.push_back(std::move(connection)); }
     void frame_queued() { ++frames_; }
     void run();
@@ -134,6 +136,7 @@ public:
     std::size_t frames() const { return frames_; }
 
 private:
+    send_ring* ring_ = nullptr;
     std::size_t frames_ = 0;
     std::vector<std::shared_ptr<endpoint>> pending_;
     std::vector<std::shared_ptr<endpoint>> running_;
@@ -211,7 +214,7 @@ protected:
     std::size_t queued_bytes() const { return queued_bytes_; }
 
 private:
-    friend class flush_queue;  // calls flush()
+    friend class flush_queue;  // calls flush(), or stage() and written() through its ring
     struct entry {
         shared_frame frame;
         std::uint64_t latest_key;
@@ -246,9 +249,15 @@ private:
     void schedule_flush();
     void flush();
     void write_plain();
-    // One system call's worth of the queue handed to the socket (plain transport): what send or
-    // sendmsg returned.
-    ssize_t send_some(int fd);
+    // Puts the next write of the queue together in `slot` (plain transport).
+    void prepare(write_slot& slot);
+    // The flush's part through the ring: false when the connection needs no write in the slot
+    // (nothing to write, waiting for its socket, ended, or TLS, which it then writes itself).
+    bool stage(write_slot& slot);
+    // A staged write's result (what send(2) returned, or -errno): the rest is written as usual.
+    void written(long result);
+    // What a write's result means for the connection: true to write on.
+    bool after_write(long result);
     void write_tls();
     // `n` bytes of the queue (the raw head first) reached the socket.
     void advance(std::size_t n);

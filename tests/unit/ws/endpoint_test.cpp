@@ -49,8 +49,18 @@ outbound ephemeral(std::string_view payload) {
     return {frame::make(opcode::text, payload), delivery_class::ephemeral, 0};
 }
 
-class EndpointTest : public ::testing::Test {
+// Every test runs twice: the flush writing with one system call per connection, and through the
+// thread's io_uring (ws::send_ring, the server's default).
+class EndpointTest : public ::testing::TestWithParam<bool> {
 protected:
+    void SetUp() override {
+        if (!GetParam()) return;
+        std::string why;
+        ring = send_ring::open(why);
+        ASSERT_TRUE(ring) << "io_uring refused: " << why;
+        flush.use(ring.get());
+    }
+
     // Buffers small enough that a 64 KiB frame fills them many times over.
     static constexpr socket_pair::buffers k_small_buffers{.server_send = 4096, .client_receive = 4096};
     static constexpr std::size_t k_big = 64 * 1024;
@@ -96,6 +106,7 @@ protected:
     }
 
     boost::asio::io_context io{1};
+    std::unique_ptr<send_ring> ring;
     flush_queue flush;
     endpoint::limits limits{64 * 1024, 1024 * 1024, 1000ms};
     std::optional<socket_pair> pair;
@@ -104,7 +115,7 @@ protected:
 
 // ---- writing
 
-TEST_F(EndpointTest, FramesQueuedInOneTurn_GoOutTogetherInOrderAfterFlush) {
+TEST_P(EndpointTest, FramesQueuedInOneTurn_GoOutTogetherInOrderAfterFlush) {
     open();
     const auto small = ordered("hello");
     const auto medium = ordered(pattern(300, 1));  // 16-bit length
@@ -148,7 +159,7 @@ TEST_F(EndpointTest, FramesQueuedInOneTurn_GoOutTogetherInOrderAfterFlush) {
     }
 }
 
-TEST_F(EndpointTest, FramesLargerThanTheKernelBuffers_ArriveWholeAndInOrderAsTheClientReadsSlowly) {
+TEST_P(EndpointTest, FramesLargerThanTheKernelBuffers_ArriveWholeAndInOrderAsTheClientReadsSlowly) {
     open(k_small_buffers);
     std::vector<outbound> sent;
     std::size_t total = 0;
@@ -183,7 +194,7 @@ TEST_F(EndpointTest, FramesLargerThanTheKernelBuffers_ArriveWholeAndInOrderAsThe
 // A write copies small frames into one buffer and hands large ones to the kernel where they are
 // (send_some): runs of small frames past the buffer's size, small and large frames alternating
 // past the iovec limit, sizes on both sides of the small bound, all written in pieces.
-TEST_F(EndpointTest, SmallAndLargeFramesMixed_ArriveWholeAndInOrderAsTheClientReadsSlowly) {
+TEST_P(EndpointTest, SmallAndLargeFramesMixed_ArriveWholeAndInOrderAsTheClientReadsSlowly) {
     open(k_small_buffers);
     std::vector<std::string> payloads;
     for (unsigned i = 0; i < 400; ++i) payloads.push_back(pattern(1 + (i * 37) % 700, i));  // 32 KiB and more
@@ -211,7 +222,7 @@ TEST_F(EndpointTest, SmallAndLargeFramesMixed_ArriveWholeAndInOrderAsTheClientRe
     EXPECT_EQ(conn->ends, 0);
 }
 
-TEST_F(EndpointTest, SendQueueBudget_RefusesWithFullOnceItWouldBePassed) {
+TEST_P(EndpointTest, SendQueueBudget_RefusesWithFullOnceItWouldBePassed) {
     const auto one = ordered(pattern(k_big, 1), opcode::binary);
     const auto wire = one.frame->wire().size();
     limits.send_queue_max_bytes = 2 * wire + 100;
@@ -239,7 +250,7 @@ TEST_F(EndpointTest, SendQueueBudget_RefusesWithFullOnceItWouldBePassed) {
 
 // ---- the delivery classes
 
-TEST_F(EndpointTest, LatestWithTheSameKey_OnlyTheNewestIsWritten) {
+TEST_P(EndpointTest, LatestWithTheSameKey_OnlyTheNewestIsWritten) {
     open();
     EXPECT_EQ(conn->enqueue(latest("v1", 7)), endpoint::queued::yes);
     EXPECT_EQ(conn->enqueue(ordered("between")), endpoint::queued::yes);
@@ -250,7 +261,7 @@ TEST_F(EndpointTest, LatestWithTheSameKey_OnlyTheNewestIsWritten) {
         << "the older leaves, the newest goes at the end: what was queued before it stays before it";
 }
 
-TEST_F(EndpointTest, LatestReplacement_MustFitTheBudgetToo) {
+TEST_P(EndpointTest, LatestReplacement_MustFitTheBudgetToo) {
     limits.send_queue_max_bytes = 1000;
     open();
     EXPECT_EQ(conn->enqueue(latest("small", 5)), endpoint::queued::yes);
@@ -266,7 +277,7 @@ TEST_F(EndpointTest, LatestReplacement_MustFitTheBudgetToo) {
     EXPECT_EQ(std::count(texts.begin(), texts.end(), "small"), 0);
 }
 
-TEST_F(EndpointTest, LatestWithDifferentKeys_BothAreWritten) {
+TEST_P(EndpointTest, LatestWithDifferentKeys_BothAreWritten) {
     open();
     EXPECT_EQ(conn->enqueue(latest("a", 1)), endpoint::queued::yes);
     EXPECT_EQ(conn->enqueue(latest("b", 2)), endpoint::queued::yes);
@@ -275,7 +286,7 @@ TEST_F(EndpointTest, LatestWithDifferentKeys_BothAreWritten) {
     EXPECT_EQ(texts_until("end"), (std::vector<std::string>{"a", "b"}));
 }
 
-TEST_F(EndpointTest, Ephemeral_QueuedWhileTheSocketKeepsUp_EvenBehindFramesOfTheSameTurn) {
+TEST_P(EndpointTest, Ephemeral_QueuedWhileTheSocketKeepsUp_EvenBehindFramesOfTheSameTurn) {
     open();
     EXPECT_EQ(conn->enqueue(ephemeral("e1")), endpoint::queued::yes) << "nothing waits: it goes";
     EXPECT_EQ(conn->enqueue(ephemeral("e2")), endpoint::queued::yes) << "the socket took every write: not behind";
@@ -286,7 +297,7 @@ TEST_F(EndpointTest, Ephemeral_QueuedWhileTheSocketKeepsUp_EvenBehindFramesOfThe
     EXPECT_EQ(texts_until("end"), (std::vector<std::string>{"e1", "e2", "o1", "e3"}));
 }
 
-TEST_F(EndpointTest, Ephemeral_OverTheSendBudget_IsDroppedNeverAClose) {
+TEST_P(EndpointTest, Ephemeral_OverTheSendBudget_IsDroppedNeverAClose) {
     open(k_small_buffers);
     const auto big = ordered(pattern(4 * k_big, 7));
     ASSERT_EQ(conn->enqueue(big), endpoint::queued::yes);
@@ -297,7 +308,7 @@ TEST_F(EndpointTest, Ephemeral_OverTheSendBudget_IsDroppedNeverAClose) {
     EXPECT_EQ(conn->enqueue(ephemeral(pattern(k_big, 5))), endpoint::queued::dropped);
 }
 
-TEST_F(EndpointTest, LatestWhileTheSocketIsFull_ReplacesTheWaitingFrameNotTheOneBeingWritten) {
+TEST_P(EndpointTest, LatestWhileTheSocketIsFull_ReplacesTheWaitingFrameNotTheOneBeingWritten) {
     open(k_small_buffers);
     const auto big = latest(pattern(4 * k_big, 9), 42);
     ASSERT_EQ(conn->enqueue(big), endpoint::queued::yes);
@@ -320,7 +331,7 @@ TEST_F(EndpointTest, LatestWhileTheSocketIsFull_ReplacesTheWaitingFrameNotTheOne
 
 // ---- the close handshake
 
-TEST_F(EndpointTest, CloseDuringAFlush_DropsTheWaitingFramesAndFollowsWhatIsOnTheWire) {
+TEST_P(EndpointTest, CloseDuringAFlush_DropsTheWaitingFramesAndFollowsWhatIsOnTheWire) {
     open(k_small_buffers);
     const auto first = ordered(pattern(k_big, 1), opcode::binary);
     ASSERT_EQ(conn->enqueue(first), endpoint::queued::yes);
@@ -352,7 +363,7 @@ TEST_F(EndpointTest, CloseDuringAFlush_DropsTheWaitingFramesAndFollowsWhatIsOnTh
     EXPECT_EQ(conn->ends, 1);
 }
 
-TEST_F(EndpointTest, CloseWithoutAnAnswer_DropsTheTcpAfterTheCloseTimeout) {
+TEST_P(EndpointTest, CloseWithoutAnAnswer_DropsTheTcpAfterTheCloseTimeout) {
     limits.close_timeout = 50ms;
     open();
     const auto start = testing::clock::now();
@@ -369,7 +380,7 @@ TEST_F(EndpointTest, CloseWithoutAnAnswer_DropsTheTcpAfterTheCloseTimeout) {
     EXPECT_EQ(conn->ends, 1);
 }
 
-TEST_F(EndpointTest, ClientClosesFirst_TheCodeIsEchoedAndTheConnectionEnds) {
+TEST_P(EndpointTest, ClientClosesFirst_TheCodeIsEchoedAndTheConnectionEnds) {
     open();
     pair->send_frame(opcode::close, testing::close_body(4321, "done"));
     auto f = pair->next_frame();
@@ -382,7 +393,7 @@ TEST_F(EndpointTest, ClientClosesFirst_TheCodeIsEchoedAndTheConnectionEnds) {
     EXPECT_TRUE(conn->messages.empty());
 }
 
-TEST_F(EndpointTest, ClientClosesWhileFramesWait_TheyAreDroppedAndTheEchoFollowsTheWire) {
+TEST_P(EndpointTest, ClientClosesWhileFramesWait_TheyAreDroppedAndTheEchoFollowsTheWire) {
     open(k_small_buffers);
     const auto first = ordered(pattern(k_big, 1), opcode::binary);
     ASSERT_EQ(conn->enqueue(first), endpoint::queued::yes);
@@ -402,7 +413,7 @@ TEST_F(EndpointTest, ClientClosesWhileFramesWait_TheyAreDroppedAndTheEchoFollows
     EXPECT_EQ(conn->ends, 1);
 }
 
-TEST_F(EndpointTest, UnmaskedClientFrame_ClosesWith1002AndEnds) {
+TEST_P(EndpointTest, UnmaskedClientFrame_ClosesWith1002AndEnds) {
     open();
     pair->send_frame(opcode::text, "not masked", true, false);
     auto f = pair->next_frame();
@@ -415,7 +426,7 @@ TEST_F(EndpointTest, UnmaskedClientFrame_ClosesWith1002AndEnds) {
     EXPECT_TRUE(conn->messages.empty());
 }
 
-TEST_F(EndpointTest, ClientDropsTheTcp_TheEndIsReportedOnce) {
+TEST_P(EndpointTest, ClientDropsTheTcp_TheEndIsReportedOnce) {
     open();
     ::shutdown(pair->client_fd(), SHUT_RDWR);
     ASSERT_TRUE(pair->turn_until([&] { return conn->ends > 0; }));
@@ -425,7 +436,7 @@ TEST_F(EndpointTest, ClientDropsTheTcp_TheEndIsReportedOnce) {
     EXPECT_EQ(conn->enqueue(ordered("late")), endpoint::queued::refused);
 }
 
-TEST_F(EndpointTest, Terminate_ReportsTheEndFromAHandlerOfItsOwn) {
+TEST_P(EndpointTest, Terminate_ReportsTheEndFromAHandlerOfItsOwn) {
     open();
     conn->terminate();
     EXPECT_EQ(conn->ends, 0) << "never from inside the call";
@@ -436,7 +447,7 @@ TEST_F(EndpointTest, Terminate_ReportsTheEndFromAHandlerOfItsOwn) {
 
 // ---- reading and control frames
 
-TEST_F(EndpointTest, Ping_IsAnsweredWithAPongCarryingItsPayload) {
+TEST_P(EndpointTest, Ping_IsAnsweredWithAPongCarryingItsPayload) {
     open();
     pair->send_frame(opcode::ping, "are you there");
     auto f = pair->next_frame();
@@ -446,7 +457,7 @@ TEST_F(EndpointTest, Ping_IsAnsweredWithAPongCarryingItsPayload) {
     EXPECT_EQ(conn->ends, 0);
 }
 
-TEST_F(EndpointTest, ServerPing_GoesOutAndTheClientsPongIsReported) {
+TEST_P(EndpointTest, ServerPing_GoesOutAndTheClientsPongIsReported) {
     open();
     conn->ping();
     auto f = pair->next_frame();
@@ -457,7 +468,7 @@ TEST_F(EndpointTest, ServerPing_GoesOutAndTheClientsPongIsReported) {
     EXPECT_EQ(conn->pongs, 1);
 }
 
-TEST_F(EndpointTest, ClientMessages_AreDeliveredWholeWhateverTheReads) {
+TEST_P(EndpointTest, ClientMessages_AreDeliveredWholeWhateverTheReads) {
     open();
     // One text message in two fragments, the second split across two writes, then a binary one.
     const auto bytes = testing::client_frame(opcode::text, "hel", false) +
@@ -474,7 +485,7 @@ TEST_F(EndpointTest, ClientMessages_AreDeliveredWholeWhateverTheReads) {
     EXPECT_TRUE(conn->messages[1].first == pattern(60000, 4));
 }
 
-TEST_F(EndpointTest, MessageOverTheLimit_ClosesWith1009) {
+TEST_P(EndpointTest, MessageOverTheLimit_ClosesWith1009) {
     limits.max_message_bytes = 1000;
     open();
     pair->send_frame(opcode::text, pattern(1001, 1));
@@ -488,7 +499,7 @@ TEST_F(EndpointTest, MessageOverTheLimit_ClosesWith1009) {
 
 // ---- what a client may make the connection spend (issue 16)
 
-TEST_F(EndpointTest, AfterItsOwnClose_ReadsAFewKiBUnreadThenNothingUntilTheCloseTimeout) {
+TEST_P(EndpointTest, AfterItsOwnClose_ReadsAFewKiBUnreadThenNothingUntilTheCloseTimeout) {
     observability::metrics metrics;
     limits.close_timeout = 300ms;
     limits.metrics = &metrics;
@@ -531,7 +542,7 @@ TEST_F(EndpointTest, AfterItsOwnClose_ReadsAFewKiBUnreadThenNothingUntilTheClose
     EXPECT_EQ(metrics.frame_budget_closes.load() + metrics.message_timeout_closes.load(), 0U);
 }
 
-TEST_F(EndpointTest, AfterItsOwnClose_TheClientsCloseIsFoundPastWhatItSentBefore) {
+TEST_P(EndpointTest, AfterItsOwnClose_TheClientsCloseIsFoundPastWhatItSentBefore) {
     open();
     conn->close(static_cast<std::uint16_t>(close_code::policy_violation), "token invalid");
     ASSERT_TRUE(pair->next_frame());
@@ -544,7 +555,7 @@ TEST_F(EndpointTest, AfterItsOwnClose_TheClientsCloseIsFoundPastWhatItSentBefore
     while (auto g = pair->next_frame(0ms)) EXPECT_NE(g->op, opcode::pong) << "no pong after our close";
 }
 
-TEST_F(EndpointTest, AfterItsOwnClose_AClientThatSendsSlowlyIsDroppedAtTheCloseTimeout) {
+TEST_P(EndpointTest, AfterItsOwnClose_AClientThatSendsSlowlyIsDroppedAtTheCloseTimeout) {
     limits.close_timeout = 100ms;
     open();
     const auto start = testing::clock::now();
@@ -560,7 +571,7 @@ TEST_F(EndpointTest, AfterItsOwnClose_AClientThatSendsSlowlyIsDroppedAtTheCloseT
     EXPECT_LT(testing::clock::now() - start, 600ms);
 }
 
-TEST_F(EndpointTest, EmptyContinuationsPastTheFrameBudget_CloseWith1008AndAreCounted) {
+TEST_P(EndpointTest, EmptyContinuationsPastTheFrameBudget_CloseWith1008AndAreCounted) {
     observability::metrics metrics;
     limits.budget.frames = {100, 200};
     limits.metrics = &metrics;
@@ -578,7 +589,7 @@ TEST_F(EndpointTest, EmptyContinuationsPastTheFrameBudget_CloseWith1008AndAreCou
     EXPECT_EQ(metrics.message_timeout_closes.load(), 0U);
 }
 
-TEST_F(EndpointTest, UnsolicitedPongsPastTheFrameBudget_CloseWith1008) {
+TEST_P(EndpointTest, UnsolicitedPongsPastTheFrameBudget_CloseWith1008) {
     observability::metrics metrics;
     limits.budget.frames = {100, 200};
     limits.metrics = &metrics;
@@ -594,7 +605,7 @@ TEST_F(EndpointTest, UnsolicitedPongsPastTheFrameBudget_CloseWith1008) {
     EXPECT_EQ(metrics.frame_budget_closes.load(), 1U);
 }
 
-TEST_F(EndpointTest, UnfinishedMessage_ClosesWith1008AtTheHeartbeatPing) {
+TEST_P(EndpointTest, UnfinishedMessage_ClosesWith1008AtTheHeartbeatPing) {
     observability::metrics metrics;
     limits.budget.message_timeout = 50ms;
     limits.metrics = &metrics;
@@ -618,7 +629,7 @@ TEST_F(EndpointTest, UnfinishedMessage_ClosesWith1008AtTheHeartbeatPing) {
     EXPECT_TRUE(conn->messages.empty());
 }
 
-TEST_F(EndpointTest, UnfinishedMessage_ClosesWith1008AtTheNextReadPastItsTime) {
+TEST_P(EndpointTest, UnfinishedMessage_ClosesWith1008AtTheNextReadPastItsTime) {
     limits.budget.message_timeout = 50ms;
     open();
     pair->send(testing::client_frame(opcode::text, "start", false));
@@ -634,7 +645,7 @@ TEST_F(EndpointTest, UnfinishedMessage_ClosesWith1008AtTheNextReadPastItsTime) {
     EXPECT_EQ(f->close_code(), 1008);
 }
 
-TEST_F(EndpointTest, MessagesFinishedInTime_AreNotAffectedByTheDeadline) {
+TEST_P(EndpointTest, MessagesFinishedInTime_AreNotAffectedByTheDeadline) {
     limits.budget.message_timeout = 50ms;
     open();
     for (int i = 0; i < 3; ++i) {
@@ -649,7 +660,7 @@ TEST_F(EndpointTest, MessagesFinishedInTime_AreNotAffectedByTheDeadline) {
     EXPECT_EQ(f->op, opcode::ping);
 }
 
-TEST_F(EndpointTest, TenPingsInARow_GetTenPongsInOrder) {
+TEST_P(EndpointTest, TenPingsInARow_GetTenPongsInOrder) {
     open();
     std::string pings;
     for (int i = 0; i < 10; ++i) pings += testing::client_frame(opcode::ping, "ping " + std::to_string(i));
@@ -662,6 +673,9 @@ TEST_F(EndpointTest, TenPingsInARow_GetTenPongsInOrder) {
     }
     EXPECT_FALSE(pair->next_frame(20ms)) << "one pong each, no more";
 }
+
+INSTANTIATE_TEST_SUITE_P(Writes, EndpointTest, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& info) { return info.param ? "Ring" : "OneByOne"; });
 
 }  // namespace
 }  // namespace zena::ws
