@@ -236,17 +236,20 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
     const auto threads = thread_count(settings);
     std::vector<hub::hub_set::post_fn> posts;
     std::string no_ring = "server.io_uring";
+    std::size_t rings = 0;
     for (std::size_t i = 0; i < threads; ++i) {
         loops.push_back(std::make_unique<session::loop>(i, settings.invalid_message_log_per_second));
         if (settings.io_uring && (loops.back()->ring = ws::send_ring::open(no_ring))) {
             loops.back()->flush.use(loops.back()->ring.get());
+            ++rings;
         }
         posts.emplace_back([io = &loops.back()->io](hub::hub_set::task t) { boost::asio::post(*io, std::move(t)); });
     }
-    if (loops.front()->ring) {
+    if (rings == threads) {
         spdlog::info("writes io_uring=true per_call={}", ws::send_ring::k_batch);
     } else {
-        spdlog::info("writes io_uring=false reason=\"{}\"", no_ring);
+        // The loops without a ring write one call per connection.
+        spdlog::info("writes io_uring=false loops_with_io_uring={} reason=\"{}\"", rings, no_ring);
     }
     hub::user_registry registry;
     hub::hub_set hubs{std::move(posts), registry};

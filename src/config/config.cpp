@@ -139,7 +139,7 @@ const std::array k_options{
            .target = &settings::io_uring,
            .help = "Hand each event-loop turn's writes to the kernel through io_uring, 64 connections per system "
                    "call, instead of one call per connection. Where the kernel refuses it (a seccomp profile, "
-                   "Linux before 5.1), the server logs why and writes one call at a time."},
+                   "Linux before 5.6), the server logs why and writes one call at a time."},
     option{.key = "server.tls_cert_file",
            .env = "ZENA_TLS_CERT_FILE",
            .flag = "tls-cert-file",

@@ -54,23 +54,40 @@ void flush_queue::run() {
     frames_ = 0;
     if (ring_ == nullptr || ring_->broken()) {
         for (auto& connection : running_) connection->flush();
-    } else {
-        // The writes go to the kernel k_batch at a time, each connection's in one slot; the
-        // answers come back before anything else runs, in the order of the connections.
-        std::array<endpoint*, send_ring::k_batch> staged{};
-        unsigned n = 0;
-        const auto complete = [&] {
-            ring_->complete([&](unsigned i, long result) { staged[i]->written(result); });
-            n = 0;
-        };
-        for (auto& connection : running_) {
-            if (!connection->stage(ring_->slot(n))) continue;
-            ring_->queue(n, connection->socket().native_handle());
-            staged[n++] = connection.get();
-            if (n == send_ring::k_batch) complete();
-        }
-        if (n > 0) complete();
+        running_.clear();
+        return;
     }
+    // Each connection's write is put together in a slot, and the kernel gets them k_batch at a
+    // time. No owner's callback may run while a connection of the batch has bytes in the kernel
+    // it has not counted (a callback may reach another connection: close it, replace its
+    // frames), so the answers are counted first and acted on after, and connections with no
+    // write to stage (TLS, nothing queued) are flushed after the batches.
+    std::array<endpoint*, send_ring::k_batch> staged{};
+    unsigned n = 0;
+    const auto complete = [&] {
+        const unsigned done = ring_->submit_and_wait();
+        for (unsigned i = 0; i < done; ++i) staged[i]->count_written(ring_->result(i));
+        for (unsigned i = 0; i < done; ++i) staged[i]->written(ring_->result(i));
+        n = 0;
+    };
+    for (auto& connection : running_) {
+        if (ring_->broken()) {
+            later_.push_back(connection.get());
+            continue;
+        }
+        switch (connection->stage(ring_->slot(n))) {
+            case endpoint::staging::staged:
+                ring_->queue(n, connection->socket().native_handle());
+                staged[n++] = connection.get();
+                if (n == send_ring::k_batch) complete();
+                break;
+            case endpoint::staging::later: later_.push_back(connection.get()); break;
+            case endpoint::staging::none: break;
+        }
+    }
+    if (n > 0) complete();
+    for (auto* connection : later_) connection->flush();
+    later_.clear();
     running_.clear();
 }
 
@@ -239,19 +256,23 @@ void endpoint::prepare(write_slot& slot) {
     }
 }
 
-bool endpoint::stage(write_slot& slot) {
+endpoint::staging endpoint::stage(write_slot& slot) {
     flush_scheduled_ = false;
-    if (writing_ || phase_ == phase::ended) return false;
-    if (!plain() || (!raw_out_ && head_ == queue_.size())) {
-        flush();
-        return false;
-    }
+    if (writing_ || phase_ == phase::ended) return staging::none;
+    if (!plain() || (!raw_out_ && head_ == queue_.size())) return staging::later;
     prepare(slot);
-    return true;
+    return staging::staged;
+}
+
+void endpoint::count_written(long result) {
+    if (result >= 0 && !ended()) advance(static_cast<std::size_t>(result));
 }
 
 void endpoint::written(long result) {
-    if (after_write(result)) write_plain();
+    if (ended()) return;
+    // What was taken is counted (count_written); the rest, if any, goes as without the ring,
+    // and a drained queue is reported there.
+    if (result >= 0 || result == send_ring::k_not_submitted || after_write(result)) write_plain();
 }
 
 bool endpoint::after_write(long result) {

@@ -137,6 +137,7 @@ public:
 
 private:
     send_ring* ring_ = nullptr;
+    std::vector<endpoint*> later_;  // a run's connections to flush after its batches (held by running_)
     std::size_t frames_ = 0;
     std::vector<std::shared_ptr<endpoint>> pending_;
     std::vector<std::shared_ptr<endpoint>> running_;
@@ -251,10 +252,15 @@ private:
     void write_plain();
     // Puts the next write of the queue together in `slot` (plain transport).
     void prepare(write_slot& slot);
-    // The flush's part through the ring: false when the connection needs no write in the slot
-    // (nothing to write, waiting for its socket, ended, or TLS, which it then writes itself).
-    bool stage(write_slot& slot);
-    // A staged write's result (what send(2) returned, or -errno): the rest is written as usual.
+    // The flush's part through the ring: a write put together in `slot` (staged), nothing to
+    // do (waiting for its socket, ended), or a flush() to make after the batches (TLS, or
+    // nothing queued: the drained queue is reported there).
+    enum class staging : std::uint8_t { staged, none, later };
+    staging stage(write_slot& slot);
+    // A staged write's result (what send(2) returned, -errno, or send_ring::k_not_submitted):
+    // first the bytes taken are counted, for every connection of the batch; then each goes on
+    // (writes the rest, waits for its socket, or ends), which may call its owner.
+    void count_written(long result);
     void written(long result);
     // What a write's result means for the connection: true to write on.
     bool after_write(long result);

@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <system_error>
 
+#include <spdlog/spdlog.h>
+
 namespace zena::ws {
 
 struct send_ring::state {
@@ -28,6 +30,16 @@ std::unique_ptr<send_ring> send_ring::open(std::string& why) {
         return nullptr;
     }
     s->ready = true;
+    // Linux 5.1 to 5.5 take a ring but know no IORING_OP_SEND (5.6): their submission would
+    // refuse every lone frame.
+    io_uring_probe* probe = io_uring_get_probe_ring(&s->ring);
+    const bool sends = probe != nullptr && io_uring_opcode_supported(probe, IORING_OP_SEND) != 0 &&
+                       io_uring_opcode_supported(probe, IORING_OP_SENDMSG) != 0;
+    if (probe != nullptr) io_uring_free_probe(probe);
+    if (!sends) {
+        why = "this kernel's io_uring has no send operation (Linux 5.6)";
+        return nullptr;
+    }
     return std::unique_ptr<send_ring>(new send_ring(std::move(s)));
 }
 
@@ -56,10 +68,27 @@ unsigned send_ring::submit_and_wait() {
     const unsigned n = queued_;
     queued_ = 0;
     if (n == 0) return 0;
-    for (unsigned i = 0; i < n; ++i) results_[i] = -EIO;  // what a write never answered reports
-    int r = io_uring_submit_and_wait(&state_->ring, n);
+    for (unsigned i = 0; i < n; ++i) results_[i] = k_not_submitted;
+    // A write the kernel refuses as it reads it (it never has here) is answered with its error,
+    // and stops that submission: the ones after it are submitted by the next call.
+    unsigned submitted = 0;
+    while (submitted < n) {
+        const int r = io_uring_submit(&state_->ring);
+        if (r == -EINTR) continue;
+        if (r <= 0) {
+            // Refused as a whole: the writes not taken stay k_not_submitted, and the ring is not
+            // used again (its queue still holds them).
+            spdlog::warn("writes io_uring=false reason=\"submission refused: {}\"",
+                         std::error_code(-r, std::generic_category()).message());
+            broken_ = true;
+            break;
+        }
+        submitted += static_cast<unsigned>(r);
+    }
+    // The slots are taken in order; one the wait below leaves unanswered reports -EIO.
+    for (unsigned i = 0; i < submitted; ++i) results_[i] = -EIO;
     unsigned seen = 0;
-    for (;;) {
+    while (seen < submitted) {
         io_uring_cqe* cqe = nullptr;
         unsigned head = 0;
         unsigned got = 0;
@@ -69,14 +98,14 @@ unsigned send_ring::submit_and_wait() {
         }
         io_uring_cq_advance(&state_->ring, got);
         seen += got;
-        if (seen >= n) break;
+        if (seen >= submitted) break;
+        const int r = io_uring_wait_cqe(&state_->ring, &cqe);
         if (r < 0 && r != -EINTR) {
-            // The ring failed (it never has here): the writes not answered fail, and the ring is
-            // not used again, since the kernel may still read their slots.
+            spdlog::warn("writes io_uring=false reason=\"wait refused: {}\"",
+                         std::error_code(-r, std::generic_category()).message());
             broken_ = true;
             break;
         }
-        r = io_uring_wait_cqe_nr(&state_->ring, &cqe, n - seen);
     }
     return n;
 }

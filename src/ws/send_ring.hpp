@@ -10,6 +10,7 @@
 
 #include <array>
 #include <cstddef>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -41,26 +42,25 @@ public:
     send_ring(const send_ring&) = delete;
     send_ring& operator=(const send_ring&) = delete;
 
-    // True once the ring failed; the flush then makes its system calls one by one.
+    // True once the kernel refused a submission or a wait (never seen here): the flush then
+    // makes its system calls one by one, and the ring is not used again.
     bool broken() const { return broken_; }
     // Slot i (< k_batch) of the next submission.
     write_slot& slot(unsigned i) { return slots_[i]; }
     // Queues slot i's write to `fd` (non-blocking, no SIGPIPE); the slot stays untouched until
-    // complete() returns.
+    // submit_and_wait() returns.
     void queue(unsigned i, int fd);
-    // Submits what was queued, waits for every answer, and calls done(i, result) for each in
-    // slot order, `result` being what send(2) would return, or -errno.
-    template <typename Done>
-    void complete(Done&& done) {
-        const unsigned n = submit_and_wait();
-        for (unsigned i = 0; i < n; ++i) done(i, results_[i]);
-    }
+    // Submits what was queued and waits for every answer (a non-blocking send is answered as it
+    // is submitted); returns how many slots were queued, slot i's answer then in result(i).
+    unsigned submit_and_wait();
+    // What send(2) would have returned, or -errno; k_not_submitted when the kernel never took
+    // the write (the ring then broke): the connection writes it itself.
+    long result(unsigned i) const { return results_[i]; }
+    static constexpr long k_not_submitted = std::numeric_limits<long>::min();
 
 private:
     struct state;
     explicit send_ring(std::unique_ptr<state> s);
-    // Returns how many writes were queued; their results are in results_.
-    unsigned submit_and_wait();
 
     std::unique_ptr<state> state_;
     std::unique_ptr<write_slot[]> slots_;

@@ -61,18 +61,11 @@ TEST(SendRing, WritesOfManySockets_AreAnsweredInSlotOrderAndArriveWhole) {
         put(ring->slot(i), pieces[i]);
         ring->queue(i, pairs[i].ours);
     }
-    std::vector<unsigned> order;
-    std::vector<long> results;
-    ring->complete([&](unsigned i, long result) {
-        order.push_back(i);
-        results.push_back(result);
-    });
-    ASSERT_EQ(order.size(), send_ring::k_batch);
+    ASSERT_EQ(ring->submit_and_wait(), send_ring::k_batch);
     for (unsigned i = 0; i < send_ring::k_batch; ++i) {
-        EXPECT_EQ(order[i], i);
         std::string expected;
         for (const auto& p : pieces[i]) expected += p;
-        EXPECT_EQ(results[i], static_cast<long>(expected.size())) << "slot " << i;
+        EXPECT_EQ(ring->result(i), static_cast<long>(expected.size())) << "slot " << i;
         EXPECT_EQ(pairs[i].read_all(), expected) << "slot " << i;
     }
     EXPECT_FALSE(ring->broken());
@@ -97,11 +90,9 @@ TEST(SendRing, AFullSocket_AnswersEagainAtOnce_AndAClosedPeerAnError) {
     ring->queue(0, full.ours);
     put(ring->slot(1), piece);
     ring->queue(1, gone.ours);
-    std::vector<long> results;
-    ring->complete([&](unsigned, long result) { results.push_back(result); });
-    ASSERT_EQ(results.size(), 2U);
-    EXPECT_EQ(results[0], -EAGAIN);
-    EXPECT_EQ(results[1], -EPIPE) << "and no SIGPIPE: this test would have died of it";
+    ASSERT_EQ(ring->submit_and_wait(), 2U);
+    EXPECT_EQ(ring->result(0), -EAGAIN);
+    EXPECT_EQ(ring->result(1), -EPIPE) << "and no SIGPIPE: this test would have died of it";
     EXPECT_FALSE(ring->broken());
 
     // The slots are free again: the next batch goes through.
@@ -109,15 +100,43 @@ TEST(SendRing, AFullSocket_AnswersEagainAtOnce_AndAClosedPeerAnError) {
     EXPECT_GT(drained.size(), 0U);
     put(ring->slot(0), piece);
     ring->queue(0, full.ours);
-    ring->complete([&](unsigned, long result) { EXPECT_EQ(result, 4); });
+    ASSERT_EQ(ring->submit_and_wait(), 1U);
+    EXPECT_EQ(ring->result(0), 4);
 }
 
 TEST(SendRing, NothingQueued_CompletesNothing) {
     auto ring = open_ring();
     ASSERT_TRUE(ring);
-    int calls = 0;
-    ring->complete([&](unsigned, long) { ++calls; });
-    EXPECT_EQ(calls, 0);
+    EXPECT_EQ(ring->submit_and_wait(), 0U);
+}
+
+// A write the kernel refuses as it reads it stops that submission (here an iovec outside user
+// space; on Linux 5.1 to 5.5, any send, which open() now refuses): it is answered with its
+// error, and the writes after it are still submitted and answered, not waited for forever.
+TEST(SendRing, AWriteRefusedAtSubmission_TheOthersAreStillSubmittedAndAnswered) {
+    auto ring = open_ring();
+    ASSERT_TRUE(ring);
+    pair_of_sockets a;
+    pair_of_sockets b;
+    pair_of_sockets c;
+    std::vector<std::string> piece{"hello"};
+    auto& bad = ring->slot(0);
+    bad.count = 2;
+    bad.iov[0] = {reinterpret_cast<void*>(0xffff888000000000ULL), 8};  // NOLINT: not user memory
+    bad.iov[1] = {piece[0].data(), piece[0].size()};
+    ring->queue(0, a.ours);
+    put(ring->slot(1), piece);
+    ring->queue(1, b.ours);
+    put(ring->slot(2), piece);
+    ring->queue(2, c.ours);
+    ASSERT_EQ(ring->submit_and_wait(), 3U);
+    EXPECT_LT(ring->result(0), 0);
+    EXPECT_NE(ring->result(0), send_ring::k_not_submitted);
+    EXPECT_EQ(ring->result(1), 5);
+    EXPECT_EQ(ring->result(2), 5);
+    EXPECT_EQ(b.read_all(), "hello");
+    EXPECT_EQ(c.read_all(), "hello");
+    EXPECT_FALSE(ring->broken());
 }
 
 }  // namespace
