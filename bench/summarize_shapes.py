@@ -64,9 +64,9 @@ def saturated(runs, servers):
         return
     print('| shape | connections | in flight | ' + ' | '.join(f'{s} deliveries/s' for s in servers) +
           ' | ' + ' | '.join(f'{s} p50 / p99 / p99.9 ms' for s in servers) +
-          ' | ours ÷ Bun deliveries/s | ours ÷ Bun p99 | ' +
+          ' | ours ÷ Bun deliveries/s | ours ÷ Bun p99 | Bun ÷ ours server CPU per delivery | ' +
           ' | '.join(f'{s} CPU server / generator / wall: bottleneck' for s in servers) + ' | checks |')
-    print('|---|---|---|' + '---|' * (3 * len(servers) + 3))
+    print('|---|---|---|' + '---|' * (3 * len(servers) + 4))
     for (label, n), by in runs.items():
         if label.startswith(('open', 'mixed', 'probe')):
             continue
@@ -82,10 +82,15 @@ def saturated(runs, servers):
         z, b = by.get('zena'), by.get('bun')
         r_rate = ratio(z and z['deliveries_per_s'], b and b['deliveries_per_s'])
         r_p99 = ratio(z and z['latency_us']['p99'], b and b['latency_us']['p99'])
+        # Where the generator is the bottleneck, deliveries/s measure it; the server's CPU for
+        # each delivery still compares the servers (above 1: Bun spends more).
+        per = {k: v['server_cpu_s'] / v['delivered'] for k, v in (('zena', z), ('bun', b))
+               if v and v.get('delivered') and v.get('server_cpu_s')}
+        r_cpu = ratio(per.get('bun'), per.get('zena'))
         cpu = [cpu_cell(by[s]) if s in by else '' for s in servers]
         checks = '; '.join(f'{s}: {check(by[s])}' for s in servers if s in by)
         print(f'| {label} | {n:,} | {first["in_flight"]} | ' + ' | '.join(rate) + ' | ' + ' | '.join(lat) +
-              f' | {r_rate} | {r_p99} | ' + ' | '.join(cpu) + f' | {checks} |')
+              f' | {r_rate} | {r_p99} | {r_cpu} | ' + ' | '.join(cpu) + f' | {checks} |')
 
 
 def bursts(runs, servers):
