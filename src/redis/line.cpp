@@ -173,7 +173,9 @@ void connector::when_due(std::function<void()> start_next) {
     timer_->timer.expires_at(next_attempt_);
     // `start_next` holds the owner, and so this connector, until the handler has run.
     timer_->timer.async_wait([this, start_next = std::move(start_next)](const boost::system::error_code& ec) {
-        if (ec) return;  // stopped: the timer is gone
+        // Stopped: the timer is gone. A wait that had already expired when stop() destroyed the
+        // timer still runs, with no error, so the timer is checked too.
+        if (ec || !timer_) return;
         timer_->armed = false;
         start_next();
     });
