@@ -71,8 +71,8 @@ void flush_queue::run() {
         n = 0;
     };
     for (auto& connection : running_) {
-        if (ring_->broken()) {
-            later_.push_back(connection.get());
+        if (ring_->broken()) {  // it broke in this run's last batch, whose answers are all taken
+            connection->flush();
             continue;
         }
         switch (connection->stage(ring_->slot(n))) {

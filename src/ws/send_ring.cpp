@@ -68,7 +68,6 @@ unsigned send_ring::submit_and_wait() {
     const unsigned n = queued_;
     queued_ = 0;
     if (n == 0) return 0;
-    for (unsigned i = 0; i < n; ++i) results_[i] = k_not_submitted;
     // A write the kernel refuses as it reads it (it never has here) is answered with its error,
     // and stops that submission: the ones after it are submitted by the next call.
     unsigned submitted = 0;
@@ -85,8 +84,9 @@ unsigned send_ring::submit_and_wait() {
         }
         submitted += static_cast<unsigned>(r);
     }
-    // The slots are taken in order; one the wait below leaves unanswered reports -EIO.
-    for (unsigned i = 0; i < submitted; ++i) results_[i] = -EIO;
+    // The slots are taken in order: one the wait below leaves unanswered reports -EIO, one never
+    // taken k_not_submitted.
+    for (unsigned i = 0; i < n; ++i) results_[i] = i < submitted ? -EIO : k_not_submitted;
     unsigned seen = 0;
     while (seen < submitted) {
         io_uring_cqe* cqe = nullptr;
