@@ -31,6 +31,7 @@
 #include "upstream/routes.hpp"
 #include "upstream/subscribe_proxy.hpp"
 #include "upstream/webhook.hpp"
+#include "util/allocator.hpp"
 #include "util/cpus.hpp"
 
 namespace zena::app {
@@ -250,6 +251,11 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
     } else {
         // The loops without a ring write one call per connection.
         spdlog::info("writes io_uring=false loops_with_io_uring={} reason=\"{}\"", rings, no_ring);
+    }
+    if (const auto allocator = util::allocator_in_use(); allocator.version.empty()) {
+        spdlog::info("memory allocator={}", allocator.name);
+    } else {
+        spdlog::info("memory allocator={} version={}", allocator.name, allocator.version);
     }
     hub::user_registry registry;
     hub::hub_set hubs{std::move(posts), registry};

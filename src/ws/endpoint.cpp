@@ -27,9 +27,11 @@ constexpr int k_reads_per_wakeup = 4;
 constexpr std::size_t k_tls_read_bytes = 16 * 1024;
 // A queue's first storage: room for a few frames, so a burst grows it once or twice, not at
 // every frame. A drained queue releases it: an idle connection holds no queue at all. Three
-// entries are 96 bytes, inside glibc's fast bins (chunks up to 128 bytes): a fan-out releases and
-// takes one per connection at every publish, and four (a 144-byte chunk) cost each of those a
-// trip through the bins that merge free neighbours.
+// entries are 96 bytes: one of jemalloc's small size classes, which it keeps in a per-thread
+// cache (the release binary; docs/decisions.md), and inside glibc's fast bins (chunks up to 128
+// bytes) in the sanitizer builds. A fan-out releases and takes one per connection at every
+// publish; under glibc four (a 144-byte chunk) would cost each a trip through the bins that merge
+// free neighbours.
 constexpr std::size_t k_first_queue_capacity = 3;
 constexpr std::size_t k_max_first_capacity = 128;
 char* thread_read_buffer() {

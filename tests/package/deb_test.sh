@@ -3,9 +3,12 @@
 # with `dpkg-deb -x` into a scratch root, then the binary from there: --version, check-config on
 # the shipped configuration (valid with the secrets, every error listed without them), and a run
 # on a free loopback port that must say READY=1 on $NOTIFY_SOCKET and answer /healthz.
-#   tests/package/deb_test.sh BUILD_DIR
+#   tests/package/deb_test.sh BUILD_DIR [ALLOCATOR]
+# ALLOCATOR (jemalloc or glibc, from CMake): the malloc the build linked, which the package's
+# Depends and the server's start log must show.
 set -euo pipefail
-build=$(cd "${1:?usage: deb_test.sh BUILD_DIR}" && pwd)
+build=$(cd "${1:?usage: deb_test.sh BUILD_DIR [ALLOCATOR]}" && pwd)
+allocator=${2:-jemalloc}
 scratch=$(mktemp -d)
 server_pid=
 listener_pid=
@@ -28,6 +31,9 @@ step "control"
 dpkg-deb -I "$deb" >"$scratch/info"
 grep -q '^ Package: zena-realtime$' "$scratch/info" || fail "package name"
 grep -q '^ Depends:.*libssl' "$scratch/info" || fail "Depends lacks the shared libraries: $(grep Depends "$scratch/info")"
+if [[ $allocator == jemalloc ]]; then
+  grep -q '^ Depends:.*libjemalloc2' "$scratch/info" || fail "Depends lacks jemalloc: $(grep Depends "$scratch/info")"
+fi
 dpkg-deb --ctrl-tarfile "$deb" | tar -x -O ./conffiles >"$scratch/conffiles"
 grep -qx /etc/zena-realtime/zena-realtime.toml "$scratch/conffiles" || fail "the toml is not a conffile"
 dpkg-deb --ctrl-tarfile "$deb" | tar -t | grep -q './postinst' || fail "no postinst"
@@ -100,6 +106,8 @@ grep -q '^READY=1' "$scratch/notify.out" || fail "the datagram is not READY=1"
 health=$(curl -sS --max-time 5 "http://127.0.0.1:$port/healthz")
 echo "/healthz: $health"
 [[ $health == *'"ok"'* ]] || fail "/healthz answered $health"
+grep -q "memory allocator=$allocator" "$scratch/server.log" ||
+  { cat "$scratch/server.log" >&2; fail "the start log does not name $allocator"; }
 kill -TERM "$server_pid"
 wait "$server_pid" && rc=0 || rc=$?
 server_pid=
