@@ -94,22 +94,30 @@ def saturated(runs, servers):
 
 
 def bursts(runs, servers):
+    """Each burst's completion (due to its last delivery), and the deliveries per second within a
+    burst: its deliveries over its median completion. The run's own deliveries/s count the idle
+    second between bursts, which is the schedule's, not a server's."""
     rows = [(k, by) for k, by in runs.items() if k[0].startswith('burst')]
     if not rows:
         return
     print()
     print('| bursts | connections | ' + ' | '.join(f'{s} completion p50 / max ms' for s in servers) +
-          ' | ours ÷ Bun completion p50 |')
-    print('|---|---|' + '---|' * (len(servers) + 1))
+          ' | ' + ' | '.join(f'{s} deliveries/s within a burst' for s in servers) +
+          ' | ours ÷ Bun completion p50 | ours ÷ Bun deliveries/s within a burst |')
+    print('|---|---|' + '---|' * (2 * len(servers) + 2))
     for (label, n), by in rows:
-        cells = []
+        cells, within = [], {}
         for s in servers:
             b = by.get(s, {}).get('burst')
             cells.append(f'{b["completion_ms"]["p50"]:.0f} / {b["completion_ms"]["max"]:.0f} '
                          f'({b["completed"]} of {len(by[s]["steps"])} completed)' if b else '')
+            if b and b['completion_ms']['p50'] > 0:
+                within[s] = b['size'] * n / (b['completion_ms']['p50'] / 1000)
         z, bun = by.get('zena', {}).get('burst'), by.get('bun', {}).get('burst')
         r = ratio(z and z['completion_ms']['p50'], bun and bun['completion_ms']['p50'])
-        print(f'| {label} | {n:,} | ' + ' | '.join(cells) + f' | {r} |')
+        r_within = ratio(within.get('zena'), within.get('bun'))
+        print(f'| {label} | {n:,} | ' + ' | '.join(cells) + ' | ' +
+              ' | '.join(fmt(within.get(s)) for s in servers) + f' | {r} | {r_within} |')
 
 
 def open_loop(runs, servers):
