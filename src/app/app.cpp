@@ -252,10 +252,12 @@ int run(const config::settings& settings, const protocol::catalog& catalog, bool
         // The loops without a ring write one call per connection.
         spdlog::info("writes io_uring=false loops_with_io_uring={} reason=\"{}\"", rings, no_ring);
     }
-    if (const auto allocator = util::allocator_in_use(); allocator.version.empty()) {
-        spdlog::info("memory allocator={}", allocator.name);
+    util::start_allocator_background_thread();
+    if (const auto allocator = util::allocator_in_use(); allocator.name == "glibc") {
+        spdlog::info("memory allocator=glibc");
     } else {
-        spdlog::info("memory allocator={} version={}", allocator.name, allocator.version);
+        spdlog::info("memory allocator={} version={} background_thread={}", allocator.name, allocator.version,
+                     allocator.background_thread);
     }
     hub::user_registry registry;
     hub::hub_set hubs{std::move(posts), registry};

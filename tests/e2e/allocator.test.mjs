@@ -16,7 +16,11 @@ test('Allocator.TheStartLogNamesTheOneInTheProcess_AndItServes', async () => {
     assert.equal(m[1], expected);
     const maps = readFileSync(`/proc/${server.child.pid}/maps`, 'utf8');
     assert.equal(/libjemalloc\.so/.test(maps), expected === 'jemalloc');
-    if (expected === 'jemalloc') assert.match(m[2], /^\d+\.\d+\.\d+-/);
+    if (expected === 'jemalloc') {
+      assert.match(m[2], /^\d+\.\d+\.\d+-/);
+      // Freed pages go back on time, not only when a thread allocates again.
+      assert.match(server.output(), /memory allocator=jemalloc version=\S+ background_thread=true/);
+    }
 
     // Frames from a few bytes to past the 64 KiB size class, to every connection, in order.
     const clients = await Promise.all(Array.from({ length: 20 }, (_, i) => connectUser(server, `a${i}`)));
@@ -34,6 +38,20 @@ test('Allocator.TheStartLogNamesTheOneInTheProcess_AndItServes', async () => {
       }
     }
     await Promise.all(clients.map((c) => c.close()));
+  } finally {
+    await server.stop();
+  }
+});
+
+test('Allocator.AnOperatorsMallocConf_DecidesTheBackgroundThread', async () => {
+  const expected = process.env.ZENA_ALLOCATOR ?? 'jemalloc';
+  const server = await startServer({ env: { ZENA_THREADS: '1', MALLOC_CONF: 'background_thread:false' } });
+  try {
+    // glibc (a sanitizer build) ignores MALLOC_CONF and has no such thread to report.
+    const line = expected === 'jemalloc'
+      ? /memory allocator=jemalloc version=\S+ background_thread=false\n/
+      : /memory allocator=glibc\n/;
+    assert.match(server.output(), line);
   } finally {
     await server.stop();
   }
