@@ -88,11 +88,13 @@ public:
     // slot (80), the event object with its make_shared control block and allocation (128, shared
     // by the channels of one publish but counted in each), the channel frame object with its
     // shared_ptr control block and allocation (104), the frame buffer's header room and
-    // allocation (24), and the allocator's headers and rounding of those allocations (64: glibc's
-    // 16-byte granules). The deflated copy
-    // that a frame may build later is not counted. Measured against the heap
-    // (bench/history_bench.cpp) and the server's RSS (bench/channels.sh, mode store): the count
-    // is not below either.
+    // allocation (24), and the allocator's headers and rounding of those fixed-size allocations
+    // (64). The buffers (frame, type, payload) are counted as the allocator rounds them
+    // (util::allocation_bytes: jemalloc's size classes in the release binary, glibc's granules
+    // elsewhere). The deflated copy that a frame may build later is not counted. Measured against
+    // the heap (bench/history_bench.cpp, glibc) and the server's RSS (bench/channels.sh, mode
+    // store: 732 bytes per event of a 209-byte frame under jemalloc,
+    // bench/results/2026-12-07-0844-channels.md): the count is not below either.
     static constexpr std::size_t k_entry_overhead_bytes = 400;
     // A latest event's entry in its channel's index of keys, on top of the above.
     static constexpr std::size_t k_latest_overhead_bytes = 48;
