@@ -1211,7 +1211,10 @@ int main(int argc, char** argv) {
                 ++compressed;
             }
             const auto opcode = b0 & 0x0f;
-            if (opcode == 0x8) return false;
+            if (opcode == 0x8) {
+                pos += size;  // read once: a later wake-up must not count the close again
+                return false;
+            }
             if (opcode == 0x9) c.out += masked_frame(0xA, payload);
             if (socketio && opcode == 0x1 && on_engine_io(c, payload)) continue;
             if (opcode == 0x1) {
@@ -1234,7 +1237,7 @@ int main(int argc, char** argv) {
                 } else {
                     const auto at = find_chunk(payload);
                     if (at != std::string_view::npos) {
-                        // "P<publisher>.<seq>.<sent ns>"
+                        // "P<publisher>:<seq>:<sent ns> <padding>"
                         const char* p = payload.data() + at + k_chunk_key.size();
                         const char* const stop = payload.data() + payload.size();
                         std::int64_t pub = -1;

@@ -182,12 +182,19 @@ alone_run() {
   rm -f "$fifo"
 }
 
-# heap_in_use: the server's heap in use now, in bytes (glibc's malloc_stats, all arenas and mmap,
-# which the server writes to its log when gdb calls it; empty without gdb).
+# heap_in_use: the server's heap in use now, in bytes, from its allocator's own statistics, which
+# the server writes to its log when gdb calls for them (empty without gdb): jemalloc's (the release
+# binary's) "Allocated:", the bytes of live allocations, or glibc's malloc_stats, all arenas and
+# mmap, for a build without jemalloc.
 heap_in_use() {
   command -v gdb >/dev/null || return 0
   local before
   before=$(wc -l <"$log")
+  if grep -q libjemalloc "/proc/$server_pid/maps"; then
+    timeout 30 gdb -p "$server_pid" -batch -nx -ex 'call (void)malloc_stats_print(0, 0, 0)' >/dev/null 2>&1 || true
+    tail -n +"$((before + 1))" "$log" | awk '/^Allocated:/ {gsub(",", "", $2); print $2; exit}'
+    return 0
+  fi
   timeout 30 gdb -p "$server_pid" -batch -nx -ex 'call (void)malloc_stats()' >/dev/null 2>&1 || true
   tail -n +"$((before + 1))" "$log" | awk '/^Total/ {t = 1} t && /in use bytes/ {print $NF; exit}'
 }

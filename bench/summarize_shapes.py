@@ -111,8 +111,11 @@ def bursts(runs, servers):
             b = by.get(s, {}).get('burst')
             cells.append(f'{b["completion_ms"]["p50"]:.0f} / {b["completion_ms"]["max"]:.0f} '
                          f'({b["completed"]} of {len(by[s]["steps"])} completed)' if b else '')
-            if b and b['completion_ms']['p50'] > 0:
-                within[s] = b['size'] * n / (b['completion_ms']['p50'] / 1000)
+            steps = by.get(s, {}).get('steps') or []
+            if b and b['completion_ms']['p50'] > 0 and steps:
+                # A burst's deliveries: its messages times their targets (every connection for a
+                # fan-out), as the generator counted them.
+                within[s] = steps[0]['expected'] / (b['completion_ms']['p50'] / 1000)
         z, bun = by.get('zena', {}).get('burst'), by.get('bun', {}).get('burst')
         r = ratio(z and z['completion_ms']['p50'], bun and bun['completion_ms']['p50'])
         r_within = ratio(within.get('zena'), within.get('bun'))
