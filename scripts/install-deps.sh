@@ -16,7 +16,7 @@ packages=(
   libtomlplusplus-dev   # the configuration file
   libhiredis-dev        # Redis: publishes in, client events out (blocking client on its own threads)
   liburing-dev          # io_uring: an event-loop turn's writes handed to the kernel 64 per system call
-  libjemalloc-dev       # the server binary's malloc (docs/decisions.md, "jemalloc")
+  libjemalloc-dev       # the server binary's malloc (docs/decisions.md, "Memory allocator")
   libgtest-dev          # unit tests (built with the project)
   libbenchmark-dev      # bench/: micro benchmarks of the hub (Google Benchmark)
 )

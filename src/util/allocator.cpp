@@ -4,8 +4,8 @@
 #include <cstdlib>
 #include <string_view>
 
-// jemalloc's control interface and size-class query, declared weak: null unless jemalloc is linked in, so that this
-// file needs neither its header nor the library.
+// jemalloc's control interface and size-class query, declared weak: null unless jemalloc is
+// linked in, so that this file needs neither its header nor the library.
 extern "C" int mallctl(const char* name, void* oldp, std::size_t* oldlenp, void* newp, std::size_t newlen)
     __attribute__((weak));
 extern "C" std::size_t nallocx(std::size_t size, int flags) __attribute__((weak));

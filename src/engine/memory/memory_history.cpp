@@ -20,9 +20,8 @@ std::int64_t system_now_ms() {
 
 // What the budget counts for one kept event, beyond a latest event's index entry (see the header).
 std::size_t entry_bytes(const stored_event& stored) {
-    // What the allocations hold, not what is used of them: a buffer reserved ahead is memory too.
-    // What the allocations hold, as the allocator rounds them (jemalloc's size classes round up by
-    // as much as a quarter).
+    // What the allocations hold, not what is used of them: a buffer reserved ahead is memory too,
+    // and so is the allocator's rounding (jemalloc's size classes round up by as much as a quarter).
     const auto frame = stored.message.frame ? util::allocation_bytes(stored.message.frame->buffer_bytes()) : 0;
     return frame + util::allocation_bytes(stored.event->type.capacity()) +
            util::allocation_bytes(stored.event->payload.capacity()) + memory_history::k_entry_overhead_bytes;
