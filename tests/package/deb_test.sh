@@ -34,9 +34,15 @@ grep -q '^ Depends:.*libssl' "$scratch/info" || fail "Depends lacks the shared l
 if [[ $allocator == jemalloc ]]; then
   grep -q '^ Depends:.*libjemalloc2' "$scratch/info" || fail "Depends lacks jemalloc: $(grep Depends "$scratch/info")"
 fi
-dpkg-deb --ctrl-tarfile "$deb" | tar -x -O ./conffiles >"$scratch/conffiles"
+# The control archive is written to a file and read from there. Through a pipe (`dpkg-deb
+# --ctrl-tarfile | tar -t | grep -q`, under pipefail) a reader that stops early (tar at the
+# archive's end, grep at its match) leaves its writer a SIGPIPE, and the check failed now and
+# then on a package that was right (a clean-clone CI run, the ASan build's package).
+dpkg-deb --ctrl-tarfile "$deb" >"$scratch/control.tar"
+tar -x -O -f "$scratch/control.tar" ./conffiles >"$scratch/conffiles"
 grep -qx /etc/zena-realtime/zena-realtime.toml "$scratch/conffiles" || fail "the toml is not a conffile"
-dpkg-deb --ctrl-tarfile "$deb" | tar -t | grep -q './postinst' || fail "no postinst"
+tar -t -f "$scratch/control.tar" >"$scratch/control.list"
+grep -qx './postinst' "$scratch/control.list" || fail "no postinst: $(tr '\n' ' ' <"$scratch/control.list")"
 
 step "dpkg-deb -x"
 root=$scratch/root
