@@ -1193,11 +1193,6 @@ int main(int argc, char** argv) {
     // them all: they arrived together.
     const auto on_frames = [&](ws_conn& c) {
         std::size_t pos = 0;
-        const struct consumed {
-            std::string& in;
-            std::size_t& pos;
-            ~consumed() { in.erase(0, pos); }
-        } cut{c.in, pos};
         const auto now = now_ns();
         std::uint8_t b0 = 0;
         std::string_view payload;
@@ -1212,7 +1207,7 @@ int main(int argc, char** argv) {
             }
             const auto opcode = b0 & 0x0f;
             if (opcode == 0x8) {
-                pos += size;  // read once: a later wake-up must not count the close again
+                c.in.erase(0, pos + size);  // read once: a later wake-up must not count the close again
                 return false;
             }
             if (opcode == 0x9) c.out += masked_frame(0xA, payload);
@@ -1309,6 +1304,7 @@ int main(int argc, char** argv) {
                 }
             }
         }
+        c.in.erase(0, pos);
         return true;
     };
 
