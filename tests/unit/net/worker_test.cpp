@@ -1,0 +1,120 @@
+// The event loop's turn (net::worker::run, docs/architecture.md "The turn"): which handlers join
+// a flush. Real connections over loopback sockets (tests/unit/ws/socket_pair.hpp) and the
+// worker's own loop; a handler that runs later looks at the flush queue to see whether the
+// frames queued before it were written yet (still waiting: it joined their turn).
+#include "net/worker.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "session/context.hpp"
+#include "ws/endpoint.hpp"
+#include "ws/socket_pair.hpp"
+
+namespace zena::net {
+namespace {
+
+using namespace std::chrono_literals;
+using ws::testing::socket_pair;
+
+constexpr std::string_view k_head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+constexpr std::size_t k_connections = 20;
+
+class quiet_endpoint final : public ws::endpoint {
+public:
+    using endpoint::endpoint;
+
+protected:
+    void on_message(std::string_view, bool) override {}
+    void on_end() override {}
+};
+
+class WorkerTurnTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        for (std::size_t i = 0; i < k_connections; ++i) {
+            pairs_.push_back(std::make_unique<socket_pair>(loop_.io, loop_.flush));
+            auto conn = std::make_shared<quiet_endpoint>(ws::transport{pairs_.back()->take_server()}, loop_.flush,
+                                                         ws::endpoint::options{limits_});
+            conn->start(std::string(k_head), {});
+            conns_.push_back(std::move(conn));
+        }
+        for (auto& pair : pairs_) ASSERT_EQ(pair->read_head(), k_head);
+    }
+
+    void TearDown() override {
+        for (auto& conn : conns_) conn->terminate();
+        loop_.io.restart();
+        loop_.io.poll();
+    }
+
+    // Queues `frames` frames to every connection.
+    void queue(std::size_t frames) {
+        for (auto& conn : conns_) {
+            for (std::size_t i = 0; i < frames; ++i) {
+                ASSERT_EQ(conn->enqueue({frame_, ws::delivery_class::ordered, 0}), ws::endpoint::queued::yes);
+            }
+        }
+        queued_ += frames;
+    }
+
+    // One handler queues `first` frames to every connection and posts another that queues one
+    // more each. Returns the connections still waiting for their flush when that second handler
+    // ran: all of them when it joined the first one's turn, none when the turn had ended.
+    std::size_t run_two(std::size_t first) {
+        std::size_t pending_then = SIZE_MAX;
+        boost::asio::steady_timer stop(loop_.io);
+        boost::asio::post(loop_.io, [&] {
+            queue(first);
+            boost::asio::post(loop_.io, [&] {
+                pending_then = loop_.flush.size();
+                queue(1);
+            });
+        });
+        stop.expires_after(50ms);
+        stop.async_wait([&](boost::system::error_code) { loop_.io.stop(); });
+        loop_.io.restart();
+        worker_.run();
+        return pending_then;
+    }
+
+    // Every connection's client reads every frame queued so far, whole.
+    void expect_everything_arrived() {
+        for (auto& pair : pairs_) {
+            for (std::size_t i = 0; i < queued_; ++i) {
+                const auto f = pair->next_frame();
+                ASSERT_TRUE(f) << "frame " << i << " of " << queued_;
+                ASSERT_EQ(f->payload, "x");
+            }
+        }
+    }
+
+    session::loop loop_{0, 1.0};
+    worker worker_{loop_};
+    ws::endpoint::limits limits_{64 * 1024, 1024 * 1024, 1000ms};
+    ws::shared_frame frame_ = ws::frame::make(ws::opcode::text, "x");
+    std::vector<std::unique_ptr<socket_pair>> pairs_;
+    std::vector<std::shared_ptr<quiet_endpoint>> conns_;
+    std::size_t queued_ = 0;
+};
+
+// A handler that is ready joins the turn until the connections hold twice the pacing threshold
+// (32 frames) each; then the turn ends and writes, and the next handler starts a new batch.
+TEST_F(WorkerTurnTest, ReadyHandler_JoinsTheTurnUntilThirtyTwoFramesPerConnection) {
+    EXPECT_EQ(run_two(2 * worker::k_pace_frames - 1), k_connections);
+    EXPECT_EQ(run_two(2 * worker::k_pace_frames), 0U) << "a full batch ends the turn";
+    expect_everything_arrived();
+}
+
+}  // namespace
+}  // namespace zena::net
