@@ -34,6 +34,10 @@ constexpr std::size_t k_tls_read_bytes = 16 * 1024;
 // free neighbours.
 constexpr std::size_t k_first_queue_capacity = 3;
 constexpr std::size_t k_max_first_capacity = 128;
+// A drained queue of this many frames or more keeps its storage for the next batch, up to this
+// capacity (128 entries, 4 KiB): see on_drained.
+constexpr std::size_t k_keep_batch = 8;
+constexpr std::size_t k_max_kept_capacity = 128;
 char* thread_read_buffer() {
     thread_local std::array<char, k_read_bytes> buffer;
     return buffer.data();
@@ -383,10 +387,16 @@ void endpoint::on_drained() {
     // queue starts there instead of growing from k_first_queue_capacity (idle, it holds no
     // queue either way).
     last_batch_ = static_cast<std::uint16_t>(std::min<std::size_t>(queue_.size(), k_max_first_capacity));
+    // A connection that takes batches (a fan-out's turns) keeps its queue's storage for the next
+    // one: giving it back and growing it again at every turn cost more than the writes. One that
+    // took a few frames (a ping, a targeted event) or drained a backlog gives it back, so an idle
+    // connection holds no queue, and its next small drain (the heartbeat's ping) releases what
+    // a busy spell left.
+    const bool keep = queue_.size() >= k_keep_batch && queue_.capacity() <= k_max_kept_capacity;
     queue_.clear();
     head_ = 0;
     offset_ = 0;
-    std::vector<entry>{}.swap(queue_);
+    if (!keep) std::vector<entry>{}.swap(queue_);
     if (phase_ == phase::open && drain_wanted_) on_queue_drained();
 }
 

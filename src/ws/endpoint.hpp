@@ -195,6 +195,9 @@ public:
     // Drops the TCP connection now.
     void terminate();
     bool closing() const { return phase_ != phase::open; }
+    // The send queue's storage, in entries: kept from one batch to the next while the connection
+    // takes batches of frames, none once it drains a few (see on_drained).
+    std::size_t queue_capacity() const { return queue_.capacity(); }
 
 protected:
     // A whole client message (frame_reader::handler): text is valid UTF-8.

@@ -167,6 +167,48 @@ TEST_P(EndpointTest, FramesQueuedInOneTurn_GoOutTogetherInOrderAfterFlush) {
     }
 }
 
+// A connection that takes batches keeps its queue's storage from one to the next (a fan-out's
+// turns would otherwise give it back and grow it again at each); a small drain gives it back.
+TEST_P(EndpointTest, DrainedBatch_KeepsTheQueueStorageForTheNext_ASmallDrainGivesItBack) {
+    open();
+    for (int i = 0; i < 8; ++i) ASSERT_EQ(conn->enqueue(ordered("a" + std::to_string(i))), endpoint::queued::yes);
+    flush.run();
+    const auto kept = conn->queue_capacity();
+    EXPECT_GE(kept, 8U) << "a drained batch of 8 keeps its storage";
+    for (int i = 0; i < 8; ++i) ASSERT_EQ(conn->enqueue(ordered("b" + std::to_string(i))), endpoint::queued::yes);
+    EXPECT_EQ(conn->queue_capacity(), kept) << "the next batch is queued in it";
+    flush.run();
+    EXPECT_EQ(conn->queue_capacity(), kept);
+
+    conn->ping();
+    flush.run();
+    EXPECT_EQ(conn->queue_capacity(), 0U) << "a drain of one frame gives the storage back";
+
+    for (const auto* prefix : {"a", "b"}) {
+        for (int i = 0; i < 8; ++i) {
+            auto f = pair->next_frame();
+            ASSERT_TRUE(f);
+            EXPECT_EQ(f->payload, prefix + std::to_string(i));
+        }
+    }
+    auto ping = pair->next_frame();
+    ASSERT_TRUE(ping);
+    EXPECT_EQ(ping->op, opcode::ping);
+}
+
+TEST_P(EndpointTest, DrainedBacklog_GivesItsStorageBack) {
+    open();
+    for (int i = 0; i < 200; ++i) ASSERT_EQ(conn->enqueue(ordered("c")), endpoint::queued::yes);
+    EXPECT_GT(conn->queue_capacity(), 128U);
+    flush.run();
+    EXPECT_EQ(conn->queue_capacity(), 0U) << "a queue grown past 128 entries is not kept";
+    for (int i = 0; i < 200; ++i) {
+        auto f = pair->next_frame();
+        ASSERT_TRUE(f) << "frame " << i;
+        EXPECT_EQ(f->payload, "c");
+    }
+}
+
 TEST_P(EndpointTest, FramesLargerThanTheKernelBuffers_ArriveWholeAndInOrderAsTheClientReadsSlowly) {
     open(k_small_buffers);
     std::vector<outbound> sent;
