@@ -26,7 +26,8 @@ constexpr std::size_t k_read_bytes = 64 * 1024;
 constexpr int k_reads_per_wakeup = 4;
 constexpr std::size_t k_tls_read_bytes = 16 * 1024;
 // A queue's first storage: room for a few frames, so a burst grows it once or twice, not at
-// every frame. A drained queue releases it: an idle connection holds no queue at all. Three
+// every frame. A drained queue releases it unless it took a batch (on_drained), so a connection
+// that has received nothing, or only a few frames since its last batch, holds no queue. Three
 // entries are 96 bytes: one of jemalloc's small size classes, which it keeps in a per-thread
 // cache (the release binary; docs/decisions.md), and inside glibc's fast bins (chunks up to 128
 // bytes) in the sanitizer builds. A fan-out releases and takes one per connection at every
@@ -384,14 +385,13 @@ void endpoint::advance(std::size_t n) {
 
 void endpoint::on_drained() {
     // A connection that just took a batch of n frames will likely take about as many next: its
-    // queue starts there instead of growing from k_first_queue_capacity (idle, it holds no
-    // queue either way).
+    // next queue starts there instead of growing from k_first_queue_capacity.
     last_batch_ = static_cast<std::uint16_t>(std::min<std::size_t>(queue_.size(), k_max_first_capacity));
     // A connection that takes batches (a fan-out's turns) keeps its queue's storage for the next
-    // one: giving it back and growing it again at every turn cost more than the writes. One that
-    // took a few frames (a ping, a targeted event) or drained a backlog gives it back, so an idle
-    // connection holds no queue, and its next small drain (the heartbeat's ping) releases what
-    // a busy spell left.
+    // one: giving it back and growing it again at every turn took 4-12 % of a fan-out's server
+    // time (docs/architecture.md). A drain of fewer frames (a ping, a targeted event) gives it
+    // back, and so does one whose storage grew past k_max_kept_capacity: a connection holds what
+    // a busy spell left until its next small drain, normally the heartbeat's ping.
     const bool keep = queue_.size() >= k_keep_batch && queue_.capacity() <= k_max_kept_capacity;
     queue_.clear();
     head_ = 0;
