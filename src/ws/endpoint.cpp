@@ -30,15 +30,15 @@ constexpr std::size_t k_tls_read_bytes = 16 * 1024;
 // that has received nothing, or only a few frames since its last batch, holds no queue. Three
 // entries are 96 bytes: one of jemalloc's small size classes, which it keeps in a per-thread
 // cache (the release binary; docs/decisions.md), and inside glibc's fast bins (chunks up to 128
-// bytes) in the sanitizer builds. A fan-out releases and takes one per connection at every
-// publish; under glibc four (a 144-byte chunk) would cost each a trip through the bins that merge
-// free neighbours.
+// bytes) in the sanitizer builds. A fan-out of lone publishes releases and takes one per
+// connection at every publish; under glibc four (a 144-byte chunk) would cost each a trip through
+// the bins that merge free neighbours.
 constexpr std::size_t k_first_queue_capacity = 3;
-constexpr std::size_t k_max_first_capacity = 128;
-// A drained queue of this many frames or more keeps its storage for the next batch, up to this
-// capacity (128 entries, 4 KiB): see on_drained.
+// The most storage a connection holds ready for its next batch, 128 entries (4 KiB): the room a
+// new queue starts with, and the storage a drained one may keep (on_drained).
+constexpr std::size_t k_max_ready_capacity = 128;
+// A drained queue of this many frames or more keeps its storage for the next batch.
 constexpr std::size_t k_keep_batch = 8;
-constexpr std::size_t k_max_kept_capacity = 128;
 char* thread_read_buffer() {
     thread_local std::array<char, k_read_bytes> buffer;
     return buffer.data();
@@ -386,13 +386,13 @@ void endpoint::advance(std::size_t n) {
 void endpoint::on_drained() {
     // A connection that just took a batch of n frames will likely take about as many next: its
     // next queue starts there instead of growing from k_first_queue_capacity.
-    last_batch_ = static_cast<std::uint16_t>(std::min<std::size_t>(queue_.size(), k_max_first_capacity));
+    last_batch_ = static_cast<std::uint16_t>(std::min<std::size_t>(queue_.size(), k_max_ready_capacity));
     // A connection that takes batches (a fan-out's turns) keeps its queue's storage for the next
     // one: giving it back and growing it again at every turn took 4-12 % of a fan-out's server
     // time (docs/architecture.md). A drain of fewer frames (a ping, a targeted event) gives it
-    // back, and so does one whose storage grew past k_max_kept_capacity: a connection holds what
+    // back, and so does one whose storage grew past k_max_ready_capacity: a connection holds what
     // a busy spell left until its next small drain, normally the heartbeat's ping.
-    const bool keep = queue_.size() >= k_keep_batch && queue_.capacity() <= k_max_kept_capacity;
+    const bool keep = queue_.size() >= k_keep_batch && queue_.capacity() <= k_max_ready_capacity;
     queue_.clear();
     head_ = 0;
     offset_ = 0;
