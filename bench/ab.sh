@@ -40,6 +40,7 @@ out=$(results_file ab)
   echo "Engine: ${AB_ENGINE:-memory}$([[ ${AB_ENGINE:-memory} == redis ]] && echo ", Redis on CPU ${REDIS_CPUS:-0}")"
   echo "A: $binary_a"
   echo "B: $binary_b"
+  quota_line
   echo "Command: bench/ab.sh A B $runs $connections${shape[*]:+ -- ${shape[*]}}"
   echo
   echo '```'

@@ -48,6 +48,7 @@ out=$(results_file channels)
   echo
   echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)."
   echo "Commit: $(git rev-parse --short HEAD) (with the working tree's changes). Server: $ZENA_BINARY on CPU 0 (1 thread); generator on CPU 1."
+  quota_line
   echo "Command: bench/channels.sh $connections $messages $runs \"$parts\" (nice $(ps -o ni= -p $$ | tr -d ' '))"
   echo
   echo '```'

@@ -7,44 +7,103 @@
 # Node peers (ws with Redis pub/sub, sio with its Redis adapter). $SERVER_CPUS and $LOADGEN_CPUS
 # (taskset lists, default 0 and 1) move the two sides. start_server uses $port and $log, so a
 # caller with several servers (bench/cluster.sh) sets both before each; free_port, start_redis
-# and redis_info serve that caller.
+# and redis_info serve that caller. $SERVER_CPU_QUOTA (a share of one CPU, e.g. 0.5) runs each
+# server in a cgroup of its own that may use that much CPU time (see in_server_cgroup).
 secret=bench-secret-0123456789abcdef0123456789abcdef
 key=bench-api-key-0123456789
 port=$((20000 + RANDOM % 20000))
 ulimit -n 20000 2>/dev/null || true
 log=/tmp/zena-bench-server.log
 
+# The CPU quota ($SERVER_CPU_QUOTA): when the generator, not the server, sets the pace (one
+# receive per delivery costs the generator about as much as the server's send), both servers
+# run at the generator's speed and their ratio says nothing about them. Capped at a share of a
+# CPU, each server is the bottleneck again, and the same cap for every server keeps the
+# comparison fair. The quota is enforced per $SERVER_CPU_PERIOD_US (default 10,000 µs: a
+# throttled server waits at most the rest of one period) through the cgroup v1 cpu controller
+# or cgroup v2's cpu.max, in a group of its own per server (removed by stop_server), with the
+# highest scheduler weight in place of the shield's nice. Root only.
+declare -A server_cgroups=()
+new_server_cgroup() {
+  local quota=$1 period=${SERVER_CPU_PERIOD_US:-10000} dir us
+  us=$(awk -v q="$quota" -v p="$period" 'BEGIN { if (q + 0 <= 0) exit 1; printf "%d", q * p }') ||
+    { echo "SERVER_CPU_QUOTA must be a positive share of a CPU, not '$quota'" >&2; exit 1; }
+  if [[ -d /sys/fs/cgroup/cpu && -w /sys/fs/cgroup/cpu ]]; then
+    dir=/sys/fs/cgroup/cpu/zena-bench-$$-$RANDOM
+    if ! { mkdir "$dir" && echo "$period" >"$dir/cpu.cfs_period_us" && echo "$us" >"$dir/cpu.cfs_quota_us" &&
+      echo 262144 >"$dir/cpu.shares"; }; then
+      echo "cannot set up the cgroup $dir" >&2
+      exit 1
+    fi
+  elif [[ -w /sys/fs/cgroup/cgroup.subtree_control ]]; then
+    dir=/sys/fs/cgroup/zena-bench-$$-$RANDOM
+    if ! { echo +cpu >/sys/fs/cgroup/cgroup.subtree_control && mkdir "$dir" && echo "$us $period" >"$dir/cpu.max" &&
+      echo 10000 >"$dir/cpu.weight"; }; then
+      echo "cannot set up the cgroup $dir" >&2
+      exit 1
+    fi
+  else
+    echo "SERVER_CPU_QUOTA needs a writable cgroup cpu controller (v1 or v2): run as root" >&2
+    exit 1
+  fi
+  echo "$dir"
+}
+# in_server_cgroup CMD...: runs CMD (exec) in $server_cgroup when one is set, else as it is.
+in_server_cgroup() {
+  if [[ -n ${server_cgroup:-} ]]; then echo "$BASHPID" >"$server_cgroup/cgroup.procs"; fi
+  exec "$@"
+}
+
+# quota_line: the results file's line for $SERVER_CPU_QUOTA, which bench/summarize.py's
+# bottleneck rule reads (nothing without a quota).
+quota_line() {
+  if [[ -n ${SERVER_CPU_QUOTA:-} ]]; then
+    echo "Server CPU quota: $SERVER_CPU_QUOTA of a CPU per ${SERVER_CPU_PERIOD_US:-10000} µs (SERVER_CPU_QUOTA)."
+  fi
+}
+
 # start_server NAME [DEFLATE]: DEFLATE=1 lets the server negotiate permessage-deflate.
 start_server() {
-  local name=$1 deflate=${2:-0}
+  local name=$1 deflate=${2:-0} server_cgroup=""
   : >"$log"
+  if [[ -n ${SERVER_CPU_QUOTA:-} ]]; then server_cgroup=$(new_server_cgroup "$SERVER_CPU_QUOTA") || exit 1; fi
   case $name in
     zena)
       ZENA_PERMESSAGE_DEFLATE=$([[ $deflate == 1 ]] && echo true || echo false) \
       ZENA_JWT_SECRET=$secret ZENA_API_KEY=$key ZENA_THREADS=1 ZENA_LOG_LEVEL=info \
       ZENA_MAX_CONNECTIONS_PER_ADDRESS=1000000 ZENA_HANDSHAKES_PER_ADDRESS_PER_SECOND=1000000 \
       ZENA_MAX_CONNECTIONS=1000000 \
-        taskset -c "${SERVER_CPUS:-0}" "${ZENA_BINARY:-build/zena-realtime}" --host 127.0.0.1 --port "$port" >"$log" 2>&1 &
+        in_server_cgroup taskset -c "${SERVER_CPUS:-0}" "${ZENA_BINARY:-build/zena-realtime}" --host 127.0.0.1 --port "$port" >"$log" 2>&1 &
       ;;
     ws)
-      PORT=$port JWT_SECRET=$secret API_KEY=$key taskset -c "${SERVER_CPUS:-0}" node bench/peers/ws_server.mjs >"$log" 2>&1 &
+      PORT=$port JWT_SECRET=$secret API_KEY=$key in_server_cgroup taskset -c "${SERVER_CPUS:-0}" node bench/peers/ws_server.mjs >"$log" 2>&1 &
       ;;
     sio)
-      PORT=$port JWT_SECRET=$secret API_KEY=$key taskset -c "${SERVER_CPUS:-0}" node bench/peers/sio_server.mjs >"$log" 2>&1 &
+      PORT=$port JWT_SECRET=$secret API_KEY=$key in_server_cgroup taskset -c "${SERVER_CPUS:-0}" node bench/peers/sio_server.mjs >"$log" 2>&1 &
       ;;
     bun)
       DEFLATE=$deflate PORT=$port JWT_SECRET=$secret API_KEY=$key \
-        taskset -c "${SERVER_CPUS:-0}" bench/peers/node_modules/.bin/bun bench/peers/bun_server.mjs >"$log" 2>&1 &
+        in_server_cgroup taskset -c "${SERVER_CPUS:-0}" bench/peers/node_modules/.bin/bun bench/peers/bun_server.mjs >"$log" 2>&1 &
       ;;
   esac
   server_pid=$!
+  if [[ -n $server_cgroup ]]; then server_cgroups[$server_pid]=$server_cgroup; fi
   for _ in $(seq 100); do
     grep -q listening "$log" && return 0
     sleep 0.1
   done
   echo "$name did not start" >&2; cat "$log" >&2; exit 1
 }
-stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; }
+stop_server() {
+  kill "$server_pid"
+  wait "$server_pid" 2>/dev/null || true
+  local dir=${server_cgroups[$server_pid]:-}
+  if [[ -n $dir ]]; then
+    unset "server_cgroups[$server_pid]"
+    # The last thread may take a moment to leave the group after the process is reaped.
+    for _ in $(seq 50); do rmdir "$dir" 2>/dev/null && break; sleep 0.1; done
+  fi
+}
 
 # results_file [KIND]: creates this run's file in bench/results (and the folder) and prints its
 # name, bench/results/DATE-HHMM-KIND.md (DATE-HHMM.md without KIND); when a run of the same minute

@@ -22,6 +22,7 @@ out=$(results_file)
   echo
   echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)."
   echo "Commit: $(git rev-parse --short HEAD). Servers on CPU 0 (zena-realtime: 1 thread), generator on CPU 1."
+  quota_line
   echo "Command: bench/run.sh $connections $messages \"$servers\""
   echo
   echo '```'

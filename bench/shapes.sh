@@ -62,6 +62,7 @@ started=$(date +%s)
   echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)."
   echo "Commit: $(git rev-parse --short HEAD). Servers on CPU 0 (zena-realtime: 1 thread), generator on CPU 1;" \
     "Bun $(bench/peers/node_modules/.bin/bun --version 2>/dev/null || echo '?'), Node $(node --version)."
+  quota_line
   echo "Command: bench/shapes.sh \"$counts\" \"$servers\" \"$parts\" (nice $(ps -o ni= -p $$ | tr -d ' ');" \
     "MESSAGES=$messages TARGETED_MESSAGES=$targeted_messages STEP_MS=$step_ms BURSTS=$bursts)"
   echo

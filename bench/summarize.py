@@ -37,6 +37,7 @@ def fmt(n):
 
 def main():
     runs, probe = load(sys.argv[1])
+    quota = server_quota(sys.argv[1])
     servers = [s for s in ('zena', 'ws', 'bun') if any(k[0] == s for k in runs)]
     rows = []
 
@@ -109,17 +110,31 @@ def main():
     print('|---|---|---|---|---|---|---|---|')
     for (server, scenario), data in runs.items():
         print(f'| {server} {scenario} | {data["server_cpu_s"]} | {data["loadgen_cpu_s"]} | {data["wall_s"]} | '
-              f'{bottleneck(scenario, data)} | {data["lost"]} | {data["duplicates"]} | {data["reorders"]} |')
+              f'{bottleneck(scenario, data, quota)} | {data["lost"]} | {data["duplicates"]} | {data["reorders"]} |')
 
 
-def bottleneck(scenario, data):
-    """Which side limited a run: the one busy (CPU) for at least 90 % of the wall time. The idle
-    run has none: it only connects."""
+QUOTA = re.compile(r'^Server CPU quota: ([0-9.]+) of a CPU')
+
+
+def server_quota(path):
+    """The share of a CPU the servers of a results file were held to (bench/lib.sh's quota_line;
+    1 without one)."""
+    for line in open(path, encoding='utf-8'):
+        m = QUOTA.match(line)
+        if m:
+            return float(m.group(1))
+    return 1.0
+
+
+def bottleneck(scenario, data, quota=1.0):
+    """Which side limited a run: the one busy (CPU) for at least 90 % of the wall time it may use
+    (the server `quota` of it, under a CPU quota). The idle run has none: it only connects."""
     wall = data['wall_s']
     if scenario == 'idle' or not wall:
         return ''
-    busy = [name for name, cpu in (('server', data['server_cpu_s']), ('generator', data['loadgen_cpu_s']))
-            if cpu >= 0.9 * wall]
+    busy = [name for name, cpu, share in (('server', data['server_cpu_s'], quota),
+                                          ('generator', data['loadgen_cpu_s'], 1.0))
+            if cpu >= 0.9 * share * wall]
     return ' and '.join(busy) if busy else 'neither: round trips'
 
 

@@ -8,7 +8,7 @@ import re
 import statistics
 import sys
 
-from summarize import json_lines
+from summarize import bottleneck, json_lines, server_quota
 
 LINE = re.compile(r'^zena (\w+) busy=(\d+) (\{.*\})\s*$')
 # A run is disturbed when other processes of the machine took more than this share of its wall
@@ -32,11 +32,13 @@ def fmt(n):
     return f'{n:,.0f}' if abs(n) >= 100 else f'{n:,.2f}'
 
 
-def bottleneck(cpu_server, cpu_gen, wall):
-    if not wall:
-        return ''
-    busy = [name for name, cpu in (('server', cpu_server), ('generator', cpu_gen)) if cpu >= 0.9 * wall]
-    return ' and '.join(busy) if busy else 'neither: round trips'
+# The share of a CPU the server was held to (server_quota), set by main().
+quota = 1.0
+
+
+def side(cpu_server, cpu_gen, wall):
+    """summarize.py's bottleneck rule, under this file's CPU quota."""
+    return bottleneck('run', {'wall_s': wall, 'server_cpu_s': cpu_server, 'loadgen_cpu_s': cpu_gen}, quota)
 
 
 def fanout_tables(runs, suffix, title):
@@ -88,7 +90,7 @@ def fanout_tables(runs, suffix, title):
             print(f'| {label}{suffix} {i + 1} | {d["server_cpu_s"]} | '
                   f'{d["server_cpu_s"] / max(d["delivered"], 1) * 1e9:.0f} | {d["loadgen_cpu_s"]} | '
                   f'{d.get("others_cpu_s", "")} | {d["wall_s"]} | '
-                  f'{bottleneck(d["server_cpu_s"], d["loadgen_cpu_s"], d["wall_s"])} | {d["busy"]} | {d["lost"]} | '
+                  f'{side(d["server_cpu_s"], d["loadgen_cpu_s"], d["wall_s"])} | {d["busy"]} | {d["lost"]} | '
                   f'{d["duplicates"]} | {d["reorders"]} | {d["gaps"]} | {d.get("channel_seq_errors", "")} | '
                   f'{d.get("stored", "")} |')
     print()
@@ -137,7 +139,7 @@ def resume_tables(runs):
         for p in d['phases']:
             print(f'| {i + 1} | {p["kind"]} | {fmt(p["per_s"])} | {p["seconds"]:.3f} | {p["welcome_seconds"]:.3f} | '
                   f'{p["replayed"]} | {p["server_cpu_s"]} | {p["loadgen_cpu_s"]} | {p.get("others_cpu_s", "")} | '
-                  f'{bottleneck(p["server_cpu_s"], p["loadgen_cpu_s"], p["seconds"])} | {p["ok"]} |')
+                  f'{side(p["server_cpu_s"], p["loadgen_cpu_s"], p["seconds"])} | {p["ok"]} |')
         ratios.append(d['resume_over_plain'])
     print()
     print('| run | plain median /s | resume median /s | resume ÷ plain | events published | delivered live | clean |')
@@ -195,7 +197,9 @@ def store_tables(runs):
 
 
 def main():
+    global quota
     runs = load(sys.argv[1])
+    quota = server_quota(sys.argv[1])
     fanout_tables(runs, '', 'Fan-out to one channel, 8 in flight (answer-gated)')
     fanout_tables(runs, '_rate', 'Fan-out to one channel, paced at 40 messages/s')
     framesize_table(runs)

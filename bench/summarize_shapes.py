@@ -6,11 +6,13 @@ ratios against Bun (deliveries/s: higher is better; latency: lower is better, so
 import re
 import sys
 
-from summarize import bottleneck, fmt as number, json_lines
+from summarize import bottleneck, fmt as number, json_lines, server_quota
 from summarize_channels import disturbed
 
 LINE = re.compile(r'^(\w+) (\w+) busy=(\d+) (\{.*\})\s*$')
 SERVERS = ('zena', 'bun', 'ws')
+# The share of a CPU the servers were held to (server_quota), set by main().
+quota = 1.0
 
 
 def load(path):
@@ -48,7 +50,7 @@ def cpu_cell(data, wall=None, server_cpu=None, loadgen_cpu=None):
     wall = data['wall_s'] if wall is None else wall
     server_cpu = data['server_cpu_s'] if server_cpu is None else server_cpu
     loadgen_cpu = data['loadgen_cpu_s'] if loadgen_cpu is None else loadgen_cpu
-    side = bottleneck('run', {'wall_s': wall, 'server_cpu_s': server_cpu, 'loadgen_cpu_s': loadgen_cpu})
+    side = bottleneck('run', {'wall_s': wall, 'server_cpu_s': server_cpu, 'loadgen_cpu_s': loadgen_cpu}, quota)
     # summarize_channels.py's rule: other processes took more than 10 % of the wall time.
     others = f'; disturbed: others took {data["others_cpu_s"]:.1f} s' if disturbed({**data, 'wall_s': wall}) else ''
     return f'{server_cpu:.2f} / {loadgen_cpu:.2f} / {wall:.2f} s: {side}{others}'
@@ -205,7 +207,9 @@ def probe(runs):
 
 
 def main():
+    global quota
     runs = load(sys.argv[1])
+    quota = server_quota(sys.argv[1])
     servers = servers_of(runs)
     saturated(runs, servers)
     bursts(runs, servers)
