@@ -27,7 +27,10 @@
 #   delivery-gated W = 8 fan-out is held against.
 # Smaller runs (smoke tests): $MESSAGES (the windows' messages, default 256), $TARGETED_MESSAGES
 # (default 100000), $STEP_MS (an open-loop step, default 5000; the mixed run lasts two), $BURSTS
-# (default 5), $RATES_<N>.
+# (default 5), $RATES_<N>. $REPEAT=N runs each window, targeted, burst and big shape N times, the
+# servers alternating and the order rotating each round; the tables give each server's median run
+# and the N figures (a single run of one shape swings by a third on this shared machine).
+# $SERVER_CPU_QUOTA holds every server to that share of a CPU (bench/lib.sh).
 # Before each run it waits (at most $QUIET_WAIT s, default 60) for a quiet machine and writes what
 # it found (busy=<percent>), and it runs in its own session with the scheduler weight of nice -19
 # (bench/lib.sh's shield; ZENA_BENCH_NICE= turns it off). Builds in $ZENA_BUILD (default build)
@@ -64,7 +67,7 @@ started=$(date +%s)
     "Bun $(bench/peers/node_modules/.bin/bun --version 2>/dev/null || echo '?'), Node $(node --version)."
   quota_line
   echo "Command: bench/shapes.sh \"$counts\" \"$servers\" \"$parts\" (nice $(ps -o ni= -p $$ | tr -d ' ');" \
-    "MESSAGES=$messages TARGETED_MESSAGES=$targeted_messages STEP_MS=$step_ms BURSTS=$bursts)"
+    "MESSAGES=$messages TARGETED_MESSAGES=$targeted_messages STEP_MS=$step_ms BURSTS=$bursts REPEAT=${REPEAT:-1})"
   echo
   echo '```'
 } >"$out"
@@ -81,14 +84,18 @@ one() {
   stop_server
 }
 
-# alternate LABEL LOADGEN-ARGS...: the run on every server, starting one further along each time.
+# alternate LABEL LOADGEN-ARGS...: the run on every server, starting one further along each time;
+# $REPEAT rounds of it (default 1) for every shape but the open loop and the mixed load.
 turn=0
 alternate() {
   local -a order
   read -ra order <<<"$servers"
-  local n=${#order[@]} i
-  for ((i = 0; i < n; i++)); do one "${order[$(((turn + i) % n))]}" "$@"; done
-  turn=$((turn + 1))
+  local n=${#order[@]} i r rounds=${REPEAT:-1}
+  [[ $1 == open || $1 == mixed ]] && rounds=1
+  for ((r = 0; r < rounds; r++)); do
+    for ((i = 0; i < n; i++)); do one "${order[$(((turn + i) % n))]}" "$@"; done
+    turn=$((turn + 1))
+  done
 }
 
 # The highest rate SERVER held in this run's open loop at N connections (0: none).

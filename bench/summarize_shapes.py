@@ -15,13 +15,40 @@ SERVERS = ('zena', 'bun', 'ws')
 quota = 1.0
 
 
+def speed(label, data):
+    """What a run of `label` is ranked by: deliveries/s, or for bursts the deliveries per second
+    within a burst (the median completion's inverse)."""
+    if label.startswith('burst'):
+        b = data.get('burst') or {}
+        p50 = (b.get('completion_ms') or {}).get('p50') or 0
+        return 1 / p50 if p50 > 0 else 0
+    return data.get('deliveries_per_s', data.get('frames_per_s', 0))  # the probe's lines: frames/s
+
+
 def load(path):
-    """{(label, connections): {server: data}}, in the order the runs came."""
-    runs = {}
+    """{(label, connections): {server: data}}, in the order the runs came. A shape run several
+    times (shapes.sh's REPEAT) gives each server's median run by speed() (the lower of the middle
+    two for an even count), with every run's deliveries/s in data['runs'] in the order they came."""
+    every = {}
     for server, label, busy, data in json_lines(path, LINE):
         data['busy'] = int(busy)
-        runs.setdefault((label, data['connections']), {})[server] = data
+        every.setdefault((label, data['connections']), {}).setdefault(server, []).append(data)
+    runs = {}
+    for (label, n), by in every.items():
+        for server, datas in by.items():
+            ranked = sorted(datas, key=lambda d: speed(label, d))
+            median = dict(ranked[(len(ranked) - 1) // 2])
+            median['runs'] = [d['deliveries_per_s'] for d in datas if 'deliveries_per_s' in d]
+            median['completions'] = [d['burst']['completion_ms']['p50'] for d in datas if d.get('burst')]
+            runs.setdefault((label, n), {})[server] = median
     return runs
+
+
+def runs_note(data):
+    """' (median of 3: a, b, c)' for a shape run several times, else ''."""
+    if len(data.get('runs', [])) < 2:
+        return ''
+    return f' (median of {len(data["runs"])}: ' + ', '.join(fmt(r) for r in data['runs']) + ')'
 
 
 def fmt(n):
@@ -51,8 +78,12 @@ def cpu_cell(data, wall=None, server_cpu=None, loadgen_cpu=None):
     server_cpu = data['server_cpu_s'] if server_cpu is None else server_cpu
     loadgen_cpu = data['loadgen_cpu_s'] if loadgen_cpu is None else loadgen_cpu
     side = bottleneck('run', {'wall_s': wall, 'server_cpu_s': server_cpu, 'loadgen_cpu_s': loadgen_cpu}, quota)
-    # summarize_channels.py's rule: other processes took more than 10 % of the wall time.
-    others = f'; disturbed: others took {data["others_cpu_s"]:.1f} s' if disturbed({**data, 'wall_s': wall}) else ''
+    # summarize_channels.py's rule: others took more than 10 % of the wall time. Under a CPU
+    # quota the server's CPU idles while it waits out its periods, and the network work the
+    # kernel then does outside any process counts as others (bench/README.md): no mark there.
+    others = ''
+    if quota == 1.0 and disturbed({**data, 'wall_s': wall}):
+        others = f'; disturbed: others took {data["others_cpu_s"]:.1f} s'
     return f'{server_cpu:.2f} / {loadgen_cpu:.2f} / {wall:.2f} s: {side}{others}'
 
 
@@ -73,7 +104,7 @@ def saturated(runs, servers):
         if label.startswith(('open', 'mixed', 'probe')):
             continue
         first = next(iter(by.values()))
-        rate = [fmt(by[s]['deliveries_per_s']) if s in by else '' for s in servers]
+        rate = [fmt(by[s]['deliveries_per_s']) + runs_note(by[s]) if s in by else '' for s in servers]
         lat = []
         for s in servers:
             if s not in by:
@@ -111,8 +142,10 @@ def bursts(runs, servers):
         cells, within = [], {}
         for s in servers:
             b = by.get(s, {}).get('burst')
+            runs = by[s]['completions'] if b and len(by[s]['completions']) > 1 else []
+            note = f'; median of {len(runs)}: ' + ', '.join(f'{c:.0f}' for c in runs) if runs else ''
             cells.append(f'{b["completion_ms"]["p50"]:.0f} / {b["completion_ms"]["max"]:.0f} '
-                         f'({b["completed"]} of {len(by[s]["steps"])} completed)' if b else '')
+                         f'({b["completed"]} of {len(by[s]["steps"])} completed{note})' if b else '')
             steps = by.get(s, {}).get('steps') or []
             if b and b['completion_ms']['p50'] > 0 and steps:
                 # A burst's deliveries: its messages times their targets (every connection for a
