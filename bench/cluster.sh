@@ -89,6 +89,7 @@ adapter_version=$(node -p 'require("./bench/peers/node_modules/@socket.io/redis-
   echo "Commit: $(git rev-parse --short HEAD). Servers and Redis on CPU ${SERVER_CPUS:-0} (Redis: ${REDIS_CPUS:-${SERVER_CPUS:-0}};" \
     "zena-realtime: 1 thread per node), generators on CPU ${LOADGEN_CPUS:-1}; $(redis-server --version | cut -d' ' -f1-3)," \
     "Node $(node --version), Socket.IO $sio_version with @socket.io/redis-adapter $adapter_version."
+  quota_line
   echo "Command: bench/cluster.sh \"$parts\" ${2:-} \"$servers\" (nice $(ps -o ni= -p $$ | tr -d ' ');" \
     "ROUNDS=$rounds MESSAGES=$messages TARGETED_MESSAGES=$targeted_messages STEP_MS=$step_ms" \
     "FANOUT_RATE=$fanout_rate TARGETED_RATE=$targeted_rate CLUSTER_ROUNDS=$cluster_rounds" \

@@ -26,8 +26,10 @@ log=/tmp/zena-bench-server.log
 declare -A server_cgroups=()
 new_server_cgroup() {
   local quota=$1 period=${SERVER_CPU_PERIOD_US:-10000} dir us
-  us=$(awk -v q="$quota" -v p="$period" 'BEGIN { if (q + 0 <= 0) exit 1; printf "%d", q * p }') ||
-    { echo "SERVER_CPU_QUOTA must be a positive share of a CPU, not '$quota'" >&2; exit 1; }
+  us=$(awk -v q="$quota" -v p="$period" 'BEGIN { if (q + 0 <= 0 || q + 0 > 1) exit 1; printf "%d", q * p }') ||
+    { echo "SERVER_CPU_QUOTA must be a share of one CPU (0 < share <= 1), not '$quota'" >&2; exit 1; }
+  # Groups a run left behind when it stopped before its stop_server (rmdir only removes an empty one).
+  rmdir /sys/fs/cgroup/cpu/zena-bench-* /sys/fs/cgroup/zena-bench-* 2>/dev/null || true
   if [[ -d /sys/fs/cgroup/cpu && -w /sys/fs/cgroup/cpu ]]; then
     dir=/sys/fs/cgroup/cpu/zena-bench-$$-$RANDOM
     if ! { mkdir "$dir" && echo "$period" >"$dir/cpu.cfs_period_us" && echo "$us" >"$dir/cpu.cfs_quota_us" &&
@@ -101,7 +103,8 @@ stop_server() {
   if [[ -n $dir ]]; then
     unset "server_cgroups[$server_pid]"
     # The last thread may take a moment to leave the group after the process is reaped.
-    for _ in $(seq 50); do rmdir "$dir" 2>/dev/null && break; sleep 0.1; done
+    for _ in $(seq 50); do rmdir "$dir" 2>/dev/null && return 0; sleep 0.1; done
+    echo "stop_server: the cgroup $dir is still busy; the next start_server removes it once empty" >&2
   fi
 }
 

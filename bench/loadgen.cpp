@@ -389,20 +389,22 @@ struct peer {
     // short read means the socket was drained: data after it raises a new edge, and reading on to
     // EAGAIN would spend a second system call per wake-up (the generator's own cost inflates the
     // latency it measures).
+    static constexpr std::size_t k_read = 65536;  // one recv at most
+    // Room for one whole read and a frame left from the one before, taken before the run (and
+    // before its connects, which are timed): a buffer grown step by step as a burst arrives
+    // copied itself and called malloc on every step, for every connection, and a buffer first
+    // touched by the first burst paid a page fault per 4 KiB per connection (that burst took
+    // 3-4 times as long as the next, whatever the server).
+    void ready_buffer() {
+        if (in.capacity() >= 2 * k_read) return;
+        const auto kept = in.size();
+        in.reserve(2 * k_read);
+        in.resize(in.capacity());
+        in.resize(kept);
+    }
     bool fill() {
-        char buf[65536];
-        // Room for one whole read and a frame left from the one before, taken once: a buffer grown
-        // step by step as a burst arrives copied itself and called malloc on every step, for every
-        // connection. It is touched once here, at the first read (the handshake's answer), so
-        // that its pages are in place before the measured part: left untouched, the first
-        // burst paid a page fault per 4 KiB per connection and took 3-4 times as long as the
-        // next, whatever the server.
-        if (in.capacity() < 2 * sizeof buf) {
-            const auto kept = in.size();
-            in.reserve(2 * sizeof buf);
-            in.resize(in.capacity());
-            in.resize(kept);
-        }
+        char buf[k_read];
+        ready_buffer();
         for (;;) {
             const auto n = ::recv(fd, buf, sizeof buf, 0);
             if (n > 0) {
@@ -615,6 +617,7 @@ int run_resume(const options& o, const zena::auth::jwt_settings& jwt) {
     for (std::size_t i = 0; i < n_conns; ++i) {
         conns[i].token =
             zena::auth::mint_jwt(jwt, "u" + std::to_string(i), std::chrono::hours(2), zena::auth::unix_now());
+        conns[i].ready_buffer();
     }
     const int epfd = epoll_create1(EPOLL_CLOEXEC);
     std::vector<epoll_event> events(4096);
@@ -993,6 +996,8 @@ int main(int argc, char** argv) {
     for (int p = 0; p < o.publishers; ++p) pubs[static_cast<std::size_t>(p)].to_all = to_all;
     // Per publisher, per message (its seq): who still waits for it (not the Ask stream's).
     std::vector<std::vector<zena::bench::tracked_message>> tracked(pubs.size());
+    for (auto& c : conns) c.ready_buffer();
+    for (auto& pub : pubs) pub.ready_buffer();
     std::uint64_t expected_total = 0;  // deliveries due for what was sent (the Ask stream's apart)
     std::vector<zena::bench::shape_step> steps;
     steps.reserve(open_loop ? rates.size() : static_cast<std::size_t>(bursting ? o.bursts : 0));
@@ -1014,7 +1019,12 @@ int main(int argc, char** argv) {
         for (const double r : rates) planned += r * o.step_ms / 1000.0 * 1.2 + 10;
     }
     if (bursting) planned = static_cast<double>(o.burst) * o.bursts;
-    latencies_us.reserve(static_cast<std::size_t>(std::min(20e6, planned * o.connections)));
+    // Reserved and touched before the run, like the read buffers (ready_buffer); the publishers'
+    // records of their messages are reserved.
+    latencies_us.resize(static_cast<std::size_t>(std::min(20e6, planned * o.connections)));
+    latencies_us.clear();
+    for (auto& mine : tracked)
+        mine.reserve(static_cast<std::size_t>(planned / static_cast<double>(tracked.size())) + 16);
     std::uint64_t delivered = 0;
     std::uint64_t duplicates = 0;
     std::uint64_t reorders = 0;

@@ -61,6 +61,7 @@ log=$tmp/server.log
   echo
   echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)."
   echo "Commit: $(git rev-parse --short HEAD) (with the working tree's changes). Server: $ZENA_BINARY on CPU 0 (1 thread); generator and typing script on CPU 1."
+  quota_line
   echo "Command: CONNECTIONS=$connections MESSAGES=$messages bench/presence.sh $runs \"$parts\""
   echo
   echo '```'

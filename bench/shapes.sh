@@ -44,6 +44,7 @@ counts=${1:-1000 10000}
 servers=${2:-zena bun ws}
 parts=${3:-delivery answer targeted open mixed burst big probe}
 build=${ZENA_BUILD:-build}
+[[ ${REPEAT:-1} =~ ^[1-9][0-9]*$ ]] || { echo "REPEAT must be a whole number of rounds, 1 or more" >&2; exit 1; }
 messages=${MESSAGES:-256} targeted_messages=${TARGETED_MESSAGES:-100000} step_ms=${STEP_MS:-5000} bursts=${BURSTS:-5}
 if [[ -n ${ZENA_BINARY:-} && -n ${ZENA_LOADGEN:-} ]]; then
   :

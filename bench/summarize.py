@@ -113,6 +113,21 @@ def main():
               f'{bottleneck(scenario, data, quota)} | {data["lost"]} | {data["duplicates"]} | {data["reorders"]} |')
 
 
+# A run is disturbed when others took more than this share of its wall time in CPU
+# (others_cpu_s: /proc/stat less the server's and the generator's own).
+DISTURBED = 0.10
+
+
+def disturbed(d, wall_key='wall_s', quota=1.0):
+    """Whether others took more than DISTURBED of the run's wall time. Not under a CPU quota: the
+    kernel's work for the throttled server that runs while its CPU waits out a period is charged
+    to no process and counts as others (bench/README.md), so there only the quiet check before
+    each run (busy=) tells of other jobs."""
+    if quota < 1.0:
+        return False
+    return d.get('others_cpu_s', 0) > DISTURBED * max(d.get(wall_key, 0), 1e-9)
+
+
 QUOTA = re.compile(r'^Server CPU quota: ([0-9.]+) of a CPU')
 
 
@@ -122,7 +137,7 @@ def server_quota(path):
     for line in open(path, encoding='utf-8'):
         m = QUOTA.match(line)
         if m:
-            return float(m.group(1))
+            return min(1.0, float(m.group(1)))  # bench/lib.sh takes at most one CPU
     return 1.0
 
 

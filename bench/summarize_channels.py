@@ -8,16 +8,16 @@ import re
 import statistics
 import sys
 
-from summarize import bottleneck, json_lines, server_quota
+from summarize import bottleneck, disturbed as marked, json_lines, server_quota
 
 LINE = re.compile(r'^zena (\w+) busy=(\d+) (\{.*\})\s*$')
-# A run is disturbed when other processes of the machine took more than this share of its wall
-# time in CPU (others_cpu_s, from /proc/stat less the server's and the generator's own).
-DISTURBED = 0.10
+# The share of a CPU the server was held to (server_quota), set by main().
+quota = 1.0
 
 
 def disturbed(d, wall_key='wall_s'):
-    return d.get('others_cpu_s', 0) > DISTURBED * max(d.get(wall_key, 0), 1e-9)
+    """summarize.py's rule, under this file's CPU quota."""
+    return marked(d, wall_key, quota)
 
 
 def load(path):
@@ -30,10 +30,6 @@ def load(path):
 
 def fmt(n):
     return f'{n:,.0f}' if abs(n) >= 100 else f'{n:,.2f}'
-
-
-# The share of a CPU the server was held to (server_quota), set by main().
-quota = 1.0
 
 
 def side(cpu_server, cpu_gen, wall):

@@ -6,8 +6,7 @@ ratios against Bun (deliveries/s: higher is better; latency: lower is better, so
 import re
 import sys
 
-from summarize import bottleneck, fmt as number, json_lines, server_quota
-from summarize_channels import disturbed
+from summarize import bottleneck, disturbed, fmt as number, json_lines, server_quota
 
 LINE = re.compile(r'^(\w+) (\w+) busy=(\d+) (\{.*\})\s*$')
 SERVERS = ('zena', 'bun', 'ws')
@@ -39,14 +38,16 @@ def load(path):
             ranked = sorted(datas, key=lambda d: speed(label, d))
             median = dict(ranked[(len(ranked) - 1) // 2])
             median['runs'] = [d['deliveries_per_s'] for d in datas if 'deliveries_per_s' in d]
+            median['all'] = datas
             median['completions'] = [d['burst']['completion_ms']['p50'] for d in datas if d.get('burst')]
             runs.setdefault((label, n), {})[server] = median
     return runs
 
 
-def runs_note(data):
-    """' (median of 3: a, b, c)' for a shape run several times, else ''."""
-    if len(data.get('runs', [])) < 2:
+def runs_note(label, data):
+    """' (median of 3: a, b, c)' for a shape run several times, else ''. Not for bursts: their
+    median run is the one of the median completion, which the bursts table lists."""
+    if len(data.get('runs', [])) < 2 or label.startswith('burst'):
         return ''
     return f' (median of {len(data["runs"])}: ' + ', '.join(fmt(r) for r in data['runs']) + ')'
 
@@ -64,13 +65,19 @@ def ms(us):
 
 
 def check(data):
-    """'ok', or what went wrong in the run (lost, duplicated, reordered deliveries, early closes).
-    A scheduled run that stopped waiting one drain after its last arrival (cut_off) counts what had
-    not come by then as lost: the server was that far behind."""
-    bad = [f'{k} {data[k]}' for k in ('lost', 'duplicates', 'reorders', 'gaps', 'closed_early') if data.get(k)]
-    if data.get('cut_off'):
-        bad.append('cut off one drain after its last arrival (lost = not delivered by then)')
-    return ', '.join(bad) if bad else 'ok'
+    """'ok', or what went wrong in the run (lost, duplicated, reordered deliveries, early closes),
+    in every run of a shape run several times (run i of n). A scheduled run that stopped waiting
+    one drain after its last arrival (cut_off) counts what had not come by then as lost: the
+    server was that far behind."""
+    every = data.get('all', [data])
+    found = []
+    for i, d in enumerate(every):
+        bad = [f'{k} {d[k]}' for k in ('lost', 'duplicates', 'reorders', 'gaps', 'closed_early') if d.get(k)]
+        if d.get('cut_off'):
+            bad.append('cut off one drain after its last arrival (lost = not delivered by then)')
+        if bad:
+            found.append((f'run {i + 1} of {len(every)}: ' if len(every) > 1 else '') + ', '.join(bad))
+    return '; '.join(found) if found else 'ok'
 
 
 def cpu_cell(data, wall=None, server_cpu=None, loadgen_cpu=None):
@@ -78,11 +85,8 @@ def cpu_cell(data, wall=None, server_cpu=None, loadgen_cpu=None):
     server_cpu = data['server_cpu_s'] if server_cpu is None else server_cpu
     loadgen_cpu = data['loadgen_cpu_s'] if loadgen_cpu is None else loadgen_cpu
     side = bottleneck('run', {'wall_s': wall, 'server_cpu_s': server_cpu, 'loadgen_cpu_s': loadgen_cpu}, quota)
-    # summarize_channels.py's rule: others took more than 10 % of the wall time. Under a CPU
-    # quota the server's CPU idles while it waits out its periods, and the network work the
-    # kernel then does outside any process counts as others (bench/README.md): no mark there.
     others = ''
-    if quota == 1.0 and disturbed({**data, 'wall_s': wall}):
+    if disturbed({**data, 'wall_s': wall}, quota=quota):
         others = f'; disturbed: others took {data["others_cpu_s"]:.1f} s'
     return f'{server_cpu:.2f} / {loadgen_cpu:.2f} / {wall:.2f} s: {side}{others}'
 
@@ -104,7 +108,7 @@ def saturated(runs, servers):
         if label.startswith(('open', 'mixed', 'probe')):
             continue
         first = next(iter(by.values()))
-        rate = [fmt(by[s]['deliveries_per_s']) + runs_note(by[s]) if s in by else '' for s in servers]
+        rate = [fmt(by[s]['deliveries_per_s']) + runs_note(label, by[s]) if s in by else '' for s in servers]
         lat = []
         for s in servers:
             if s not in by:
@@ -222,7 +226,8 @@ def mixed(runs, servers):
 
 def probe(runs):
     """The limit probe at each connection count, and the delivery-gated W = 8 fan-out against it
-    (issue 17's target: at least 0.8 of the 8-frames-per-call probe at 10,000 connections)."""
+    (issue 17's target: at least 0.8 of the 8-frames-per-call probe at 10,000 connections); left
+    out under a CPU quota, which the probe does not run under."""
     rows = sorted({n for (label, n) in runs if label.startswith('probe')})
     if not rows:
         return
@@ -235,7 +240,8 @@ def probe(runs):
         p8 = runs.get(('probe8', n), {}).get('probe', {}).get('frames_per_s')
         p8r = runs.get(('probe8r', n), {}).get('probe', {}).get('frames_per_s')
         label = 'big_delivery_w8' if n == 19000 else 'delivery_w8'
-        ours = runs.get((label, n), {}).get('zena', {}).get('deliveries_per_s')
+        # The probe runs without the servers' CPU quota: no ratio against a capped server.
+        ours = runs.get((label, n), {}).get('zena', {}).get('deliveries_per_s') if quota == 1.0 else None
         print(f'| {n:,} sockets | {fmt(p1)} | {fmt(p8)} | {fmt(p8r)} | {ratio(ours, p8)} | {ratio(ours, p8r)} |')
 
 
