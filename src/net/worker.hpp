@@ -39,11 +39,15 @@ struct worker {
     // than one that writes one; but a frame waits for the whole flush it is in. Once this turn's
     // batch holds k_pace_frames frames per connection, a publish still joins it, but its HTTP
     // answer waits for the flush (after_flush): the publisher sends its next message when its
-    // last is on the wire, instead of queueing it behind a whole flush. At twice that the turn
-    // ends (docs/architecture.md, "Publisher pacing").
+    // last is on the wire, instead of queueing it behind a whole flush (docs/architecture.md,
+    // "Publisher pacing").
     static constexpr std::size_t k_pace_frames = 16;
     bool answer_after_flush() const { return batch_holds(k_pace_frames); }
-    bool batch_full() const { return batch_holds(2 * k_pace_frames); }
+    // The turn ends once its batch holds k_turn_frames frames per connection: a window of 64
+    // publishes, or a burst of them, then costs each connection one write, not two to four
+    // (docs/architecture.md, "The turn").
+    static constexpr std::size_t k_turn_frames = 64;
+    bool batch_full() const { return batch_holds(k_turn_frames); }
     // Runs `fn` on this thread once the coming flush has written.
     void after_flush(std::function<void()> fn) { after_flush_.push_back(std::move(fn)); }
 

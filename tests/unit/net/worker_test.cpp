@@ -108,11 +108,12 @@ protected:
     std::size_t queued_ = 0;
 };
 
-// A handler that is ready joins the turn until the connections hold twice the pacing threshold
-// (32 frames) each; then the turn ends and writes, and the next handler starts a new batch.
-TEST_F(WorkerTurnTest, ReadyHandler_JoinsTheTurnUntilThirtyTwoFramesPerConnection) {
-    EXPECT_EQ(run_two(2 * worker::k_pace_frames - 1), k_connections);
-    EXPECT_EQ(run_two(2 * worker::k_pace_frames), 0U) << "a full batch ends the turn";
+// A handler that is ready joins the turn until the connections hold k_turn_frames (64) frames
+// each; then the turn ends and writes, and the next handler starts a new batch.
+TEST_F(WorkerTurnTest, ReadyHandler_JoinsTheTurnUntilSixtyFourFramesPerConnection) {
+    static_assert(worker::k_turn_frames == 64);
+    EXPECT_EQ(run_two(worker::k_turn_frames - 1), k_connections);
+    EXPECT_EQ(run_two(worker::k_turn_frames), 0U) << "a full batch ends the turn";
     expect_everything_arrived();
 }
 
