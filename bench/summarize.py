@@ -119,10 +119,10 @@ DISTURBED = 0.10
 
 
 def disturbed(d, wall_key='wall_s', quota=1.0):
-    """Whether others took more than DISTURBED of the run's wall time. Not under a CPU quota: the
-    kernel's work for the throttled server that runs while its CPU waits out a period is charged
-    to no process and counts as others (bench/README.md), so there only the quiet check before
-    each run (busy=) tells of other jobs."""
+    """Whether others took more than DISTURBED of the run's wall time. Not under a CPU quota:
+    there the kernel work charged to no process, which counts as others, grows while the
+    throttled server's CPU idles (bench/README.md), so only the quiet check before each run
+    (busy=) tells of other jobs."""
     if quota < 1.0:
         return False
     return d.get('others_cpu_s', 0) > DISTURBED * max(d.get(wall_key, 0), 1e-9)
