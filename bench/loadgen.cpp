@@ -402,9 +402,10 @@ struct peer {
         in.resize(in.capacity());
         in.resize(kept);
     }
+    // The buffer's room is taken beforehand (ready_buffer; nothing gives it back), so a read
+    // never grows it.
     bool fill() {
         char buf[k_read];
-        ready_buffer();
         for (;;) {
             const auto n = ::recv(fd, buf, sizeof buf, 0);
             if (n > 0) {

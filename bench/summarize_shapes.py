@@ -27,7 +27,7 @@ def speed(label, data):
 def load(path):
     """{(label, connections): {server: data}}, in the order the runs came. A shape run several
     times (shapes.sh's REPEAT) gives each server's median run by speed() (the lower of the middle
-    two for an even count), with every run's deliveries/s in data['runs'] in the order they came."""
+    two for an even count), with every run in data['all'] in the order they came."""
     every = {}
     for server, label, busy, data in json_lines(path, LINE):
         data['busy'] = int(busy)
@@ -37,9 +37,7 @@ def load(path):
         for server, datas in by.items():
             ranked = sorted(datas, key=lambda d: speed(label, d))
             median = dict(ranked[(len(ranked) - 1) // 2])
-            median['runs'] = [d['deliveries_per_s'] for d in datas if 'deliveries_per_s' in d]
             median['all'] = datas
-            median['completions'] = [d['burst']['completion_ms']['p50'] for d in datas if d.get('burst')]
             runs.setdefault((label, n), {})[server] = median
     return runs
 
@@ -47,9 +45,10 @@ def load(path):
 def runs_note(label, data):
     """' (median of 3: a, b, c)' for a shape run several times, else ''. Not for bursts: their
     median run is the one of the median completion, which the bursts table lists."""
-    if len(data.get('runs', [])) < 2 or label.startswith('burst'):
+    rates = [d['deliveries_per_s'] for d in data.get('all', []) if 'deliveries_per_s' in d]
+    if len(rates) < 2 or label.startswith('burst'):
         return ''
-    return f' (median of {len(data["runs"])}: ' + ', '.join(fmt(r) for r in data['runs']) + ')'
+    return f' (median of {len(rates)}: ' + ', '.join(fmt(r) for r in rates) + ')'
 
 
 def fmt(n):
@@ -146,8 +145,8 @@ def bursts(runs, servers):
         cells, within = [], {}
         for s in servers:
             b = by.get(s, {}).get('burst')
-            runs = by[s]['completions'] if b and len(by[s]['completions']) > 1 else []
-            note = f'; median of {len(runs)}: ' + ', '.join(f'{c:.0f}' for c in runs) if runs else ''
+            every = [d['burst']['completion_ms']['p50'] for d in by[s].get('all', []) if d.get('burst')] if b else []
+            note = f'; median of {len(every)}: ' + ', '.join(f'{c:.0f}' for c in every) if len(every) > 1 else ''
             cells.append(f'{b["completion_ms"]["p50"]:.0f} / {b["completion_ms"]["max"]:.0f} '
                          f'({b["completed"]} of {len(by[s]["steps"])} completed{note})' if b else '')
             steps = by.get(s, {}).get('steps') or []
