@@ -11,6 +11,8 @@
 // turn each thread "flushes" the connections it queued to: with flush=0 it clears their queues;
 // with flush=1 it also makes one writev(2) of each connection's frames to /dev/null, a system
 // call per connection per turn as the real flush's sendmsg (cheaper than a TCP send, so a floor).
+// A broadcast to everyone reaches the connections at the end of the turn, when each thread's hub
+// visits them once with all the turn's broadcasts (hub::visit), before that flush.
 //   build/zena-hub-bench [--benchmark_filter=...]
 //   fanout/<connections>/<threads>/<publishes per turn>/<flush>: items = deliveries
 //   targeted/<connections>/<threads>/<publishes per turn>/<flush>: items = publishes, each to
@@ -115,6 +117,7 @@ public:
 
 private:
     void flush(std::size_t t) {
+        zena::hub::hub::visit_pending();  // the turn's broadcasts, as the event loop does first
         std::vector<iovec> iov;
         for (auto* c : lists_[t].dirty) {
             if (write_flush_) {

@@ -65,7 +65,8 @@ public:
     // one with the same key; an ephemeral one is dropped when frames are already waiting; an
     // ordered one that would pass the send-queue budget makes the connection say it fell behind
     // and close with close_code::slow_consumer. True when the message was queued (or replaced
-    // an older one). Never blocks.
+    // an older one). Never blocks. An implementation first calls hub::visit_pending(), so that
+    // the broadcasts its thread made earlier in the turn reach the connection before it.
     virtual bool send(const ws::outbound& message) = 0;
 
     // A live event of a channel whose subscription has a replay gate: held, dropped as a

@@ -8,6 +8,7 @@
 namespace zena::hub {
 
 void hub::add(std::shared_ptr<connection> conn) {
+    visit();
     assert(conn && conn->hub_pos_ == connection::k_nowhere);
     registry_.add(conn->user_id());
     by_user_[conn->user_id()].push_back(conn.get());
@@ -16,6 +17,7 @@ void hub::add(std::shared_ptr<connection> conn) {
 }
 
 void hub::remove(connection& conn) {
+    visit();
     if (!holds(conn)) return;
     drop_deadline(conn);
     auto user_it = by_user_.find(conn.user_id());
@@ -38,6 +40,7 @@ void hub::remove(connection& conn) {
 }
 
 std::size_t hub::send_to_user(std::string_view user, const ws::outbound& message) {
+    visit();
     const auto it = by_user_.find(user);
     if (it == by_user_.end()) return 0;
     std::size_t delivered = 0;
@@ -47,6 +50,7 @@ std::size_t hub::send_to_user(std::string_view user, const ws::outbound& message
 
 std::size_t hub::send_to_channel(std::string_view channel, const ws::outbound& message, std::string_view epoch,
                                  std::uint64_t seq, const exclusion& except) {
+    visit();
     if (except.empty()) return send_to_channel(channel, message, epoch, seq);
     std::size_t delivered = 0;
     if (const auto user = protocol::personal_channel_user(channel)) {
@@ -67,6 +71,7 @@ std::size_t hub::send_to_channel(std::string_view channel, const ws::outbound& m
 
 std::size_t hub::send_to_channel(std::string_view channel, const ws::outbound& message, std::string_view epoch,
                                  std::uint64_t seq) {
+    visit();
     std::size_t delivered = 0;
     if (const auto user = protocol::personal_channel_user(channel)) {
         const auto it = by_user_.find(*user);
@@ -120,6 +125,7 @@ std::size_t hub::channel_holders(std::string_view channel) const {
 }
 
 std::size_t hub::subscribe_user(std::string_view user, std::string_view channel) {
+    visit();
     const auto it = by_user_.find(user);
     if (it == by_user_.end()) return 0;
     const auto targets = it->second;  // a subscribe may not change by_user_, but stay safe
@@ -129,6 +135,7 @@ std::size_t hub::subscribe_user(std::string_view user, std::string_view channel)
 }
 
 std::size_t hub::unsubscribe_user(std::string_view user, std::string_view channel) {
+    visit();
     const auto it = by_user_.find(user);
     if (it == by_user_.end()) return 0;
     const auto targets = it->second;
@@ -137,13 +144,37 @@ std::size_t hub::unsubscribe_user(std::string_view user, std::string_view channe
     return left;
 }
 
+thread_local hub* hub::pending_here_ = nullptr;
+
+hub::~hub() {
+    // Broadcasts never visited (the loop stopped first) reach no one.
+    if (pending_here_ == this) pending_here_ = nullptr;
+}
+
 std::size_t hub::send_to_all(const ws::outbound& message) {
-    std::size_t delivered = 0;
-    for (const auto& conn : all_) delivered += conn->send(message) ? 1 : 0;
-    return counted(delivered);
+    if (all_.empty()) return 0;
+    // One hub per event-loop thread; a thread with several (tests) visits the other first.
+    if (pending_here_ != nullptr && pending_here_ != this) pending_here_->visit();
+    deferred_.push_back(message);
+    pending_here_ = this;
+    return all_.size();
+}
+
+void hub::visit() {
+    if (deferred_.empty()) return;
+    pending_here_ = nullptr;  // the sends below find nothing waiting
+    std::swap(visiting_, deferred_);
+    // A connection never leaves inside send (connections only queue work), so all_ is stable.
+    std::size_t taken = 0;
+    for (const auto& conn : all_) {
+        for (const auto& message : visiting_) taken += conn->send(message) ? 1 : 0;
+    }
+    counted(taken);
+    visiting_.clear();
 }
 
 std::size_t hub::close_user(std::string_view user, ws::close_code code, std::string_view reason) {
+    visit();
     const auto it = by_user_.find(user);
     if (it == by_user_.end()) return 0;
     const auto targets = it->second;
@@ -152,12 +183,14 @@ std::size_t hub::close_user(std::string_view user, ws::close_code code, std::str
 }
 
 std::size_t hub::close_all(ws::close_code code, std::string_view reason) {
+    visit();
     const auto targets = snapshot();
     for (const auto& conn : targets) conn->close(code, reason);
     return targets.size();
 }
 
 std::size_t hub::heartbeat() {
+    visit();
     std::size_t terminated = 0;
     for (const auto& conn : snapshot()) terminated += conn->heartbeat() ? 0 : 1;
     return terminated;
@@ -222,6 +255,7 @@ void hub::set_expiry(connection& conn, std::int64_t at_s) {
 }
 
 std::size_t hub::expire(std::int64_t now_s) {
+    visit();
     std::size_t closed = 0;
     while (!deadlines_.empty() && deadlines_.front().at <= now_s) {
         connection& conn = *deadlines_.front().conn;

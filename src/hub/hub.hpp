@@ -22,6 +22,7 @@ namespace zena::hub {
 class hub {
 public:
     explicit hub(user_registry& registry) : registry_(registry) {}
+    ~hub();
     hub(const hub&) = delete;
     hub& operator=(const hub&) = delete;
 
@@ -64,8 +65,31 @@ public:
     // `channel`; returns how many did.
     std::size_t subscribe_user(std::string_view user, std::string_view channel);
     std::size_t unsubscribe_user(std::string_view user, std::string_view channel);
-    // Queues `message` to every connection on this thread; returns how many took it.
+    // Queues `message` to every connection on this thread at the turn's end, when the hub visits
+    // each connection once with all the turn's broadcasts (visit()). Returns how many
+    // connections are here to get it: one that is closing, or that drops it when the visit
+    // comes (an ephemeral message to a connection behind), is counted too; delivered() counts
+    // what the visit queued. A turn that publishes to everyone many times then fetches each
+    // connection's object and queue once, not once per publish (docs/architecture.md, "The
+    // visit").
     std::size_t send_to_all(const ws::outbound& message);
+    // Gives every connection here the broadcasts queued since the last visit, in the order they
+    // were made. The event loop calls it (through visit_pending) before its flush, and every
+    // other way a frame reaches a connection here calls it first: the hub's other sends and
+    // changes, and a connection's own sends (connection::send's implementations, through
+    // visit_pending). So frames reach a connection in the order this thread made them, and a
+    // connection added after a broadcast does not get it.
+    void visit();
+    // The visit of this thread's hub, if it has broadcasts waiting; cheap when it has none.
+    static void visit_pending() {
+        if (pending_here_ != nullptr) pending_here_->visit();
+    }
+    // What the waiting broadcasts will queue on this thread: to how many connections, and how
+    // many frames in all (the turn policy counts them with the flush's, net::worker).
+    static std::size_t pending_connections() { return pending_here_ != nullptr ? pending_here_->all_.size() : 0; }
+    static std::size_t pending_frames() {
+        return pending_here_ != nullptr ? pending_here_->deferred_.size() * pending_here_->all_.size() : 0;
+    }
 
     // Starts closing every connection of `user`; returns how many.
     std::size_t close_user(std::string_view user, ws::close_code code, std::string_view reason);
@@ -131,6 +155,11 @@ private:
     // Dense array for fast fan-out; each connection knows its position, for O(1) removal.
     std::vector<std::shared_ptr<connection>> all_;
     std::uint64_t delivered_ = 0;  // delivered()
+    // The broadcasts of this turn, not yet given to the connections (visit()), and the hub of
+    // this thread that has some (null: none has).
+    std::vector<ws::outbound> deferred_;
+    std::vector<ws::outbound> visiting_;  // the visit's batch; its storage is kept for the next
+    static thread_local hub* pending_here_;
     // Most users have one connection here: it is held inline, with no allocation of its own.
     std::unordered_map<std::string, boost::container::small_vector<connection*, 1>, string_hash, std::equal_to<>>
         by_user_;

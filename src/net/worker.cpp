@@ -58,7 +58,8 @@ void worker::run() {
     // microseconds per connection with frames), so batching at most doubles a frame's wait; at
     // least k_min_turn, at most k_max_handlers handlers, and no more than a full batch
     // (batch_full). API answers held back by the pacing (after_flush) go out after the flush.
-    // When nothing is ready but this node's own publishes are on their way back through the
+    // Before the flush, the turn's broadcasts to everyone reach each connection in one visit
+    // (hub::visit). When nothing is ready but this node's own publishes are on their way back through the
     // engine (Redis Pub/Sub: engine::broker::coming), the turn waits for them while it has lasted
     // less than the flush is expected to take, so that they join this flush instead of costing
     // every connection a write of its own. Only while a millisecond or more is left: epoll
@@ -72,7 +73,7 @@ void worker::run() {
     for (;;) {
         const auto start = clock::now();
         std::size_t ran = 0;
-        const auto flush_cost = [&] { return k_flush_cost * loop.flush.size(); };
+        const auto flush_cost = [&] { return k_flush_cost * batch_connections(); };
         const auto budget = [&] { return std::max<clock::duration>(k_min_turn, flush_cost()); };
         const auto wait_for_engine = [&] {
             if (engine == nullptr || engine->coming() == 0) return false;
@@ -86,6 +87,7 @@ void worker::run() {
             if (ran % 16 != 0) continue;
             if (clock::now() - start > budget()) break;
         }
+        hub::hub::visit_pending();
         loop.flush.run();
         if (loop.io.stopped()) return;
         const bool answered = !after_flush_.empty();

@@ -7,6 +7,7 @@
 // Threading: belongs to one event-loop thread; only that thread touches it, but for `loop.io`,
 // to which any thread may post.
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <deque>
@@ -14,6 +15,7 @@
 #include <memory>
 #include <vector>
 
+#include "hub/hub.hpp"
 #include "session/context.hpp"
 #include "ws/asio.hpp"
 
@@ -69,9 +71,14 @@ struct worker {
     void handshake_done();
 
 private:
+    // The connections this turn will write, and the frames they will hold: those queued, and
+    // the broadcasts the hub gives every connection at the turn's end (hub::visit).
+    std::size_t batch_connections() const { return std::max(loop.flush.size(), hub::hub::pending_connections()); }
+    std::size_t batch_frames() const { return loop.flush.frames() + hub::hub::pending_frames(); }
     // The connections this turn will write hold `per_connection` frames each on average.
     bool batch_holds(std::size_t per_connection) const {
-        return loop.flush.size() > 0 && loop.flush.frames() >= per_connection * loop.flush.size();
+        const auto connections = batch_connections();
+        return connections > 0 && batch_frames() >= per_connection * connections;
     }
     void start_next(std::size_t count);
     void arm_handshake_timer();

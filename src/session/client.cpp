@@ -619,6 +619,8 @@ void client::handle_protocol_message(const protocol::client_message& message) {
 }
 
 bool client::send(const ws::outbound& message) {
+    // Broadcasts this thread made earlier in the turn go first (hub::visit).
+    hub::hub::visit_pending();
     // A msgpack connection gets each frame's binary twin, made once per frame for all of them.
     switch (msgpack_ ? enqueue(protocol::as_msgpack(message)) : enqueue(message)) {
         case queued::yes: return true;

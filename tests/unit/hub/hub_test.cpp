@@ -43,12 +43,83 @@ TEST_F(HubTest, Send_SharesOneBufferAcrossConnections) {
     EXPECT_EQ(a1->frames[0].get(), a2->frames[0].get()) << "encoded once, shared by reference";
 }
 
-TEST_F(HubTest, SendToAll_CountsOnlyConnectionsThatTookIt) {
+TEST_F(HubTest, SendToAll_ReachesTheConnectionsAtTheVisit) {
     auto a = make(1, "alice"), b = make(2, "bob");
     b->accept = false;
     h.add(a);
     h.add(b);
-    EXPECT_EQ(h.send_to_all(frame), 1U);
+    EXPECT_EQ(h.send_to_all(frame), 2U) << "the connections here to get it";
+    EXPECT_TRUE(a->frames.empty()) << "queued at the turn's end, not at once";
+    EXPECT_EQ(hub::pending_connections(), 2U);
+    EXPECT_EQ(hub::pending_frames(), 2U);
+    h.visit();
+    EXPECT_EQ(a->frames.size(), 1U);
+    EXPECT_EQ(h.delivered(), 1U) << "the visit counts the connections that took it";
+    EXPECT_EQ(hub::pending_connections(), 0U);
+    EXPECT_EQ(hub::pending_frames(), 0U);
+}
+
+TEST_F(HubTest, SendToAll_ManyInATurn_ReachEachConnectionInTheirOrder) {
+    auto a = make(1, "alice"), b = make(2, "bob");
+    h.add(a);
+    h.add(b);
+    std::vector<ws::outbound> sent;
+    for (int i = 0; i < 3; ++i) {
+        sent.push_back({protocol::make_event_frame("thread.new", R"({"n":)" + std::to_string(i) + "}")});
+        h.send_to_all(sent.back());
+    }
+    EXPECT_EQ(hub::pending_frames(), 6U);
+    hub::visit_pending();  // as the event loop does before its flush
+    for (const auto& c : {a, b}) {
+        ASSERT_EQ(c->frames.size(), 3U);
+        for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(c->frames[i].get(), sent[i].frame.get());
+    }
+    EXPECT_EQ(h.delivered(), 6U);
+    hub::visit_pending();
+    EXPECT_EQ(a->frames.size(), 3U) << "a visit gives each broadcast once";
+}
+
+TEST_F(HubTest, SendToAll_WithNoConnection_WaitsForNoVisit) {
+    EXPECT_EQ(h.send_to_all(frame), 0U);
+    EXPECT_EQ(hub::pending_connections(), 0U);
+}
+
+TEST_F(HubTest, OtherSendsAndChanges_GiveTheWaitingBroadcastsFirst) {
+    auto a = make(1, "alice"), b = make(2, "bob");
+    h.add(a);
+    h.add(b);
+    const ws::outbound later{protocol::make_event_frame("task.new", "{}")};
+    h.send_to_all(frame);
+    h.send_to_user("alice", later);
+    ASSERT_EQ(a->frames.size(), 2U);
+    EXPECT_EQ(a->frames[0].get(), frame.frame.get()) << "the broadcast was made first";
+    EXPECT_EQ(a->frames[1].get(), later.frame.get());
+    EXPECT_EQ(b->frames.size(), 1U);
+
+    h.send_to_all(frame);
+    h.send_to_channel("user:bob", later);
+    EXPECT_EQ(b->frames.size(), 3U);
+    EXPECT_EQ(b->frames[2].get(), later.frame.get());
+
+    // A connection's own send (a reply of its session) comes after them as well.
+    h.send_to_all(frame);
+    a->send(later);
+    ASSERT_EQ(a->frames.size(), 5U);
+    EXPECT_EQ(a->frames[3].get(), frame.frame.get());
+    EXPECT_EQ(a->frames[4].get(), later.frame.get());
+
+    // A connection that arrives after a broadcast does not get it.
+    h.send_to_all(frame);
+    auto c = make(3, "carol");
+    h.add(c);
+    h.visit();
+    EXPECT_TRUE(c->frames.empty());
+    EXPECT_EQ(a->frames.size(), 6U);
+
+    // Closing visits first too: the broadcast was queued before the close.
+    h.send_to_all(frame);
+    h.close_user("carol", ws::close_code::disconnected, "bye");
+    EXPECT_EQ(c->frames.size(), 1U);
 }
 
 TEST_F(HubTest, Remove_IsIdempotentAndUpdatesTheRegistry) {
@@ -66,7 +137,9 @@ TEST_F(HubTest, Remove_IsIdempotentAndUpdatesTheRegistry) {
     EXPECT_EQ(registry.users(), 1U);
     EXPECT_EQ(h.user_connections("alice"), 0U);
     EXPECT_EQ(h.send_to_user("alice", frame), 0U);
-    EXPECT_EQ(h.send_to_all(frame), 1U) << "the swap-remove kept bob reachable";
+    EXPECT_EQ(h.send_to_all(frame), 1U);
+    h.visit();
+    EXPECT_EQ(b->frames.size(), 1U) << "the swap-remove kept bob reachable";
 }
 
 TEST_F(HubTest, CloseUser_ClosesEachOfItsConnections) {

@@ -1,6 +1,7 @@
 #pragma once
 // A real thread running a queue of tasks: what hub::hub_set needs of an event loop (post a
-// task; tasks run in order on that thread), without Asio. For the hub's unit tests and its micro
+// task; tasks run in order on that thread; a turn's broadcasts are visited when no task is
+// left, hub::visit), without Asio. For the hub's unit tests and its micro
 // benchmark (bench/hub_bench.cpp).
 
 #include <condition_variable>
@@ -8,6 +9,8 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+
+#include "hub/hub.hpp"
 
 namespace zena::hub::testing {
 
@@ -37,6 +40,14 @@ private:
             }
             if (!task) return;
             task();
+            // A turn ends when nothing more is ready, and the hub of this thread visits its
+            // connections with the turn's broadcasts, as net::worker does before its flush.
+            bool idle = false;
+            {
+                std::lock_guard lock{mutex_};
+                idle = tasks_.empty();
+            }
+            if (idle) hub::visit_pending();
         }
     }
     std::mutex mutex_;

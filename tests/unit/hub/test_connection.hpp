@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "hub/connection.hpp"
+#include "hub/hub.hpp"
 
 namespace zena::hub::testing {
 
@@ -16,6 +17,7 @@ public:
     recording_connection(connection_id id, std::string user) : connection(id, std::move(user)) {}
 
     bool send(const ws::outbound& message) override {
+        hub::visit_pending();  // as every connection does first (hub::visit)
         if (closed || !accept) return false;
         frames.push_back(message.frame);
         return true;
