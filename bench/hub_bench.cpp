@@ -46,6 +46,7 @@ struct bench_connection final : zena::hub::connection {
     bench_connection(zena::hub::connection_id id, std::string user, flush_list& list)
         : connection(id, std::move(user)), list_(list) {}
     bool send(const zena::ws::outbound& message) override {
+        zena::hub::hub::visit_pending();  // as every connection does first (hub::visit)
         if (queue.empty()) list_.dirty.push_back(this);
         queue.push_back(message.frame);
         return true;

@@ -144,8 +144,6 @@ std::size_t hub::unsubscribe_user(std::string_view user, std::string_view channe
     return left;
 }
 
-thread_local hub* hub::pending_here_ = nullptr;
-
 hub::~hub() {
     // Broadcasts never visited (the loop stopped first) reach no one.
     if (pending_here_ == this) pending_here_ = nullptr;
@@ -163,6 +161,7 @@ std::size_t hub::send_to_all(const ws::outbound& message) {
 void hub::visit() {
     if (deferred_.empty()) return;
     pending_here_ = nullptr;  // the sends below find nothing waiting
+    assert(visiting_.empty() && "a visit never starts inside another: sends only queue work");
     std::swap(visiting_, deferred_);
     // A connection never leaves inside send (connections only queue work), so all_ is stable.
     std::size_t taken = 0;

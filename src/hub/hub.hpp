@@ -85,7 +85,10 @@ public:
         if (pending_here_ != nullptr) pending_here_->visit();
     }
     // What the waiting broadcasts will queue on this thread: to how many connections, and how
-    // many frames in all (the turn policy counts them with the flush's, net::worker).
+    // many frames in all (the turn policy counts them with the flush's, net::worker). Every
+    // connection here counts, also one that waits for its socket (its frames will be written
+    // from that wait, not by the flush) or is closing: the turn's budget is then a little
+    // longer than the flush it saves up for.
     static std::size_t pending_connections() { return pending_here_ != nullptr ? pending_here_->all_.size() : 0; }
     static std::size_t pending_frames() {
         return pending_here_ != nullptr ? pending_here_->deferred_.size() * pending_here_->all_.size() : 0;
@@ -159,7 +162,7 @@ private:
     // this thread that has some (null: none has).
     std::vector<ws::outbound> deferred_;
     std::vector<ws::outbound> visiting_;  // the visit's batch; its storage is kept for the next
-    static thread_local hub* pending_here_;
+    static inline constinit thread_local hub* pending_here_ = nullptr;
     // Most users have one connection here: it is held inline, with no allocation of its own.
     std::unordered_map<std::string, boost::container::small_vector<connection*, 1>, string_hash, std::equal_to<>>
         by_user_;

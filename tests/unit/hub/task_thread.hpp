@@ -1,7 +1,7 @@
 #pragma once
 // A real thread running a queue of tasks: what hub::hub_set needs of an event loop (post a
-// task; tasks run in order on that thread; a turn's broadcasts are visited when no task is
-// left, hub::visit), without Asio. For the hub's unit tests and its micro
+// task; tasks run in order on that thread; a turn's broadcasts are visited after the tasks that
+// were ready, hub::visit), without Asio. For the hub's unit tests and its micro
 // benchmark (bench/hub_bench.cpp).
 
 #include <condition_variable>
@@ -29,25 +29,23 @@ public:
     }
 
 private:
+    // A turn runs the tasks that are ready (those queued when it starts), then the hub of this
+    // thread visits its connections with the turn's broadcasts (hub::visit), as net::worker
+    // does before its flush. A task posted during the turn runs in the next one, after that
+    // visit: a test that waits for a task it posted sees the visits of the turns before it.
     void loop() {
         for (;;) {
-            std::function<void()> task;
+            std::deque<std::function<void()>> turn;
             {
                 std::unique_lock lock{mutex_};
                 cv_.wait(lock, [&] { return !tasks_.empty(); });
-                task = std::move(tasks_.front());
-                tasks_.pop_front();
+                turn.swap(tasks_);
             }
-            if (!task) return;
-            task();
-            // A turn ends when nothing more is ready, and the hub of this thread visits its
-            // connections with the turn's broadcasts, as net::worker does before its flush.
-            bool idle = false;
-            {
-                std::lock_guard lock{mutex_};
-                idle = tasks_.empty();
+            for (auto& task : turn) {
+                if (!task) return;
+                task();
             }
-            if (idle) hub::visit_pending();
+            hub::visit_pending();
         }
     }
     std::mutex mutex_;

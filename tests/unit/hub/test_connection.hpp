@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "hub/connection.hpp"
-#include "hub/hub.hpp"
 
 namespace zena::hub::testing {
 
@@ -17,7 +16,8 @@ public:
     recording_connection(connection_id id, std::string user) : connection(id, std::move(user)) {}
 
     bool send(const ws::outbound& message) override {
-        hub::visit_pending();  // as every connection does first (hub::visit)
+        // A real connection visits its hub first (hub::visit_pending); this one does not, so
+        // that the hub's tests see the hub's own visits.
         if (closed || !accept) return false;
         frames.push_back(message.frame);
         return true;

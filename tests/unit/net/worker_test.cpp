@@ -9,6 +9,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -17,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "hub/hub.hpp"
 #include "session/context.hpp"
 #include "ws/endpoint.hpp"
 #include "ws/socket_pair.hpp"
@@ -115,6 +117,106 @@ TEST_F(WorkerTurnTest, ReadyHandler_JoinsTheTurnUntilSixtyFourFramesPerConnectio
     EXPECT_EQ(run_two(worker::k_turn_frames - 1), k_connections);
     EXPECT_EQ(run_two(worker::k_turn_frames), 0U) << "a full batch ends the turn";
     expect_everything_arrived();
+}
+
+// A connection of the hub over a real socket: sends as session::client does, visiting first.
+class hub_endpoint final : public hub::connection, public ws::endpoint {
+public:
+    hub_endpoint(hub::connection_id id, ws::transport&& stream, ws::flush_queue& flush,
+                 const ws::endpoint::limits& limits)
+        : connection(id, "u" + std::to_string(id)), endpoint(std::move(stream), flush, ws::endpoint::options{limits}) {}
+    bool send(const ws::outbound& message) override {
+        hub::hub::visit_pending();
+        return enqueue(message) == queued::yes;
+    }
+    bool send_gated(hub::subscription&, const ws::outbound& message, std::string_view, std::uint64_t) override {
+        return send(message);
+    }
+    bool subscribe_by_server(std::string_view) override { return false; }
+    bool unsubscribe_by_server(std::string_view) override { return false; }
+    void close(ws::close_code, std::string_view) override {}
+    bool heartbeat() override { return true; }
+
+protected:
+    void on_message(std::string_view, bool) override {}
+    void on_end() override {}
+};
+
+// Broadcasts to everyone wait for the turn's end and reach each connection in one visit
+// (docs/architecture.md, "The visit"); the turn counts them toward its full batch.
+class WorkerVisitTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        for (std::size_t i = 0; i < k_connections; ++i) {
+            pairs_.push_back(std::make_unique<socket_pair>(loop_.io, loop_.flush));
+            auto conn = std::make_shared<hub_endpoint>(i + 1, ws::transport{pairs_.back()->take_server()}, loop_.flush,
+                                                       limits_);
+            conn->start(std::string(k_head), {});
+            hub_.add(conn);
+            conns_.push_back(std::move(conn));
+        }
+        for (auto& pair : pairs_) ASSERT_EQ(pair->read_head(), k_head);
+    }
+
+    void TearDown() override {
+        for (auto& conn : conns_) {
+            hub_.remove(*conn);
+            conn->terminate();
+        }
+        loop_.io.restart();
+        loop_.io.poll();
+    }
+
+    // One handler broadcasts `first` messages and posts another that looks at what waits, then
+    // broadcasts one more. Returns the connections waiting (for the visit or the flush) when
+    // that second handler ran: all of them when it joined the first one's turn, none when the
+    // turn had ended.
+    std::size_t run_two(std::size_t first) {
+        std::size_t waiting_then = SIZE_MAX;
+        boost::asio::steady_timer stop(loop_.io);
+        boost::asio::post(loop_.io, [&] {
+            broadcast(first);
+            boost::asio::post(loop_.io, [&] {
+                waiting_then = std::max(hub::hub::pending_connections(), loop_.flush.size());
+                broadcast(1);
+            });
+        });
+        stop.expires_after(50ms);
+        stop.async_wait([&](boost::system::error_code) { loop_.io.stop(); });
+        loop_.io.restart();
+        worker_.run();
+        return waiting_then;
+    }
+
+    void broadcast(std::size_t count) {
+        for (std::size_t i = 0; i < count; ++i) {
+            const ws::outbound message{ws::frame::make(ws::opcode::text, std::to_string(sent_++))};
+            ASSERT_EQ(hub_.send_to_all(message), k_connections);
+        }
+    }
+
+    session::loop loop_{0, 1.0};
+    worker worker_{loop_};
+    hub::user_registry registry_;
+    hub::hub hub_{registry_};
+    ws::endpoint::limits limits_{64 * 1024, 1024 * 1024, 1000ms};
+    std::vector<std::unique_ptr<socket_pair>> pairs_;
+    std::vector<std::shared_ptr<hub_endpoint>> conns_;
+    std::size_t sent_ = 0;
+};
+
+TEST_F(WorkerVisitTest, TheTurnsBroadcasts_ReachEveryConnectionInOrder_AndCountTowardTheFullBatch) {
+    EXPECT_EQ(run_two(worker::k_turn_frames - 1), k_connections) << "63 waiting broadcasts: the turn goes on";
+    EXPECT_EQ(run_two(worker::k_turn_frames), 0U) << "64 make a full batch: the turn ends, visits and writes";
+    EXPECT_EQ(hub::hub::pending_connections(), 0U) << "the last turn visited";
+    EXPECT_EQ(hub_.delivered(), sent_ * k_connections);
+    for (auto& pair : pairs_) {
+        for (std::size_t i = 0; i < sent_; ++i) {
+            const auto f = pair->next_frame();
+            ASSERT_TRUE(f) << "frame " << i << " of " << sent_;
+            ASSERT_EQ(f->payload, std::to_string(i));
+        }
+    }
 }
 
 }  // namespace

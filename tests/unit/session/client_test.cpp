@@ -231,6 +231,19 @@ TEST_F(ClientTest, NoTokenInTheHandshake_ClosesWith1008AtOnceByDefault) {
     EXPECT_EQ(registry.connections_of("bob"), 0U);
 }
 
+// A broadcast to everyone waits for the turn's end (hub::visit); a reply the session sends
+// before then still comes after it: the session's own send visits first.
+TEST_F(ClientTest, OwnReply_ComesAfterABroadcastMadeEarlierInTheTurn) {
+    auto& pair = connect_as("alice");
+    EXPECT_TRUE(has_type(next_text(pair), "connected"));
+    const ws::outbound broadcast{protocol::make_event_frame("system.notice", R"({"n":1})")};
+    EXPECT_EQ(hubs.local(0).send_to_all(broadcast), 1U);
+    pair.send_text(R"({"type":"ping","payload":{}})");
+    // This loop's turns do not visit (socket_pair::turn): only the reply's send can.
+    EXPECT_EQ(next_text(pair), broadcast.frame->payload());
+    EXPECT_TRUE(has_type(next_text(pair), "pong"));
+}
+
 TEST_F(ClientTest, ClientEvents_GoToTheHandler) {
     auto& pair = connect_as("alice");
     EXPECT_TRUE(has_type(next_text(pair), "connected"));
