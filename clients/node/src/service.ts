@@ -65,7 +65,8 @@ export interface PublishOptions {
 }
 
 export interface PublishResult {
-  /** Connections the event was queued to; null when published through Redis (not known). */
+  /** Connections the event was queued to (a broadcast to everyone: the connections on the node
+   * when it was published); null when published through Redis (not known). */
   delivered: number | null;
   /** The channel it was published to (a personal channel `user:<id>` for one user). Over HTTP,
    * when the server says: `publish`, and `broadcastToUser`. */
