@@ -50,8 +50,8 @@ std::size_t hub::send_to_user(std::string_view user, const ws::outbound& message
 
 std::size_t hub::send_to_channel(std::string_view channel, const ws::outbound& message, std::string_view epoch,
                                  std::uint64_t seq, const exclusion& except) {
-    visit();
     if (except.empty()) return send_to_channel(channel, message, epoch, seq);
+    visit();
     std::size_t delivered = 0;
     if (const auto user = protocol::personal_channel_user(channel)) {
         const auto it = by_user_.find(*user);

@@ -59,13 +59,14 @@ void worker::run() {
     // least k_min_turn, at most k_max_handlers handlers, and no more than a full batch
     // (batch_full). API answers held back by the pacing (after_flush) go out after the flush.
     // Before the flush, the turn's broadcasts to everyone reach each connection in one visit
-    // (hub::visit). When nothing is ready but this node's own publishes are on their way back through the
-    // engine (Redis Pub/Sub: engine::broker::coming), the turn waits for them while it has lasted
-    // less than the flush is expected to take, so that they join this flush instead of costing
-    // every connection a write of its own. Only while a millisecond or more is left: epoll
-    // waits in whole milliseconds, so a shorter wait would overrun the budget. That also keeps
-    // small flushes (targeted publishes, each to other connections, which no wait would save a
-    // write) from waiting at all (docs/architecture.md, "Waiting for the engine").
+    // (hub::visit). When nothing is ready but this node's own publishes are on their way back
+    // through the engine (Redis Pub/Sub: engine::broker::coming), the turn waits for them while
+    // it has lasted less than the flush is expected to take, so that they join this flush
+    // instead of costing every connection a write of its own. Only while a millisecond or more
+    // is left: epoll waits in whole milliseconds, so a shorter wait would overrun the budget.
+    // That also keeps small flushes (targeted publishes, each to other connections, which no
+    // wait would save a write) from waiting at all (docs/architecture.md, "Waiting for the
+    // engine").
     using clock = std::chrono::steady_clock;
     constexpr std::size_t k_max_handlers = 4096;
     constexpr auto k_min_turn = std::chrono::microseconds(50);
