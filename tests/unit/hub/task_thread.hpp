@@ -34,8 +34,10 @@ private:
     // does before its flush. A task posted during the turn runs in the next one, after that
     // visit: a test that waits for a task it posted sees the visits of the turns before it.
     void loop() {
+        // The turn's tasks, swapped out of the queue; one deque kept from turn to turn (a new
+        // one allocates its map each time).
+        std::deque<std::function<void()>> turn;
         for (;;) {
-            std::deque<std::function<void()>> turn;
             {
                 std::unique_lock lock{mutex_};
                 cv_.wait(lock, [&] { return !tasks_.empty(); });
@@ -45,6 +47,7 @@ private:
                 if (!task) return;
                 task();
             }
+            turn.clear();
             hub::visit_pending();
         }
     }
