@@ -8,7 +8,8 @@
 # to the next, so no server always goes first), a fresh server pinned to CPU 0 (zena-realtime with
 # one event-loop thread) and zena-loadgen pinned to CPU 1 (bench/lib.sh):
 # - delivery: fan-out (/api/broadcast-all), W = 1, 8, 64 publishes in flight, each until every
-#   connection received it (--gate delivery); 256 messages.
+#   connection received it (--gate delivery); each run max(256, 16 W, WINDOW_DELIVERIES / N) messages
+#   (window_messages).
 # - answer: the same, each in flight until answered (--gate answer, the generator's old shape).
 # - targeted: 100,000 single-user publishes, 8 in flight on each of 8 keep-alive connections (64),
 #   answer-gated and delivery-gated.
@@ -25,11 +26,13 @@
 #   frames per sendmsg, and 8 gathered with 64 writes per io_uring_enter, on CPU 0, read on CPU 1)
 #   at each connection count and at 19,000 with big, $MESSAGES frames each: the ceilings the
 #   delivery-gated W = 8 fan-out is held against.
-# Smaller runs (smoke tests): $MESSAGES (the windows' messages, default 256), $TARGETED_MESSAGES
+# Smaller runs (smoke tests): $MESSAGES (the windows' messages, every run; by default each run
+# has at least 256 messages, 16 windows and $WINDOW_DELIVERIES deliveries, default 2,000,000), $TARGETED_MESSAGES
 # (default 100000), $STEP_MS (an open-loop step, default 5000; the mixed run lasts two), $BURSTS
-# (default 5), $RATES_<N>. $REPEAT=N runs each window, targeted, burst and big shape N times, the
-# servers alternating and the order rotating each round; the tables give each server's median run
-# and the N figures (a single run of one shape swings by a third on this shared machine).
+# (default 5), $RATES_<N>, $WINDOWS (the windows run, default "1 8 64"). $REPEAT=N runs each
+# window, targeted, burst and big shape N times, the servers alternating and the order rotating
+# each round; the tables give each server's median run and the N figures (a single run of one
+# shape swings by a third on this shared machine).
 # $SERVER_CPU_QUOTA holds every server to that share of a CPU (bench/lib.sh).
 # Before each run it waits (at most $QUIET_WAIT s, default 60) for a quiet machine and writes what
 # it found (busy=<percent>), and it runs in its own session with the scheduler weight of nice -19
@@ -45,7 +48,21 @@ servers=${2:-zena bun ws}
 parts=${3:-delivery answer targeted open mixed burst big probe}
 build=${ZENA_BUILD:-build}
 [[ ${REPEAT:-1} =~ ^[1-9][0-9]*$ ]] || { echo "REPEAT must be a whole number of rounds, 1 or more" >&2; exit 1; }
-messages=${MESSAGES:-256} targeted_messages=${TARGETED_MESSAGES:-100000} step_ms=${STEP_MS:-5000} bursts=${BURSTS:-5}
+targeted_messages=${TARGETED_MESSAGES:-100000} step_ms=${STEP_MS:-5000} bursts=${BURSTS:-5}
+windows=${WINDOWS:-1 8 64}
+window_deliveries=${WINDOW_DELIVERIES:-2000000}
+[[ $window_deliveries =~ ^[1-9][0-9]*$ ]] || { echo "WINDOW_DELIVERIES must be a whole number, 1 or more" >&2; exit 1; }
+# window_messages N W: the messages of a W-window run (and of the probe) at N connections: $MESSAGES
+# if set, else at least 256, 16 windows and $window_deliveries deliveries. A run of 256
+# messages lasted 0.07 s at 1,000 connections and 4 windows at W = 64: the servers' start, not
+# their sustained rate (bench/README.md, "Shapes").
+window_messages() {
+  if [[ -n ${MESSAGES:-} ]]; then echo "$MESSAGES"; return; fi
+  local m=256 by_deliveries=$(((window_deliveries + $1 - 1) / $1)) by_windows=$((16 * $2))
+  ((by_deliveries > m)) && m=$by_deliveries
+  ((by_windows > m)) && m=$by_windows
+  echo "$m"
+}
 if [[ -n ${ZENA_BINARY:-} && -n ${ZENA_LOADGEN:-} ]]; then
   :
 elif [[ -f $build/build.ninja ]]; then
@@ -68,7 +85,7 @@ started=$(date +%s)
     "Bun $(bench/peers/node_modules/.bin/bun --version 2>/dev/null || echo '?'), Node $(node --version)."
   quota_line
   echo "Command: bench/shapes.sh \"$counts\" \"$servers\" \"$parts\" (nice $(ps -o ni= -p $$ | tr -d ' ');" \
-    "MESSAGES=$messages TARGETED_MESSAGES=$targeted_messages STEP_MS=$step_ms BURSTS=$bursts REPEAT=${REPEAT:-1})"
+    "MESSAGES=${MESSAGES:-per run} WINDOW_DELIVERIES=$window_deliveries TARGETED_MESSAGES=$targeted_messages STEP_MS=$step_ms BURSTS=$bursts WINDOWS=\"$windows\" REPEAT=${REPEAT:-1})"
   echo
   echo '```'
 } >"$out"
@@ -120,8 +137,8 @@ for n in $counts; do
   if [[ " $parts " == *" delivery "* || " $parts " == *" answer "* ]]; then
     for gate in delivery answer; do
       [[ " $parts " == *" $gate "* ]] || continue
-      for w in 1 8 64; do
-        alternate "${gate}_w$w" "${c[@]}" --messages "$messages" --publishers 1 --inflight "$w" --gate "$gate"
+      for w in $windows; do
+        alternate "${gate}_w$w" "${c[@]}" --messages "$(window_messages "$n" "$w")" --publishers 1 --inflight "$w" --gate "$gate"
       done
     done
   fi
@@ -155,7 +172,7 @@ for n in $counts; do
 done
 if [[ " $parts " == *" big "* ]]; then
   for gate in delivery answer; do
-    alternate "big_${gate}_w8" --connections 19000 --messages "$messages" --publishers 1 --inflight 8 --gate "$gate"
+    alternate "big_${gate}_w8" --connections 19000 --messages "$(window_messages 19000 8)" --publishers 1 --inflight 8 --gate "$gate"
   done
 fi
 # probe N: the limit probe at N sockets, 1 and 8 frames per system call, and 8 frames gathered with
@@ -168,7 +185,7 @@ probe() {
     busy=$(quiet)
     echo "probe $1 x $label per call (busy $busy %)" >&2
     echo "probe probe$label busy=$busy $(taskset -c 0 "${ZENA_SEND_PROBE:-$build/zena-send-probe}" --connections "$1" \
-      --messages "$messages" --batch "$batch" "${extra[@]}" --reader-cpu 1 || true)" >>"$out"
+      --messages "$(window_messages "$1" 8)" --batch "$batch" "${extra[@]}" --reader-cpu 1 || true)" >>"$out"
   done
 }
 if [[ " $parts " == *" probe "* ]]; then
