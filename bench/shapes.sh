@@ -8,8 +8,7 @@
 # to the next, so no server always goes first), a fresh server pinned to CPU 0 (zena-realtime with
 # one event-loop thread) and zena-loadgen pinned to CPU 1 (bench/lib.sh):
 # - delivery: fan-out (/api/broadcast-all), W = 1, 8, 64 publishes in flight, each until every
-#   connection received it (--gate delivery); each run max(256, 16 W, WINDOW_DELIVERIES / N) messages
-#   (window_messages).
+#   connection received it (--gate delivery); each run as long as window_messages says.
 # - answer: the same, each in flight until answered (--gate answer, the generator's old shape).
 # - targeted: 100,000 single-user publishes, 8 in flight on each of 8 keep-alive connections (64),
 #   answer-gated and delivery-gated.
@@ -24,15 +23,15 @@
 #   machine's open-file limit).
 # - probe: the raw limit probe (zena-send-probe: a ready-made frame to N loopback sockets, 1 and 8
 #   frames per sendmsg, and 8 gathered with 64 writes per io_uring_enter, on CPU 0, read on CPU 1)
-#   at each connection count and at 19,000 with big, $MESSAGES frames each: the ceilings the
-#   delivery-gated W = 8 fan-out is held against.
-# Smaller runs (smoke tests): $MESSAGES (the windows' messages, every run; by default each run
-# has at least 256 messages, 16 windows and $WINDOW_DELIVERIES deliveries, default 2,000,000), $TARGETED_MESSAGES
-# (default 100000), $STEP_MS (an open-loop step, default 5000; the mixed run lasts two), $BURSTS
-# (default 5), $RATES_<N>, $WINDOWS (the windows run, default "1 8 64"). $REPEAT=N runs each
-# window, targeted, burst and big shape N times, the servers alternating and the order rotating
-# each round; the tables give each server's median run and the N figures (a single run of one
-# shape swings by a third on this shared machine).
+#   at each connection count and at 19,000 with big, as many frames each as a W = 8 window run
+#   publishes: the ceilings the delivery-gated W = 8 fan-out is held against.
+# Smaller runs (smoke tests): $MESSAGES (every window run's messages; by default window_messages
+# sizes each, with $WINDOW_DELIVERIES), $TARGETED_MESSAGES (default 100000), $STEP_MS (an
+# open-loop step, default 5000; the mixed run lasts two), $BURSTS (default 5), $RATES_<N>,
+# $WINDOWS (the windows run, default "1 8 64"). $REPEAT=N runs each window, targeted, burst and
+# big shape N times, the servers alternating and the order rotating each round; the tables give
+# each server's median run and the N figures (a single run of one shape swings by a third on this
+# shared machine).
 # $SERVER_CPU_QUOTA holds every server to that share of a CPU (bench/lib.sh).
 # Before each run it waits (at most $QUIET_WAIT s, default 60) for a quiet machine and writes what
 # it found (busy=<percent>), and it runs in its own session with the scheduler weight of nice -19
@@ -52,10 +51,10 @@ targeted_messages=${TARGETED_MESSAGES:-100000} step_ms=${STEP_MS:-5000} bursts=$
 windows=${WINDOWS:-1 8 64}
 window_deliveries=${WINDOW_DELIVERIES:-2000000}
 [[ $window_deliveries =~ ^[1-9][0-9]*$ ]] || { echo "WINDOW_DELIVERIES must be a whole number, 1 or more" >&2; exit 1; }
-# window_messages N W: the messages of a W-window run (and of the probe) at N connections: $MESSAGES
-# if set, else at least 256, 16 windows and $window_deliveries deliveries. A run of 256
-# messages lasted 0.07 s at 1,000 connections and 4 windows at W = 64: the servers' start, not
-# their sustained rate (bench/README.md, "Shapes").
+# window_messages N W: the messages of a W-window run (and of the probe) at N connections:
+# $MESSAGES if set, else at least 256, 16 windows and $WINDOW_DELIVERIES deliveries (default
+# 2,000,000). A run of 256 lasted 0.07 s at 1,000 connections and 4 windows at W = 64: the
+# servers' start, not their sustained rate (bench/README.md, "Shapes").
 window_messages() {
   if [[ -n ${MESSAGES:-} ]]; then echo "$MESSAGES"; return; fi
   local m=256 by_deliveries=$(((window_deliveries + $1 - 1) / $1)) by_windows=$((16 * $2))
