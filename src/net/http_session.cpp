@@ -1,5 +1,9 @@
 #include "net/http_session.hpp"
 
+#include <sys/uio.h>
+
+#include <cerrno>
+
 #include "admin/console.hpp"
 #include "auth/token_source.hpp"
 #include "net/admin_live.hpp"
@@ -498,31 +502,66 @@ template <typename Stream>
 void basic_http_session<Stream>::write_front() {
     // Answers go out in the order the requests came: every answer ready at the front, in one
     // write, so a pipelined burst costs one system call, not one per request.
-    if (writing_) return;
-    std::size_t count = 0;
-    bool keep_alive = true;
-    out_.clear();
-    for (const auto& pending : responses_) {
-        if (!pending.res || !keep_alive) break;
-        append_wire(*pending.res, out_);
-        keep_alive = pending.keep_alive;
-        ++count;
-    }
-    if (count == 0) return;
+    if (writing_ || responses_.empty() || !responses_.front().res) return;
     writing_ = true;
-    boost::asio::async_write(stream_, boost::asio::buffer(out_),
-                             [self = this->shared_from_this(), count, keep_alive](beast::error_code ec, std::size_t) {
-                                 self->on_write(count, keep_alive, ec);
-                             });
+    if constexpr (std::is_same_v<Stream, plain_http_stream>) {
+        // Put together when the flush stages it (stage_write): the answers that are ready by
+        // then go with it, and are not left for a write of their own after it.
+        if (worker_.answer_joins_flush()) {
+            return worker_.loop.flush.add(std::shared_ptr<ws::ring_writer>(this->shared_from_this(), this));
+        }
+    }
+    gather();
+    write_out(0);
 }
 
 template <typename Stream>
-void basic_http_session<Stream>::on_write(std::size_t count, bool keep_alive, beast::error_code ec) {
+void basic_http_session<Stream>::gather() {
+    out_count_ = 0;
+    out_keep_alive_ = true;
+    out_.clear();
+    for (const auto& pending : responses_) {
+        if (!pending.res || !out_keep_alive_) break;
+        append_wire(*pending.res, out_);
+        out_keep_alive_ = pending.keep_alive;
+        ++out_count_;
+    }
+}
+
+template <typename Stream>
+void basic_http_session<Stream>::write_out(std::size_t from) {
+    boost::asio::async_write(
+        stream_, boost::asio::buffer(out_.data() + from, out_.size() - from),
+        [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec); });
+}
+
+template <typename Stream>
+int basic_http_session<Stream>::stage_write(ws::write_slot& slot) {
+    gather();
+    slot.iov[0] = iovec{out_.data(), out_.size()};
+    slot.count = 1;
+    return beast::get_lowest_layer(stream_).socket().native_handle();
+}
+
+template <typename Stream>
+void basic_http_session<Stream>::ring_written(long result) {
+    if (result == static_cast<long>(out_.size())) return on_write({});
+    if (result >= 0) return write_out(static_cast<std::size_t>(result));  // the rest waits for the socket
+    if (result == ws::send_ring::k_not_submitted) {
+        gather();  // the ring broke before or as it took this write: nothing of it was sent
+        return write_out(0);
+    }
+    if (result == -EAGAIN || result == -EWOULDBLOCK || result == -EINTR) return write_out(0);
+    on_write(beast::error_code(static_cast<int>(-result), boost::system::system_category()));
+}
+
+template <typename Stream>
+void basic_http_session<Stream>::on_write(beast::error_code ec) {
     writing_ = false;
-    responses_.erase(responses_.begin(), responses_.begin() + static_cast<std::ptrdiff_t>(count));
-    first_slot_ += count;
+    responses_.erase(responses_.begin(), responses_.begin() + static_cast<std::ptrdiff_t>(out_count_));
+    first_slot_ += out_count_;
     if (ec) return;
-    if (!keep_alive) {
+    if (!out_keep_alive_) {
         shutdown(boost::asio::ip::tcp::socket::shutdown_send);
         return;
     }

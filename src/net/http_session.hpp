@@ -40,8 +40,11 @@ std::optional<framing_refusal> refuse_transfer_encoding(unsigned version, std::s
 
 // Over plain TCP (`http_session`) or TLS (`https_session`, when server.tls_cert_file is set);
 // both are instantiated in http_session.cpp.
+// Over plain TCP its answers join the turn's flush (ws::ring_writer) while the thread writes
+// through io_uring: an API answer and the frames it caused then share one system call.
 template <typename Stream>
-class basic_http_session : public std::enable_shared_from_this<basic_http_session<Stream>> {
+class basic_http_session final : public std::enable_shared_from_this<basic_http_session<Stream>>,
+                                 private ws::ring_writer {
 public:
     // Counts as one of `worker`'s handshakes until its first request is read.
     basic_http_session(Stream&& stream, worker& worker, services& services);
@@ -83,8 +86,16 @@ private:
     void fill(std::uint64_t slot, const std::shared_ptr<response>& res);
     // Reserves and fills at once: the answer to the request just read.
     void write(const std::shared_ptr<response>& res);
+    // Writes the answers ready at the front, unless a write is under way.
     void write_front();
-    void on_write(std::size_t count, bool keep_alive, beast::error_code ec);
+    // Puts the answers ready at the front into out_ (out_count_, out_keep_alive_).
+    void gather();
+    // out_ from `from` on, through the stream (the write then ends in on_write).
+    void write_out(std::size_t from);
+    int stage_write(ws::write_slot& slot) override;
+    void ring_written(long result) override;
+    // out_ was written (or failed with `ec`).
+    void on_write(beast::error_code ec);
     void shutdown(boost::asio::socket_base::shutdown_type what);
     // How long the request being read may take (the first one is a handshake).
     std::chrono::milliseconds read_timeout() const;
@@ -105,6 +116,8 @@ private:
     static constexpr std::size_t k_max_pipelined = 64;
     static constexpr std::size_t k_kept_out_bytes = 4096;  // a larger write buffer is released when idle
     std::string out_;                                      // the answers being written
+    std::size_t out_count_ = 0;                            // the answers out_ holds
+    bool out_keep_alive_ = true;                           // the connection stays open after them
     // A vector, not a deque: it allocates nothing for a connection that only upgrades (a deque
     // allocates its first block at once), and it never holds more than k_max_pipelined.
     std::vector<pending> responses_;

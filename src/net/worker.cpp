@@ -95,8 +95,11 @@ void worker::run() {
         if (answered) {
             auto answers = std::exchange(after_flush_, {});
             for (auto& answer : answers) answer();
+            loop.flush.run();  // the answers (they join the flush's ring: ring_writer)
         }
-        if (ran == 0 && !answered && loop.io.run_one() == 0) return;  // nothing was ready: wait for the next event
+        // Nothing was ready and nothing waits to be written (a flush's callbacks may have queued
+        // more): wait for the next event.
+        if (ran == 0 && !answered && loop.flush.empty() && loop.io.run_one() == 0) return;
     }
 }
 

@@ -50,6 +50,15 @@ struct worker {
     // (docs/architecture.md, "The turn").
     static constexpr std::size_t k_turn_frames = 64;
     bool batch_full() const { return batch_holds(k_turn_frames); }
+    // An API answer joins the turn's flush (ws::ring_writer: the same io_uring submission as
+    // the frames, not a system call of its own) while the turn's batch is small, under
+    // k_join_connections connections: targeted publishes, where the answer is a third of the
+    // writes and waits at most the rest of a short turn. Past that (a fan-out) it goes at once,
+    // as its one write is nothing beside the flush's, and a publisher answered at once may get
+    // its next message into this turn's batch (docs/architecture.md, "The frame layer and the
+    // write path").
+    static constexpr std::size_t k_join_connections = 256;
+    bool answer_joins_flush() const { return loop.flush.batches() && batch_connections() < k_join_connections; }
     // Runs `fn` on this thread once the coming flush has written.
     void after_flush(std::function<void()> fn) { after_flush_.push_back(std::move(fn)); }
 

@@ -58,8 +58,12 @@ const shared_frame& ping_frame() {
 
 void flush_queue::run() {
     running_.swap(pending_);
+    writers_running_.swap(writers_);
     frames_ = 0;
     if (ring_ == nullptr || ring_->broken()) {
+        // A writer is only added while the ring works; it broke since: the writers write alone.
+        for (auto& writer : writers_running_) writer->ring_written(send_ring::k_not_submitted);
+        writers_running_.clear();
         for (auto& connection : running_) connection->flush();
         running_.clear();
         return;
@@ -68,24 +72,46 @@ void flush_queue::run() {
     // time. No owner's callback may run while a connection of the batch has bytes in the kernel
     // it has not counted (a callback may reach another connection: close it, replace its
     // frames), so the answers are counted first and acted on after, and connections with no
-    // write to stage (TLS, nothing queued) are flushed after the batches.
-    std::array<endpoint*, send_ring::k_batch> staged{};
+    // write to stage (TLS, nothing queued) are flushed after the batches. The other writers
+    // (HTTP answers) go first, and hear their answers with the connections' callbacks.
+    struct staged_write {
+        endpoint* connection;  // or
+        ring_writer* writer;
+    };
+    std::array<staged_write, send_ring::k_batch> staged{};
     unsigned n = 0;
     const auto complete = [&] {
         const unsigned done = ring_->submit_and_wait();
-        for (unsigned i = 0; i < done; ++i) staged[i]->count_written(ring_->result(i));
-        for (unsigned i = 0; i < done; ++i) staged[i]->written(ring_->result(i));
+        for (unsigned i = 0; i < done; ++i) {
+            if (staged[i].connection != nullptr) staged[i].connection->count_written(ring_->result(i));
+        }
+        for (unsigned i = 0; i < done; ++i) {
+            if (staged[i].connection != nullptr) {
+                staged[i].connection->written(ring_->result(i));
+            } else {
+                staged[i].writer->ring_written(ring_->result(i));
+            }
+        }
         n = 0;
     };
-    for (auto& connection : running_) {
+    for (auto& writer : writers_running_) {
         if (ring_->broken()) {  // it broke in this run's last batch, whose answers are all taken
+            writer->ring_written(send_ring::k_not_submitted);
+            continue;
+        }
+        ring_->queue(n, writer->stage_write(ring_->slot(n)));
+        staged[n++] = {nullptr, writer.get()};
+        if (n == send_ring::k_batch) complete();
+    }
+    for (auto& connection : running_) {
+        if (ring_->broken()) {
             connection->flush();
             continue;
         }
         switch (connection->stage(ring_->slot(n))) {
             case endpoint::staging::staged:
                 ring_->queue(n, connection->socket().native_handle());
-                staged[n++] = connection.get();
+                staged[n++] = {connection.get(), nullptr};
                 if (n == send_ring::k_batch) complete();
                 break;
             case endpoint::staging::later: later_.push_back(connection.get()); break;
@@ -96,6 +122,7 @@ void flush_queue::run() {
     for (auto* connection : later_) connection->flush();
     later_.clear();
     running_.clear();
+    writers_running_.clear();
 }
 
 endpoint::endpoint(transport&& stream, flush_queue& flusher, options opts)

@@ -120,6 +120,25 @@ private:
     handler_slot* slot_;
 };
 
+// A write that is not a WebSocket connection's (an HTTP session's answers) handed to the turn's
+// flush, so that it reaches the kernel in the same io_uring submission as the frames instead of
+// costing a system call of its own (docs/architecture.md, "The frame layer and the write path").
+class ring_writer {
+public:
+    // Puts the write into `slot` (iovecs whose bytes stay put until ring_written) and returns
+    // the socket to write it to.
+    virtual int stage_write(write_slot& slot) = 0;
+    // What the kernel answered, as send_ring::result: the bytes it took, -errno, or
+    // send_ring::k_not_submitted (the ring broke first). The rest is the writer's to write.
+    virtual void ring_written(long result) = 0;
+
+protected:
+    ring_writer() = default;
+    ~ring_writer() = default;
+    ring_writer(const ring_writer&) = default;
+    ring_writer& operator=(const ring_writer&) = default;
+};
+
 // The connections of one thread with frames to write. The thread's loop (net::worker::run)
 // calls run() at the end of each turn, once the handlers that were ready have all run: every
 // frame queued during the turn, from every publish, goes out in one write per connection.
@@ -128,11 +147,18 @@ public:
     // Writes through `ring` from now on (nullptr: one system call per connection). The ring
     // outlives the queue's runs.
     void use(send_ring* ring) { ring_ = ring; }
+    // True while the queue writes through its ring: only then does it take a ring_writer.
+    bool batches() const { return ring_ != nullptr && !ring_->broken(); }
     void add(std::shared_ptr<endpoint> connection) { pending_.push_back(std::move(connection)); }
+    // Written in the next run(), before the connections' frames (an answer is small, and its
+    // publisher waits for it); only while batches().
+    void add(std::shared_ptr<ring_writer> writer) { writers_.push_back(std::move(writer)); }
     void frame_queued() { ++frames_; }
     void run();
     // Connections with frames waiting for the next run(), and the frames queued since the last.
     std::size_t size() const { return pending_.size(); }
+    // Nothing waits for the next run(): neither a connection nor another writer.
+    bool empty() const { return pending_.empty() && writers_.empty(); }
     std::size_t frames() const { return frames_; }
 
 private:
@@ -141,6 +167,8 @@ private:
     std::size_t frames_ = 0;
     std::vector<std::shared_ptr<endpoint>> pending_;
     std::vector<std::shared_ptr<endpoint>> running_;
+    std::vector<std::shared_ptr<ring_writer>> writers_;
+    std::vector<std::shared_ptr<ring_writer>> writers_running_;
 };
 
 class endpoint : public std::enable_shared_from_this<endpoint>, private frame_reader::handler {

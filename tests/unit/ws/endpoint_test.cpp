@@ -6,9 +6,11 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <iterator>
@@ -787,6 +789,88 @@ bool refuse_io_uring_enter(int err) {
     return ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) == 0;
 }
 
+// A write other than a connection's, as an HTTP session hands its answers to the flush.
+class recording_writer final : public ring_writer {
+public:
+    recording_writer(int fd, std::string bytes) : fd_(fd), bytes_(std::move(bytes)) {}
+    int stage_write(write_slot& slot) override {
+        slot.iov[0] = iovec{bytes_.data(), bytes_.size()};
+        slot.count = 1;
+        return fd_;
+    }
+    void ring_written(long result) override { results.push_back(result); }
+    std::vector<long> results;
+
+private:
+    int fd_;
+    std::string bytes_;
+};
+
+// More writers than a batch, each with a connection's frames in the same run: every writer hears
+// that the kernel took its bytes, its peer holds them, and every connection's frame arrives.
+TEST(FlushQueueWriters, WritersShareTheRingsBatchesWithTheConnections) {
+    boost::asio::io_context io{1};
+    std::string why;
+    auto ring = send_ring::open(why);
+    ASSERT_TRUE(ring) << "io_uring refused: " << why;
+    flush_queue flush;
+    EXPECT_FALSE(flush.batches());
+    flush.use(ring.get());
+    ASSERT_TRUE(flush.batches());
+    const endpoint::limits limits{64 * 1024, 1024 * 1024, 1000ms};
+    std::vector<std::unique_ptr<socket_pair>> pairs;
+    std::vector<std::shared_ptr<recording_endpoint>> conns;
+    std::vector<std::unique_ptr<socket_pair>> answer_pairs;
+    std::vector<std::shared_ptr<recording_writer>> writers;
+    for (unsigned i = 0; i < send_ring::k_batch + 6; ++i) {
+        pairs.push_back(std::make_unique<socket_pair>(io, flush));
+        conns.push_back(std::make_shared<recording_endpoint>(transport{pairs.back()->take_server()}, flush,
+                                                             endpoint::options{limits}));
+        conns.back()->start(std::string(k_head), {});
+        answer_pairs.push_back(std::make_unique<socket_pair>(io, flush));
+    }
+    flush.run();
+    for (auto& p : pairs) ASSERT_EQ(p->read_head(), k_head);
+    EXPECT_TRUE(flush.empty());
+    for (std::size_t i = 0; i < conns.size(); ++i) {
+        conns[i]->enqueue(ordered("frame " + std::to_string(i)));
+        writers.push_back(
+            std::make_shared<recording_writer>(answer_pairs[i]->server_fd(), "answer " + std::to_string(i)));
+        flush.add(std::shared_ptr<ring_writer>(writers.back()));
+    }
+    EXPECT_FALSE(flush.empty());
+    flush.run();
+    EXPECT_TRUE(flush.empty());
+    for (std::size_t i = 0; i < conns.size(); ++i) {
+        const auto answer = "answer " + std::to_string(i);
+        EXPECT_EQ(writers[i]->results, std::vector<long>{static_cast<long>(answer.size())});
+        EXPECT_EQ(answer_pairs[i]->read_bytes(answer.size()), answer);
+        auto f = pairs[i]->next_frame();
+        ASSERT_TRUE(f);
+        EXPECT_EQ(f->payload, "frame " + std::to_string(i));
+    }
+    for (auto& c : conns) c->terminate();
+}
+
+// A writer whose socket is gone hears the kernel's error, and the rest of the run goes on.
+TEST(FlushQueueWriters, AWriteToAClosedSocketHearsItsError) {
+    boost::asio::io_context io{1};
+    std::string why;
+    auto ring = send_ring::open(why);
+    ASSERT_TRUE(ring) << "io_uring refused: " << why;
+    flush_queue flush;
+    flush.use(ring.get());
+    socket_pair open_pair(io, flush);
+    auto gone = std::make_shared<recording_writer>(-1, "lost");
+    auto kept = std::make_shared<recording_writer>(open_pair.server_fd(), "kept");
+    flush.add(std::shared_ptr<ring_writer>(gone));
+    flush.add(std::shared_ptr<ring_writer>(kept));
+    flush.run();
+    EXPECT_EQ(gone->results, std::vector<long>{-EBADF});
+    EXPECT_EQ(kept->results, std::vector<long>{4});
+    EXPECT_EQ(open_pair.read_bytes(4), "kept");
+}
+
 // The ring refused mid-run (in a child process, which the filter confines): the turn's
 // connections, more than one batch of them, are written one by one, none is ended, and the ring
 // is not used again.
@@ -815,10 +899,14 @@ TEST(EndpointRingRefused, TheTurnsConnectionsAreWrittenOneByOne) {
             for (auto& p : pairs) {
                 if (p->read_head() != k_head) return 11;
             }
+            socket_pair answer_pair(io, flush);
+            auto writer = std::make_shared<recording_writer>(answer_pair.server_fd(), "answer");
             if (!refuse_io_uring_enter(EAGAIN)) return 12;
             for (auto& c : conns) c->enqueue(ordered("after the refusal"));
+            flush.add(std::shared_ptr<ring_writer>(writer));
             flush.run();
-            if (!ring->broken()) return 13;
+            if (!ring->broken() || flush.batches()) return 13;
+            if (writer->results != std::vector<long>{send_ring::k_not_submitted}) return 16;
             for (std::size_t i = 0; i < conns.size(); ++i) {
                 if (conns[i]->closing()) return 14;
                 auto f = pairs[i]->next_frame();
@@ -833,7 +921,7 @@ TEST(EndpointRingRefused, TheTurnsConnectionsAreWrittenOneByOne) {
     ASSERT_EQ(::waitpid(child, &status, 0), child);
     ASSERT_TRUE(WIFEXITED(status)) << "the child died of signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
     EXPECT_EQ(WEXITSTATUS(status), 0) << "10: no ring, 11: heads, 12: no filter, 13: ring not broken, 14: a "
-                                         "connection ended, 15: a frame missing";
+                                         "connection ended, 15: a frame missing, 16: the writer was not told";
 }
 
 INSTANTIATE_TEST_SUITE_P(Writes, EndpointTest, ::testing::Values(false, true),
