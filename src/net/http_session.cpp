@@ -2,6 +2,7 @@
 
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "admin/console.hpp"
@@ -546,12 +547,17 @@ int basic_http_session<Stream>::stage_write(ws::write_slot& slot) {
 template <typename Stream>
 void basic_http_session<Stream>::ring_written(long result) {
     if (result == static_cast<long>(out_.size())) return on_write({});
-    if (result >= 0) return write_out(static_cast<std::size_t>(result));  // the rest waits for the socket
     if (result == ws::send_ring::k_not_submitted) {
         gather();  // the ring broke before or as it took this write: nothing of it was sent
         return write_out(0);
     }
-    if (result == -EAGAIN || result == -EWOULDBLOCK || result == -EINTR) return write_out(0);
+    // Taken in part, or not yet: the rest waits for the socket.
+    if (result >= 0 || result == -EAGAIN || result == -EWOULDBLOCK || result == -EINTR) {
+        return write_out(static_cast<std::size_t>(std::max(result, 0L)));
+    }
+    // Reset or gone, or an error the ring made up: how much of the answers went is unknown, so
+    // nothing more can be answered in order on this connection.
+    shutdown(boost::asio::ip::tcp::socket::shutdown_both);
     on_write(beast::error_code(static_cast<int>(-result), boost::system::system_category()));
 }
 

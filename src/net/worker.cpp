@@ -84,6 +84,9 @@ void worker::run() {
         while (ran < k_max_handlers) {
             if (loop.io.poll_one() == 0 && !wait_for_engine()) break;
             ++ran;
+            // Answers that joined a small batch, which a fan-out has since made large: they go
+            // now, not after the longer turn it brings (answer_joins_flush).
+            if (loop.flush.has_writers() && !batch_small()) loop.flush.run_writers();
             if (batch_full()) break;
             if (ran % 16 != 0) continue;
             if (clock::now() - start > budget()) break;

@@ -55,10 +55,12 @@ struct worker {
     // k_join_connections connections: targeted publishes, where the answer is a third of the
     // writes and waits at most the rest of a short turn. Past that (a fan-out) it goes at once,
     // as its one write is nothing beside the flush's, and a publisher answered at once may get
-    // its next message into this turn's batch (docs/architecture.md, "The frame layer and the
-    // write path").
+    // its next message into this turn's batch (docs/architecture.md, "API answers in the
+    // flush").
+    // Should a fan-out make the batch larger later in the turn, the answers that joined go at
+    // that point, in one submission of their own (flush_queue::run_writers).
     static constexpr std::size_t k_join_connections = 256;
-    bool answer_joins_flush() const { return loop.flush.batches() && batch_connections() < k_join_connections; }
+    bool answer_joins_flush() const { return loop.flush.batches() && batch_small(); }
     // Runs `fn` on this thread once the coming flush has written.
     void after_flush(std::function<void()> fn) { after_flush_.push_back(std::move(fn)); }
 
@@ -84,6 +86,7 @@ private:
     // the broadcasts the hub gives every connection at the turn's end (hub::visit).
     std::size_t batch_connections() const { return std::max(loop.flush.size(), hub::hub::pending_connections()); }
     std::size_t batch_frames() const { return loop.flush.frames() + hub::hub::pending_frames(); }
+    bool batch_small() const { return batch_connections() < k_join_connections; }
     // The connections this turn will write hold `per_connection` frames each on average.
     bool batch_holds(std::size_t per_connection) const {
         const auto connections = batch_connections();

@@ -56,10 +56,16 @@ const shared_frame& ping_frame() {
 
 }  // namespace
 
-void flush_queue::run() {
-    running_.swap(pending_);
+void flush_queue::run() { write(true); }
+
+void flush_queue::run_writers() { write(false); }
+
+void flush_queue::write(bool connections) {
+    if (connections) {
+        running_.swap(pending_);
+        frames_ = 0;
+    }
     writers_running_.swap(writers_);
-    frames_ = 0;
     if (ring_ == nullptr || ring_->broken()) {
         // A writer is only added while the ring works; it broke since: the writers write alone.
         for (auto& writer : writers_running_) writer->ring_written(send_ring::k_not_submitted);

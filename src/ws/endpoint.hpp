@@ -122,7 +122,7 @@ private:
 
 // A write that is not a WebSocket connection's (an HTTP session's answers) handed to the turn's
 // flush, so that it reaches the kernel in the same io_uring submission as the frames instead of
-// costing a system call of its own (docs/architecture.md, "The frame layer and the write path").
+// costing a system call of its own (docs/architecture.md, "API answers in the flush").
 class ring_writer {
 public:
     // Puts the write into `slot` (iovecs whose bytes stay put until ring_written) and returns
@@ -155,6 +155,9 @@ public:
     void add(std::shared_ptr<ring_writer> writer) { writers_.push_back(std::move(writer)); }
     void frame_queued() { ++frames_; }
     void run();
+    // Writes only the writers now (the connections wait for run()).
+    void run_writers();
+    bool has_writers() const { return !writers_.empty(); }
     // Connections with frames waiting for the next run(), and the frames queued since the last.
     std::size_t size() const { return pending_.size(); }
     // Nothing waits for the next run(): neither a connection nor another writer.
@@ -162,6 +165,9 @@ public:
     std::size_t frames() const { return frames_; }
 
 private:
+    // run(), or run_writers() when `connections` is false.
+    void write(bool connections);
+
     send_ring* ring_ = nullptr;
     std::vector<endpoint*> later_;  // a run's connections to flush after its batches (held by running_)
     std::size_t frames_ = 0;

@@ -65,3 +65,28 @@ test('HttpPipelining.RequestsSentTogether_AreAnsweredInOrder', async () => {
     await server.stop();
   }
 });
+
+// Each /healthz waits for the answer before it, and is answered from the write of that answer:
+// the event loop must write those answers without waiting for another event. One thread, so
+// nothing but its once-a-second timer would wake it: twenty answers each left for the next event
+// take about ten seconds, against milliseconds.
+test('HttpPipelining.RequestsThatWaitForTheAnswersBefore_AreAllAnswered', async () => {
+  const server = await startServer({ env: { ZENA_THREADS: '1' } });
+  try {
+    const socket = net.connect(server.port, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const healthz = 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n';
+    const requests = [
+      post('/api/broadcast', { userId: 'nobody', type: 'thread.new', payload: { threadId: 'x', accountId: 'a' } }),
+      ...Array(20).fill(healthz),
+    ];
+    const answers = readResponses(socket, requests.length);
+    socket.write(requests.join(''));
+    const responses = await withTimeout(answers, 5000, 'the answers');
+    assert.equal(JSON.parse(responses[0].body).delivered, 0);
+    for (const r of responses.slice(1)) assert.deepEqual(JSON.parse(r.body), { status: 'ok' });
+    socket.destroy();
+  } finally {
+    await server.stop();
+  }
+});

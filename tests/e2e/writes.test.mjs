@@ -87,6 +87,7 @@ for (const ioUring of ['true', 'false']) {
   test(`Writes.ApiAnswerLargerThanOneWrite_ArrivesWhole_IoUring${ioUring === 'true' ? 'On' : 'Off'}`, async () => {
     const server = await startServer({ env: { ZENA_THREADS: '1', ZENA_IO_URING: ioUring } });
     try {
+      assert.match(server.output(), new RegExp(`writes io_uring=${ioUring}`));
       await largeAnswerArrivesWhole(server);
     } finally {
       await server.stop();

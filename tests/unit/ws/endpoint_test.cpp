@@ -852,6 +852,40 @@ TEST(FlushQueueWriters, WritersShareTheRingsBatchesWithTheConnections) {
     for (auto& c : conns) c->terminate();
 }
 
+// run_writers() writes the writers alone; the connections' frames wait for run().
+TEST(FlushQueueWriters, RunWritersLeavesTheConnectionsForTheFlush) {
+    boost::asio::io_context io{1};
+    std::string why;
+    auto ring = send_ring::open(why);
+    ASSERT_TRUE(ring) << "io_uring refused: " << why;
+    flush_queue flush;
+    flush.use(ring.get());
+    const endpoint::limits limits{64 * 1024, 1024 * 1024, 1000ms};
+    socket_pair pair(io, flush);
+    auto conn = std::make_shared<recording_endpoint>(transport{pair.take_server()}, flush, endpoint::options{limits});
+    conn->start(std::string(k_head), {});
+    flush.run();
+    ASSERT_EQ(pair.read_head(), k_head);
+    socket_pair answer_pair(io, flush);
+    auto writer = std::make_shared<recording_writer>(answer_pair.server_fd(), "early");
+    conn->enqueue(ordered("frame"));
+    flush.add(std::shared_ptr<ring_writer>(writer));
+    EXPECT_TRUE(flush.has_writers());
+    flush.run_writers();
+    EXPECT_FALSE(flush.has_writers());
+    EXPECT_EQ(writer->results, std::vector<long>{5});
+    // Read without turning the loop (a turn would run the flush).
+    EXPECT_EQ(flush.size(), 1U);
+    EXPECT_EQ(pair.read_available(), 0U);
+    EXPECT_EQ(answer_pair.read_available(), 5U);
+    EXPECT_EQ(answer_pair.pending(), "early");
+    flush.run();
+    auto f = pair.next_frame();
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->payload, "frame");
+    conn->terminate();
+}
+
 // A writer whose socket is gone hears the kernel's error, and the rest of the run goes on.
 TEST(FlushQueueWriters, AWriteToAClosedSocketHearsItsError) {
     boost::asio::io_context io{1};
@@ -907,6 +941,12 @@ TEST(EndpointRingRefused, TheTurnsConnectionsAreWrittenOneByOne) {
             flush.run();
             if (!ring->broken() || flush.batches()) return 13;
             if (writer->results != std::vector<long>{send_ring::k_not_submitted}) return 16;
+            // Added after the ring broke (a session checks batches() first, but one may have
+            // joined before): told at once that it was not submitted.
+            auto late = std::make_shared<recording_writer>(answer_pair.server_fd(), "late");
+            flush.add(std::shared_ptr<ring_writer>(late));
+            flush.run();
+            if (late->results != std::vector<long>{send_ring::k_not_submitted}) return 16;
             for (std::size_t i = 0; i < conns.size(); ++i) {
                 if (conns[i]->closing()) return 14;
                 auto f = pairs[i]->next_frame();
