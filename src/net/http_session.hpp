@@ -39,9 +39,9 @@ struct framing_refusal {
 std::optional<framing_refusal> refuse_transfer_encoding(unsigned version, std::span<const std::string_view> lines);
 
 // Over plain TCP (`http_session`) or TLS (`https_session`, when server.tls_cert_file is set);
-// both are instantiated in http_session.cpp.
-// Over plain TCP its answers join the turn's flush (ws::ring_writer) while the thread writes
-// through io_uring: an API answer and the frames it caused then share one system call.
+// both are instantiated in http_session.cpp. Over plain TCP the answers join the turn's flush
+// (ws::ring_writer) while the thread writes through io_uring and the turn's batch is small
+// (worker::answer_joins_flush): an answer and the frames its publish caused share one system call.
 template <typename Stream>
 class basic_http_session final : public std::enable_shared_from_this<basic_http_session<Stream>>,
                                  private ws::ring_writer {

@@ -806,34 +806,63 @@ private:
     std::string bytes_;
 };
 
-// More writers than a batch, each with a connection's frames in the same run: every writer hears
-// that the kernel took its bytes, its peer holds them, and every connection's frame arrives.
-TEST(FlushQueueWriters, WritersShareTheRingsBatchesWithTheConnections) {
+// A flush writing through a ring of its own (the server's default), and connections started on
+// it; without gtest's assertions, so that a child process can use it too.
+struct ring_connections {
+    ring_connections() : ring(send_ring::open(why)) {
+        if (ring) flush.use(ring.get());
+    }
+    ~ring_connections() {
+        for (auto& c : conns) c->terminate();
+    }
+    ring_connections(const ring_connections&) = delete;
+    ring_connections& operator=(const ring_connections&) = delete;
+
+    // Starts `count` more connections and flushes their 101 heads; false when one did not arrive.
+    bool start(std::size_t count) {
+        const auto first = pairs.size();
+        for (std::size_t i = 0; i < count; ++i) {
+            pairs.push_back(std::make_unique<socket_pair>(io, flush));
+            conns.push_back(std::make_shared<recording_endpoint>(transport{pairs.back()->take_server()}, flush,
+                                                                 endpoint::options{limits}));
+            conns.back()->start(std::string(k_head), {});
+        }
+        flush.run();
+        for (auto i = first; i < pairs.size(); ++i) {
+            if (pairs[i]->read_head() != k_head) return false;
+        }
+        return true;
+    }
+
     boost::asio::io_context io{1};
-    std::string why;
-    auto ring = send_ring::open(why);
-    ASSERT_TRUE(ring) << "io_uring refused: " << why;
+    std::string why;  // the kernel's reason when it refused the ring
+    std::unique_ptr<send_ring> ring;
     flush_queue flush;
-    EXPECT_FALSE(flush.batches());
-    flush.use(ring.get());
-    ASSERT_TRUE(flush.batches());
     const endpoint::limits limits{64 * 1024, 1024 * 1024, 1000ms};
     std::vector<std::unique_ptr<socket_pair>> pairs;
     std::vector<std::shared_ptr<recording_endpoint>> conns;
+};
+
+class FlushQueueWriters : public ::testing::Test {
+protected:
+    void SetUp() override { ASSERT_TRUE(rc.ring) << "io_uring refused: " << rc.why; }
+    ring_connections rc;
+};
+
+// More writers than a batch, each with a connection's frames in the same run: every writer hears
+// that the kernel took its bytes, its peer holds them, and every connection's frame arrives.
+TEST_F(FlushQueueWriters, WritersShareTheRingsBatchesWithTheConnections) {
+    EXPECT_FALSE(flush_queue{}.batches());
+    ASSERT_TRUE(rc.flush.batches());
+    ASSERT_TRUE(rc.start(send_ring::k_batch + 6));
+    auto& flush = rc.flush;
     std::vector<std::unique_ptr<socket_pair>> answer_pairs;
     std::vector<std::shared_ptr<recording_writer>> writers;
-    for (unsigned i = 0; i < send_ring::k_batch + 6; ++i) {
-        pairs.push_back(std::make_unique<socket_pair>(io, flush));
-        conns.push_back(std::make_shared<recording_endpoint>(transport{pairs.back()->take_server()}, flush,
-                                                             endpoint::options{limits}));
-        conns.back()->start(std::string(k_head), {});
-        answer_pairs.push_back(std::make_unique<socket_pair>(io, flush));
-    }
-    flush.run();
-    for (auto& p : pairs) ASSERT_EQ(p->read_head(), k_head);
+    for (std::size_t i = 0; i < rc.conns.size(); ++i)
+        answer_pairs.push_back(std::make_unique<socket_pair>(rc.io, flush));
     EXPECT_TRUE(flush.empty());
-    for (std::size_t i = 0; i < conns.size(); ++i) {
-        conns[i]->enqueue(ordered("frame " + std::to_string(i)));
+    for (std::size_t i = 0; i < rc.conns.size(); ++i) {
+        rc.conns[i]->enqueue(ordered("frame " + std::to_string(i)));
         writers.push_back(
             std::make_shared<recording_writer>(answer_pairs[i]->server_fd(), "answer " + std::to_string(i)));
         flush.add(std::shared_ptr<ring_writer>(writers.back()));
@@ -841,34 +870,24 @@ TEST(FlushQueueWriters, WritersShareTheRingsBatchesWithTheConnections) {
     EXPECT_FALSE(flush.empty());
     flush.run();
     EXPECT_TRUE(flush.empty());
-    for (std::size_t i = 0; i < conns.size(); ++i) {
+    for (std::size_t i = 0; i < rc.conns.size(); ++i) {
         const auto answer = "answer " + std::to_string(i);
         EXPECT_EQ(writers[i]->results, std::vector<long>{static_cast<long>(answer.size())});
         EXPECT_EQ(answer_pairs[i]->read_bytes(answer.size()), answer);
-        auto f = pairs[i]->next_frame();
+        auto f = rc.pairs[i]->next_frame();
         ASSERT_TRUE(f);
         EXPECT_EQ(f->payload, "frame " + std::to_string(i));
     }
-    for (auto& c : conns) c->terminate();
 }
 
 // run_writers() writes the writers alone; the connections' frames wait for run().
-TEST(FlushQueueWriters, RunWritersLeavesTheConnectionsForTheFlush) {
-    boost::asio::io_context io{1};
-    std::string why;
-    auto ring = send_ring::open(why);
-    ASSERT_TRUE(ring) << "io_uring refused: " << why;
-    flush_queue flush;
-    flush.use(ring.get());
-    const endpoint::limits limits{64 * 1024, 1024 * 1024, 1000ms};
-    socket_pair pair(io, flush);
-    auto conn = std::make_shared<recording_endpoint>(transport{pair.take_server()}, flush, endpoint::options{limits});
-    conn->start(std::string(k_head), {});
-    flush.run();
-    ASSERT_EQ(pair.read_head(), k_head);
-    socket_pair answer_pair(io, flush);
+TEST_F(FlushQueueWriters, RunWritersLeavesTheConnectionsForTheFlush) {
+    ASSERT_TRUE(rc.start(1));
+    auto& flush = rc.flush;
+    auto& pair = *rc.pairs[0];
+    socket_pair answer_pair(rc.io, flush);
     auto writer = std::make_shared<recording_writer>(answer_pair.server_fd(), "early");
-    conn->enqueue(ordered("frame"));
+    rc.conns[0]->enqueue(ordered("frame"));
     flush.add(std::shared_ptr<ring_writer>(writer));
     EXPECT_TRUE(flush.has_writers());
     flush.run_writers();
@@ -883,23 +902,16 @@ TEST(FlushQueueWriters, RunWritersLeavesTheConnectionsForTheFlush) {
     auto f = pair.next_frame();
     ASSERT_TRUE(f);
     EXPECT_EQ(f->payload, "frame");
-    conn->terminate();
 }
 
 // A writer whose socket is gone hears the kernel's error, and the rest of the run goes on.
-TEST(FlushQueueWriters, AWriteToAClosedSocketHearsItsError) {
-    boost::asio::io_context io{1};
-    std::string why;
-    auto ring = send_ring::open(why);
-    ASSERT_TRUE(ring) << "io_uring refused: " << why;
-    flush_queue flush;
-    flush.use(ring.get());
-    socket_pair open_pair(io, flush);
+TEST_F(FlushQueueWriters, AWriteToAClosedSocketHearsItsError) {
+    socket_pair open_pair(rc.io, rc.flush);
     auto gone = std::make_shared<recording_writer>(-1, "lost");
     auto kept = std::make_shared<recording_writer>(open_pair.server_fd(), "kept");
-    flush.add(std::shared_ptr<ring_writer>(gone));
-    flush.add(std::shared_ptr<ring_writer>(kept));
-    flush.run();
+    rc.flush.add(std::shared_ptr<ring_writer>(gone));
+    rc.flush.add(std::shared_ptr<ring_writer>(kept));
+    rc.flush.run();
     EXPECT_EQ(gone->results, std::vector<long>{-EBADF});
     EXPECT_EQ(kept->results, std::vector<long>{4});
     EXPECT_EQ(open_pair.read_bytes(4), "kept");
@@ -914,25 +926,14 @@ TEST(EndpointRingRefused, TheTurnsConnectionsAreWrittenOneByOne) {
     if (child == 0) {
         ::alarm(10);  // a hang fails the test
         const int code = [] {
-            boost::asio::io_context io{1};
-            std::string why;
-            auto ring = send_ring::open(why);
-            if (!ring) return 10;
-            flush_queue flush;
-            flush.use(ring.get());
-            const endpoint::limits limits{64 * 1024, 1024 * 1024, 1000ms};
-            std::vector<std::unique_ptr<socket_pair>> pairs;
-            std::vector<std::shared_ptr<recording_endpoint>> conns;
-            for (unsigned i = 0; i < send_ring::k_batch + 6; ++i) {
-                pairs.push_back(std::make_unique<socket_pair>(io, flush));
-                conns.push_back(std::make_shared<recording_endpoint>(transport{pairs.back()->take_server()}, flush,
-                                                                     endpoint::options{limits}));
-                conns.back()->start(std::string(k_head), {});
-            }
-            flush.run();
-            for (auto& p : pairs) {
-                if (p->read_head() != k_head) return 11;
-            }
+            ring_connections rc;
+            if (!rc.ring) return 10;
+            if (!rc.start(send_ring::k_batch + 6)) return 11;
+            auto& io = rc.io;
+            auto& flush = rc.flush;
+            auto& ring = rc.ring;
+            auto& pairs = rc.pairs;
+            auto& conns = rc.conns;
             socket_pair answer_pair(io, flush);
             auto writer = std::make_shared<recording_writer>(answer_pair.server_fd(), "answer");
             if (!refuse_io_uring_enter(EAGAIN)) return 12;
@@ -952,7 +953,6 @@ TEST(EndpointRingRefused, TheTurnsConnectionsAreWrittenOneByOne) {
                 auto f = pairs[i]->next_frame();
                 if (!f || f->payload != "after the refusal") return 15;
             }
-            for (auto& c : conns) c->terminate();
             return 0;
         }();
         ::_exit(code);
